@@ -1,0 +1,102 @@
+// Package config holds husk's configuration: its schema and defaults, where
+// it is read from, and how it is decoded and validated.
+//
+// Configuration is /etc/husk/config.toml followed by the drop-ins
+// /etc/husk/config.d/*.toml in lexical order; a key in a later file overrides
+// the same key in an earlier one, and keys a file does not mention keep their
+// value. Decoding is strict: unknown keys, wrong types and bad values are
+// errors that name the file, line and key (see Error).
+//
+// Adding a section is a field on Config with its toml tag, a struct type with
+// its defaults in Default, checks (if any) in validate.go, and its keys in
+// examples/config.toml (a test keeps the example complete).
+package config
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+const (
+	// DefaultPath is the main config file used when neither the containerd
+	// runtime option ConfigPath nor EnvPath names one.
+	DefaultPath = "/etc/husk/config.toml"
+	// EnvPath is the environment variable naming the main config file.
+	EnvPath = "HUSK_CONFIG"
+	// DropInDir is the directory, next to the main file, holding drop-ins.
+	DropInDir = "config.d"
+)
+
+// Config is husk's effective configuration. A *Config returned by Load is
+// valid; treat it as immutable.
+type Config struct {
+	Runtime Runtime `toml:"runtime"`
+	Log     Log     `toml:"log"`
+	Linux   Linux   `toml:"linux"`
+
+	// Sources lists the files applied, in order (empty: built-in defaults).
+	Sources []string `toml:"-"`
+}
+
+// Runtime configures the shim as a whole.
+type Runtime struct {
+	// DefaultHandler runs containers that do not ask for a handler. Load
+	// checks it is a handler husk knows; whether this build includes it is
+	// checked where handlers are registered.
+	DefaultHandler HandlerName `toml:"default_handler"`
+	// StateDir is the absolute, clean directory for per-container state.
+	StateDir string `toml:"state_dir"`
+}
+
+// Log configures the shim's logging.
+type Log struct {
+	Level Level `toml:"level"`
+}
+
+// Linux configures the Linux (libcontainer) handler.
+type Linux struct {
+	// SystemdCgroup drives cgroups through systemd, as runc --systemd-cgroup.
+	SystemdCgroup bool `toml:"systemd_cgroup"`
+	// NoPivotRoot enters the rootfs with MS_MOVE and chroot instead of
+	// pivot_root, for roots on ramfs where pivot_root fails.
+	NoPivotRoot bool `toml:"no_pivot_root"`
+}
+
+// Default returns the built-in configuration that files override.
+func Default() Config {
+	return Config{
+		Runtime: Runtime{
+			DefaultHandler: HandlerLinux,
+			StateDir:       "/run/husk",
+		},
+		Log: Log{Level: LevelInfo},
+	}
+}
+
+// Path returns the main config file to load and whether it was asked for
+// explicitly. optionPath (the containerd runtime option ConfigPath) wins over
+// $HUSK_CONFIG, which wins over DefaultPath; only DefaultPath may be absent.
+func Path(optionPath string) (path string, explicit bool) {
+	if optionPath != "" {
+		return optionPath, true
+	}
+	if p := os.Getenv(EnvPath); p != "" {
+		return p, true
+	}
+	return DefaultPath, false
+}
+
+// TOML renders c as a TOML document that Load reads back to the same values
+// (Sources is not part of it).
+func (c *Config) TOML() ([]byte, error) {
+	var buf bytes.Buffer
+	enc := toml.NewEncoder(&buf)
+	enc.SetIndentTables(false)
+	if err := enc.Encode(c); err != nil {
+		return nil, fmt.Errorf("encode config: %w", err)
+	}
+	return buf.Bytes(), nil
+}

@@ -1,0 +1,90 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/containerd/errdefs"
+	"github.com/pelletier/go-toml/v2"
+)
+
+// Load returns Default() overridden by the file at path and then by each
+// drop-in <dir of path>/config.d/*.toml in lexical order. A missing file at
+// path is an errdefs.ErrNotFound when explicit (see Path) and otherwise
+// leaves the defaults; a missing config.d is fine. Content errors are
+// *Error values (several joined when one file has several unknown keys or
+// bad values); Load stops at the first file that has any.
+func Load(path string, explicit bool) (*Config, error) {
+	c := Default()
+	data, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		if err := c.apply(path, data); err != nil {
+			return nil, err
+		}
+	case errors.Is(err, fs.ErrNotExist) && !explicit:
+		// Nothing to apply: defaults, then drop-ins.
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("config file %s: %w", path, errdefs.ErrNotFound)
+	default:
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+
+	dropIns, err := dropIns(filepath.Join(filepath.Dir(path), DropInDir))
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range dropIns {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("read config drop-in: %w", err)
+		}
+		if err := c.apply(p, data); err != nil {
+			return nil, err
+		}
+	}
+	return &c, nil
+}
+
+// dropIns lists the *.toml files of dir in lexical order. Hidden files
+// (editor and package-manager leftovers such as .x.toml.swp or .#x.toml) are
+// skipped.
+func dropIns(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir) // sorted by name
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read config drop-ins: %w", err)
+	}
+	var paths []string
+	for _, e := range entries {
+		name := e.Name()
+		if strings.HasPrefix(name, ".") || !strings.HasSuffix(name, ".toml") {
+			continue
+		}
+		paths = append(paths, filepath.Join(dir, name))
+	}
+	return paths, nil
+}
+
+// apply decodes data, the content of file, over c strictly and validates the
+// result. Problems are reported against file: values it does not set were
+// valid before it was applied.
+func (c *Config) apply(file string, data []byte) error {
+	dec := toml.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(c); err != nil {
+		return decodeError(file, data, err)
+	}
+	if ps := c.validate(); len(ps) > 0 {
+		return problemErrors(file, data, ps)
+	}
+	c.Sources = append(c.Sources, file)
+	return nil
+}
