@@ -1,0 +1,104 @@
+// Package runtime is the heart of the shim: it chooses a handler for each
+// sandbox, keeps every task's lifecycle in explicit states, and turns process
+// exits into events. Handlers (runtime/linux, later runtime/wasm and
+// runtime/virt) implement the small interfaces below and know nothing of
+// containerd's task API.
+package runtime
+
+import (
+	"context"
+	"syscall"
+	"time"
+
+	"github.com/containerd/containerd/v2/core/mount"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/huskrt/husk/runtime/config"
+)
+
+// Stdio names where a process's standard streams go, as containerd hands them
+// over: FIFO paths, or file:// and binary:// URIs. Empty means /dev/null.
+type Stdio struct {
+	Stdin    string
+	Stdout   string
+	Stderr   string
+	Terminal bool
+}
+
+// CreateRequest is what a handler needs to create a container.
+type CreateRequest struct {
+	ID        string
+	Namespace string
+	Bundle    string
+	Spec      *specs.Spec
+	// Rootfs are the mounts containerd prepared (an overlay snapshot, usually);
+	// empty when the bundle's rootfs is already in place (ctr run --rootfs).
+	Rootfs []mount.Mount
+	Stdio  Stdio
+	Config *config.Config
+}
+
+// Handler creates containers of one kind (linux, wasm, virt).
+type Handler interface {
+	Name() string
+	// Create sets the container up and creates its init process, stopped
+	// before the user's program runs. On error nothing is left behind.
+	Create(ctx context.Context, req *CreateRequest) (Container, error)
+}
+
+// Container is a handler's container. The runtime serialises lifecycle calls
+// and checks states before calling in, so implementations may assume a legal
+// order.
+type Container interface {
+	// Init is the container's first process.
+	Init() Process
+	// Exec prepares (but does not start) another process in the container.
+	Exec(ctx context.Context, id string, spec *specs.Process, stdio Stdio) (Process, error)
+	Pause(ctx context.Context) error
+	Resume(ctx context.Context) error
+	Update(ctx context.Context, res *specs.LinuxResources) error
+	// Stats returns the container's resource usage as a containerd metrics
+	// message (cgroups v1 or v2 stats), ready to be marshalled into an Any.
+	Stats(ctx context.Context) (any, error)
+	Pids(ctx context.Context) ([]int, error)
+	// OOM returns a channel that receives once per OOM kill in the container.
+	OOM() <-chan struct{}
+	// Delete removes everything the container holds (processes, cgroups,
+	// mounts, state). It is called once, after the init process has exited
+	// or was never started.
+	Delete(ctx context.Context) error
+}
+
+// Process is one process of a container: its init or an exec.
+type Process interface {
+	// Pid is 0 until the process exists.
+	Pid() int
+	Start(ctx context.Context) error
+	// Signal sends sig to the process, or with all to every process of the
+	// container.
+	Signal(ctx context.Context, sig syscall.Signal, all bool) error
+	ResizePty(ctx context.Context, width, height uint32) error
+	CloseStdin(ctx context.Context) error
+	// Done is closed when the process has exited; Exit then tells how.
+	Done() <-chan struct{}
+	Exit() Exit
+	// Close waits (bounded) for the process's output to be copied out and
+	// releases its I/O. Called when the process is deleted.
+	Close(ctx context.Context) error
+}
+
+// Exit is how a process ended. Status follows the shell convention: the exit
+// code, or 128+n for a process killed by signal n.
+type Exit struct {
+	Pid    int
+	Status int
+	At     time.Time
+}
+
+// ExitStatus converts a wait status to Exit.Status.
+func ExitStatus(ws syscall.WaitStatus) int {
+	if ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return ws.ExitStatus()
+}

@@ -1,0 +1,247 @@
+// Package stdio connects a process's standard streams to the destinations
+// containerd names for them: FIFOs (ctr, CRI) or file:// URIs. Output is
+// copied through pipes (or a pty master) by goroutines that end, and close
+// their destination, when the process side reaches EOF.
+package stdio
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/containerd/errdefs"
+	"github.com/containerd/fifo"
+)
+
+// copyBufSize is the buffer of each copier (containerd uses 32 KiB too).
+const copyBufSize = 32 << 10
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
+
+// Paths are containerd's names for the three streams; empty means none.
+type Paths struct {
+	Stdin, Stdout, Stderr string
+}
+
+// IO is the host side of a process's standard streams.
+type IO struct {
+	// Stdin, Stdout and Stderr are the ends the process gets; nil means
+	// /dev/null. CloseChildEnds closes the host's copies after start.
+	Stdin  *os.File
+	Stdout *os.File
+	Stderr *os.File
+
+	terminal bool // the process has a pty: stdinW is its master
+
+	mu      sync.Mutex
+	stdinW  io.WriteCloser // our end of the stdin pipe or the pty master; guarded by mu
+	closers []io.Closer    // everything to release at Close
+	copies  sync.WaitGroup // output copiers
+}
+
+// OpenDest opens an output destination: a FIFO path or a file:// URI.
+func OpenDest(ctx context.Context, dest string) (io.WriteCloser, error) {
+	u, err := url.Parse(dest)
+	if err == nil && u.Scheme != "" {
+		switch u.Scheme {
+		case "file":
+			if err := os.MkdirAll(dirOf(u.Path), 0o755); err != nil {
+				return nil, err
+			}
+			return os.OpenFile(u.Path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+		case "fifo":
+			dest = u.Path
+		default:
+			return nil, fmt.Errorf("stdio destination %q: scheme %q is not supported yet: %w", dest, u.Scheme, errdefs.ErrNotImplemented)
+		}
+	}
+	f, err := fifo.OpenFifo(ctx, dest, syscall.O_WRONLY, 0)
+	if err != nil {
+		return nil, fmt.Errorf("opening stdio fifo %s: %w", dest, err)
+	}
+	return f, nil
+}
+
+func dirOf(p string) string {
+	for i := len(p) - 1; i > 0; i-- {
+		if p[i] == '/' {
+			return p[:i]
+		}
+	}
+	return "/"
+}
+
+// openStdin opens the stdin FIFO for reading without waiting for a writer.
+func openStdin(ctx context.Context, path string) (io.ReadCloser, error) {
+	f, err := fifo.OpenFifo(ctx, path, syscall.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, fmt.Errorf("opening stdin fifo %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// NewPipes connects p through pipes, for a process without a terminal.
+func NewPipes(ctx context.Context, p Paths) (_ *IO, retErr error) {
+	x := &IO{}
+	defer func() {
+		if retErr != nil {
+			x.closeAll()
+		}
+	}()
+	if p.Stdin != "" {
+		src, err := openStdin(ctx, p.Stdin)
+		if err != nil {
+			return nil, err
+		}
+		x.closers = append(x.closers, src)
+		r, w, err := os.Pipe()
+		if err != nil {
+			return nil, err
+		}
+		x.Stdin, x.stdinW = r, w
+		x.closers = append(x.closers, w)
+		go x.copyStdin(w, src)
+	}
+	for _, s := range []struct {
+		dest  string
+		child **os.File
+	}{{p.Stdout, &x.Stdout}, {p.Stderr, &x.Stderr}} {
+		if s.dest == "" {
+			continue
+		}
+		dst, err := OpenDest(ctx, s.dest)
+		if err != nil {
+			return nil, err
+		}
+		r, w, err := os.Pipe()
+		if err != nil {
+			dst.Close()
+			return nil, err
+		}
+		*s.child = w
+		x.closers = append(x.closers, r)
+		x.copyOut(dst, r)
+	}
+	return x, nil
+}
+
+// NewConsole connects p to a pty master received from the container: stdin
+// is written to it, and everything read from it goes to stdout (a terminal
+// merges stderr into stdout).
+func NewConsole(ctx context.Context, master *os.File, p Paths) (_ *IO, retErr error) {
+	x := &IO{stdinW: master, terminal: true}
+	x.closers = append(x.closers, master)
+	defer func() {
+		if retErr != nil {
+			x.closeAll()
+		}
+	}()
+	if p.Stdin != "" {
+		src, err := openStdin(ctx, p.Stdin)
+		if err != nil {
+			return nil, err
+		}
+		x.closers = append(x.closers, src)
+		go x.copyStdin(nil, src)
+	}
+	if p.Stdout != "" {
+		dst, err := OpenDest(ctx, p.Stdout)
+		if err != nil {
+			return nil, err
+		}
+		x.copyOut(dst, master)
+	}
+	return x, nil
+}
+
+// copyStdin copies the stdin FIFO into the process; when the client closes
+// its end, the process sees EOF (on a pipe; a terminal keeps going, as with
+// runc, until CloseStdin).
+func (x *IO) copyStdin(own io.Closer, src io.Reader) {
+	x.mu.Lock()
+	w := x.stdinW
+	x.mu.Unlock()
+	if w == nil {
+		return
+	}
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	_, _ = io.CopyBuffer(w, src, *bp)
+	if own != nil {
+		_ = x.CloseStdin()
+	}
+}
+
+func (x *IO) copyOut(dst io.WriteCloser, src io.Reader) {
+	x.copies.Add(1)
+	go func() {
+		defer x.copies.Done()
+		defer dst.Close()
+		bp := bufPool.Get().(*[]byte)
+		defer bufPool.Put(bp)
+		_, err := io.CopyBuffer(dst, src, *bp)
+		// A pty master reports EIO once the last slave is closed: that is
+		// its EOF.
+		_ = err
+	}()
+}
+
+// CloseChildEnds closes the host's copies of the ends given to the process,
+// so that copiers see EOF when the process (and its children) exit. Call it
+// once the process has started (or failed to).
+func (x *IO) CloseChildEnds() {
+	for _, f := range []*os.File{x.Stdin, x.Stdout, x.Stderr} {
+		if f != nil {
+			f.Close()
+		}
+	}
+}
+
+// CloseStdin closes the process's standard input.
+func (x *IO) CloseStdin() error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	w := x.stdinW
+	if w == nil {
+		return nil
+	}
+	x.stdinW = nil
+	if x.terminal {
+		// On a terminal, EOF is the EOT character; closing the master
+		// would hang up the whole session.
+		_, err := w.Write([]byte{4})
+		return err
+	}
+	return w.Close()
+}
+
+// Close waits up to grace for the output to be copied out, then releases
+// everything.
+func (x *IO) Close(grace time.Duration) error {
+	done := make(chan struct{})
+	go func() { x.copies.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-time.After(grace):
+		err = errors.New("process output still open after its exit (a child holds it?); closing it")
+	}
+	x.closeAll()
+	return err
+}
+
+func (x *IO) closeAll() {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for _, c := range x.closers {
+		_ = c.Close()
+	}
+	x.closers = nil
+	x.stdinW = nil
+}
