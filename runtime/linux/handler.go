@@ -1,0 +1,119 @@
+package linux
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/containerd/errdefs"
+	"github.com/opencontainers/runc/libcontainer"
+	"github.com/opencontainers/runc/libcontainer/specconv"
+
+	"github.com/huskrt/husk/internal/logging"
+	"github.com/huskrt/husk/runtime"
+	"github.com/huskrt/husk/runtime/resource/cgroups"
+	"github.com/huskrt/husk/runtime/resource/rootfs"
+)
+
+// Name is the handler's name in config and annotations.
+const Name = "linux"
+
+// Handler creates native Linux containers.
+type Handler struct{}
+
+// New returns the LinuxContainer handler.
+func New() *Handler { return &Handler{} }
+
+// Name returns "linux".
+func (*Handler) Name() string { return Name }
+
+// StateRoot is where libcontainer keeps the state of a namespace's
+// containers.
+func StateRoot(stateDir, namespace string) string {
+	return filepath.Join(stateDir, namespace, "linux")
+}
+
+// Create mounts the rootfs, creates the libcontainer container and its init
+// process (waiting for Start). Every step is undone if a later one fails.
+func (*Handler) Create(ctx context.Context, req *runtime.CreateRequest) (_ runtime.Container, retErr error) {
+	spec := *req.Spec
+	if spec.Linux == nil {
+		return nil, fmt.Errorf("OCI spec of %s has no linux section: %w", req.ID, errdefs.ErrInvalidArgument)
+	}
+	root := *spec.Root
+	if !filepath.IsAbs(root.Path) {
+		root.Path = filepath.Join(req.Bundle, root.Path)
+	}
+	spec.Root = &root
+
+	var undo []func()
+	defer func() {
+		if retErr != nil {
+			for i := len(undo) - 1; i >= 0; i-- {
+				undo[i]()
+			}
+		}
+	}()
+
+	var mounted *rootfs.Mounted
+	if len(req.Rootfs) > 0 {
+		m, err := rootfs.Mount(req.Rootfs, root.Path)
+		if err != nil {
+			return nil, err
+		}
+		mounted = m
+		undo = append(undo, func() { _ = m.Unmount() })
+	} else if err := rootfs.Check(root.Path); err != nil {
+		return nil, err
+	}
+
+	lcfg, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{
+		CgroupName:       req.ID,
+		UseSystemdCgroup: req.Config.Linux.SystemdCgroup,
+		NoPivotRoot:      req.Config.Linux.NoPivotRoot,
+		Spec:             &spec,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("OCI spec of %s: %w: %w", req.ID, err, errdefs.ErrInvalidArgument)
+	}
+	stateRoot := StateRoot(req.Config.Runtime.StateDir, req.Namespace)
+	if err := os.MkdirAll(stateRoot, 0o700); err != nil {
+		return nil, err
+	}
+	lc, err := libcontainer.Create(stateRoot, req.ID, lcfg)
+	switch {
+	case errors.Is(err, libcontainer.ErrExist):
+		return nil, fmt.Errorf("container %s: %w", req.ID, errdefs.ErrAlreadyExists)
+	case errors.Is(err, libcontainer.ErrInvalidID):
+		return nil, fmt.Errorf("container id %q: %w", req.ID, errdefs.ErrInvalidArgument)
+	case err != nil:
+		return nil, fmt.Errorf("creating container %s: %w", req.ID, err)
+	}
+	undo = append(undo, func() { _ = lc.Destroy() })
+
+	lp, err := newProcess(spec.Process)
+	if err != nil {
+		return nil, err
+	}
+	lp.Init = true
+	c := &container{id: req.ID, spec: &spec, lc: lc, rootfs: mounted, stopOOM: make(chan struct{})}
+	c.init = newProc(c, "", lp, req.Stdio)
+	if err := c.init.launch(ctx, lc.Start); err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() { _ = lc.Signal(os.Kill); <-c.init.done })
+
+	cg, err := cgroups.ForPid(c.init.Pid())
+	if err != nil {
+		// Stats and OOM events are lost, the container still works.
+		logging.L(ctx).Warn("container cgroup unavailable", "id", req.ID, "error", err)
+	} else {
+		c.cg = cg
+		if c.oom, err = cg.WatchOOM(c.stopOOM); err != nil {
+			logging.L(ctx).Warn("OOM events unavailable", "id", req.ID, "error", err)
+		}
+	}
+	return c, nil
+}
