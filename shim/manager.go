@@ -1,0 +1,149 @@
+// Package shim is husk's containerd shim v2: the `start` and `delete`
+// commands (Manager) and the ttrpc task service, built on containerd's
+// pkg/shim so both the 2.3+ bootstrap protocol and the legacy one work.
+package shim
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	bootapi "github.com/containerd/containerd/api/runtime/bootstrap/v1"
+	"github.com/containerd/containerd/api/types"
+	"github.com/containerd/containerd/v2/defaults"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/containerd/v2/pkg/shim"
+
+	"github.com/huskrt/husk/runtime/config"
+	"github.com/huskrt/husk/runtime/linux"
+	"github.com/huskrt/husk/version"
+)
+
+// RuntimeName is the runtime type containerd knows husk by.
+const RuntimeName = "io.containerd.husk.v2"
+
+// Manager implements the shim binary's commands other than serving: start
+// (spawn the long-lived shim and hand its address to containerd), delete
+// (clean up after a shim that died) and info.
+type Manager struct{}
+
+// Name returns the runtime type.
+func (Manager) Name() string { return RuntimeName }
+
+// Start launches the shim server for a new task and returns its address. If
+// a shim already serves this id, its address is returned.
+func (Manager) Start(ctx context.Context, params *bootapi.BootstrapParams) (_ *bootapi.BootstrapResult, retErr error) {
+	id := params.GetInstanceID()
+	ns, err := namespaces.NamespaceRequired(ctx)
+	if err != nil {
+		return nil, err
+	}
+	socketDir := params.GetSocketDir()
+	if socketDir == "" {
+		socketDir = filepath.Join(defaults.DefaultStateDir, "s")
+	}
+	address, err := shim.CreateSocketAddress(ctx, socketDir, params.GetContainerdGrpcAddress(), id, false)
+	if err != nil {
+		return nil, err
+	}
+	result := &bootapi.BootstrapResult{Version: 3, Protocol: "ttrpc", Address: address}
+
+	l, err := shim.NewSocket(address)
+	if err != nil {
+		if !shim.SocketEaddrinuse(err) {
+			return nil, fmt.Errorf("creating shim socket: %w", err)
+		}
+		if shim.CanConnect(address) {
+			return result, nil
+		}
+		if err := shim.RemoveSocket(address); err != nil {
+			return nil, fmt.Errorf("removing stale shim socket: %w", err)
+		}
+		if l, err = shim.NewSocket(address); err != nil {
+			return nil, fmt.Errorf("creating shim socket: %w", err)
+		}
+	}
+	defer func() {
+		if retErr != nil {
+			_ = shim.RemoveSocket(address)
+		}
+	}()
+	// The socket file must outlive this process's listener: the shim
+	// serves on the inherited fd.
+	l.SetUnlinkOnClose(false)
+	f, err := l.File()
+	l.Close()
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cwd, err := os.Getwd()
+	if err != nil {
+		return nil, err
+	}
+	args := []string{"-namespace", ns, "-id", id, "-address", params.GetContainerdGrpcAddress()}
+	if params.GetLogLevel() <= bootapi.LogLevel_LOG_LEVEL_DEBUG {
+		args = append(args, "-debug")
+	}
+	cmd := exec.Command(self, args...)
+	cmd.Dir = cwd
+	cmd.Env = append(os.Environ(), "GOMAXPROCS=2")
+	cmd.ExtraFiles = []*os.File{f} // fd 3: the ttrpc listener
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting shim: %w", err)
+	}
+	defer func() {
+		if retErr != nil {
+			_ = cmd.Process.Kill()
+		}
+	}()
+	// The shim outlives this process; reap it if it dies before we exit.
+	go func() { _ = cmd.Wait() }()
+	if err := shim.AdjustOOMScore(cmd.Process.Pid); err != nil {
+		return nil, fmt.Errorf("adjusting shim OOM score: %w", err)
+	}
+	return result, nil
+}
+
+// Stop is the `delete` command: containerd runs it when a shim died. It
+// removes what the dead shim left of the task: processes, cgroups,
+// libcontainer state and the rootfs mounts.
+func (Manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) {
+	ns, err := namespaces.NamespaceRequired(ctx)
+	if err != nil {
+		return shim.StopStatus{}, err
+	}
+	bundle, err := os.Getwd()
+	if err != nil {
+		return shim.StopStatus{}, err
+	}
+	cfg, err := config.Load(config.Path(""))
+	if err != nil {
+		return shim.StopStatus{}, err
+	}
+	st := shim.StopStatus{ExitedAt: time.Now(), ExitStatus: 128 + int(syscall.SIGKILL)}
+	pid, err := linux.Cleanup(ctx, linux.StateRoot(cfg.Runtime.StateDir, ns), id, filepath.Join(bundle, "rootfs"))
+	st.Pid = pid
+	return st, err
+}
+
+// Info describes the runtime to containerd.
+func (Manager) Info(ctx context.Context, options io.Reader) (*types.RuntimeInfo, error) {
+	return &types.RuntimeInfo{
+		Name:    RuntimeName,
+		Version: &types.RuntimeVersion{Version: version.Version, Revision: version.Revision},
+	}, nil
+}
+
+var _ shim.Shim = Manager{}

@@ -1,0 +1,47 @@
+package shim
+
+import (
+	"context"
+	"log/slog"
+	"os"
+
+	"github.com/containerd/containerd/v2/pkg/shim"
+	"github.com/containerd/containerd/v2/pkg/shutdown"
+	"github.com/containerd/containerd/v2/plugins"
+	"github.com/containerd/plugin"
+	"github.com/containerd/plugin/registry"
+
+	"github.com/huskrt/husk/internal/logging"
+	"github.com/huskrt/husk/runtime"
+)
+
+// Run is the shim binary's whole life: it registers the task service with
+// the given handlers and hands control to containerd's pkg/shim, which
+// parses the flags and runs start, delete or the server.
+func Run(ctx context.Context, handlers ...runtime.Handler) {
+	registry.Register(&plugin.Registration{
+		Type:     plugins.TTRPCPlugin,
+		ID:       "task",
+		Requires: []plugin.Type{plugins.EventPlugin, plugins.InternalPlugin},
+		InitFn: func(ic *plugin.InitContext) (any, error) {
+			pub, err := ic.GetByID(plugins.EventPlugin, "publisher")
+			if err != nil {
+				return nil, err
+			}
+			sd, err := ic.GetByID(plugins.InternalPlugin, "shutdown")
+			if err != nil {
+				return nil, err
+			}
+			level := new(slog.LevelVar)
+			if opts, ok := ic.Context.Value(shim.OptsKey{}).(shim.Opts); ok && opts.Debug {
+				level.Set(slog.LevelDebug)
+			}
+			// pkg/shim has pointed stderr at containerd's log pipe.
+			lctx := logging.WithLogger(ic.Context, logging.NewText(os.Stderr, level).With("runtime", RuntimeName))
+			return newService(lctx, runtime.NewManager(handlers...), pub.(shim.Publisher), sd.(shutdown.Service), level), nil
+		},
+	})
+	// libcontainer waits for its own children; a global reaper would steal
+	// their exit statuses.
+	shim.RunShim(ctx, Manager{}, func(c *shim.Config) { c.NoReaper = true })
+}

@@ -1,0 +1,414 @@
+package shim
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"syscall"
+
+	eventstypes "github.com/containerd/containerd/api/events"
+	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
+	"github.com/containerd/containerd/api/types/runc/options"
+	"github.com/containerd/containerd/api/types/runtimeoptions/v1"
+	"github.com/containerd/containerd/api/types/task"
+	"github.com/containerd/containerd/v2/core/mount"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/containerd/v2/pkg/protobuf"
+	ptypes "github.com/containerd/containerd/v2/pkg/protobuf/types"
+	"github.com/containerd/containerd/v2/pkg/shim"
+	"github.com/containerd/containerd/v2/pkg/shutdown"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/errdefs/pkg/errgrpc"
+	"github.com/containerd/ttrpc"
+	"github.com/containerd/typeurl/v2"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/huskrt/husk/internal/logging"
+	"github.com/huskrt/husk/runtime"
+	"github.com/huskrt/husk/runtime/config"
+)
+
+var empty = &ptypes.Empty{}
+
+// service is the containerd task API (v3) over the runtime's tasks. It only
+// translates: lifecycle rules live in runtime.Task, and errors are turned
+// into ttrpc statuses here and nowhere else.
+type service struct {
+	ctx    context.Context // the shim's; carries the logger
+	level  *slog.LevelVar
+	mgr    *runtime.Manager
+	events *publisher
+	sd     shutdown.Service
+
+	mu    sync.Mutex
+	tasks map[string]*runtime.Task // guarded by mu
+}
+
+var _ taskAPI.TTRPCTaskService = (*service)(nil)
+
+func newService(ctx context.Context, mgr *runtime.Manager, pub shim.Publisher, sd shutdown.Service, level *slog.LevelVar) *service {
+	s := &service{
+		ctx:    ctx,
+		level:  level,
+		mgr:    mgr,
+		events: newPublisher(ctx, pub, sd),
+		sd:     sd,
+		tasks:  make(map[string]*runtime.Task),
+	}
+	return s
+}
+
+// RegisterTTRPC makes the service a pkg/shim TTRPCService.
+func (s *service) RegisterTTRPC(server *ttrpc.Server) error {
+	taskAPI.RegisterTTRPCTaskService(server, s)
+	return nil
+}
+
+func rpcErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	return errgrpc.ToGRPC(err)
+}
+
+func (s *service) task(id string) (*runtime.Task, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.tasks[id]
+	if !ok {
+		return nil, errgrpc.ToGRPC(fmt.Errorf("task %s: %w", id, errdefs.ErrNotFound))
+	}
+	return t, nil
+}
+
+// loadConfig reads husk's config for a new task: the path given in the
+// runtime options (ConfigPath), else $HUSK_CONFIG, else /etc/husk.
+func (s *service) loadConfig(opts *anypb.Any) (*config.Config, error) {
+	optPath := ""
+	if opts != nil && opts.GetValue() != nil {
+		v, err := typeurl.UnmarshalAny(opts)
+		if err != nil {
+			return nil, fmt.Errorf("runtime options: %w: %w", err, errdefs.ErrInvalidArgument)
+		}
+		switch o := v.(type) {
+		case *runtimeoptions.Options:
+			optPath = o.ConfigPath
+		case *options.Options:
+			// runc's options carry nothing husk uses.
+		default:
+			return nil, fmt.Errorf("runtime options of type %T are not husk's: %w", v, errdefs.ErrInvalidArgument)
+		}
+	}
+	cfg, err := config.Load(config.Path(optPath))
+	if err != nil {
+		return nil, err
+	}
+	s.level.Set(cfg.Log.Level.Level())
+	return cfg, nil
+}
+
+func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*taskAPI.CreateTaskResponse, error) {
+	ctx = logging.With(s.ctx, "id", r.ID)
+	cfg, err := s.loadConfig(r.Options)
+	if err != nil {
+		return nil, rpcErr(err)
+	}
+	spec, err := runtime.LoadSpec(r.Bundle)
+	if err != nil {
+		return nil, rpcErr(err)
+	}
+	ns, err := namespaces.NamespaceRequired(s.ctx)
+	if err != nil {
+		return nil, rpcErr(err)
+	}
+	req := &runtime.CreateRequest{
+		ID:        r.ID,
+		Namespace: ns,
+		Bundle:    r.Bundle,
+		Spec:      spec,
+		Stdio:     runtime.Stdio{Stdin: r.Stdin, Stdout: r.Stdout, Stderr: r.Stderr, Terminal: r.Terminal},
+		Config:    cfg,
+	}
+	for _, m := range r.Rootfs {
+		req.Rootfs = append(req.Rootfs, mount.Mount{Type: m.Type, Source: m.Source, Target: m.Target, Options: m.Options})
+	}
+	s.mu.Lock()
+	_, exists := s.tasks[r.ID]
+	s.mu.Unlock()
+	if exists {
+		return nil, rpcErr(fmt.Errorf("task %s: %w", r.ID, errdefs.ErrAlreadyExists))
+	}
+	t, err := s.mgr.Create(ctx, req, s.events)
+	if err != nil {
+		logging.L(ctx).Error("create failed", "error", err)
+		return nil, rpcErr(err)
+	}
+	s.mu.Lock()
+	s.tasks[r.ID] = t
+	s.mu.Unlock()
+	s.events.send(&eventstypes.TaskCreate{
+		ContainerID: r.ID,
+		Bundle:      r.Bundle,
+		Rootfs:      r.Rootfs,
+		IO:          &eventstypes.TaskIO{Stdin: r.Stdin, Stdout: r.Stdout, Stderr: r.Stderr, Terminal: r.Terminal},
+		Checkpoint:  r.Checkpoint,
+		Pid:         uint32(t.Pid()),
+	})
+	return &taskAPI.CreateTaskResponse{Pid: uint32(t.Pid())}, nil
+}
+
+func (s *service) Start(ctx context.Context, r *taskAPI.StartRequest) (*taskAPI.StartResponse, error) {
+	t, err := s.task(r.ID)
+	if err != nil {
+		return nil, err
+	}
+	pid, err := t.Start(logging.With(s.ctx, "id", r.ID, "exec", r.ExecID), r.ExecID)
+	if err != nil {
+		return nil, rpcErr(err)
+	}
+	if r.ExecID == "" {
+		s.events.send(&eventstypes.TaskStart{ContainerID: r.ID, Pid: uint32(pid)})
+	} else {
+		s.events.send(&eventstypes.TaskExecStarted{ContainerID: r.ID, ExecID: r.ExecID, Pid: uint32(pid)})
+	}
+	return &taskAPI.StartResponse{Pid: uint32(pid)}, nil
+}
+
+func (s *service) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAPI.DeleteResponse, error) {
+	t, err := s.task(r.ID)
+	if err != nil {
+		return nil, err
+	}
+	st, err := t.Delete(logging.With(s.ctx, "id", r.ID, "exec", r.ExecID), r.ExecID)
+	if err != nil && st.State != runtime.Deleted {
+		return nil, rpcErr(err)
+	}
+	if err != nil {
+		// Deleted, but something was left behind: say so in the log, the
+		// task is gone for containerd either way.
+		logging.L(s.ctx).Error("delete left something behind", "id", r.ID, "error", err)
+	}
+	if r.ExecID == "" {
+		s.mu.Lock()
+		delete(s.tasks, r.ID)
+		s.mu.Unlock()
+		s.events.send(&eventstypes.TaskDelete{
+			ContainerID: r.ID,
+			Pid:         uint32(st.Pid),
+			ExitStatus:  uint32(st.Exit.Status),
+			ExitedAt:    protobuf.ToTimestamp(st.Exit.At),
+		})
+	}
+	return &taskAPI.DeleteResponse{
+		Pid:        uint32(st.Pid),
+		ExitStatus: uint32(st.Exit.Status),
+		ExitedAt:   protobuf.ToTimestamp(st.Exit.At),
+	}, nil
+}
+
+func (s *service) Exec(ctx context.Context, r *taskAPI.ExecProcessRequest) (*ptypes.Empty, error) {
+	t, err := s.task(r.ID)
+	if err != nil {
+		return nil, err
+	}
+	var ps specs.Process
+	if r.Spec == nil {
+		return nil, rpcErr(fmt.Errorf("exec %s: no process spec: %w", r.ExecID, errdefs.ErrInvalidArgument))
+	}
+	if err := json.Unmarshal(r.Spec.GetValue(), &ps); err != nil {
+		return nil, rpcErr(fmt.Errorf("exec %s: malformed process spec: %v: %w", r.ExecID, err, errdefs.ErrInvalidArgument))
+	}
+	stdio := runtime.Stdio{Stdin: r.Stdin, Stdout: r.Stdout, Stderr: r.Stderr, Terminal: r.Terminal}
+	if err := t.Exec(logging.With(s.ctx, "id", r.ID, "exec", r.ExecID), r.ExecID, &ps, stdio); err != nil {
+		return nil, rpcErr(err)
+	}
+	s.events.send(&eventstypes.TaskExecAdded{ContainerID: r.ID, ExecID: r.ExecID})
+	return empty, nil
+}
+
+func (s *service) ResizePty(ctx context.Context, r *taskAPI.ResizePtyRequest) (*ptypes.Empty, error) {
+	t, err := s.task(r.ID)
+	if err != nil {
+		return nil, err
+	}
+	return empty, rpcErr(t.ResizePty(ctx, r.ExecID, r.Width, r.Height))
+}
+
+func (s *service) State(ctx context.Context, r *taskAPI.StateRequest) (*taskAPI.StateResponse, error) {
+	t, err := s.task(r.ID)
+	if err != nil {
+		return nil, err
+	}
+	st, err := t.Status(r.ExecID)
+	if err != nil {
+		return nil, rpcErr(err)
+	}
+	id := r.ExecID
+	if id == "" {
+		id = r.ID
+	}
+	return &taskAPI.StateResponse{
+		ID:         id,
+		Bundle:     t.Bundle,
+		Pid:        uint32(st.Pid),
+		Status:     taskStatus(st.State),
+		Stdin:      st.Stdio.Stdin,
+		Stdout:     st.Stdio.Stdout,
+		Stderr:     st.Stdio.Stderr,
+		Terminal:   st.Stdio.Terminal,
+		ExitStatus: uint32(st.Exit.Status),
+		ExitedAt:   protobuf.ToTimestamp(st.Exit.At),
+		ExecID:     r.ExecID,
+	}, nil
+}
+
+func taskStatus(s runtime.State) task.Status {
+	switch s {
+	case runtime.Created:
+		return task.Status_CREATED
+	case runtime.Running:
+		return task.Status_RUNNING
+	case runtime.Paused:
+		return task.Status_PAUSED
+	case runtime.Stopped:
+		return task.Status_STOPPED
+	}
+	return task.Status_UNKNOWN
+}
+
+func (s *service) Pause(ctx context.Context, r *taskAPI.PauseRequest) (*ptypes.Empty, error) {
+	t, err := s.task(r.ID)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.Pause(ctx); err != nil {
+		return nil, rpcErr(err)
+	}
+	s.events.send(&eventstypes.TaskPaused{ContainerID: r.ID})
+	return empty, nil
+}
+
+func (s *service) Resume(ctx context.Context, r *taskAPI.ResumeRequest) (*ptypes.Empty, error) {
+	t, err := s.task(r.ID)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.Resume(ctx); err != nil {
+		return nil, rpcErr(err)
+	}
+	s.events.send(&eventstypes.TaskResumed{ContainerID: r.ID})
+	return empty, nil
+}
+
+func (s *service) Kill(ctx context.Context, r *taskAPI.KillRequest) (*ptypes.Empty, error) {
+	t, err := s.task(r.ID)
+	if err != nil {
+		return nil, err
+	}
+	return empty, rpcErr(t.Kill(ctx, r.ExecID, syscall.Signal(r.Signal), r.All))
+}
+
+func (s *service) Pids(ctx context.Context, r *taskAPI.PidsRequest) (*taskAPI.PidsResponse, error) {
+	t, err := s.task(r.ID)
+	if err != nil {
+		return nil, err
+	}
+	pids, execs, err := t.Pids(ctx)
+	if err != nil {
+		return nil, rpcErr(err)
+	}
+	resp := &taskAPI.PidsResponse{}
+	for _, pid := range pids {
+		info := &task.ProcessInfo{Pid: uint32(pid)}
+		if id, ok := execs[pid]; ok {
+			a, err := typeurl.MarshalAnyToProto(&options.ProcessDetails{ExecID: id})
+			if err != nil {
+				return nil, rpcErr(err)
+			}
+			info.Info = a
+		}
+		resp.Processes = append(resp.Processes, info)
+	}
+	return resp, nil
+}
+
+func (s *service) CloseIO(ctx context.Context, r *taskAPI.CloseIORequest) (*ptypes.Empty, error) {
+	t, err := s.task(r.ID)
+	if err != nil {
+		return nil, err
+	}
+	if !r.Stdin {
+		return empty, nil
+	}
+	return empty, rpcErr(t.CloseStdin(ctx, r.ExecID))
+}
+
+func (s *service) Checkpoint(ctx context.Context, r *taskAPI.CheckpointTaskRequest) (*ptypes.Empty, error) {
+	return nil, rpcErr(fmt.Errorf("checkpoint of %s: husk does not support checkpoint/restore yet: %w", r.ID, errdefs.ErrNotImplemented))
+}
+
+func (s *service) Update(ctx context.Context, r *taskAPI.UpdateTaskRequest) (*ptypes.Empty, error) {
+	t, err := s.task(r.ID)
+	if err != nil {
+		return nil, err
+	}
+	var res specs.LinuxResources
+	if r.Resources == nil {
+		return nil, rpcErr(fmt.Errorf("update %s: no resources: %w", r.ID, errdefs.ErrInvalidArgument))
+	}
+	if err := json.Unmarshal(r.Resources.GetValue(), &res); err != nil {
+		return nil, rpcErr(fmt.Errorf("update %s: malformed resources: %v: %w", r.ID, err, errdefs.ErrInvalidArgument))
+	}
+	return empty, rpcErr(t.Update(ctx, &res))
+}
+
+func (s *service) Wait(ctx context.Context, r *taskAPI.WaitRequest) (*taskAPI.WaitResponse, error) {
+	t, err := s.task(r.ID)
+	if err != nil {
+		return nil, err
+	}
+	e, err := t.Wait(ctx, r.ExecID)
+	if err != nil {
+		return nil, rpcErr(err)
+	}
+	return &taskAPI.WaitResponse{ExitStatus: uint32(e.Status), ExitedAt: protobuf.ToTimestamp(e.At)}, nil
+}
+
+func (s *service) Stats(ctx context.Context, r *taskAPI.StatsRequest) (*taskAPI.StatsResponse, error) {
+	t, err := s.task(r.ID)
+	if err != nil {
+		return nil, err
+	}
+	m, err := t.Stats(ctx)
+	if err != nil {
+		return nil, rpcErr(err)
+	}
+	a, err := typeurl.MarshalAnyToProto(m)
+	if err != nil {
+		return nil, rpcErr(err)
+	}
+	return &taskAPI.StatsResponse{Stats: a}, nil
+}
+
+func (s *service) Connect(ctx context.Context, r *taskAPI.ConnectRequest) (*taskAPI.ConnectResponse, error) {
+	resp := &taskAPI.ConnectResponse{ShimPid: uint32(os.Getpid())}
+	if t, err := s.task(r.ID); err == nil {
+		resp.TaskPid = uint32(t.Pid())
+	}
+	return resp, nil
+}
+
+// Shutdown ends the shim once it serves no task.
+func (s *service) Shutdown(ctx context.Context, r *taskAPI.ShutdownRequest) (*ptypes.Empty, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.tasks) > 0 {
+		return empty, nil
+	}
+	s.sd.Shutdown()
+	return empty, nil
+}
