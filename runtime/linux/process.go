@@ -56,7 +56,7 @@ func (p *process) Pid() int {
 }
 
 func (p *process) Done() <-chan struct{} { return p.done }
-func (p *process) Exit() runtime.Exit   { return p.exit }
+func (p *process) Exit() runtime.Exit    { return p.exit }
 
 // launch wires up the process's stdio, runs start (libcontainer's Start for
 // an init, Run for an exec) and begins waiting for it.
