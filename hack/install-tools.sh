@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# install-tools.sh installs what husk's tests need on a Debian 12 machine, as
+# root: runc, a static busybox (the test images are built from it), libseccomp
+# and a C toolchain for cgo, and containerd + ctr + containerd-shim-runc-v2 in
+# <repo>/.tools/bin (test/devenv runs a private containerd from there).
+#
+# Idempotent and quick when everything is present: it prints one line per
+# step, saying what it did or why it skipped it.
+set -euo pipefail
+
+CONTAINERD_VERSION=v2.4.2
+APT_PACKAGES=(runc busybox-static libseccomp-dev pkg-config gcc libc6-dev)
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+bin="$repo/.tools/bin"
+
+installed() {
+	dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null | grep -qx installed
+}
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+	installed "$p" || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then
+	echo "apt: ${APT_PACKAGES[*]} already installed, skipped"
+else
+	if [[ $(id -u) != 0 ]]; then
+		echo "apt: ${missing[*]} missing and not root; run this as root" >&2
+		exit 1
+	fi
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	echo "apt: installed ${missing[*]}"
+fi
+
+# containerd's version line: "containerd github.com/containerd/containerd/v2 2.4.2+unknown".
+want=${CONTAINERD_VERSION#v}
+have_containerd() {
+	[[ -x $bin/containerd && -x $bin/ctr && -x $bin/containerd-shim-runc-v2 ]] &&
+		"$bin/containerd" --version 2>/dev/null | grep -qE "[[:space:]]v?${want//./\\.}([+[:space:]]|$)"
+}
+if have_containerd; then
+	echo "containerd: $CONTAINERD_VERSION already in $bin, skipped"
+else
+	if ! command -v go >/dev/null; then
+		echo "containerd: go not found in PATH; install Go first" >&2
+		exit 1
+	fi
+	mkdir -p "$bin"
+	# CGO_ENABLED=1 pins the plugin set: without cgo the btrfs snapshotter is
+	# not compiled in, and test/devenv checks that what it disables exists.
+	GOBIN="$bin" CGO_ENABLED=1 GOFLAGS= go install \
+		"github.com/containerd/containerd/v2/cmd/containerd@$CONTAINERD_VERSION" \
+		"github.com/containerd/containerd/v2/cmd/ctr@$CONTAINERD_VERSION" \
+		"github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2@$CONTAINERD_VERSION"
+	have_containerd || {
+		echo "containerd: built, but $bin/containerd --version does not say $CONTAINERD_VERSION" >&2
+		exit 1
+	}
+	echo "containerd: built $CONTAINERD_VERSION (containerd, ctr, containerd-shim-runc-v2) into $bin"
+fi
