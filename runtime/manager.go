@@ -47,7 +47,9 @@ func (m *Manager) Select(defaultHandler string, annotations map[string]string) (
 	}
 	h, ok := m.handlers[name]
 	if !ok {
-		return nil, fmt.Errorf("handler %q is not available in this build: %w", name, errdefs.ErrNotImplemented)
+		// Not ErrNotImplemented: containerd reads that status from Create
+		// as "task API v3 unsupported" and retries with v2.
+		return nil, fmt.Errorf("handler %q is not available in this build: %w", name, errdefs.ErrInvalidArgument)
 	}
 	return h, nil
 }

@@ -58,7 +58,7 @@ func OpenDest(ctx context.Context, dest string) (io.WriteCloser, error) {
 		case "fifo":
 			dest = u.Path
 		default:
-			return nil, fmt.Errorf("stdio destination %q: scheme %q is not supported yet: %w", dest, u.Scheme, errdefs.ErrNotImplemented)
+			return nil, fmt.Errorf("stdio destination %q: scheme %q is not supported yet: %w", dest, u.Scheme, errdefs.ErrInvalidArgument)
 		}
 	}
 	f, err := fifo.OpenFifo(ctx, dest, syscall.O_WRONLY, 0)

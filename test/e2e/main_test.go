@@ -1,0 +1,198 @@
+// Package e2e runs husk through a real containerd (tier 2): a private
+// containerd v2.4.2 started for the run, the shim built fresh from this
+// tree, images built locally, runc as the baseline. It needs root and the
+// tools `make tools` installs; without them every test skips and says why.
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/huskrt/husk/test/devenv"
+)
+
+const (
+	husk = "io.containerd.husk.v2"
+	runc = "io.containerd.runc.v2"
+)
+
+var (
+	// bench is the containerd shared by the package's tests; nil when
+	// skipReason says why not.
+	bench      *devenv.Containerd
+	skipReason string
+	// rootfsDir is an unpacked busybox rootfs for `ctr run --rootfs`.
+	rootfsDir string
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	if err := setup(); err != nil {
+		if bench == nil && skipReason == "" {
+			fmt.Fprintln(os.Stderr, "e2e setup:", err)
+			return 1
+		}
+	}
+	code := m.Run()
+	if bench != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := bench.Stop(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e teardown:", err)
+			code = 1
+		}
+	}
+	return code
+}
+
+func setup() error {
+	if os.Geteuid() != 0 {
+		skipReason = "needs root (containers, mounts, cgroups)"
+		return nil
+	}
+	root, err := devenv.RepoRoot()
+	if err != nil {
+		return err
+	}
+	tools := filepath.Join(root, ".tools", "bin")
+	if _, err := os.Stat(filepath.Join(tools, "containerd")); err != nil {
+		skipReason = "containerd is not built: run `make tools` (or `make test`)"
+		return nil
+	}
+	if _, err := exec.LookPath("runc"); err != nil {
+		skipReason = "runc (the parity baseline) is not installed: run `make tools`"
+		return nil
+	}
+	dir, err := os.MkdirTemp("", "he2e")
+	if err != nil {
+		return err
+	}
+	shimDir := filepath.Join(dir, "bin")
+	// Build the shim from this tree so the tests never run a stale binary.
+	build := exec.Command("go", "build", "-tags", "seccomp", "-o", filepath.Join(shimDir, "containerd-shim-husk-v2"), "./cmd/containerd-shim-husk-v2")
+	build.Dir = root
+	build.Env = append(os.Environ(), "CGO_ENABLED=1")
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("building the shim: %v\n%s", err, out)
+	}
+	rootfsDir = filepath.Join(dir, "rootfs")
+	if err := devenv.BusyboxRootfs(rootfsDir); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, err := devenv.Start(ctx, devenv.Options{
+		Dir:      filepath.Join(dir, "c"),
+		ToolsBin: tools,
+		ShimDir:  shimDir,
+		LogLevel: "info",
+	})
+	if err != nil {
+		return err
+	}
+	bench = c
+	if err := c.ImportBusybox(ctx, devenv.BusyboxRef); err != nil {
+		return err
+	}
+	return nil
+}
+
+// needBench skips t when the bench could not be set up, saying why.
+func needBench(t *testing.T) *devenv.Containerd {
+	t.Helper()
+	if bench == nil {
+		t.Skip(skipReason)
+	}
+	return bench
+}
+
+// ctx returns a context that ends with the test, bounded.
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// name returns a container id unique to this test, in the characters
+// containerd accepts.
+func name(t *testing.T, suffix string) string {
+	var b strings.Builder
+	dash := false
+	for _, r := range strings.ToLower(t.Name() + "-" + suffix) {
+		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') {
+			b.WriteRune(r)
+			dash = false
+		} else if !dash && b.Len() > 0 {
+			b.WriteByte('-')
+			dash = true
+		}
+	}
+	n := strings.TrimRight(b.String(), "-")
+	if len(n) > 60 {
+		n = fmt.Sprintf("%s-%x", n[:50], crc32.ChecksumIEEE([]byte(n)))
+	}
+	return n
+}
+
+// ctr runs ctr against the bench; it fails the test on error unless
+// wantErr.
+func ctr(t *testing.T, args ...string) string {
+	t.Helper()
+	out, stderr, err := needBench(t).Ctr(testCtx(t), args...)
+	if err != nil {
+		t.Fatalf("ctr %s: %v\nstdout: %s\nstderr: %s", strings.Join(args, " "), err, out, stderr)
+	}
+	return out
+}
+
+// ctrErr runs ctr expecting failure and returns its stderr.
+func ctrErr(t *testing.T, args ...string) string {
+	t.Helper()
+	out, stderr, err := needBench(t).Ctr(testCtx(t), args...)
+	if err == nil {
+		t.Fatalf("ctr %s succeeded, want an error\nstdout: %s", strings.Join(args, " "), out)
+	}
+	return stderr
+}
+
+// exitCode returns the exit status of a finished command's error.
+func exitCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	return -1
+}
+
+// cleanupContainer removes a container and its task however the test ended.
+func cleanupContainer(t *testing.T, id string) {
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, _, _ = bench.Ctr(ctx, "task", "kill", "-s", "SIGKILL", id)
+		for i := 0; i < 50; i++ {
+			if _, _, err := bench.Ctr(ctx, "task", "delete", id); err == nil {
+				break
+			}
+			if out, _, _ := bench.Ctr(ctx, "task", "ls", "-q"); !strings.Contains(out, id) {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		_, _, _ = bench.Ctr(ctx, "container", "delete", id)
+	})
+}
