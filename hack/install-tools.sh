@@ -9,7 +9,7 @@
 set -euo pipefail
 
 CONTAINERD_VERSION=v2.4.2
-APT_PACKAGES=(runc busybox-static libseccomp-dev pkg-config gcc libc6-dev)
+APT_PACKAGES=(busybox-static libseccomp-dev pkg-config gcc libc6-dev)
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bin="$repo/.tools/bin"
@@ -60,4 +60,17 @@ else
 		exit 1
 	}
 	echo "containerd: built $CONTAINERD_VERSION (containerd, ctr, containerd-shim-runc-v2) into $bin"
+fi
+
+# runc, the parity baseline, built from the same release as the libcontainer
+# husk links (go.mod), so that the parity suite compares husk's use of
+# libcontainer with runc's and not two runc releases (Debian 12's runc is
+# 1.1.5). It goes into .tools/bin, first in the PATH of the test containerd.
+runc_version=$(cd "$repo" && GOFLAGS= go list -m -f '{{.Version}}' github.com/opencontainers/runc)
+if [[ -x $bin/runc ]] && "$bin/runc" --version 2>/dev/null | grep -qx "runc version ${runc_version#v}"; then
+	echo "runc: $runc_version already in $bin, skipped"
+else
+	mkdir -p "$bin"
+	GOBIN="$bin" CGO_ENABLED=1 GOFLAGS= go install -tags seccomp "github.com/opencontainers/runc@$runc_version"
+	echo "runc: built $runc_version into $bin"
 fi

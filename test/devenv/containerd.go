@@ -196,7 +196,7 @@ func (c *Containerd) startAndWait(cmd *exec.Cmd) error {
 
 // containerdEnv is the environment for containerd and, through it, the shims:
 // ShimDir first in PATH (shims are looked up in PATH), then ToolsBin (the runc
-// shim), then the inherited PATH (runc lives in /usr/sbin).
+// shim and the runc it runs), then the inherited PATH.
 func containerdEnv(o Options) []string {
 	path := os.Getenv("PATH")
 	if path == "" {

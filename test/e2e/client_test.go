@@ -17,6 +17,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/oci"
+	"github.com/containerd/errdefs"
 	"github.com/containerd/typeurl/v2"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -72,6 +73,12 @@ type started struct {
 // startTask creates and starts a husk container running args in busybox.
 func startTask(t *testing.T, id string, args []string, opts ...oci.SpecOpts) started {
 	t.Helper()
+	return startTaskOn(t, husk, id, args, opts...)
+}
+
+// startTaskOn is startTask on the given runtime.
+func startTaskOn(t *testing.T, runtime, id string, args []string, opts ...oci.SpecOpts) started {
+	t.Helper()
 	cl, ctx := newClient(t)
 	img, err := cl.GetImage(ctx, devenv.BusyboxRef)
 	if err != nil {
@@ -81,7 +88,7 @@ func startTask(t *testing.T, id string, args []string, opts ...oci.SpecOpts) sta
 	c, err := cl.NewContainer(ctx, id,
 		containerd.WithNewSnapshot(id+"-snap", img),
 		containerd.WithNewSpec(specOpts...),
-		containerd.WithRuntime(husk, nil))
+		containerd.WithRuntime(runtime, nil))
 	if err != nil {
 		t.Fatalf("new container: %v", err)
 	}
@@ -95,7 +102,7 @@ func startTask(t *testing.T, id string, args []string, opts ...oci.SpecOpts) sta
 		ctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), bench.Namespace), 30*time.Second)
 		defer cancel()
 		_ = task.Kill(ctx, syscall.SIGKILL)
-		if _, err := task.Delete(ctx, containerd.WithProcessKill); err != nil {
+		if _, err := task.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
 			t.Logf("cleanup: task delete: %v", err)
 		}
 		if err := c.Delete(ctx, containerd.WithSnapshotCleanup); err != nil {

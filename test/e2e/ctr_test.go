@@ -122,7 +122,9 @@ func TestTTY(t *testing.T) {
 	b := needBench(t)
 	id := name(t, "")
 	cleanupContainer(t, id)
-	cmd := b.CtrCmd(testCtx(t), "run", "-t", "--rm", "--runtime", husk, devenv.BusyboxRef, id, "sh", "-c", "tty; stty size; [ -t 0 ] && echo stdin-is-tty")
+	cmd := b.CtrCmd(testCtx(t), "run", "-t", "--rm", "--runtime", husk, devenv.BusyboxRef, id, "sh", "-c",
+		// ctr sets the size right after start: wait for it (runc alike).
+		`tty; for i in $(seq 50); do s=$(stty size 2>/dev/null); [ -n "$s" ] && [ "$s" != "0 0" ] && break; sleep 0.1; done; echo "size $s"; [ -t 0 ] && echo stdin-is-tty`)
 	master, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 41, Cols: 113})
 	if err != nil {
 		t.Fatalf("starting ctr on a pty: %v", err)
@@ -132,7 +134,7 @@ func TestTTY(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("ctr run -t: %v\n%s", err, out)
 	}
-	for _, want := range []string{"/dev/pts/0", "41 113", "stdin-is-tty"} {
+	for _, want := range []string{"/dev/pts/0", "size 41 113", "stdin-is-tty"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("tty output %q lacks %q", out, want)
 		}

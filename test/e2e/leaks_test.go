@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -68,4 +69,24 @@ func requireClean(t *testing.T, id string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// shimPidOf returns the pid of the husk shim serving container id, or 0.
+func shimPidOf(t *testing.T, id string) int {
+	t.Helper()
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil || len(b) == 0 {
+			continue
+		}
+		args := strings.Split(string(bytes.TrimRight(b, "\x00")), "\x00")
+		for i := 0; i+1 < len(args); i++ {
+			if args[i] == "-id" && args[i+1] == id && strings.Contains(args[0], "husk") {
+				pid, _ := strconv.Atoi(strings.Split(p, "/")[2])
+				return pid
+			}
+		}
+	}
+	return 0
 }

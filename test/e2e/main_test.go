@@ -70,8 +70,8 @@ func setup() error {
 		skipReason = "containerd is not built: run `make tools` (or `make test`)"
 		return nil
 	}
-	if _, err := exec.LookPath("runc"); err != nil {
-		skipReason = "runc (the parity baseline) is not installed: run `make tools`"
+	if _, err := os.Stat(filepath.Join(tools, "runc")); err != nil {
+		skipReason = "runc (the parity baseline) is not built: run `make tools`"
 		return nil
 	}
 	dir, err := os.MkdirTemp("", "he2e")
