@@ -91,22 +91,21 @@ func NewPipes(ctx context.Context, p Paths) (_ *IO, retErr error) {
 	x := &IO{}
 	defer func() {
 		if retErr != nil {
+			x.CloseChildEnds()
 			x.closeAll()
 		}
 	}()
 	if p.Stdin != "" {
-		src, err := openStdin(ctx, p.Stdin)
-		if err != nil {
-			return nil, err
-		}
-		x.closers = append(x.closers, src)
 		r, w, err := os.Pipe()
 		if err != nil {
 			return nil, err
 		}
 		x.Stdin, x.stdinW = r, w
 		x.closers = append(x.closers, w)
-		go x.copyStdin(w, src)
+		// EOF from the client is EOF for the process.
+		if err := x.pumpStdin(ctx, p.Stdin, true); err != nil {
+			return nil, err
+		}
 	}
 	for _, s := range []struct {
 		dest  string
@@ -115,18 +114,15 @@ func NewPipes(ctx context.Context, p Paths) (_ *IO, retErr error) {
 		if s.dest == "" {
 			continue
 		}
-		dst, err := OpenDest(ctx, s.dest)
-		if err != nil {
-			return nil, err
-		}
 		r, w, err := os.Pipe()
 		if err != nil {
-			dst.Close()
 			return nil, err
 		}
 		*s.child = w
 		x.closers = append(x.closers, r)
-		x.copyOut(dst, r)
+		if err := x.pumpOut(ctx, s.dest, r); err != nil {
+			return nil, err
+		}
 	}
 	return x, nil
 }
@@ -143,27 +139,43 @@ func NewConsole(ctx context.Context, master *os.File, p Paths) (_ *IO, retErr er
 		}
 	}()
 	if p.Stdin != "" {
-		src, err := openStdin(ctx, p.Stdin)
-		if err != nil {
+		// A terminal stays open when the client's stdin ends, as with
+		// runc, until CloseStdin.
+		if err := x.pumpStdin(ctx, p.Stdin, false); err != nil {
 			return nil, err
 		}
-		x.closers = append(x.closers, src)
-		go x.copyStdin(nil, src)
 	}
 	if p.Stdout != "" {
-		dst, err := OpenDest(ctx, p.Stdout)
-		if err != nil {
+		if err := x.pumpOut(ctx, p.Stdout, master); err != nil {
 			return nil, err
 		}
-		x.copyOut(dst, master)
 	}
 	return x, nil
 }
 
-// copyStdin copies the stdin FIFO into the process; when the client closes
-// its end, the process sees EOF (on a pipe; a terminal keeps going, as with
-// runc, until CloseStdin).
-func (x *IO) copyStdin(own io.Closer, src io.Reader) {
+// pumpStdin copies the stdin FIFO at path into the process; closeAtEOF
+// closes the process's stdin when the client closes its end.
+func (x *IO) pumpStdin(ctx context.Context, path string, closeAtEOF bool) error {
+	src, err := openStdin(ctx, path)
+	if err != nil {
+		return err
+	}
+	x.closers = append(x.closers, src)
+	go x.copyStdin(src, closeAtEOF)
+	return nil
+}
+
+// pumpOut copies src to the destination dest until src reaches EOF.
+func (x *IO) pumpOut(ctx context.Context, dest string, src io.Reader) error {
+	dst, err := OpenDest(ctx, dest)
+	if err != nil {
+		return err
+	}
+	x.copyOut(dst, src)
+	return nil
+}
+
+func (x *IO) copyStdin(src io.Reader, closeAtEOF bool) {
 	x.mu.Lock()
 	w := x.stdinW
 	x.mu.Unlock()
@@ -173,7 +185,7 @@ func (x *IO) copyStdin(own io.Closer, src io.Reader) {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	_, _ = io.CopyBuffer(w, src, *bp)
-	if own != nil {
+	if closeAtEOF {
 		_ = x.CloseStdin()
 	}
 }
@@ -185,10 +197,9 @@ func (x *IO) copyOut(dst io.WriteCloser, src io.Reader) {
 		defer dst.Close()
 		bp := bufPool.Get().(*[]byte)
 		defer bufPool.Put(bp)
-		_, err := io.CopyBuffer(dst, src, *bp)
-		// A pty master reports EIO once the last slave is closed: that is
-		// its EOF.
-		_ = err
+		// A read error ends the copy like EOF: a pty master reports EIO
+		// once the last slave is closed.
+		_, _ = io.CopyBuffer(dst, src, *bp)
 	}()
 }
 

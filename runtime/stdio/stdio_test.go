@@ -1,0 +1,141 @@
+package stdio
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/containerd/errdefs"
+)
+
+// clientFifos makes the three FIFOs as containerd's client does and opens
+// its reading ends of stdout and stderr.
+func clientFifos(t *testing.T) (Paths, *os.File, *os.File) {
+	t.Helper()
+	dir := t.TempDir()
+	p := Paths{Stdin: filepath.Join(dir, "in"), Stdout: filepath.Join(dir, "out"), Stderr: filepath.Join(dir, "err")}
+	for _, f := range []string{p.Stdin, p.Stdout, p.Stderr} {
+		if err := syscall.Mkfifo(f, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	open := func(path string, flag int) *os.File {
+		f, err := os.OpenFile(path, flag|syscall.O_NONBLOCK, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		return f
+	}
+	out := open(p.Stdout, os.O_RDONLY)
+	errf := open(p.Stderr, os.O_RDONLY)
+	// Opening a FIFO for writing without a reader fails with ENXIO; the
+	// writer is opened after NewPipes has opened the reading end.
+	return p, out, errf
+}
+
+func TestPipesCopyBothWaysAndEnd(t *testing.T) {
+	ctx := context.Background()
+	p, out, errf := clientFifos(t)
+	x, err := NewPipes(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := os.OpenFile(p.Stdin, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The "process": echo stdin to stdout, write to stderr, exit.
+	procIn, procOut, procErr := x.Stdin, x.Stdout, x.Stderr
+	if _, err := in.Write([]byte("ping\n")); err != nil {
+		t.Fatal(err)
+	}
+	in.Close() // the client's EOF must become the process's EOF
+	got, err := io.ReadAll(procIn)
+	if err != nil || string(got) != "ping\n" {
+		t.Fatalf("process stdin = %q, %v", got, err)
+	}
+	procOut.Write([]byte("pong\n"))
+	procErr.Write([]byte("oops\n"))
+	x.CloseChildEnds() // the process exits
+
+	for _, c := range []struct {
+		f    *os.File
+		want string
+	}{{out, "pong\n"}, {errf, "oops\n"}} {
+		b, err := readAllFifo(c.f)
+		if err != nil || string(b) != c.want {
+			t.Fatalf("client read %q, %v; want %q then EOF", b, err, c.want)
+		}
+	}
+	if err := x.Close(time.Second); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+}
+
+// readAllFifo reads a non-blocking FIFO until EOF.
+func readAllFifo(f *os.File) ([]byte, error) {
+	var b []byte
+	buf := make([]byte, 64)
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		n, err := f.Read(buf)
+		b = append(b, buf[:n]...)
+		switch {
+		case err == io.EOF:
+			return b, nil
+		case errors.Is(err, syscall.EAGAIN) || errors.Is(err, os.ErrDeadlineExceeded):
+			time.Sleep(5 * time.Millisecond)
+		case err != nil:
+			return b, err
+		}
+	}
+	return b, errors.New("no EOF within 5s")
+}
+
+func TestFileDestination(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "logs", "out.log")
+	x, err := NewPipes(context.Background(), Paths{Stdout: "file://" + path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x.Stdout.Write([]byte("to a file\n"))
+	x.CloseChildEnds()
+	if err := x.Close(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil || string(b) != "to a file\n" {
+		t.Fatalf("file = %q, %v", b, err)
+	}
+}
+
+func TestUnsupportedScheme(t *testing.T) {
+	_, err := NewPipes(context.Background(), Paths{Stdout: "binary:///usr/bin/logger?x=1"})
+	if !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Fatalf("err = %v, want invalid argument", err)
+	}
+}
+
+func TestCloseStdinTwice(t *testing.T) {
+	p, _, _ := clientFifos(t)
+	x, err := NewPipes(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close(0)
+	if err := x.CloseStdin(); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.CloseStdin(); err != nil {
+		t.Fatalf("second CloseStdin: %v", err)
+	}
+	if b, err := io.ReadAll(x.Stdin); err != nil || len(b) != 0 {
+		t.Fatalf("process stdin after CloseStdin = %q, %v; want EOF", b, err)
+	}
+}
