@@ -86,9 +86,12 @@ func (s *service) task(id string) (*runtime.Task, error) {
 }
 
 // loadConfig reads husk's config for a new task: the path given in the
-// runtime options (ConfigPath), else $HUSK_CONFIG, else /etc/husk.
+// runtime options (ConfigPath), else $HUSK_CONFIG, else /etc/husk. runc's
+// options type is accepted too (the CRI sends it for runc-like runtimes):
+// its NoPivotRoot and SystemdCgroup are honoured as runc would.
 func (s *service) loadConfig(opts *anypb.Any) (*config.Config, error) {
 	optPath := ""
+	var runcOpts *options.Options
 	if opts != nil && opts.GetValue() != nil {
 		v, err := typeurl.UnmarshalAny(opts)
 		if err != nil {
@@ -98,7 +101,7 @@ func (s *service) loadConfig(opts *anypb.Any) (*config.Config, error) {
 		case *runtimeoptions.Options:
 			optPath = o.ConfigPath
 		case *options.Options:
-			// runc's options carry nothing husk uses.
+			runcOpts = o
 		default:
 			return nil, fmt.Errorf("runtime options of type %T are not husk's: %w", v, errdefs.ErrInvalidArgument)
 		}
@@ -106,6 +109,10 @@ func (s *service) loadConfig(opts *anypb.Any) (*config.Config, error) {
 	cfg, err := config.Load(config.Path(optPath))
 	if err != nil {
 		return nil, err
+	}
+	if runcOpts != nil {
+		cfg.Linux.NoPivotRoot = cfg.Linux.NoPivotRoot || runcOpts.NoPivotRoot
+		cfg.Linux.SystemdCgroup = cfg.Linux.SystemdCgroup || runcOpts.SystemdCgroup
 	}
 	s.level.Set(cfg.Log.Level.Level())
 	return cfg, nil
