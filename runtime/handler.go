@@ -30,6 +30,11 @@ type CreateRequest struct {
 	ID        string
 	Namespace string
 	Bundle    string
+	// SandboxID is the pod the container belongs to (its own id if none).
+	SandboxID string
+	// StateDir is the sandbox's state directory; a handler keeps its own
+	// state for the container below it.
+	StateDir string
 	Spec      *specs.Spec
 	// Rootfs are the mounts containerd prepared (an overlay snapshot, usually);
 	// empty when the bundle's rootfs is already in place (ctr run --rootfs).
@@ -44,6 +49,10 @@ type Handler interface {
 	// Create sets the container up and creates its init process, stopped
 	// before the user's program runs. On error nothing is left behind.
 	Create(ctx context.Context, req *CreateRequest) (Container, error)
+	// Cleanup removes what a dead shim left of container id (processes,
+	// cgroups, mounts, handler state under stateDir) and returns the init's
+	// pid if it knew it. A container already gone is not an error.
+	Cleanup(ctx context.Context, stateDir, id, bundle string) (pid int, err error)
 }
 
 // Container is a handler's container. The runtime serialises lifecycle calls

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/containerd/errdefs"
 
@@ -19,14 +20,18 @@ const AnnotationHandler = "io.husk.handler"
 // not.
 var HandlerNames = []string{"linux", "wasm", "virt"}
 
-// Manager chooses a handler for each sandbox among those built in.
+// Manager chooses a handler for each sandbox among those built in, and
+// keeps the sandboxes this shim serves.
 type Manager struct {
 	handlers map[string]Handler
+
+	mu        sync.Mutex
+	sandboxes map[string]*Sandbox // by sandbox id; guarded by mu
 }
 
 // NewManager returns a Manager offering the given handlers.
 func NewManager(hs ...Handler) *Manager {
-	m := &Manager{handlers: make(map[string]Handler, len(hs))}
+	m := &Manager{handlers: make(map[string]Handler, len(hs)), sandboxes: make(map[string]*Sandbox)}
 	for _, h := range hs {
 		m.handlers[h.Name()] = h
 	}
@@ -54,17 +59,71 @@ func (m *Manager) Select(defaultHandler string, annotations map[string]string) (
 	return h, nil
 }
 
-// Create chooses the handler for req, creates the container and returns its
-// task, whose init process waits for Start.
-func (m *Manager) Create(ctx context.Context, req *CreateRequest, obs Observer) (*Task, error) {
-	h, err := m.Select(string(req.Config.Runtime.DefaultHandler), req.Spec.Annotations)
+// Handler returns the built-in handler called name.
+func (m *Manager) Handler(name string) (Handler, bool) {
+	h, ok := m.handlers[name]
+	return h, ok
+}
+
+// Create creates a container and returns its task, whose init process waits
+// for Start. A pod's sandbox container chooses the handler and config for
+// the whole pod; its other containers use them.
+func (m *Manager) Create(ctx context.Context, req *CreateRequest, obs Observer) (_ *Task, retErr error) {
+	pod := PodOf(req.ID, req.Spec.Annotations)
+	m.mu.Lock()
+	sb, ok := m.sandboxes[pod.SandboxID]
+	m.mu.Unlock()
+	switch {
+	case !ok && !pod.IsSandbox:
+		return nil, fmt.Errorf("container %s belongs to sandbox %s, which this shim does not serve: %w",
+			req.ID, pod.SandboxID, errdefs.ErrFailedPrecondition)
+	case !ok:
+		h, err := m.Select(string(req.Config.Runtime.DefaultHandler), req.Spec.Annotations)
+		if err != nil {
+			return nil, err
+		}
+		sb = newSandbox(pod.SandboxID, req.Namespace, req.Config, h)
+	case pod.IsSandbox:
+		return nil, fmt.Errorf("sandbox %s: %w", pod.SandboxID, errdefs.ErrAlreadyExists)
+	}
+	req.SandboxID, req.StateDir, req.Config = sb.ID, sb.Dir, sb.Config
+	ctx = logging.With(ctx, "handler", sb.Handler.Name(), "sandbox", sb.ID)
+
+	// Record first: a crash between here and the end leaves a record that
+	// delete can clean up from, never resources nobody knows of.
+	if err := sb.add(req.ID, req.Bundle); err != nil {
+		sb.remove(ctx, req.ID)
+		return nil, err
+	}
+	defer func() {
+		if retErr != nil {
+			sb.remove(ctx, req.ID)
+		}
+	}()
+	c, err := sb.Handler.Create(ctx, req)
 	if err != nil {
 		return nil, err
 	}
-	ctx = logging.With(ctx, "handler", h.Name())
-	c, err := h.Create(ctx, req)
-	if err != nil {
-		return nil, err
+	if !ok {
+		m.mu.Lock()
+		m.sandboxes[sb.ID] = sb
+		m.mu.Unlock()
 	}
-	return newTask(context.WithoutCancel(ctx), req.ID, req.Bundle, h.Name(), c, req.Stdio, obs), nil
+	t := newTask(context.WithoutCancel(ctx), req.ID, req.Bundle, sb.Handler.Name(), c, req.Stdio, obs)
+	t.SandboxID = sb.ID
+	return t, nil
+}
+
+// Deleted forgets a deleted task; the last container of a sandbox takes the
+// sandbox (and its state directory) with it.
+func (m *Manager) Deleted(ctx context.Context, t *Task) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	sb, ok := m.sandboxes[t.SandboxID]
+	if !ok {
+		return
+	}
+	if sb.remove(ctx, t.ID) {
+		delete(m.sandboxes, sb.ID)
+	}
 }

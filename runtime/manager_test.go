@@ -16,6 +16,7 @@ func (f fakeHandler) Name() string { return string(f) }
 func (f fakeHandler) Create(context.Context, *CreateRequest) (Container, error) {
 	return nil, errors.New("not used")
 }
+func (f fakeHandler) Cleanup(context.Context, string, string, string) (int, error) { return 0, nil }
 
 func TestSelect(t *testing.T) {
 	m := NewManager(fakeHandler("linux"), fakeHandler("wasm"))

@@ -29,9 +29,10 @@ const killGrace = 10 * time.Second
 // operation checks the state table before calling the handler, so handlers
 // never see an illegal move.
 type Task struct {
-	ID      string
-	Bundle  string
-	Handler string
+	ID        string
+	Bundle    string
+	Handler   string
+	SandboxID string
 
 	c   Container
 	obs Observer

@@ -19,8 +19,12 @@ import (
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/shim"
 
+	"github.com/containerd/errdefs"
+
+	"github.com/huskrt/husk/runtime"
 	"github.com/huskrt/husk/runtime/config"
 	"github.com/huskrt/husk/runtime/linux"
+	"github.com/huskrt/husk/runtime/persist"
 	"github.com/huskrt/husk/version"
 )
 
@@ -28,9 +32,11 @@ import (
 const RuntimeName = "io.containerd.husk.v2"
 
 // Manager implements the shim binary's commands other than serving: start
-// (spawn the long-lived shim and hand its address to containerd), delete
-// (clean up after a shim that died) and info.
-type Manager struct{}
+// (spawn the long-lived shim, one per pod, and hand its address to
+// containerd), delete (clean up after a shim that died) and info.
+type Manager struct {
+	handlers *runtime.Manager
+}
 
 // Name returns the runtime type.
 func (Manager) Name() string { return RuntimeName }
@@ -43,11 +49,17 @@ func (Manager) Start(ctx context.Context, params *bootapi.BootstrapParams) (_ *b
 	if err != nil {
 		return nil, err
 	}
+	// One shim serves a whole pod: its socket is named after the sandbox,
+	// and a pod's later containers get the address of the running shim.
+	group := id
+	if spec, err := runtime.LoadSpec("."); err == nil {
+		group = runtime.PodOf(id, spec.Annotations).SandboxID
+	}
 	socketDir := params.GetSocketDir()
 	if socketDir == "" {
 		socketDir = filepath.Join(defaults.DefaultStateDir, "s")
 	}
-	address, err := shim.CreateSocketAddress(ctx, socketDir, params.GetContainerdGrpcAddress(), id, false)
+	address, err := shim.CreateSocketAddress(ctx, socketDir, params.GetContainerdGrpcAddress(), group, false)
 	if err != nil {
 		return nil, err
 	}
@@ -91,7 +103,7 @@ func (Manager) Start(ctx context.Context, params *bootapi.BootstrapParams) (_ *b
 	if err != nil {
 		return nil, err
 	}
-	args := []string{"-namespace", ns, "-id", id, "-address", params.GetContainerdGrpcAddress()}
+	args := []string{"-namespace", ns, "-id", group, "-address", params.GetContainerdGrpcAddress()}
 	if params.GetLogLevel() <= bootapi.LogLevel_LOG_LEVEL_DEBUG {
 		args = append(args, "-debug")
 	}
@@ -116,10 +128,12 @@ func (Manager) Start(ctx context.Context, params *bootapi.BootstrapParams) (_ *b
 	return result, nil
 }
 
-// Stop is the `delete` command: containerd runs it when a shim died. It
-// removes what the dead shim left of the task: processes, cgroups,
-// libcontainer state and the rootfs mounts.
-func (Manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) {
+// Stop is the `delete` command: containerd runs it in a container's bundle
+// when the shim serving it died. It finds the container's sandbox state
+// through the bundle, has the container's handler remove what is left of it
+// (processes, cgroups, mounts, state) and updates the sandbox's record,
+// removing it with the sandbox's last container.
+func (m Manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) {
 	ns, err := namespaces.NamespaceRequired(ctx)
 	if err != nil {
 		return shim.StopStatus{}, err
@@ -128,14 +142,49 @@ func (Manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) {
 	if err != nil {
 		return shim.StopStatus{}, err
 	}
-	cfg, err := config.Load(config.Path(""))
-	if err != nil {
-		return shim.StopStatus{}, err
-	}
 	st := shim.StopStatus{ExitedAt: time.Now(), ExitStatus: 128 + int(syscall.SIGKILL)}
-	pid, err := linux.Cleanup(ctx, linux.StateRoot(cfg.Runtime.StateDir, ns), id, filepath.Join(bundle, "rootfs"))
-	st.Pid = pid
-	return st, err
+	ref, err := persist.ReadBundleRef(bundle)
+	if err != nil {
+		if !errdefs.IsNotFound(err) {
+			return st, err
+		}
+		// Created by a shim that died before recording it: look where
+		// the configuration says state lives.
+		cfg, err := config.Load(config.Path(""))
+		if err != nil {
+			return st, err
+		}
+		ref = persist.BundleRef{SandboxID: id, StateDir: persist.Dir(cfg.Runtime.StateDir, ns, id)}
+	}
+	rec, err := persist.Read(ref.StateDir)
+	if err != nil && !errdefs.IsNotFound(err) {
+		return st, err
+	}
+	handler := linux.Name
+	if rec != nil {
+		handler = rec.Handler
+		for _, c := range rec.Containers {
+			if c.ID == id {
+				handler = c.Handler
+			}
+		}
+	}
+	h, ok := m.handlers.Handler(handler)
+	if !ok {
+		return st, fmt.Errorf("container %s was created by handler %q, not in this build: %w", id, handler, errdefs.ErrNotImplemented)
+	}
+	st.Pid, err = h.Cleanup(ctx, ref.StateDir, id, bundle)
+	if err != nil {
+		return st, err
+	}
+	if rec != nil {
+		rec.RemoveContainer(id)
+		if len(rec.Containers) == 0 {
+			return st, persist.Remove(ref.StateDir)
+		}
+		return st, persist.Write(ref.StateDir, rec)
+	}
+	return st, nil
 }
 
 // Info describes the runtime to containerd.

@@ -19,6 +19,7 @@ import (
 // the given handlers and hands control to containerd's pkg/shim, which
 // parses the flags and runs start, delete or the server.
 func Run(ctx context.Context, handlers ...runtime.Handler) {
+	mgr := runtime.NewManager(handlers...)
 	registry.Register(&plugin.Registration{
 		Type:     plugins.TTRPCPlugin,
 		ID:       "task",
@@ -38,10 +39,10 @@ func Run(ctx context.Context, handlers ...runtime.Handler) {
 			}
 			// pkg/shim has pointed stderr at containerd's log pipe.
 			lctx := logging.WithLogger(ic.Context, logging.NewText(os.Stderr, level).With("runtime", RuntimeName))
-			return newService(lctx, runtime.NewManager(handlers...), pub.(shim.Publisher), sd.(shutdown.Service), level), nil
+			return newService(lctx, mgr, pub.(shim.Publisher), sd.(shutdown.Service), level), nil
 		},
 	})
 	// libcontainer waits for its own children; a global reaper would steal
 	// their exit statuses.
-	shim.RunShim(ctx, Manager{}, func(c *shim.Config) { c.NoReaper = true })
+	shim.RunShim(ctx, Manager{handlers: mgr}, func(c *shim.Config) { c.NoReaper = true })
 }

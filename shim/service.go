@@ -203,6 +203,7 @@ func (s *service) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAP
 		s.mu.Lock()
 		delete(s.tasks, r.ID)
 		s.mu.Unlock()
+		s.mgr.Deleted(s.ctx, t)
 		s.events.send(&eventstypes.TaskDelete{
 			ContainerID: r.ID,
 			Pid:         uint32(st.Pid),

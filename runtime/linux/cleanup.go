@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/containerd/containerd/v2/core/mount"
@@ -17,10 +18,11 @@ import (
 // container's processes, destroys its cgroups and libcontainer state and
 // unmounts its rootfs. It returns the init's pid (0 if unknown). A container
 // already gone is not an error.
-func Cleanup(ctx context.Context, stateRoot, id, rootfsPath string) (int, error) {
+func (*Handler) Cleanup(ctx context.Context, sandboxDir, id, bundle string) (int, error) {
 	var pid int
 	var errs []error
-	lc, err := libcontainer.Load(stateRoot, id)
+	rootfsPath := filepath.Join(bundle, "rootfs")
+	lc, err := libcontainer.Load(stateRoot(sandboxDir), id)
 	switch {
 	case errors.Is(err, libcontainer.ErrNotExist):
 	case err != nil:

@@ -29,10 +29,10 @@ func New() *Handler { return &Handler{} }
 // Name returns "linux".
 func (*Handler) Name() string { return Name }
 
-// StateRoot is where libcontainer keeps the state of a namespace's
+// stateRoot is where libcontainer keeps the state of a sandbox's
 // containers.
-func StateRoot(stateDir, namespace string) string {
-	return filepath.Join(stateDir, namespace, "linux")
+func stateRoot(sandboxDir string) string {
+	return filepath.Join(sandboxDir, Name)
 }
 
 // Create mounts the rootfs, creates the libcontainer container and its init
@@ -78,11 +78,11 @@ func (*Handler) Create(ctx context.Context, req *runtime.CreateRequest) (_ runti
 	if err != nil {
 		return nil, fmt.Errorf("OCI spec of %s: %w: %w", req.ID, err, errdefs.ErrInvalidArgument)
 	}
-	stateRoot := StateRoot(req.Config.Runtime.StateDir, req.Namespace)
-	if err := os.MkdirAll(stateRoot, 0o700); err != nil {
+	lcRoot := stateRoot(req.StateDir)
+	if err := os.MkdirAll(lcRoot, 0o700); err != nil {
 		return nil, err
 	}
-	lc, err := libcontainer.Create(stateRoot, req.ID, lcfg)
+	lc, err := libcontainer.Create(lcRoot, req.ID, lcfg)
 	switch {
 	case errors.Is(err, libcontainer.ErrExist):
 		return nil, fmt.Errorf("container %s: %w", req.ID, errdefs.ErrAlreadyExists)

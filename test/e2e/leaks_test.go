@@ -34,7 +34,8 @@ func leftovers(t *testing.T, id string) []string {
 			cgdirs = append(cgdirs, filepath.Join("/sys/fs/cgroup", sub, ns, id))
 		}
 	}
-	for _, d := range append(cgdirs, filepath.Join("/run/husk", ns, "linux", id)) {
+	// A plain container is its own sandbox; its state is all under here.
+	for _, d := range append(cgdirs, filepath.Join("/run/husk", ns, id)) {
 		if _, err := os.Stat(d); err == nil {
 			found = append(found, "dir: "+d)
 		}

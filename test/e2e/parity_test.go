@@ -298,7 +298,8 @@ func libcontainerState(t *testing.T, rt, id string) string {
 		if err != nil {
 			t.Fatalf("husk configuration: %v", err)
 		}
-		dir = filepath.Join(cfg.Runtime.StateDir, bench.Namespace, "linux")
+		// A plain container is its own sandbox: <state>/<ns>/<id>/linux/<id>.
+		dir = filepath.Join(cfg.Runtime.StateDir, bench.Namespace, id, "linux")
 	}
 	data, err := os.ReadFile(filepath.Join(dir, id, "state.json"))
 	if err != nil {
@@ -491,6 +492,22 @@ func shortRuntime(rt string) string {
 func hostView(t *testing.T, pid int) string {
 	t.Helper()
 	proc := filepath.Join("/proc", strconv.Itoa(pid))
+	// Start returns once the init is told to go on; it may still be
+	// libcontainer's init (named "runc:[2:INIT]" by nsexec, under either
+	// runtime) for a moment before it execs the program.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		comm, err := os.ReadFile(filepath.Join(proc, "comm"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(string(comm), "runc:") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pid %d is still %q after 10s", pid, comm)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	var b strings.Builder
 	b.WriteString("== init namespaces (host view)\n")
 	ents, err := os.ReadDir("/proc/self/ns")

@@ -1,0 +1,68 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+
+	"github.com/huskrt/husk/internal/logging"
+	"github.com/huskrt/husk/runtime/config"
+	"github.com/huskrt/husk/runtime/persist"
+)
+
+// Sandbox is a pod as one shim serves it: its handler and configuration,
+// chosen when its first (sandbox) container is created, and its persisted
+// record of containers.
+type Sandbox struct {
+	ID      string
+	Dir     string // state directory
+	Config  *config.Config
+	Handler Handler
+
+	mu  sync.Mutex      // guards rec
+	rec persist.Sandbox // what delete needs after a crash
+}
+
+func newSandbox(id, namespace string, cfg *config.Config, h Handler) *Sandbox {
+	return &Sandbox{
+		ID:      id,
+		Dir:     persist.Dir(cfg.Runtime.StateDir, namespace, id),
+		Config:  cfg,
+		Handler: h,
+		rec:     persist.Sandbox{ID: id, Namespace: namespace, Handler: h.Name(), ShimPid: os.Getpid()},
+	}
+}
+
+// add records a new container of the sandbox on disk, in the sandbox's
+// state and in the container's bundle.
+func (s *Sandbox) add(id, bundle string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rec.AddContainer(persist.Container{ID: id, Bundle: bundle, Handler: s.Handler.Name()})
+	if err := persist.Write(s.Dir, &s.rec); err != nil {
+		return fmt.Errorf("persisting sandbox %s: %w", s.ID, err)
+	}
+	if err := persist.WriteBundleRef(bundle, persist.BundleRef{SandboxID: s.ID, StateDir: s.Dir}); err != nil {
+		return fmt.Errorf("writing bundle reference: %w", err)
+	}
+	return nil
+}
+
+// remove forgets a container; it reports whether the sandbox is now empty,
+// in which case its state directory is gone too.
+func (s *Sandbox) remove(ctx context.Context, id string) (empty bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rec.RemoveContainer(id)
+	if len(s.rec.Containers) == 0 {
+		if err := persist.Remove(s.Dir); err != nil {
+			logging.L(ctx).Error("removing sandbox state", "sandbox", s.ID, "error", err)
+		}
+		return true
+	}
+	if err := persist.Write(s.Dir, &s.rec); err != nil {
+		logging.L(ctx).Error("persisting sandbox", "sandbox", s.ID, "error", err)
+	}
+	return false
+}

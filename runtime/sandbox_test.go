@@ -1,0 +1,87 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"os"
+	"testing"
+
+	"github.com/containerd/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/huskrt/husk/runtime/config"
+	"github.com/huskrt/husk/runtime/persist"
+)
+
+// podHandler creates fake containers and remembers the requests.
+type podHandler struct {
+	name string
+	reqs []*CreateRequest
+	fail bool
+}
+
+func (h *podHandler) Name() string { return h.name }
+func (h *podHandler) Create(_ context.Context, req *CreateRequest) (Container, error) {
+	h.reqs = append(h.reqs, req)
+	if h.fail {
+		return nil, errors.New("boom")
+	}
+	return &fakeContainer{init: newFakeProc(1), execs: map[string]*fakeProc{}}, nil
+}
+func (h *podHandler) Cleanup(context.Context, string, string, string) (int, error) { return 0, nil }
+
+func podReq(t *testing.T, cfg *config.Config, id string, ann map[string]string) *CreateRequest {
+	return &CreateRequest{ID: id, Namespace: "ns", Bundle: t.TempDir(), Config: cfg,
+		Spec: &specs.Spec{Annotations: ann}}
+}
+
+func TestPodSharesSandbox(t *testing.T) {
+	ctx := context.Background()
+	cfg := config.Default()
+	cfg.Runtime.StateDir = t.TempDir()
+	h := &podHandler{name: "linux"}
+	m := NewManager(h)
+	obs := &recorder{}
+
+	sb, err := m.Create(ctx, podReq(t, &cfg, "sb", map[string]string{annContainerType: "sandbox", annSandboxID: "sb"}), obs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := cfg // a later config must not change the running pod's
+	other.Runtime.DefaultHandler = "wasm"
+	c1, err := m.Create(ctx, podReq(t, &other, "c1", map[string]string{annContainerType: "container", annSandboxID: "sb"}), obs)
+	if err != nil {
+		t.Fatalf("pod container: %v", err)
+	}
+	if c1.SandboxID != "sb" || h.reqs[1].StateDir != h.reqs[0].StateDir || h.reqs[1].Config != &cfg {
+		t.Fatalf("container not placed in its sandbox: %+v", h.reqs[1])
+	}
+	dir := persist.Dir(cfg.Runtime.StateDir, "ns", "sb")
+	rec, err := persist.Read(dir)
+	if err != nil || len(rec.Containers) != 2 {
+		t.Fatalf("persisted %+v, %v", rec, err)
+	}
+	if ref, err := persist.ReadBundleRef(h.reqs[1].Bundle); err != nil || ref.StateDir != dir {
+		t.Fatalf("bundle ref %+v, %v", ref, err)
+	}
+
+	if _, err := m.Create(ctx, podReq(t, &cfg, "c2", map[string]string{annContainerType: "container", annSandboxID: "elsewhere"}), obs); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Fatalf("container of an unknown sandbox: %v", err)
+	}
+	h.fail = true
+	if _, err := m.Create(ctx, podReq(t, &cfg, "c3", map[string]string{annContainerType: "container", annSandboxID: "sb"}), obs); err == nil {
+		t.Fatal("failing create succeeded")
+	}
+	if rec, _ := persist.Read(dir); len(rec.Containers) != 2 {
+		t.Fatalf("failed create left a record: %+v", rec.Containers)
+	}
+
+	m.Deleted(ctx, c1)
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("state removed while the sandbox container lives: %v", err)
+	}
+	m.Deleted(ctx, sb)
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("state of an empty sandbox still there: %v", err)
+	}
+}
