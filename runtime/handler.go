@@ -35,7 +35,7 @@ type CreateRequest struct {
 	// StateDir is the sandbox's state directory; a handler keeps its own
 	// state for the container below it.
 	StateDir string
-	Spec      *specs.Spec
+	Spec     *specs.Spec
 	// Rootfs are the mounts containerd prepared (an overlay snapshot, usually);
 	// empty when the bundle's rootfs is already in place (ctr run --rootfs).
 	Rootfs []mount.Mount
