@@ -83,6 +83,11 @@ func (m *Manager) Create(ctx context.Context, req *CreateRequest, obs Observer) 
 			return nil, err
 		}
 		sb = newSandbox(pod.SandboxID, req.Namespace, req.Config, h)
+		if pod.CRI {
+			if err := sb.setupPodCgroup(ctx, req.Spec, req.Config.Runtime.SandboxCgroupOnly); err != nil {
+				return nil, err
+			}
+		}
 	case pod.IsSandbox:
 		return nil, fmt.Errorf("sandbox %s: %w", pod.SandboxID, errdefs.ErrAlreadyExists)
 	}
@@ -110,7 +115,7 @@ func (m *Manager) Create(ctx context.Context, req *CreateRequest, obs Observer) 
 		m.mu.Unlock()
 	}
 	t := newTask(context.WithoutCancel(ctx), req.ID, req.Bundle, sb.Handler.Name(), c, req.Stdio, obs)
-	t.SandboxID = sb.ID
+	t.SandboxID, t.SandboxDir = sb.ID, sb.Dir
 	return t, nil
 }
 

@@ -1,5 +1,13 @@
 package runtime
 
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/containerd/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
 // Pod annotations set by the CRI implementations. containerd's CRI and
 // CRI-O use different keys for the same facts.
 const (
@@ -38,4 +46,64 @@ func PodOf(id string, annotations map[string]string) Pod {
 		}
 	}
 	return Pod{SandboxID: id, IsSandbox: true}
+}
+
+// Sandbox sizing annotations: the pod's total resources, which the CRI
+// derives from its containers' limits.
+const (
+	annSandboxCPUPeriod = "io.kubernetes.cri.sandbox-cpu-period"
+	annSandboxCPUQuota  = "io.kubernetes.cri.sandbox-cpu-quota"
+	annSandboxCPUShares = "io.kubernetes.cri.sandbox-cpu-shares"
+	annSandboxMemory    = "io.kubernetes.cri.sandbox-memory"
+)
+
+// SandboxResources reads the pod's sizing annotations; nil when there are
+// none (or none that limit anything). A malformed value is an error naming
+// the annotation.
+func SandboxResources(annotations map[string]string) (*specs.LinuxResources, error) {
+	num := func(key string) (int64, bool, error) {
+		v, ok := annotations[key]
+		if !ok || v == "" {
+			return 0, false, nil
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return 0, false, fmt.Errorf("annotation %s=%q is not a non-negative integer: %w", key, v, errdefs.ErrInvalidArgument)
+		}
+		return n, n > 0, nil
+	}
+	var res specs.LinuxResources
+	limited := false
+	if n, ok, err := num(annSandboxMemory); err != nil {
+		return nil, err
+	} else if ok {
+		res.Memory = &specs.LinuxMemory{Limit: &n}
+		limited = true
+	}
+	cpu := &specs.LinuxCPU{}
+	if n, ok, err := num(annSandboxCPUQuota); err != nil {
+		return nil, err
+	} else if ok {
+		cpu.Quota = &n
+	}
+	if n, ok, err := num(annSandboxCPUPeriod); err != nil {
+		return nil, err
+	} else if ok {
+		p := uint64(n)
+		cpu.Period = &p
+	}
+	if n, ok, err := num(annSandboxCPUShares); err != nil {
+		return nil, err
+	} else if ok {
+		s := uint64(n)
+		cpu.Shares = &s
+	}
+	if cpu.Quota != nil || cpu.Shares != nil {
+		res.CPU = cpu
+		limited = true
+	}
+	if !limited {
+		return nil, nil
+	}
+	return &res, nil
 }

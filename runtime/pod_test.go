@@ -1,6 +1,9 @@
 package runtime
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestPodOf(t *testing.T) {
 	tests := []struct {
@@ -21,5 +24,23 @@ func TestPodOf(t *testing.T) {
 				t.Fatalf("PodOf = %+v, want %+v", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestSandboxResources(t *testing.T) {
+	res, err := SandboxResources(map[string]string{
+		annSandboxMemory: "134217728", annSandboxCPUQuota: "50000", annSandboxCPUPeriod: "100000", annSandboxCPUShares: "512",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *res.Memory.Limit != 128<<20 || *res.CPU.Quota != 50000 || *res.CPU.Period != 100000 || *res.CPU.Shares != 512 {
+		t.Fatalf("resources = %+v %+v", res.Memory, res.CPU)
+	}
+	if res, err := SandboxResources(map[string]string{annSandboxMemory: "0", annSandboxCPUPeriod: "100000"}); err != nil || res != nil {
+		t.Fatalf("no limit: %+v, %v", res, err)
+	}
+	if _, err := SandboxResources(map[string]string{annSandboxMemory: "lots"}); err == nil || !strings.Contains(err.Error(), annSandboxMemory) {
+		t.Fatalf("malformed: %v", err)
 	}
 }

@@ -56,6 +56,7 @@ func (s *Sandbox) remove(ctx context.Context, id string) (empty bool) {
 	defer s.mu.Unlock()
 	s.rec.RemoveContainer(id)
 	if len(s.rec.Containers) == 0 {
+		s.releasePodCgroupLocked(ctx)
 		if err := persist.Remove(s.Dir); err != nil {
 			logging.L(ctx).Error("removing sandbox state", "sandbox", s.ID, "error", err)
 		}

@@ -33,6 +33,8 @@ type Task struct {
 	Bundle    string
 	Handler   string
 	SandboxID string
+	// SandboxDir is the state directory of the task's sandbox.
+	SandboxDir string
 
 	c   Container
 	obs Observer

@@ -25,6 +25,7 @@ import (
 	"github.com/huskrt/husk/runtime/config"
 	"github.com/huskrt/husk/runtime/linux"
 	"github.com/huskrt/husk/runtime/persist"
+	"github.com/huskrt/husk/runtime/resource/cgroups"
 	"github.com/huskrt/husk/version"
 )
 
@@ -180,6 +181,11 @@ func (m Manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) {
 	if rec != nil {
 		rec.RemoveContainer(id)
 		if len(rec.Containers) == 0 {
+			if rec.ShimCgroup != "" {
+				if err := cgroups.ReleaseShim(rec.ShimCgroup, 0); err != nil {
+					return st, err
+				}
+			}
 			return st, persist.Remove(ref.StateDir)
 		}
 		return st, persist.Write(ref.StateDir, rec)

@@ -2,7 +2,6 @@ package shim
 
 import (
 	"context"
-	"time"
 
 	eventstypes "github.com/containerd/containerd/api/events"
 	"github.com/containerd/containerd/v2/core/runtime"
@@ -18,15 +17,16 @@ import (
 // one goroutine, so a slow containerd never blocks a task operation. It is
 // also the runtime's Observer.
 type publisher struct {
-	ctx    context.Context
-	events chan any
-	sd     shutdown.Service
+	ctx     context.Context
+	events  chan any
+	sd      shutdown.Service
+	metrics *metrics
 }
 
 var _ husk.Observer = (*publisher)(nil)
 
-func newPublisher(ctx context.Context, pub shim.Publisher, sd shutdown.Service) *publisher {
-	p := &publisher{ctx: context.WithoutCancel(ctx), events: make(chan any, 128), sd: sd}
+func newPublisher(ctx context.Context, pub shim.Publisher, sd shutdown.Service, m *metrics) *publisher {
+	p := &publisher{ctx: context.WithoutCancel(ctx), events: make(chan any, 128), sd: sd, metrics: m}
 	go p.forward(pub)
 	return p
 }
@@ -68,6 +68,7 @@ func (p *publisher) Exited(containerID, execID string, e husk.Exit) {
 	if id == "" {
 		id = containerID
 	}
+	p.metrics.exits.Inc()
 	p.send(&eventstypes.TaskExit{
 		ContainerID: containerID,
 		ID:          id,
@@ -79,6 +80,7 @@ func (p *publisher) Exited(containerID, execID string, e husk.Exit) {
 
 // OOM publishes TaskOOM.
 func (p *publisher) OOM(containerID string) {
-	logging.L(p.ctx).Warn("container OOM-killed a process", "id", containerID, "at", time.Now())
+	logging.L(p.ctx).Warn("container OOM-killed a process", "id", containerID)
+	p.metrics.ooms.Inc()
 	p.send(&eventstypes.TaskOOM{ContainerID: containerID})
 }

@@ -38,11 +38,12 @@ var empty = &ptypes.Empty{}
 // translates: lifecycle rules live in runtime.Task, and errors are turned
 // into ttrpc statuses here and nowhere else.
 type service struct {
-	ctx    context.Context // the shim's; carries the logger
-	level  *slog.LevelVar
-	mgr    *runtime.Manager
-	events *publisher
-	sd     shutdown.Service
+	ctx     context.Context // the shim's; carries the logger
+	level   *slog.LevelVar
+	mgr     *runtime.Manager
+	events  *publisher
+	sd      shutdown.Service
+	metrics *metrics
 
 	mu    sync.Mutex
 	tasks map[string]*runtime.Task // guarded by mu
@@ -51,14 +52,17 @@ type service struct {
 var _ taskAPI.TTRPCTaskService = (*service)(nil)
 
 func newService(ctx context.Context, mgr *runtime.Manager, pub shim.Publisher, sd shutdown.Service, level *slog.LevelVar) *service {
+	m := newMetrics()
 	s := &service{
-		ctx:    ctx,
-		level:  level,
-		mgr:    mgr,
-		events: newPublisher(ctx, pub, sd),
-		sd:     sd,
-		tasks:  make(map[string]*runtime.Task),
+		ctx:     ctx,
+		level:   level,
+		mgr:     mgr,
+		events:  newPublisher(ctx, pub, sd, m),
+		sd:      sd,
+		metrics: m,
+		tasks:   make(map[string]*runtime.Task),
 	}
+	sd.RegisterCallback(func(context.Context) error { return m.close() })
 	return s
 }
 
@@ -151,8 +155,14 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*ta
 	}
 	t, err := s.mgr.Create(ctx, req, s.events)
 	if err != nil {
+		s.metrics.creates.WithLabelValues("error").Inc()
 		logging.L(ctx).Error("create failed", "error", err)
 		return nil, rpcErr(err)
+	}
+	s.metrics.creates.WithLabelValues("ok").Inc()
+	s.metrics.tasks.Inc()
+	if err := s.metrics.serve(s.ctx, t.SandboxDir); err != nil {
+		logging.L(ctx).Warn("no management socket", "error", err)
 	}
 	s.mu.Lock()
 	s.tasks[r.ID] = t
@@ -204,6 +214,7 @@ func (s *service) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAP
 		delete(s.tasks, r.ID)
 		s.mu.Unlock()
 		s.mgr.Deleted(s.ctx, t)
+		s.metrics.tasks.Dec()
 		s.events.send(&eventstypes.TaskDelete{
 			ContainerID: r.ID,
 			Pid:         uint32(st.Pid),
@@ -234,6 +245,7 @@ func (s *service) Exec(ctx context.Context, r *taskAPI.ExecProcessRequest) (*pty
 	if err := t.Exec(logging.With(s.ctx, "id", r.ID, "exec", r.ExecID), r.ExecID, &ps, stdio); err != nil {
 		return nil, rpcErr(err)
 	}
+	s.metrics.execs.Inc()
 	s.events.send(&eventstypes.TaskExecAdded{ContainerID: r.ID, ExecID: r.ExecID})
 	return empty, nil
 }

@@ -21,8 +21,9 @@ type command struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"config": {"print or check husk's effective configuration", runConfig},
-		"dev":    {"development bench: private containerd, test images", runDev},
+		"config":  {"print or check husk's effective configuration", runConfig},
+		"dev":     {"development bench: private containerd, test images", runDev},
+		"metrics": {"print a sandbox shim's Prometheus metrics (or pprof pages)", runMetrics},
 	}
 }
 

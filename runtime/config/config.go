@@ -36,6 +36,7 @@ type Config struct {
 	Runtime Runtime `toml:"runtime"`
 	Log     Log     `toml:"log"`
 	Linux   Linux   `toml:"linux"`
+	Hooks   []Hook  `toml:"hook"` // the hook chain, in order (hook.go)
 
 	// Sources lists the files applied, in order (empty: built-in defaults).
 	Sources []string `toml:"-"`
@@ -49,6 +50,8 @@ type Runtime struct {
 	DefaultHandler HandlerName `toml:"default_handler"`
 	// StateDir is the absolute, clean directory for per-container state.
 	StateDir string `toml:"state_dir"`
+	// SandboxCgroupOnly moves each pod's shim into the pod's cgroup.
+	SandboxCgroupOnly bool `toml:"sandbox_cgroup_only"`
 }
 
 // Log configures the shim's logging.

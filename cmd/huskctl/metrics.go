@@ -1,0 +1,83 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/huskrt/husk/runtime/config"
+	"github.com/huskrt/husk/runtime/persist"
+	"github.com/huskrt/husk/shim"
+)
+
+// runMetrics prints a sandbox shim's Prometheus metrics, read from its
+// management socket.
+func runMetrics(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("metrics", flag.ContinueOnError)
+	ns := fs.String("namespace", "", "containerd namespace of the sandbox (default: search all)")
+	cfgPath := fs.String("config", "", "husk config file (default $HUSK_CONFIG or /etc/husk/config.toml)")
+	path := fs.String("path", "/metrics", "what to fetch: /metrics, or a pprof page under /debug/pprof/")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: huskctl metrics [--namespace NS] [--path /metrics] <sandbox-id>")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return errors.New("want one sandbox id")
+	}
+	cfg, err := config.Load(config.Path(*cfgPath))
+	if err != nil {
+		return err
+	}
+	sock, err := managementSocket(cfg.Runtime.StateDir, *ns, fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	client := &http.Client{
+		Timeout: 30 * time.Second,
+		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		}},
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://shim"+*path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("asking the shim of %s: %w", fs.Arg(0), err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("shim answered %s", resp.Status)
+	}
+	_, err = io.Copy(os.Stdout, resp.Body)
+	return err
+}
+
+// managementSocket finds the socket of sandbox id, in namespace ns or, when
+// ns is empty, in whichever namespace has it.
+func managementSocket(stateDir, ns, id string) (string, error) {
+	if ns != "" {
+		return filepath.Join(persist.Dir(stateDir, ns, id), shim.ManagementSocket), nil
+	}
+	matches, _ := filepath.Glob(filepath.Join(stateDir, "*", id, shim.ManagementSocket))
+	switch len(matches) {
+	case 0:
+		return "", fmt.Errorf("no running sandbox %s under %s", id, stateDir)
+	case 1:
+		return matches[0], nil
+	}
+	return "", fmt.Errorf("sandbox %s exists in several namespaces (%v): say which with --namespace", id, matches)
+}

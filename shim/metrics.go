@@ -1,0 +1,107 @@
+package shim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/huskrt/husk/internal/logging"
+)
+
+// ManagementSocket is the name of the shim's management socket in its
+// sandbox's state directory: Prometheus metrics at /metrics, pprof under
+// /debug/pprof/. Only root can reach it (0600 in a 0700 directory).
+const ManagementSocket = "shim.sock"
+
+// metrics are the shim's own Prometheus metrics, in a registry of its own
+// (no package globals).
+type metrics struct {
+	reg     *prometheus.Registry
+	tasks   prometheus.Gauge
+	creates *prometheus.CounterVec // by result: ok, error
+	execs   prometheus.Counter
+	exits   prometheus.Counter
+	ooms    prometheus.Counter
+
+	mu     sync.Mutex
+	server *http.Server // guarded by mu; nil until the first sandbox
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		tasks: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "husk_tasks", Help: "Tasks (containers) this shim serves."}),
+		creates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "husk_task_creates_total", Help: "Task create requests, by result."}, []string{"result"}),
+		execs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "husk_execs_total", Help: "Exec processes added."}),
+		exits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "husk_process_exits_total", Help: "Processes (inits and execs) that exited."}),
+		ooms: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "husk_oom_kills_total", Help: "OOM kills reported in this shim's containers."}),
+	}
+	m.reg.MustRegister(m.tasks, m.creates, m.execs, m.exits, m.ooms,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// serve starts the management server on dir/ManagementSocket, once.
+func (m *metrics) serve(ctx context.Context, dir string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.server != nil {
+		return nil
+	}
+	path := filepath.Join(dir, ManagementSocket)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	_ = os.Remove(path) // a stale socket of a dead shim
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return fmt.Errorf("management socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		l.Close()
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	m.server = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := m.server.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logging.L(ctx).Error("management server", "error", err)
+		}
+	}()
+	return nil
+}
+
+// close stops the management server and removes its socket.
+func (m *metrics) close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.server == nil {
+		return nil
+	}
+	err := m.server.Close() // closes the listener, which unlinks the socket
+	m.server = nil
+	return err
+}
