@@ -26,11 +26,20 @@ const (
 )
 
 type result struct {
-	Date    string             `json:"date"`
-	Machine string             `json:"machine"`
-	Runs    int                `json:"runs"`
-	P1      map[string]stats   `json:"p1_ctr_run_rm_true_ms"`
-	P2      map[string]memInfo `json:"p2_shim_memory_one_idle_container"`
+	Date    string                 `json:"date"`
+	Machine string                 `json:"machine"`
+	Runs    int                    `json:"runs"`
+	P1      map[string]stats       `json:"p1_ctr_run_rm_true_ms"`
+	Density map[string]densityInfo `json:"p2_p11_pod_density"`
+}
+
+type densityInfo struct {
+	Shim1      memInfo `json:"shim_one_container"`
+	Shim10     memInfo `json:"shim_ten_containers"`
+	Shim100    memInfo `json:"shim_hundred_containers"`
+	Running    int     `json:"running_of_100"`
+	HostKiBPer int     `json:"host_memory_kib_per_container"`
+	StartSecs  float64 `json:"seconds_to_start_100"`
 }
 
 type stats struct {
@@ -73,7 +82,7 @@ func run(tools, shimDir string, runs int) error {
 	defer c.Stop(context.Background())
 
 	res := result{Date: time.Now().UTC().Format(time.RFC3339), Machine: machine(), Runs: runs,
-		P1: map[string]stats{}, P2: map[string]memInfo{}}
+		P1: map[string]stats{}, Density: map[string]densityInfo{}}
 
 	// P1: ctr run --rm of /bin/true, interleaved so drift hits both alike.
 	times := map[string][]float64{}
@@ -97,22 +106,14 @@ func run(tools, shimDir string, runs int) error {
 		res.P1[short(rt)] = summarize(ts)
 	}
 
-	// P2: memory of the shim serving one idle container.
+	// P2 and P11: one pod per runtime (the CRI's annotations group a pod
+	// into one shim for both), grown to 1, 10 and 100 idle containers.
 	for _, rt := range []string{runcRT, huskRT} {
-		id := "p2-" + short(rt)
-		if _, stderr, err := c.Ctr(ctx, "run", "-d", "--runtime", rt, "--rootfs", rootfs, id, "/bin/sleep", "1000"); err != nil {
-			return fmt.Errorf("P2 %s: %v: %s", rt, err, stderr)
-		}
-		time.Sleep(2 * time.Second) // let the shim settle after start-up
-		pid, err := shimPid(id)
+		d, err := density(ctx, c, rt, rootfs)
 		if err != nil {
 			return err
 		}
-		res.P2[short(rt)] = readMem(pid)
-		_, _, _ = c.Ctr(ctx, "task", "kill", "-s", "SIGKILL", id)
-		time.Sleep(300 * time.Millisecond)
-		_, _, _ = c.Ctr(ctx, "task", "delete", id)
-		_, _, _ = c.Ctr(ctx, "container", "delete", id)
+		res.Density[short(rt)] = d
 	}
 
 	if err := save(res); err != nil {
@@ -200,14 +201,24 @@ func save(r result) error {
 
 func printTable(r result) {
 	h, rc := r.P1["husk"], r.P1["runc"]
-	hm, rm := r.P2["husk"], r.P2["runc"]
-	fmt.Printf("Measured %s on %s (%d interleaved runs each).\n\n", r.Date, r.Machine, r.Runs)
+	hd, rd := r.Density["husk"], r.Density["runc"]
+	mib := func(kib int) float64 { return float64(kib) / 1024 }
+	ratio := func(a, b int) float64 { return float64(a) / float64(b) }
+	extra := func(d densityInfo) int { return (d.Shim10.RSSKiB - d.Shim1.RSSKiB) / 9 }
+	fmt.Printf("Measured %s on %s (%d interleaved runs each for P1).\n\n", r.Date, r.Machine, r.Runs)
 	fmt.Println("| id | what | runc shim | husk | husk/runc | target |")
 	fmt.Println("|---|---|---|---|---|---|")
 	fmt.Printf("| P1 | `ctr run --rm --rootfs busybox /bin/true`, median (p90) | %.1f ms (%.1f) | %.1f ms (%.1f) | %.2f | ≤ 0.9 |\n",
 		rc.Median, rc.P90, h.Median, h.P90, h.Median/rc.Median)
-	fmt.Printf("| P2 | shim RSS, one idle container | %.1f MiB | %.1f MiB | %.2f | ≤ 1 |\n",
-		float64(rm.RSSKiB)/1024, float64(hm.RSSKiB)/1024, float64(hm.RSSKiB)/float64(rm.RSSKiB))
-	fmt.Printf("| P2 | shim PSS, one idle container | %.1f MiB | %.1f MiB | %.2f | — |\n",
-		float64(rm.PSSKiB)/1024, float64(hm.PSSKiB)/1024, float64(hm.PSSKiB)/float64(rm.PSSKiB))
+	fmt.Printf("| P2 | shim RSS, pod with one idle container | %.1f MiB | %.1f MiB | %.2f | ≤ 1 |\n",
+		mib(rd.Shim1.RSSKiB), mib(hd.Shim1.RSSKiB), ratio(hd.Shim1.RSSKiB, rd.Shim1.RSSKiB))
+	fmt.Printf("| P2 | shim RSS per extra container (1 → 10 in the pod) | %.2f MiB | %.2f MiB | %.2f | ≤ 1 MiB |\n",
+		mib(extra(rd)), mib(extra(hd)), ratio(extra(hd), max(extra(rd), 1)))
+	fmt.Printf("| P11 | 100 idle containers in one pod: running | %d | %d | — | all |\n", rd.Running, hd.Running)
+	fmt.Printf("| P11 | shim RSS with 100 containers | %.1f MiB | %.1f MiB | %.2f | — |\n",
+		mib(rd.Shim100.RSSKiB), mib(hd.Shim100.RSSKiB), ratio(hd.Shim100.RSSKiB, rd.Shim100.RSSKiB))
+	fmt.Printf("| P11 | host memory per container (MemAvailable drop / 100) | %.2f MiB | %.2f MiB | %.2f | reported |\n",
+		mib(rd.HostKiBPer), mib(hd.HostKiBPer), ratio(hd.HostKiBPer, max(rd.HostKiBPer, 1)))
+	fmt.Printf("| P11 | time to start 100 containers one after another | %.1f s | %.1f s | %.2f | — |\n",
+		rd.StartSecs, hd.StartSecs, hd.StartSecs/rd.StartSecs)
 }
