@@ -10,7 +10,7 @@ LDFLAGS := -X github.com/huskrt/husk/version.Version=$(VERSION) -X github.com/hu
 BUILDTAGS := seccomp
 export CGO_ENABLED := 1
 
-.PHONY: all build install test unit integration demo bench containerd tools clean lint
+.PHONY: all build install test unit integration demo bench containerd tools clean lint fuzz fuzz-short
 
 all: build
 
@@ -34,10 +34,25 @@ lint:
 unit:
 	$(GO) test -tags '$(BUILDTAGS)' -count=1 ./...
 
-# Tier 1 (unit) and tier 2 (root, against a private containerd). Tests that
-# need root or tools say so and skip; CI runs as root with the tools.
+# Tier 1 (unit) and tier 2 (root, against a private containerd), then short
+# fuzz runs. Tests that need root, KVM or tools say so and skip; CI runs as
+# root with the tools.
 test: tools build lint
 	$(GO) test -tags '$(BUILDTAGS)' -count=1 -timeout 30m ./...
+	$(MAKE) fuzz-short
+
+# Every fuzz target of an untrusted-input parser: package and target.
+FUZZ_TARGETS := ./vmm/virtio:FuzzQueue
+FUZZTIME ?= 5m
+
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t#*:} in $${t%%:*} for $(FUZZTIME)"; \
+		$(GO) test -run='^$$' -fuzz="^$${t#*:}$$" -fuzztime=$(FUZZTIME) $${t%%:*} || exit 1; \
+	done
+
+fuzz-short:
+	$(MAKE) fuzz FUZZTIME=10s
 
 demo: tools build
 	$(BIN)/huskctl dev demo --tools $(TOOLS) --shim-dir $(CURDIR)/$(BIN)
