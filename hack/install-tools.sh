@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # install-tools.sh installs what husk's tests need on a Debian 12 machine, as
 # root: runc, a static busybox (the test images are built from it), libseccomp
-# and a C toolchain for cgo, and containerd + ctr + containerd-shim-runc-v2 in
-# <repo>/.tools/bin (test/devenv runs a private containerd from there).
+# and a C toolchain for cgo, the CNI plugins (containernetworking-plugins, in
+# /usr/lib/cni) for the CRI tests, and containerd + ctr +
+# containerd-shim-runc-v2, runc and crictl in <repo>/.tools/bin (test/devenv
+# runs a private containerd from there).
 #
 # Idempotent and quick when everything is present: it prints one line per
 # step, saying what it did or why it skipped it.
 set -euo pipefail
 
 CONTAINERD_VERSION=v2.4.2
-APT_PACKAGES=(busybox-static libseccomp-dev pkg-config gcc libc6-dev)
+CRICTL_VERSION=v1.37.0
+APT_PACKAGES=(busybox-static libseccomp-dev pkg-config gcc libc6-dev containernetworking-plugins)
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bin="$repo/.tools/bin"
@@ -73,4 +76,22 @@ else
 	mkdir -p "$bin"
 	GOBIN="$bin" CGO_ENABLED=1 GOFLAGS= go install -tags seccomp "github.com/opencontainers/runc@$runc_version"
 	echo "runc: built $runc_version into $bin"
+fi
+
+# crictl, the CRI client test/cri drives containerd's CRI plugin with.
+# `crictl --version` says "crictl version v1.37.0".
+if [[ -x $bin/crictl ]] && "$bin/crictl" --version 2>/dev/null | grep -qx "crictl version $CRICTL_VERSION"; then
+	echo "crictl: $CRICTL_VERSION already in $bin, skipped"
+else
+	mkdir -p "$bin"
+	# -X: cri-tools' Makefile stamps the version this way; without it
+	# `crictl --version` says "unknown" and the check above never matches.
+	GOBIN="$bin" CGO_ENABLED=0 GOFLAGS= go install \
+		-ldflags "-X sigs.k8s.io/cri-tools/pkg/version.Version=$CRICTL_VERSION" \
+		"sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL_VERSION"
+	"$bin/crictl" --version 2>/dev/null | grep -qx "crictl version $CRICTL_VERSION" || {
+		echo "crictl: built, but $bin/crictl --version does not say $CRICTL_VERSION" >&2
+		exit 1
+	}
+	echo "crictl: built $CRICTL_VERSION into $bin"
 fi

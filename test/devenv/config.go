@@ -13,6 +13,7 @@ import (
 // the list honest when containerd is upgraded.
 var disabledPlugins = []string{
 	// CRI: we drive containerd with ctr, never kubelet; CRI also wants CNI.
+	// Options.CRI turns these four back on (criPlugins).
 	"io.containerd.grpc.v1.cri",
 	"io.containerd.cri.v1.images",
 	"io.containerd.cri.v1.runtime",
@@ -76,12 +77,14 @@ func configTOML(dir, logLevel string, disabled []string) (string, error) {
 	return b.String(), nil
 }
 
-// writeConfig writes the configuration to <dir>/containerd.toml.
-func writeConfig(dir, logLevel string, disabled []string) (string, error) {
+// writeConfig writes the configuration, followed by extra (more plugin
+// sections, e.g. criTOML's), to <dir>/containerd.toml.
+func writeConfig(dir, logLevel string, disabled []string, extra string) (string, error) {
 	text, err := configTOML(dir, logLevel, disabled)
 	if err != nil {
 		return "", err
 	}
+	text += extra
 	path := filepath.Join(dir, "containerd.toml")
 	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 		return "", fmt.Errorf("devenv: write containerd config: %w", err)

@@ -49,6 +49,12 @@ type Options struct {
 	Env []string
 	// LogLevel is containerd's log level; empty means debug.
 	LogLevel string
+	// CRI enables containerd's CRI plugin (otherwise disabled) for crictl:
+	// runtime handlers runc and husk, a CNI bridge network of the bench's
+	// own (CNI), the locally built pause image as the sandbox image
+	// (imported by Start), and no registry (every pull fails at once). It
+	// needs crictl in ToolsBin and the CNI plugins in CNIBinDir.
+	CRI bool
 
 	// allPlugins leaves disabledPlugins enabled, for the test that checks
 	// they exist.
@@ -63,6 +69,7 @@ type Containerd struct {
 	Namespace string
 
 	ctr     string        // path of the ctr binary
+	cri     *criState     // nil unless started with Options.CRI
 	cmd     *exec.Cmd     // the containerd process
 	exited  chan struct{} // closed when cmd has been waited for
 	waitErr error         // cmd.Wait's result; valid once exited is closed
@@ -135,10 +142,17 @@ func Start(ctx context.Context, o Options) (_ *Containerd, err error) {
 		return nil, fmt.Errorf("devenv: dir %s is too long for a unix socket path", c.Dir)
 	}
 	disabled := disabledPlugins
+	var criSection string
+	if o.CRI {
+		if criSection, err = c.setupCRI(o); err != nil {
+			return nil, err
+		}
+		disabled = withoutCRIPlugins(disabled)
+	}
 	if o.allPlugins {
 		disabled = nil
 	}
-	cfg, err := writeConfig(c.Dir, o.LogLevel, disabled)
+	cfg, err := writeConfig(c.Dir, o.LogLevel, disabled, criSection)
 	if err != nil {
 		return nil, err
 	}
@@ -167,7 +181,15 @@ func Start(ctx context.Context, o Options) (_ *Containerd, err error) {
 	if err := c.waitReady(ctx); err != nil {
 		return nil, err
 	}
-	logging.L(ctx).Debug("containerd ready", "pid", c.Pid(), "address", c.Address(), "took", time.Since(t0))
+	if o.CRI {
+		if err := c.waitCRIReady(ctx); err != nil {
+			return nil, err
+		}
+		if err := c.ImportPause(ctx); err != nil {
+			return nil, err
+		}
+	}
+	logging.L(ctx).Debug("containerd ready", "pid", c.Pid(), "address", c.Address(), "cri", o.CRI, "took", time.Since(t0))
 	return c, nil
 }
 
@@ -290,10 +312,11 @@ func (c *Containerd) ctrIn(ctx context.Context, ns string, args ...string) (stdo
 	return o.String(), e.String(), nil
 }
 
-// Stop removes the bench: it deletes the tasks and containers left in every
-// namespace, SIGTERMs containerd (SIGKILL after stopTimeout), kills shims
-// still serving this containerd, unmounts everything under Dir and removes
-// Dir. It is safe to call more than once.
+// Stop removes the bench: it removes the pods through the CRI (a CRI
+// bench), deletes the tasks and containers left in every namespace, SIGTERMs
+// containerd (SIGKILL after stopTimeout), kills shims still serving this
+// containerd, removes what CNI left on the host (cleanupCRI), unmounts
+// everything under Dir and removes Dir. It is safe to call more than once.
 func (c *Containerd) Stop(ctx context.Context) error {
 	log := logging.L(ctx)
 	var errs []error
@@ -301,6 +324,9 @@ func (c *Containerd) Stop(ctx context.Context) error {
 		select {
 		case <-c.exited:
 		default:
+			if c.cri != nil {
+				c.removePods(ctx)
+			}
 			c.removeTasks(ctx)
 			if err := c.terminate(); err != nil {
 				errs = append(errs, err)
@@ -308,6 +334,9 @@ func (c *Containerd) Stop(ctx context.Context) error {
 		}
 	}
 	c.killShims(ctx)
+	if err := c.cleanupCRI(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	if err := unmountUnder(c.Dir); err != nil {
 		errs = append(errs, err)
 	}

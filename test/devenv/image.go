@@ -30,8 +30,8 @@ const BusyboxRef = "husk.local/busybox:latest"
 // busybox binary always gives the same layer and image digests.
 var tarTime = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 
-// imagePlatform is the platform of the busybox image: the host's, since the
-// busybox in it is the host's.
+// imagePlatform is the platform of the bench's images: the host's, since the
+// binaries in them (busybox, pause) are the host's.
 func imagePlatform() ocispec.Platform {
 	return ocispec.Platform{OS: "linux", Architecture: runtime.GOARCH}
 }
@@ -46,6 +46,17 @@ func BusyboxImage(tarPath, ref string) error {
 	if err != nil {
 		return err
 	}
+	return writeImage(tarPath, ref, ents, ocispec.ImageConfig{
+		Env: []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+		Cmd: []string{"sh"},
+	})
+}
+
+// writeImage writes an OCI image-layout tarball to tarPath: one image for the
+// host's platform, named ref, whose only (gzip) layer holds ents and whose
+// configuration is cfg. ents must be sorted by path, parents first. The
+// output depends on nothing but the arguments.
+func writeImage(tarPath, ref string, ents []entry, cfg ocispec.ImageConfig) error {
 	layer, diffID, err := buildLayer(ents)
 	if err != nil {
 		return err
@@ -58,18 +69,15 @@ func BusyboxImage(tarPath, ref string) error {
 	}
 	layerDesc := add(ocispec.MediaTypeImageLayerGzip, layer)
 
-	cfg, err := json.Marshal(ocispec.Image{
+	cfgJSON, err := json.Marshal(ocispec.Image{
 		Platform: imagePlatform(),
-		Config: ocispec.ImageConfig{
-			Env: []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
-			Cmd: []string{"sh"},
-		},
-		RootFS: ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{diffID}},
+		Config:   cfg,
+		RootFS:   ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{diffID}},
 	})
 	if err != nil {
 		return fmt.Errorf("devenv: %w", err)
 	}
-	cfgDesc := add(ocispec.MediaTypeImageConfig, cfg)
+	cfgDesc := add(ocispec.MediaTypeImageConfig, cfgJSON)
 
 	manifest, err := json.Marshal(ocispec.Manifest{
 		Versioned: specs.Versioned{SchemaVersion: 2},
@@ -98,18 +106,18 @@ func BusyboxImage(tarPath, ref string) error {
 		return fmt.Errorf("devenv: %w", err)
 	}
 
-	ents = []entry{
+	files := []entry{
 		{path: "blobs", mode: fs.ModeDir | 0o755},
 		{path: "blobs/sha256", mode: fs.ModeDir | 0o755},
 		{path: ocispec.ImageIndexFile, mode: 0o644, data: index},
 		{path: ocispec.ImageLayoutFile, mode: 0o644, data: layout},
 	}
 	for d, b := range blobs {
-		ents = append(ents, entry{path: "blobs/sha256/" + d.Encoded(), mode: 0o644, data: b})
+		files = append(files, entry{path: "blobs/sha256/" + d.Encoded(), mode: 0o644, data: b})
 	}
-	sort.Slice(ents, func(i, j int) bool { return ents[i].path < ents[j].path })
+	sort.Slice(files, func(i, j int) bool { return files[i].path < files[j].path })
 	var out bytes.Buffer
-	if err := writeTar(&out, ents); err != nil {
+	if err := writeTar(&out, files); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(filepath.Dir(tarPath), 0o755); err != nil {
@@ -176,9 +184,15 @@ func writeTar(w io.Writer, ents []entry) error {
 }
 
 // ImportBusybox builds the busybox image into Dir and imports it as ref
-// (BusyboxRef when empty), unpacked for the default snapshotter, so that
-// `ctr run ref ...` works.
+// (BusyboxRef when empty) into the bench's Namespace, unpacked for the
+// default snapshotter, so that `ctr run ref ...` works.
 func (c *Containerd) ImportBusybox(ctx context.Context, ref string) error {
+	return c.ImportBusyboxInto(ctx, c.Namespace, ref)
+}
+
+// ImportBusyboxInto is ImportBusybox into namespace ns; CRINamespace makes
+// the image usable by `crictl create`.
+func (c *Containerd) ImportBusyboxInto(ctx context.Context, ns, ref string) error {
 	if ref == "" {
 		ref = BusyboxRef
 	}
@@ -187,18 +201,28 @@ func (c *Containerd) ImportBusybox(ctx context.Context, ref string) error {
 	if err := BusyboxImage(tarPath, ref); err != nil {
 		return err
 	}
-	p := imagePlatform()
-	if _, _, err := c.Ctr(ctx, "images", "import", "--platform", p.OS+"/"+p.Architecture, tarPath); err != nil {
+	if err := c.importImage(ctx, ns, tarPath, ref); err != nil {
 		return fmt.Errorf("devenv: import busybox: %w", err)
 	}
-	out, _, err := c.Ctr(ctx, "images", "ls", "-q")
+	logging.L(ctx).Debug("busybox imported", "ref", ref, "namespace", ns, "took", time.Since(t0))
+	return nil
+}
+
+// importImage imports the OCI layout tarball tarPath into namespace ns,
+// unpacked for the default snapshotter, and checks that an image named ref
+// came out of it.
+func (c *Containerd) importImage(ctx context.Context, ns, tarPath, ref string) error {
+	p := imagePlatform()
+	if _, _, err := c.ctrIn(ctx, ns, "images", "import", "--platform", p.OS+"/"+p.Architecture, tarPath); err != nil {
+		return err
+	}
+	out, _, err := c.ctrIn(ctx, ns, "images", "ls", "-q")
 	if err != nil {
-		return fmt.Errorf("devenv: import busybox: %w", err)
+		return err
 	}
 	if !containsLine(out, ref) {
-		return fmt.Errorf("devenv: imported busybox but no image is named %s (have: %s)", ref, strings.Join(strings.Fields(out), " "))
+		return fmt.Errorf("imported %s into namespace %s but no image is named %s (have: %s)", filepath.Base(tarPath), ns, ref, strings.Join(strings.Fields(out), " "))
 	}
-	logging.L(ctx).Debug("busybox imported", "ref", ref, "took", time.Since(t0))
 	return nil
 }
 

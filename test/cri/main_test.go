@@ -1,0 +1,186 @@
+package cri
+
+import (
+	"context"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/huskrt/husk/test/devenv"
+)
+
+var (
+	// bench is the CRI-enabled containerd shared by the package's tests;
+	// nil when skipReason says why not.
+	bench      *devenv.Containerd
+	skipReason string
+	// hostNetns is /var/run/netns as the run found it; tests check that
+	// nothing is added there (the bench mounts pod netns under its state).
+	hostNetns []string
+	// runDir holds the run's shim build and the bench directory.
+	runDir string
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	if err := setup(); err != nil {
+		fmt.Fprintln(os.Stderr, "cri setup:", err)
+		if bench != nil {
+			_ = bench.Stop(context.Background())
+		}
+		if runDir != "" {
+			_ = os.RemoveAll(runDir)
+		}
+		return 1
+	}
+	code := m.Run()
+	if bench != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := bench.Stop(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, "cri teardown:", err)
+			code = 1
+		}
+	}
+	if runDir != "" {
+		_ = os.RemoveAll(runDir)
+	}
+	return code
+}
+
+func setup() error {
+	if os.Geteuid() != 0 {
+		skipReason = "needs root (containers, network namespaces, mounts, cgroups)"
+		return nil
+	}
+	root, err := devenv.RepoRoot()
+	if err != nil {
+		return err
+	}
+	tools := filepath.Join(root, ".tools", "bin")
+	for _, tool := range []string{"containerd", "runc", "crictl"} {
+		if _, err := os.Stat(filepath.Join(tools, tool)); err != nil {
+			skipReason = tool + " is not built in .tools/bin: run `make tools` (or `make test`)"
+			return nil
+		}
+	}
+	if _, err := os.Stat(filepath.Join(devenv.CNIBinDir, "bridge")); err != nil {
+		skipReason = "no CNI plugins in " + devenv.CNIBinDir + ": run `make tools` (apt-get install containernetworking-plugins)"
+		return nil
+	}
+	if _, err := exec.LookPath("gcc"); err != nil {
+		skipReason = "gcc (which builds the pause image) is missing: run `make tools`"
+		return nil
+	}
+	hostNetns = listDir("/var/run/netns")
+
+	dir, err := os.MkdirTemp("", "hcri")
+	if err != nil {
+		return err
+	}
+	runDir = dir
+	shimDir := filepath.Join(dir, "bin")
+	// Build the shim from this tree so the tests never run a stale binary.
+	build := exec.Command("go", "build", "-tags", "seccomp", "-o", filepath.Join(shimDir, "containerd-shim-husk-v2"), "./cmd/containerd-shim-husk-v2")
+	build.Dir = root
+	build.Env = append(os.Environ(), "CGO_ENABLED=1")
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("building the shim: %v\n%s", err, out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	t0 := time.Now()
+	c, err := devenv.Start(ctx, devenv.Options{
+		Dir:      filepath.Join(dir, "c"),
+		ToolsBin: tools,
+		ShimDir:  shimDir,
+		LogLevel: "info",
+		CRI:      true,
+	})
+	if err != nil {
+		return err
+	}
+	bench = c
+	fmt.Fprintf(os.Stderr, "cri: bench with CRI ready in %s (dir %s, bridge %s, subnet %s)\n",
+		time.Since(t0).Round(time.Millisecond), c.Dir, c.CNI().Bridge, c.CNI().Subnet)
+	return c.ImportBusyboxInto(ctx, devenv.CRINamespace, devenv.BusyboxRef)
+}
+
+// needBench skips t when the bench could not be set up, saying why.
+func needBench(t *testing.T) *devenv.Containerd {
+	t.Helper()
+	if bench == nil {
+		t.Skip(skipReason)
+	}
+	return bench
+}
+
+// handlers are the CRI runtime handlers (RuntimeClass names) of the bench's
+// configuration that every test runs with.
+var handlers = []string{"runc", "husk"}
+
+// forEachHandler runs f as a subtest per runtime handler.
+func forEachHandler(t *testing.T, f func(t *testing.T, handler string)) {
+	needBench(t)
+	for _, h := range handlers {
+		t.Run(h, func(t *testing.T) { f(t, h) })
+	}
+}
+
+// testCtx returns a context that ends with the test, bounded.
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// crictl runs crictl against the bench and fails the test on error.
+func crictl(t *testing.T, args ...string) string {
+	t.Helper()
+	out, stderr, err := needBench(t).Crictl(testCtx(t), args...)
+	if err != nil {
+		t.Fatalf("crictl %s: %v\nstdout: %s\nstderr: %s", strings.Join(args, " "), err, out, stderr)
+	}
+	return out
+}
+
+// name returns a DNS label unique to this test: a pod or container name.
+func name(t *testing.T, suffix string) string {
+	var b strings.Builder
+	dash := false
+	for _, r := range strings.ToLower(t.Name() + "-" + suffix) {
+		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') {
+			b.WriteRune(r)
+			dash = false
+		} else if !dash && b.Len() > 0 {
+			b.WriteByte('-')
+			dash = true
+		}
+	}
+	n := strings.TrimRight(b.String(), "-")
+	if len(n) > 50 {
+		n = fmt.Sprintf("%s-%08x", strings.TrimRight(n[:40], "-"), crc32.ChecksumIEEE([]byte(n)))
+	}
+	return n
+}
+
+// listDir returns the names in dir; nil when it does not exist.
+func listDir(dir string) []string {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	return names
+}
