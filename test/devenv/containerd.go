@@ -366,3 +366,33 @@ func (c *Containerd) terminate() error {
 		return fmt.Errorf("devenv: containerd (pid %d) survives SIGKILL", c.Pid())
 	}
 }
+
+// Restart stops containerd with SIGTERM, leaving its tasks and their shims
+// running, and starts it again on the same configuration, as an upgrade or
+// a crash-restart of containerd would.
+func (c *Containerd) Restart(ctx context.Context) error {
+	if err := c.terminate(); err != nil {
+		return err
+	}
+	logf, err := os.OpenFile(c.LogPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("devenv: %w", err)
+	}
+	defer logf.Close()
+	old := c.cmd
+	cmd := exec.Command(old.Path, old.Args[1:]...)
+	cmd.Dir, cmd.Env, cmd.SysProcAttr = old.Dir, old.Env, old.SysProcAttr
+	cmd.Stdout, cmd.Stderr = logf, logf
+	c.exited, c.waitErr = make(chan struct{}), nil
+	if err := c.startAndWait(cmd); err != nil {
+		return fmt.Errorf("devenv: restart containerd: %w", err)
+	}
+	c.cmd = cmd
+	if err := c.waitReady(ctx); err != nil {
+		return err
+	}
+	if c.cri != nil {
+		return c.waitCRIReady(ctx)
+	}
+	return nil
+}
