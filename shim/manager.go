@@ -5,6 +5,7 @@ package shim
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -157,12 +158,10 @@ func (m Manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) {
 		}
 		ref = persist.BundleRef{SandboxID: id, StateDir: persist.Dir(cfg.Runtime.StateDir, ns, id)}
 	}
-	rec, err := persist.Read(ref.StateDir)
-	if err != nil && !errdefs.IsNotFound(err) {
-		return st, err
-	}
+	// The handler that made the container, from the record (read under
+	// the lock below, again, to update it).
 	handler := linux.Name
-	if rec != nil {
+	if rec, err := persist.Read(ref.StateDir); err == nil {
 		handler = rec.Handler
 		for _, c := range rec.Containers {
 			if c.ID == id {
@@ -174,23 +173,29 @@ func (m Manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) {
 	if !ok {
 		return st, fmt.Errorf("container %s was created by handler %q, not in this build: %w", id, handler, errdefs.ErrNotImplemented)
 	}
-	st.Pid, err = h.Cleanup(ctx, ref.StateDir, id, bundle)
-	if err != nil {
+	if st.Pid, err = h.Cleanup(ctx, ref.StateDir, id, bundle); err != nil {
 		return st, err
 	}
-	if rec != nil {
-		rec.RemoveContainer(id)
-		if len(rec.Containers) == 0 {
-			if rec.ShimCgroup != "" {
-				if err := cgroups.ReleaseShim(rec.ShimCgroup, 0); err != nil {
-					return st, err
-				}
-			}
-			return st, persist.Remove(ref.StateDir)
-		}
-		return st, persist.Write(ref.StateDir, rec)
+	// The shim is dead: its socket would stay behind. (Only if nothing
+	// answers on it: delete never pulls the socket from under a live shim.)
+	if address := shimAddress(); address != "" && !shim.CanConnect(address) {
+		_ = shim.RemoveSocket(address)
 	}
-	return st, nil
+	return st, persist.Update(ref.StateDir, func(rec *persist.Sandbox) (bool, error) {
+		if rec == nil {
+			return false, nil
+		}
+		rec.RemoveContainer(id)
+		if len(rec.Containers) > 0 {
+			return false, nil
+		}
+		if rec.ShimCgroup != "" {
+			if err := cgroups.ReleaseShim(rec.ShimCgroup, 0); err != nil {
+				return false, err
+			}
+		}
+		return true, nil
+	})
 }
 
 // Info describes the runtime to containerd.
@@ -202,3 +207,23 @@ func (Manager) Info(ctx context.Context, options io.Reader) (*types.RuntimeInfo,
 }
 
 var _ shim.Shim = Manager{}
+
+// shimAddress returns the address of the shim that served the bundle in the
+// working directory, from containerd's bootstrap.json (2.x) or its older
+// address file; "" when neither says.
+func shimAddress() string {
+	if b, err := os.ReadFile("bootstrap.json"); err == nil {
+		var params map[string]any
+		if json.Unmarshal(b, &params) == nil {
+			for _, k := range []string{"address", "Address"} {
+				if a, ok := params[k].(string); ok && a != "" {
+					return a
+				}
+			}
+		}
+	}
+	if a, err := shim.ReadAddress("address"); err == nil {
+		return a
+	}
+	return ""
+}

@@ -14,6 +14,7 @@ import (
 	"slices"
 
 	"github.com/containerd/errdefs"
+	"golang.org/x/sys/unix"
 )
 
 // Version is the record format; a reader refuses newer ones.
@@ -84,6 +85,50 @@ func Read(dir string) (*Sandbox, error) {
 // Remove deletes a sandbox's state directory and everything in it.
 func Remove(dir string) error {
 	return os.RemoveAll(dir)
+}
+
+// Update changes the record in dir under an exclusive lock, so that the
+// `delete` commands containerd runs at once for every container of a dead
+// shim's pod do not lose each other's changes. fn may change the record and
+// says whether the sandbox is gone (then the directory is removed, else the
+// record is written back). A missing record is passed as nil.
+func Update(dir string, fn func(*Sandbox) (gone bool, err error)) error {
+	unlock, err := lock(dir)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			_, err = fn(nil)
+			return err
+		}
+		return err
+	}
+	defer unlock()
+	s, err := Read(dir)
+	if err != nil && !errdefs.IsNotFound(err) {
+		return err
+	}
+	gone, err := fn(s)
+	if err != nil || s == nil {
+		return err
+	}
+	if gone {
+		return Remove(dir)
+	}
+	return Write(dir, s)
+}
+
+// lock takes an exclusive flock on the directory itself (not on a file in
+// it: the directory may be removed by the holder, and a lock file removed
+// while others wait on it would let two holders in).
+func lock(dir string) (func(), error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking %s: %w", dir, err)
+	}
+	return func() { f.Close() }, nil
 }
 
 // AddContainer records c (replacing a record of the same id).

@@ -69,3 +69,47 @@ func TestBundleRef(t *testing.T) {
 		t.Fatalf("got %+v, %v", got, err)
 	}
 }
+
+// TestUpdateSerialises: concurrent removals (delete commands for every
+// container of a dead shim's pod) lose none of each other's changes, and
+// the last one removes the directory.
+func TestUpdateSerialises(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "sb")
+	s := &Sandbox{ID: "sb"}
+	const n = 20
+	for i := 0; i < n; i++ {
+		s.AddContainer(Container{ID: string(rune('a' + i))})
+	}
+	if err := Write(dir, s); err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		id := string(rune('a' + i))
+		go func() {
+			errs <- Update(dir, func(s *Sandbox) (bool, error) {
+				if s == nil {
+					return false, errors.New("record vanished early")
+				}
+				s.RemoveContainer(id)
+				return len(s.Containers) == 0, nil
+			})
+		}()
+	}
+	for i := 0; i < n; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("directory still there after the last removal: %v", err)
+	}
+	if err := Update(dir, func(s *Sandbox) (bool, error) {
+		if s != nil {
+			t.Fatal("record of a removed sandbox")
+		}
+		return false, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}

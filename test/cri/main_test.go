@@ -95,6 +95,12 @@ func setup() error {
 	if out, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("building the shim: %v\n%s", err, out)
 	}
+	// husk accounts each pod's shim to the pod's cgroup in these tests,
+	// so every pod test also checks that mode sets up and cleans up.
+	huskConfig := filepath.Join(dir, "husk.toml")
+	if err := os.WriteFile(huskConfig, []byte("[runtime]\nsandbox_cgroup_only = true\n"), 0o644); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	t0 := time.Now()
@@ -104,6 +110,7 @@ func setup() error {
 		ShimDir:  shimDir,
 		LogLevel: "info",
 		CRI:      true,
+		Env:      []string{"HUSK_CONFIG=" + huskConfig},
 	})
 	if err != nil {
 		return err

@@ -47,6 +47,9 @@ type podOpts struct {
 	// sharePID puts the pod's containers in one PID namespace, where the
 	// pause process is PID 1 (shareProcessNamespace).
 	sharePID bool
+	// resources are the pod's linux.resources (kubelet sends the pod's
+	// total), which the CRI turns into sandbox sizing annotations.
+	resources map[string]any
 }
 
 // runPod runs a pod sandbox with handler (`crictl runp --runtime`) and
@@ -90,6 +93,9 @@ func runPod(t *testing.T, handler string, o podOpts) *pod {
 				"namespace_options": p.nsOptions,
 			},
 		},
+	}
+	if o.resources != nil {
+		cfg["linux"].(map[string]any)["resources"] = o.resources
 	}
 	p.config = writeJSON(t, filepath.Join(p.dir, "pod.json"), cfg)
 	t.Cleanup(func() { p.remove(t) })

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -21,6 +23,11 @@ func TestShimKilled(t *testing.T) {
 	cleanupContainer(t, id)
 	ctr(t, "run", "-d", "--runtime", husk, devenv.BusyboxRef, id, "sh", "-c", "sleep 1000 & sleep 1000")
 
+	sockets := func() int {
+		ents, _ := os.ReadDir(filepath.Join(bench.Dir, "s"))
+		return len(ents)
+	}
+	before := sockets()
 	shim := shimPidOf(t, id)
 	if shim == 0 {
 		t.Fatal("no shim process found for the victim")
@@ -44,6 +51,9 @@ func TestShimKilled(t *testing.T) {
 	_, _, _ = bench.Ctr(testCtx(t), "task", "delete", id)
 	ctr(t, "container", "delete", id)
 	requireClean(t, id)
+	if after := sockets(); after != before-1 {
+		t.Errorf("shim sockets: %d before, %d after the dead shim was cleaned up (want one less)", before, after)
+	}
 
 	if out := ctr(t, "task", "exec", "--exec-id", "still", keep, "echo", "alive"); out != "alive\n" {
 		t.Fatalf("bystander exec = %q", out)
