@@ -105,12 +105,12 @@ func setup() error {
 	defer cancel()
 	t0 := time.Now()
 	c, err := devenv.Start(ctx, devenv.Options{
-		Dir:      filepath.Join(dir, "c"),
-		ToolsBin: tools,
-		ShimDir:  shimDir,
-		LogLevel: "info",
-		CRI:      true,
-		Env:      []string{"HUSK_CONFIG=" + huskConfig},
+		Dir:        filepath.Join(dir, "c"),
+		ToolsBin:   tools,
+		ShimDir:    shimDir,
+		LogLevel:   "info",
+		CRI:        true,
+		HuskConfig: huskConfig,
 	})
 	if err != nil {
 		return err

@@ -55,6 +55,10 @@ type Options struct {
 	// (imported by Start), and no registry (every pull fails at once). It
 	// needs crictl in ToolsBin and the CNI plugins in CNIBinDir.
 	CRI bool
+	// HuskConfig, with CRI, is the husk config file given to the husk
+	// runtime handler as its runtime option ConfigPath, as
+	// examples/kubernetes/containerd-husk.toml does.
+	HuskConfig string
 
 	// allPlugins leaves disabledPlugins enabled, for the test that checks
 	// they exist.

@@ -102,7 +102,7 @@ func (c *Containerd) setupCRI(o Options) (string, error) {
 	if err := c.writeCrictlConfig(); err != nil {
 		return "", err
 	}
-	return criTOML(c.Dir, net), nil
+	return criTOML(c.Dir, net, o.HuskConfig), nil
 }
 
 // registryHostsDir is the CRI's registry config_path.
@@ -119,7 +119,7 @@ func (c *Containerd) crictlConfigPath() string { return filepath.Join(c.Dir, "cr
 // namespaces are mounted under the CRI's state dir, CDI specs are looked for
 // under dir, and the registry hosts directory sends every registry to a port
 // where nothing listens (writeRegistryHosts).
-func criTOML(dir string, net CNINetwork) string {
+func criTOML(dir string, net CNINetwork, huskConfig string) string {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 
@@ -151,6 +151,10 @@ func criTOML(dir string, net CNINetwork) string {
 	w("    [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.husk]\n")
 	w("      runtime_type = 'io.containerd.husk.v2'\n")
 	w("      sandboxer = 'podsandbox'\n")
+	if huskConfig != "" {
+		w("      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.husk.options]\n")
+		w("        ConfigPath = '%s'\n", huskConfig)
+	}
 
 	w("\n[plugins.'io.containerd.grpc.v1.cri']\n")
 	w("  disable_tcp_service = true\n")

@@ -55,7 +55,7 @@ func TestCRIConfigKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	var tree map[string]any
-	if err := toml.Unmarshal([]byte(base+criTOML(dir, net)), &tree); err != nil {
+	if err := toml.Unmarshal([]byte(base+criTOML(dir, net, "/etc/husk/x.toml")), &tree); err != nil {
 		t.Fatalf("config is not TOML: %v", err)
 	}
 	const (
