@@ -10,7 +10,7 @@ LDFLAGS := -X github.com/huskrt/husk/version.Version=$(VERSION) -X github.com/hu
 BUILDTAGS := seccomp
 export CGO_ENABLED := 1
 
-.PHONY: all build install test unit integration demo bench containerd tools clean lint fuzz fuzz-short
+.PHONY: all build install test unit integration demo bench containerd tools clean lint fuzz fuzz-short nested-assets
 
 all: build
 
@@ -27,6 +27,11 @@ install: build
 tools containerd:
 	bash hack/install-tools.sh
 
+# Debian's cloud kernel for the nested-KVM harness (test/nested), cached in
+# .tools/kernel; needs apt's package lists, not root.
+nested-assets:
+	bash hack/nested-assets.sh
+
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet -tags '$(BUILDTAGS)' ./...
@@ -37,12 +42,12 @@ unit:
 # Tier 1 (unit) and tier 2 (root, against a private containerd), then short
 # fuzz runs. Tests that need root, KVM or tools say so and skip; CI runs as
 # root with the tools.
-test: tools build lint
+test: tools nested-assets build lint
 	$(GO) test -tags '$(BUILDTAGS)' -count=1 -timeout 30m ./...
 	$(MAKE) fuzz-short
 
 # Every fuzz target of an untrusted-input parser: package and target.
-FUZZ_TARGETS := ./vmm/virtio:FuzzQueue
+FUZZ_TARGETS := ./vmm/virtio:FuzzQueue ./vmm/virtio/blk:FuzzBlkRequest ./vmm/virtio/mmio:FuzzTransport ./vmm/virtio/vsock:FuzzVsockPacket
 FUZZTIME ?= 5m
 
 fuzz:

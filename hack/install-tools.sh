@@ -4,7 +4,8 @@
 # and a C toolchain for cgo, the CNI plugins (containernetworking-plugins, in
 # /usr/lib/cni) for the CRI tests, and containerd + ctr +
 # containerd-shim-runc-v2, runc and crictl in <repo>/.tools/bin (test/devenv
-# runs a private containerd from there).
+# runs a private containerd from there), and QEMU for the nested-KVM harness
+# (whose kernel hack/nested-assets.sh caches).
 #
 # Idempotent and quick when everything is present: it prints one line per
 # step, saying what it did or why it skipped it.
@@ -12,7 +13,9 @@ set -euo pipefail
 
 CONTAINERD_VERSION=v2.4.2
 CRICTL_VERSION=v1.37.0
-APT_PACKAGES=(busybox-static libseccomp-dev pkg-config gcc libc6-dev containernetworking-plugins)
+# qemu-system-x86 runs the nested-KVM harness (test/nested) and cpio checks
+# its initrd writer.
+APT_PACKAGES=(busybox-static libseccomp-dev pkg-config gcc libc6-dev containernetworking-plugins qemu-system-x86 cpio)
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bin="$repo/.tools/bin"

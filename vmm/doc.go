@@ -10,6 +10,12 @@
 // reads, copies descriptors once before checking them, and completes a
 // malformed request with length 0 instead of failing the device.
 //
+// This package is the VM a runtime uses: New builds guest memory, vCPUs,
+// the platform's devices, ACPI tables and the loaded kernel from a Config;
+// Start, Wait, Stop and Run drive it; the guest's power-off or reboot ends
+// it with an ExitReason. The platform (ports, MMIO windows, GSIs) is in
+// layout.go, and docs/vmm.md describes all of it.
+//
 // The packages, bottom up:
 //
 //   - memory: guest RAM, one anonymous mapping split around the MMIO hole
@@ -17,14 +23,23 @@
 //   - kvm: the KVM ioctls (system, VM, vCPU), typed exits and errors,
 //     ioeventfd and irqfd, CPUID normalisation. unsafe lives only in its
 //     *_unsafe.go files.
-//   - x86: the 64-bit boot state: GDT, identity page tables, control
-//     registers, boot MSRs and FPU.
-//   - virtio: the device side of split virtqueues.
+//   - x86: the entry states: 64-bit long mode (GDT, identity page tables,
+//     control registers, boot MSRs and FPU) and PVH's 32-bit protected mode.
 //   - machine: a VM with memory, irqchip, PIT and vCPUs; the run loop, one
 //     goroutine per vCPU locked to its OS thread.
+//   - boot: the Linux loaders (bzImage through the 64-bit boot protocol,
+//     ELF vmlinux through PVH), the zero page, e820 and initrd placement.
+//   - acpi, acpi/aml: the hardware-reduced ACPI tables and the AML encoder
+//     their DSDT is written with.
+//   - bus: port and MMIO address ranges to devices.
+//   - devices/serial, devices/power, devices/boottimer: the 16550A console,
+//     the power-off and reset registers, the boot timer.
+//   - virtio: the device side of split virtqueues and the Device interface;
+//     virtio/mmio the transport; virtio/blk, virtio/rng and virtio/vsock
+//     (hybrid vsock over Unix sockets) the devices.
+//   - cli: the command line of `huskctl vm run` and cmd/husk-vmm-test.
 //   - internal/cleanup: reverse-order unwinding of multi-step setup.
 //
-// Not built yet: the Linux boot loaders (bzImage, ELF/PVH), ACPI tables,
-// the devices (serial, virtio-mmio, blk, net, vsock, rng), the Go API the
-// runtime uses and the nested-KVM harness. See docs/vmm.md.
+// Not built yet: virtio-net, the runtime's vsock dialer, the P7-P9
+// benchmarks. See docs/vmm.md.
 package vmm

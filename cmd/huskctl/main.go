@@ -24,6 +24,7 @@ func commands() map[string]command {
 		"config":  {"print or check husk's effective configuration", runConfig},
 		"dev":     {"development bench: private containerd, test images", runDev},
 		"metrics": {"print a sandbox shim's Prometheus metrics (or pprof pages)", runMetrics},
+		"vm":      {"run a VM with husk's VMM, for debugging", runVM},
 	}
 }
 

@@ -13,6 +13,7 @@ const (
 	leafExtAddrSizes  = 0x8000_0008
 	leafExtAPICID     = 0x8000_001e
 	ecxHypervisor     = 1 << 31
+	ecxTSCDeadline    = 1 << 24
 	edxHTT            = 1 << 28
 	topologyLevelSMT  = 1
 	topologyLevelCore = 2
@@ -84,4 +85,16 @@ func NormalizeCPUID(supported []CPUIDEntry, id, count int) []CPUIDEntry {
 		)
 	}
 	return out
+}
+
+// SetTSCDeadline sets the TSC-deadline timer feature (leaf 0x1 ECX bit 24)
+// in entries, for a KVM whose local APIC emulates it. Without it a guest
+// that has no PIT or HPET (a hardware-reduced ACPI platform) must calibrate
+// the local APIC timer against a clock it may not have.
+func SetTSCDeadline(entries []CPUIDEntry) {
+	for i := range entries {
+		if entries[i].Function == leafFeatures {
+			entries[i].ECX |= ecxTSCDeadline
+		}
+	}
 }

@@ -4,60 +4,68 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 
 	"golang.org/x/sys/unix"
 )
 
 // EventFD is a Linux eventfd: a counter KVM can signal (ioeventfd) or wait
-// on (irqfd) without a trip through the VMM's vCPU threads.
+// on (irqfd) without a trip through the VMM's vCPU threads. It is read and
+// written through the Go runtime's poller, so a goroutine blocked in Wait
+// does not hold an OS thread, and Close wakes it.
 type EventFD struct {
-	fd int
+	fd   int      // the descriptor, for registration with KVM
+	file *os.File // the same descriptor, owned: Close closes it
 }
 
-// NewEventFD creates a blocking, close-on-exec eventfd with count 0.
+// NewEventFD creates a non-blocking, close-on-exec eventfd with count 0.
 func NewEventFD() (*EventFD, error) {
-	fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
+	fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	if err != nil {
 		return nil, fmt.Errorf("eventfd: %w", err)
 	}
-	return &EventFD{fd: fd}, nil
+	return &EventFD{fd: fd, file: os.NewFile(uintptr(fd), "eventfd")}, nil
 }
 
-// FD returns the file descriptor, for registration with KVM or a poller.
+// FD returns the file descriptor, for registration with KVM. It is valid
+// until Close.
 func (e *EventFD) FD() int { return e.fd }
 
 // Signal adds 1 to the counter, waking a waiter (for an irqfd: injecting
-// the interrupt).
+// the interrupt). It is safe to call concurrently with Close: after Close
+// it returns an error wrapping os.ErrClosed and writes nothing.
 func (e *EventFD) Signal() error {
 	var b [8]byte
 	binary.NativeEndian.PutUint64(b[:], 1)
-	if _, err := unix.Write(e.fd, b[:]); err != nil {
+	if _, err := e.file.Write(b[:]); err != nil {
 		return fmt.Errorf("signal eventfd: %w", err)
 	}
 	return nil
 }
 
 // Wait blocks until the counter is non-zero, then returns it and resets it
-// to zero.
+// to zero. After Close (also one that happens while it waits) it returns
+// an error wrapping os.ErrClosed.
 func (e *EventFD) Wait() (uint64, error) {
 	var b [8]byte
-	for {
-		n, err := unix.Read(e.fd, b[:])
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			return 0, fmt.Errorf("read eventfd: %w", err)
-		}
-		if n != 8 {
-			return 0, fmt.Errorf("read eventfd: %d bytes", n)
-		}
-		return binary.NativeEndian.Uint64(b[:]), nil
+	n, err := e.file.Read(b[:])
+	if err != nil {
+		return 0, fmt.Errorf("read eventfd: %w", err)
 	}
+	if n != 8 {
+		return 0, fmt.Errorf("read eventfd: %d bytes", n)
+	}
+	return binary.NativeEndian.Uint64(b[:]), nil
 }
 
-// Close closes the eventfd.
-func (e *EventFD) Close() error { return closeFD(&e.fd) }
+// Close closes the eventfd and wakes a Wait in progress. Calling it twice
+// is harmless.
+func (e *EventFD) Close() error {
+	if err := e.file.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
+		return err
+	}
+	return nil
+}
 
 // IOEvent says which guest write an ioeventfd matches.
 type IOEvent struct {

@@ -41,6 +41,8 @@ const (
 	capPIT2          = 33
 	capIOEventFD     = 36
 	capImmediateExit = 136
+
+	capTSCDeadlineTimer = 72 // optional
 )
 
 var requiredCaps = []struct {

@@ -78,6 +78,15 @@ func (s *System) hasCap(c uintptr) (bool, error) {
 	return r > 0, err
 }
 
+// TSCDeadlineTimer reports whether the in-kernel local APIC emulates the
+// TSC-deadline timer (KVM_CAP_TSC_DEADLINE_TIMER). KVM does not put that
+// in SupportedCPUID; a VMM that wants guests to use it sets the bit itself
+// (see SetTSCDeadline).
+func (s *System) TSCDeadlineTimer() bool {
+	ok, err := s.hasCap(capTSCDeadlineTimer)
+	return ok && err == nil
+}
+
 // SupportedCPUID returns the CPUID leaves KVM can expose to a guest on this
 // host, before any per-vCPU normalisation (see NormalizeCPUID).
 func (s *System) SupportedCPUID() ([]CPUIDEntry, error) {

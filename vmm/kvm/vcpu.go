@@ -97,7 +97,7 @@ func (c *VCPU) SetMSRs(entries []MSREntry) error {
 
 // Run enters the guest until it exits to userspace and returns the exit.
 // Exits the VMM must act on (I/O, MMIO, HLT without an in-kernel irqchip,
-// an interrupted run) come back as an Exit; the ones that end the vCPU
+// an interrupted run, an AP woken by SIPI) come back as an Exit; the ones that end the vCPU
 // come back as errors: ErrShutdown, *InternalError, *FailEntryError,
 // *UnexpectedExitError.
 //
@@ -110,6 +110,12 @@ func (c *VCPU) Run() (Exit, error) {
 	if _, err := ioctl(c.fd, kvmRun, 0); err != nil {
 		if errors.Is(err, unix.EINTR) {
 			// A signal, or RequestExit's immediate exit.
+			return Exit{Reason: ExitIntr}, nil
+		}
+		if errors.Is(err, unix.EAGAIN) {
+			// An application processor waiting for INIT/SIPI (mp_state
+			// UNINITIALIZED) was woken by one: KVM asks to be called again
+			// to enter the guest.
 			return Exit{Reason: ExitIntr}, nil
 		}
 		return Exit{}, fmt.Errorf("vCPU %d: KVM_RUN: %w", c.id, err)

@@ -2,13 +2,14 @@ package machine
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
 )
 
-var allGuests = []guest{longModeGuest, portIOGuest, mmioGuest, ioEventGuest, irqGuest, virtqGuest, cpuidGuest, spinGuest, tripleFaultGuest}
+var allGuests = []guest{longModeGuest, portIOGuest, mmioGuest, ioEventGuest, irqGuest, virtqGuest, cpuidGuest, spinGuest, tripleFaultGuest, sipiGuest, apGuest, pvhGuest}
 
 // TestGuestEncodings reassembles each guest's asm with GNU as and checks
 // the committed bytes match, so a wrong hand-written or hand-edited
@@ -28,7 +29,11 @@ func TestGuestEncodings(t *testing.T) {
 			src := filepath.Join(dir, "g.s")
 			obj := filepath.Join(dir, "g.o")
 			bin := filepath.Join(dir, "g.bin")
-			text := ".intel_syntax noprefix\n.code64\n" + g.asm
+			bits := g.bits
+			if bits == 0 {
+				bits = 64
+			}
+			text := fmt.Sprintf(".intel_syntax noprefix\n.code%d\n", bits) + g.asm
 			if err := os.WriteFile(src, []byte(text), 0o600); err != nil {
 				t.Fatal(err)
 			}

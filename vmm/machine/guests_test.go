@@ -9,6 +9,7 @@ type guest struct {
 	name string
 	asm  string // Intel syntax, GNU as
 	code []byte
+	bits int // 16 or 32 for code entered outside long mode; 0 means 64
 }
 
 // longModeGuest proves 64-bit mode: movabs only exists there (in 32-bit mode 48 b8
@@ -271,5 +272,74 @@ var tripleFaultGuest = guest{
 `,
 	code: []byte{
 		0x0f, 0x0b, // 00: ud2
+	},
+}
+
+// sipiGuest is vCPU 0 waking vCPU 1 the way Linux brings up an AP: it
+// enables its local APIC, sends INIT then a startup IPI with vector 0x20
+// (the AP starts in real mode at 0x20000, apGuest), waits for the AP to
+// set the byte at 0x3000, and finishes.
+var sipiGuest = guest{
+	name: "sipi",
+	asm: `	mov edi, 0xfee00000
+	mov dword ptr [rdi+0xf0], 0x1ff
+	mov dword ptr [rdi+0x310], 0x01000000
+	mov dword ptr [rdi+0x300], 0x00004500
+	mov dword ptr [rdi+0x310], 0x01000000
+	mov dword ptr [rdi+0x300], 0x00004620
+1:	cmp byte ptr [0x3000], 1
+	jne 1b
+	out 0xf4, al
+`,
+	code: []byte{
+		0xbf, 0x00, 0x00, 0xe0, 0xfe, // 00: mov edi,0xfee00000
+		0xc7, 0x87, 0xf0, 0x00, 0x00, 0x00, 0xff, 0x01, 0x00, 0x00, // 05: SVR = 0x1ff (enabled)
+		0xc7, 0x87, 0x10, 0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, // 0f: ICR high: APIC id 1
+		0xc7, 0x87, 0x00, 0x03, 0x00, 0x00, 0x00, 0x45, 0x00, 0x00, // 19: ICR low: INIT, assert
+		0xc7, 0x87, 0x10, 0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, // 23: ICR high: APIC id 1
+		0xc7, 0x87, 0x00, 0x03, 0x00, 0x00, 0x20, 0x46, 0x00, 0x00, // 2d: ICR low: SIPI, vector 0x20
+		0x80, 0x3c, 0x25, 0x00, 0x30, 0x00, 0x00, 0x01, // 37: cmp byte ptr [0x3000],1
+		0x75, 0xf6, // 3f: jne 37
+		0xe6, 0xf4, // 41: out 0xf4,al
+	},
+}
+
+// apGuest is the AP's real-mode start-up code at 0x20000: it reports on
+// port 0x12 and sets the byte vCPU 0 waits for, then halts.
+var apGuest = guest{
+	name: "ap",
+	bits: 16,
+	asm: `	mov al, 0x42
+	out 0x12, al
+	mov byte ptr [0x3000], 1
+1:	hlt
+	jmp 1b
+`,
+	code: []byte{
+		0xb0, 0x42, // 00: mov al,0x42
+		0xe6, 0x12, // 02: out 0x12,al
+		0xc6, 0x06, 0x00, 0x30, 0x01, // 04: mov byte ptr [0x3000],1
+		0xf4,       // 09: hlt
+		0xeb, 0xfd, // 0a: jmp 09
+	},
+}
+
+// pvhGuest checks the PVH entry state from inside: it reports EBX (the
+// start info address) and CR0 (protected mode, paging off).
+var pvhGuest = guest{
+	name: "pvh",
+	bits: 32,
+	asm: `	mov eax, ebx
+	out 0x10, eax
+	mov eax, cr0
+	out 0x11, eax
+	out 0xf4, al
+`,
+	code: []byte{
+		0x89, 0xd8, // 00: mov eax,ebx
+		0xe7, 0x10, // 02: out 0x10,eax
+		0x0f, 0x20, 0xc0, // 04: mov eax,cr0
+		0xe7, 0x11, // 07: out 0x11,eax
+		0xe6, 0xf4, // 09: out 0xf4,al
 	},
 }

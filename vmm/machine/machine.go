@@ -85,6 +85,7 @@ func New(cfg Config) (_ *Machine, err error) {
 	if err != nil {
 		return nil, err
 	}
+	tscDeadline := sys.TSCDeadlineTimer()
 	m := &Machine{}
 	if m.mem, err = memory.New(cfg.MemorySize); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
@@ -103,7 +104,11 @@ func New(cfg Config) (_ *Machine, err error) {
 			return nil, err
 		}
 		cu.Add(func() { v.Close() })
-		if err := setupVCPU(v, kvm.NormalizeCPUID(cpuid, i, cfg.VCPUs)); err != nil {
+		c := kvm.NormalizeCPUID(cpuid, i, cfg.VCPUs)
+		if tscDeadline {
+			kvm.SetTSCDeadline(c)
+		}
+		if err := setupVCPU(v, c); err != nil {
 			return nil, err
 		}
 		m.vcpus = append(m.vcpus, &vcpu{VCPU: v})
@@ -169,6 +174,29 @@ func (m *Machine) BootLongMode(entry uint64) error {
 		return err
 	}
 	regs := x86.BootRegs(entry)
+	return bsp.SetRegs(&regs)
+}
+
+// BootPVH prepares vCPU 0 for a PVH entry at entry: 32-bit protected mode
+// without paging, EBX at the hvm_start_info at startInfo.
+func (m *Machine) BootPVH(entry, startInfo uint64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.state != stateCreated {
+		return fmt.Errorf("%w: boot state set while %v", ErrState, m.state)
+	}
+	bsp := m.vcpus[0]
+	sregs, err := bsp.Sregs()
+	if err != nil {
+		return err
+	}
+	if err := x86.SetupPVH(m.mem, &sregs); err != nil {
+		return err
+	}
+	if err := bsp.SetSregs(&sregs); err != nil {
+		return err
+	}
+	regs := x86.PVHRegs(entry, startInfo)
 	return bsp.SetRegs(&regs)
 }
 

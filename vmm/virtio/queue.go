@@ -109,6 +109,10 @@ func (q *Queue) Size() uint16 { return q.cfg.Size }
 // Stats returns the queue's counters.
 func (q *Queue) Stats() Stats { return q.stats }
 
+// UsedIndex returns the used ring's index as the device last published it
+// (free-running): it changes exactly when Push completes a chain.
+func (q *Queue) UsedIndex() uint16 { return q.nextUsed }
+
 // Err returns the error that broke the queue, or nil.
 func (q *Queue) Err() error { return q.broken }
 

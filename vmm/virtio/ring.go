@@ -39,6 +39,28 @@ func (q *Queue) Pop() (Chain, bool, error) {
 	return Chain{}, false, nil
 }
 
+// Drain serves the chains the driver has made available: each one popped
+// is passed to serve, which returns the bytes it wrote into the chain's
+// writable buffers, and is completed with that length. It serves at most
+// Size chains per call, whatever the driver does meanwhile: a guest that
+// keeps publishing entries (from another vCPU, or through a used ring it
+// overlapped with the available ring) cannot keep a device goroutine, and
+// the queue lock its transport holds around it, forever. A driver never
+// has more than Size chains outstanding, and publishes each new one with a
+// notification, so nothing a correct driver queued is left behind.
+func (q *Queue) Drain(serve func(*Chain) uint32) error {
+	for range q.cfg.Size {
+		c, ok, err := q.Pop()
+		if err != nil || !ok {
+			return err
+		}
+		if err := q.Push(c.Head, serve(&c)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // nextHead consumes one available-ring entry and returns the head index the
 // driver wrote there, unchecked.
 func (q *Queue) nextHead() (uint16, bool, error) {

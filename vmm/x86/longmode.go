@@ -58,18 +58,24 @@ func descriptor(flags uint16, base, limit uint32) uint64 {
 // segment returns the hidden segment state KVM wants for GDT entry i.
 func segment(i int) kvm.Segment {
 	e := gdt[i]
+	return segmentFrom(uint16(i<<3), e.flags, e.base, e.limit)
+}
+
+// segmentFrom returns the hidden state of a segment whose descriptor has
+// the given packed flags, base and limit.
+func segmentFrom(selector, flags uint16, base, limit uint32) kvm.Segment {
 	s := kvm.Segment{
-		Base:     uint64(e.base),
-		Limit:    e.limit,
-		Selector: uint16(i << 3),
-		Type:     uint8(e.flags & 0xf),
-		S:        uint8(e.flags>>4) & 1,
-		DPL:      uint8(e.flags>>5) & 3,
-		Present:  uint8(e.flags>>7) & 1,
-		AVL:      uint8(e.flags>>12) & 1,
-		L:        uint8(e.flags>>13) & 1,
-		DB:       uint8(e.flags>>14) & 1,
-		G:        uint8(e.flags>>15) & 1,
+		Base:     uint64(base),
+		Limit:    limit,
+		Selector: selector,
+		Type:     uint8(flags & 0xf),
+		S:        uint8(flags>>4) & 1,
+		DPL:      uint8(flags>>5) & 3,
+		Present:  uint8(flags>>7) & 1,
+		AVL:      uint8(flags>>12) & 1,
+		L:        uint8(flags>>13) & 1,
+		DB:       uint8(flags>>14) & 1,
+		G:        uint8(flags>>15) & 1,
 	}
 	if s.G == 1 {
 		s.Limit = s.Limit<<12 | 0xfff // KVM takes the limit in bytes

@@ -1,0 +1,170 @@
+package vmm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/huskrt/husk/vmm/devices/power"
+	"github.com/huskrt/husk/vmm/kvm"
+	"github.com/huskrt/husk/vmm/machine"
+)
+
+// ErrState reports a call the VM's state does not allow.
+var ErrState = errors.New("VM is not in a state that allows this")
+
+// Run runs the VM until the guest powers off or reboots, a vCPU fails, or
+// ctx is done, and says which. The error is nil unless the reason is
+// ExitFailed (the vCPU's error) or ExitStopped (ctx's error). A VM runs
+// once: Run is Start then Wait.
+func (v *VM) Run(ctx context.Context) (ExitReason, error) {
+	if err := v.Start(ctx); err != nil {
+		return ExitFailed, err
+	}
+	return v.Wait()
+}
+
+// Start starts the vCPUs and returns; Wait waits for the end.
+func (v *VM) Start(ctx context.Context) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.started {
+		return fmt.Errorf("%w: already started", ErrState)
+	}
+	v.started = true
+	ctx, v.cancel = context.WithCancel(ctx)
+	v.timer.Start(time.Now())
+	go func() {
+		err := v.m.Run(ctx, v.handleExit)
+		v.reason, v.runErr = classify(ctx, err)
+		close(v.done)
+	}()
+	return nil
+}
+
+// Stop stops a started VM; Wait then returns ExitStopped.
+func (v *VM) Stop() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.cancel != nil {
+		v.cancel()
+	}
+}
+
+// Wait waits for a started VM to stop and returns why (see Run).
+func (v *VM) Wait() (ExitReason, error) {
+	v.mu.Lock()
+	started := v.started
+	v.mu.Unlock()
+	if !started {
+		return ExitFailed, fmt.Errorf("%w: not started", ErrState)
+	}
+	<-v.done
+	return v.reason, v.runErr
+}
+
+func classify(ctx context.Context, err error) (ExitReason, error) {
+	switch {
+	case err == nil:
+		return ExitPowerOff, nil
+	case errors.Is(err, power.ErrReboot):
+		return ExitReboot, nil
+	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+		return ExitStopped, err
+	default:
+		return ExitFailed, err
+	}
+}
+
+// Close releases everything the VM holds. It must not be called while the
+// VM runs; Stop and Wait first.
+func (v *VM) Close() error {
+	v.mu.Lock()
+	started := v.started
+	v.mu.Unlock()
+	if started {
+		select {
+		case <-v.done:
+		default:
+			return fmt.Errorf("%w: Close while running", ErrState)
+		}
+	}
+	if v.undo != nil {
+		v.undo()
+		v.undo = nil
+	}
+	return nil
+}
+
+// handleExit dispatches a vCPU's I/O or MMIO exit to the bus. String I/O
+// (REP INS/OUTS) is split into its elements.
+func (v *VM) handleExit(cpu int, e kvm.Exit) error {
+	b := &v.pio
+	if e.Reason == kvm.ExitMMIO {
+		b = &v.mmio
+	}
+	for off := 0; off+e.Size <= len(e.Data); off += e.Size {
+		d := e.Data[off : off+e.Size]
+		if !e.Write {
+			if !b.Read(e.Addr, d) {
+				v.unclaimed(cpu, e)
+			}
+			continue
+		}
+		claimed, err := b.Write(e.Addr, d)
+		if err != nil {
+			if errors.Is(err, power.ErrPowerOff) {
+				return fmt.Errorf("%w: %w", machine.ErrPowerOff, err)
+			}
+			return err
+		}
+		if !claimed {
+			v.unclaimed(cpu, e)
+		}
+	}
+	return nil
+}
+
+// unclaimed counts an access no device owns and logs the first few: the
+// guest probing for hardware that is not there.
+func (v *VM) unclaimed(cpu int, e kvm.Exit) {
+	const logged = 32
+	if n := v.unhandled.Add(1); n <= logged {
+		kind := "port"
+		if e.Reason == kvm.ExitMMIO {
+			kind = "mmio"
+		}
+		v.log.Debug("unclaimed access", "cpu", cpu, "kind", kind, "addr", fmt.Sprintf("%#x", e.Addr), "size", e.Size, "write", e.Write)
+	}
+}
+
+// Stats is what a VM's devices have done.
+type Stats struct {
+	UnclaimedAccesses uint64
+	Disks             []DiskStats
+	RNGBytes          uint64
+	// BootMarks are the times, from Start, at which the guest wrote the
+	// boot timer (BootTimerAddr).
+	BootMarks []time.Duration
+}
+
+// DiskStats counts one disk's requests.
+type DiskStats struct {
+	Reads, Writes, Flushes  uint64
+	BytesRead, BytesWritten uint64
+	Errors, Malformed       uint64
+}
+
+// Stats returns the VM's counters.
+func (v *VM) Stats() Stats {
+	s := Stats{UnclaimedAccesses: v.unhandled.Load(), BootMarks: v.timer.Marks()}
+	for _, d := range v.disks {
+		ds := d.Stats()
+		s.Disks = append(s.Disks, DiskStats{ds.Reads, ds.Writes, ds.Flushes, ds.BytesRead, ds.BytesWritten, ds.Errors, ds.Malformed})
+	}
+	if v.rng != nil {
+		s.RNGBytes = v.rng.Bytes()
+	}
+	return s
+}

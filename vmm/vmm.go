@@ -1,0 +1,309 @@
+package vmm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/huskrt/husk/vmm/acpi"
+	"github.com/huskrt/husk/vmm/boot"
+	"github.com/huskrt/husk/vmm/bus"
+	"github.com/huskrt/husk/vmm/devices/boottimer"
+	"github.com/huskrt/husk/vmm/devices/power"
+	"github.com/huskrt/husk/vmm/devices/serial"
+	"github.com/huskrt/husk/vmm/internal/cleanup"
+	"github.com/huskrt/husk/vmm/kvm"
+	"github.com/huskrt/husk/vmm/machine"
+	"github.com/huskrt/husk/vmm/virtio"
+	"github.com/huskrt/husk/vmm/virtio/blk"
+	"github.com/huskrt/husk/vmm/virtio/mmio"
+	"github.com/huskrt/husk/vmm/virtio/rng"
+	"github.com/huskrt/husk/vmm/virtio/vsock"
+)
+
+// Config describes a VM.
+type Config struct {
+	Kernel  string // path to a bzImage or an ELF vmlinux
+	Initrd  string // path to an initrd; optional
+	Cmdline string
+	// MemorySize is guest RAM in bytes, a multiple of 4 KiB.
+	MemorySize uint64
+	VCPUs      int
+	// Serial receives the guest's console (COM1); nil discards it.
+	Serial io.Writer
+	Disks  []Disk
+	// RNG adds a virtio entropy device.
+	RNG bool
+	// Vsock, when set, adds a virtio-vsock device whose host side is a
+	// Unix socket (Firecracker's hybrid vsock).
+	Vsock *Vsock
+	// VirtioMMIOCmdline also names each virtio device on the command line
+	// (virtio_mmio.device=), for kernels built with
+	// CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES that do not read ACPI. A kernel
+	// that reads both would see each device twice.
+	VirtioMMIOCmdline bool
+	// Log receives the VMM's diagnostics; nil discards them.
+	Log *slog.Logger
+}
+
+// Disk is a file-backed virtio block device.
+type Disk struct {
+	Path     string
+	ReadOnly bool
+	ID       string // returned to the guest by GET_ID (at most 20 bytes)
+}
+
+// Vsock is the guest's socket address and the host's Unix socket: host
+// processes connect to UDSPath and send "CONNECT <port>\n"; guest
+// connections to the host (CID 2) on port P reach UDSPath_P.
+type Vsock struct {
+	CID     uint64
+	UDSPath string
+}
+
+// ExitReason says why a VM stopped.
+type ExitReason int
+
+const (
+	// ExitPowerOff: the guest powered off.
+	ExitPowerOff ExitReason = iota
+	// ExitReboot: the guest asked to reboot (or panicked with panic=-1);
+	// the VM does not restart.
+	ExitReboot
+	// ExitStopped: the host stopped it (Stop, or Run's context).
+	ExitStopped
+	// ExitFailed: a vCPU failed (triple fault, KVM error).
+	ExitFailed
+)
+
+func (r ExitReason) String() string {
+	return [...]string{"power-off", "reboot", "stopped", "failed"}[r]
+}
+
+// ErrConfig reports an invalid Config.
+var ErrConfig = errors.New("invalid VM config")
+
+// VM is a booted-but-not-yet-running virtual machine.
+type VM struct {
+	m     *machine.Machine
+	log   *slog.Logger
+	pio   bus.Bus
+	mmio  bus.Bus
+	disks []*blk.Device
+	rng   *rng.Device
+	uart  *serial.UART
+	timer *boottimer.Timer
+	undo  func()
+
+	unhandled atomic.Uint64 // accesses no device claimed
+
+	mu      sync.Mutex
+	cancel  context.CancelFunc // guarded by mu; set by Start
+	done    chan struct{}      // closed when the run started by Start ends
+	reason  ExitReason         // valid after done
+	runErr  error              // valid after done
+	started bool               // guarded by mu
+}
+
+// New builds a VM: guest memory, vCPUs, devices, ACPI tables and the
+// kernel loaded and ready to run. Nothing runs until Start or Run.
+func New(cfg Config) (_ *VM, err error) {
+	if err := checkConfig(&cfg); err != nil {
+		return nil, err
+	}
+	var cu cleanup.Cleanup
+	defer cu.Clean()
+	v := &VM{log: cfg.Log, done: make(chan struct{})}
+	if v.log == nil {
+		v.log = slog.New(slog.DiscardHandler)
+	}
+	if v.m, err = machine.New(machine.Config{MemorySize: cfg.MemorySize, VCPUs: cfg.VCPUs}); err != nil {
+		return nil, err
+	}
+	cu.Add(func() { v.m.Close() })
+
+	if err := v.addLegacyDevices(&cu, cfg.Serial); err != nil {
+		return nil, err
+	}
+	var devices []virtio.Device
+	for _, d := range cfg.Disks {
+		dev, f, err := blk.Open(d.Path, d.ReadOnly, d.ID)
+		if err != nil {
+			return nil, err
+		}
+		cu.Add(func() { f.Close() })
+		v.disks = append(v.disks, dev)
+		devices = append(devices, dev)
+	}
+	if cfg.RNG {
+		v.rng = rng.New()
+		devices = append(devices, v.rng)
+	}
+	if cfg.Vsock != nil {
+		dev, err := vsock.New(vsock.Config{CID: cfg.Vsock.CID, UDSPath: cfg.Vsock.UDSPath, Log: v.log})
+		if err != nil {
+			return nil, err
+		}
+		cu.Add(func() { dev.Close() }) // after its transport's Close resets it
+		devices = append(devices, dev)
+	}
+	windows, err := v.addVirtioDevices(&cu, devices)
+	if err != nil {
+		return nil, err
+	}
+	if err := v.load(cfg, windows); err != nil {
+		return nil, err
+	}
+	v.undo = cu.Release()
+	return v, nil
+}
+
+func checkConfig(cfg *Config) error {
+	if cfg.Kernel == "" {
+		return fmt.Errorf("%w: no kernel", ErrConfig)
+	}
+	if cfg.VCPUs == 0 {
+		cfg.VCPUs = 1
+	}
+	if n := len(cfg.Disks) + btoi(cfg.RNG) + btoi(cfg.Vsock != nil); n > MaxVirtioDevices {
+		return fmt.Errorf("%w: %d virtio devices, at most %d", ErrConfig, n, MaxVirtioDevices)
+	}
+	return nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// interrupt creates an irqfd for gsi and returns the function that raises
+// it.
+func (v *VM) interrupt(cu *cleanup.Cleanup, gsi uint32) (func() error, error) {
+	e, err := kvm.NewEventFD()
+	if err != nil {
+		return nil, err
+	}
+	cu.Add(func() { e.Close() })
+	if err := v.m.VM().RegisterIRQFD(e, gsi); err != nil {
+		return nil, err
+	}
+	return e.Signal, nil
+}
+
+// addLegacyDevices puts COM1, the i8042 and the ACPI power registers on
+// the port bus, and the boot timer on the MMIO bus.
+func (v *VM) addLegacyDevices(cu *cleanup.Cleanup, console io.Writer) error {
+	irq, err := v.interrupt(cu, serial.COM1IRQ)
+	if err != nil {
+		return err
+	}
+	v.uart = serial.New(console, irq)
+	v.timer = &boottimer.Timer{OnMark: func(d time.Duration) {
+		v.log.Info("guest boot mark", "since_start", d.Round(time.Microsecond))
+	}}
+	if err := v.mmio.Add(BootTimerAddr, boottimer.Size, v.timer); err != nil {
+		return err
+	}
+	for _, d := range []struct {
+		base, size uint64
+		dev        bus.Device
+	}{
+		{serial.COM1Base, serial.Size, v.uart},
+		{power.I8042Base, power.I8042Size, power.I8042{}},
+		{sleepPort, 1, &power.SleepControl{S5: acpi.SleepTypeS5}},
+		{resetPort, 1, &power.ResetRegister{Value: resetValue}},
+	} {
+		if err := v.pio.Add(d.base, d.size, d.dev); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addVirtioDevices gives each device a virtio-mmio window, an irqfd and
+// one ioeventfd per queue, and returns the windows for ACPI.
+func (v *VM) addVirtioDevices(cu *cleanup.Cleanup, devices []virtio.Device) ([]acpi.MMIODevice, error) {
+	var windows []acpi.MMIODevice
+	for i, dev := range devices {
+		w := acpi.MMIODevice{Base: virtioMMIOBase + uint64(i)*mmio.WindowSize, Size: mmio.WindowSize, GSI: firstVirtioGSI + uint32(i)}
+		irq, err := v.interrupt(cu, w.GSI)
+		if err != nil {
+			return nil, err
+		}
+		t, err := mmio.New(mmio.Config{Mem: v.m.Memory(), Device: dev, Interrupt: irq, Log: v.log})
+		if err != nil {
+			return nil, err
+		}
+		cu.Add(t.Close)
+		for _, ev := range t.IOEvents(w.Base) {
+			if err := v.m.VM().RegisterIOEvent(ev.Event, ev.FD); err != nil {
+				return nil, err
+			}
+		}
+		if err := v.mmio.Add(w.Base, w.Size, t); err != nil {
+			return nil, err
+		}
+		windows = append(windows, w)
+	}
+	return windows, nil
+}
+
+// load writes the ACPI tables, kernel, initrd and boot parameters, and
+// points vCPU 0 at the kernel.
+func (v *VM) load(cfg Config, windows []acpi.MMIODevice) error {
+	tables, err := acpi.Build(boot.ACPIStart, acpiConfig(cfg.VCPUs, windows))
+	if err != nil {
+		return err
+	}
+	if len(tables) > boot.ACPIEnd-boot.ACPIStart {
+		return fmt.Errorf("%w: %d bytes of ACPI tables", ErrConfig, len(tables))
+	}
+	mem := v.m.Memory()
+	if err := mem.WriteAt(tables, boot.ACPIStart); err != nil {
+		return fmt.Errorf("write ACPI tables: %w", err)
+	}
+	kernel, err := os.ReadFile(cfg.Kernel)
+	if err != nil {
+		return fmt.Errorf("kernel: %w", err)
+	}
+	var initrd []byte
+	if cfg.Initrd != "" {
+		if initrd, err = os.ReadFile(cfg.Initrd); err != nil {
+			return fmt.Errorf("initrd: %w", err)
+		}
+	}
+	cmdline := cfg.Cmdline
+	if cfg.VirtioMMIOCmdline {
+		cmdline = withVirtioMMIODevices(cmdline, windows)
+	}
+	entry, err := boot.Load(mem, boot.Config{Kernel: kernel, Initrd: initrd, Cmdline: cmdline, RSDP: boot.ACPIStart})
+	if err != nil {
+		return fmt.Errorf("load %s: %w", cfg.Kernel, err)
+	}
+	v.log.Debug("kernel loaded", "mode", entry.Mode, "entry", fmt.Sprintf("%#x", entry.Addr), "initrd", fmt.Sprintf("%#x", entry.InitrdAddr))
+	switch entry.Mode {
+	case boot.ModePVH:
+		return v.m.BootPVH(entry.Addr, entry.Param)
+	default:
+		return v.m.BootLongMode(entry.Addr)
+	}
+}
+
+// withVirtioMMIODevices appends virtio_mmio.device=<size>@<base>:<irq>
+// for each window.
+func withVirtioMMIODevices(cmdline string, windows []acpi.MMIODevice) string {
+	parts := []string{cmdline}
+	for _, w := range windows {
+		parts = append(parts, fmt.Sprintf("virtio_mmio.device=%d@%#x:%d", w.Size, w.Base, w.GSI))
+	}
+	return strings.TrimSpace(strings.Join(parts, " "))
+}
