@@ -85,9 +85,9 @@ while [ ! -e /dev/vda ] && [ $i -lt 100 ]; do usleep 100000; i=$((i+1)); done
 echo "%s$(head -c %d /dev/vda)"
 echo "%s$(cat /sys/class/misc/hw_random/rng_current 2>/dev/null)"
 echo "%s$(cat /sys/devices/system/cpu/online)"
-timeout 60 vsockprobe guest-serve 6000 > /tmp/serve.log 2>&1 &
+timeout 240 vsockprobe guest-serve 6000 > /tmp/serve.log 2>&1 &
 serve=$!
-timeout 60 vsockprobe guest-dial 5000 hello-from-guest
+timeout 240 vsockprobe guest-dial 5000 hello-from-guest
 wait $serve
 cat /tmp/serve.log
 poweroff -f
