@@ -14,8 +14,9 @@ set -euo pipefail
 CONTAINERD_VERSION=v2.4.2
 CRICTL_VERSION=v1.37.0
 # qemu-system-x86 runs the nested-KVM harness (test/nested) and cpio checks
-# its initrd writer.
-APT_PACKAGES=(busybox-static libseccomp-dev pkg-config gcc libc6-dev containernetworking-plugins qemu-system-x86 cpio)
+# its initrd writer. wabt's wat2wasm compiles the hook tests' WebAssembly
+# text modules (wasmhost/testdata).
+APT_PACKAGES=(busybox-static libseccomp-dev pkg-config gcc libc6-dev containernetworking-plugins qemu-system-x86 cpio wabt)
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bin="$repo/.tools/bin"

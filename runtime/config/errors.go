@@ -81,7 +81,7 @@ func problemErrors(file string, data []byte, ps []problem) error {
 	errs := make([]error, 0, len(ps))
 	for _, p := range ps {
 		e := &Error{File: file, Key: p.key, Err: p.err}
-		if pos, ok := idx.find(p.key); ok {
+		if pos, ok := idx.locate(p.key); ok {
 			e.Line, e.Column = pos.line, pos.col
 		}
 		errs = append(errs, e)

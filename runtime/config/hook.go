@@ -22,7 +22,7 @@ type Hook struct {
 	Module string `toml:"module"`
 	// SHA256, when set, pins the module's content: 64 lower-case hex digits
 	// that must match the file's SHA-256 digest when husk loads it.
-	SHA256 string `toml:"sha256"`
+	SHA256 string `toml:"sha256,omitempty"`
 	// Points are the points the hook is asked at (HookPoints lists them).
 	Points []string `toml:"points"`
 	// Mode is what a denial does: stop the step (enforce) or be logged (audit).
@@ -30,17 +30,20 @@ type Hook struct {
 	// OnError is the outcome when the module fails (trap, deadline, memory,
 	// garbage output, missing export): deny (fail closed) or allow.
 	OnError HookOnError `toml:"on_error"`
-	// Timeout bounds one call into the module, as a Go duration ("100ms").
+	// Timeout bounds one call into the module, as a Go duration ("1s"). It
+	// is a wall-clock safety net against a runaway module, not a budget: a
+	// call takes microseconds, but a loaded node can delay any thread by
+	// tens of milliseconds, and a call past its deadline is a failure.
 	Timeout Duration `toml:"timeout"`
 	// MemoryLimit bounds the module's linear memory ("64MiB"): a multiple
 	// of the 64 KiB WebAssembly page.
 	MemoryLimit ByteSize `toml:"memory_limit"`
 	// Grants lists what the module may use beyond pure computation (see
 	// HookGrants); empty grants nothing.
-	Grants []HookGrant `toml:"grants"`
+	Grants []HookGrant `toml:"grants,omitempty"`
 	// Config is handed to the module once, as a JSON object, when an
 	// instance starts.
-	Config map[string]any `toml:"config"`
+	Config map[string]any `toml:"config,omitempty"`
 }
 
 // HookPoints are the point names a hook may list, in the order of
@@ -97,7 +100,7 @@ var HookGrants = []HookGrant{GrantClock, GrantRandom}
 const (
 	DefaultHookMode        = HookEnforce
 	DefaultHookOnError     = HookDeny
-	DefaultHookTimeout     = Duration("100ms")
+	DefaultHookTimeout     = Duration("1s")
 	DefaultHookMemoryLimit = ByteSize("64MiB")
 )
 
@@ -110,8 +113,16 @@ const (
 	MaxHookMemoryLimit = 4 << 30
 )
 
-// withDefaults returns h with the keys it left empty set to their defaults.
-func (h Hook) withDefaults() Hook {
+// WithDefaults returns h with the keys it left empty set to their
+// defaults, and empty lists and tables as nil (so that equal configs
+// compare equal). Load applies it to every [[hook]] entry.
+func (h Hook) WithDefaults() Hook {
+	if len(h.Grants) == 0 {
+		h.Grants = nil
+	}
+	if len(h.Config) == 0 {
+		h.Config = nil
+	}
 	if h.Mode == "" {
 		h.Mode = DefaultHookMode
 	}
@@ -136,7 +147,7 @@ func appendHooks(prev, added []Hook) []Hook {
 	}
 	out := slices.Clip(prev)
 	for _, h := range added {
-		out = append(out, h.withDefaults())
+		out = append(out, h.WithDefaults())
 	}
 	return out
 }

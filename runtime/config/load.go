@@ -79,11 +79,16 @@ func dropIns(dir string) ([]string, error) {
 func (c *Config) apply(file string, data []byte) error {
 	dec := toml.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
+	// A file's [[hook]] entries extend the chain (go-toml would instead
+	// overwrite it in place, element by element).
+	prevHooks := c.Hooks
+	c.Hooks = nil
 	if err := dec.Decode(c); err != nil {
 		return decodeError(file, data, err)
 	}
+	c.Hooks = appendHooks(prevHooks, c.Hooks)
 	if ps := c.validate(); len(ps) > 0 {
-		return problemErrors(file, data, ps)
+		return problemErrors(file, data, localHookKeys(ps, len(prevHooks)))
 	}
 	c.Sources = append(c.Sources, file)
 	return nil

@@ -20,6 +20,7 @@ func (c *Config) validate() []problem {
 	var ps []problem
 	ps = append(ps, within("runtime", c.Runtime.validate())...)
 	ps = append(ps, within("log", c.Log.validate())...)
+	ps = append(ps, validateHooks(c.Hooks)...)
 	return ps
 }
 

@@ -1,0 +1,259 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/huskrt/husk/hooks"
+	"github.com/huskrt/husk/policies/build"
+	"github.com/huskrt/husk/runtime/config"
+)
+
+const policyUsage = `usage: huskctl policy test --module M.wasm --point POINT --event EVENT.json [flags]
+       huskctl policy build [-o OUT.wasm] DIR
+
+  test    run a hook module on one event, as husk would, and print its
+          decision and patch. Exit status: 0 allowed, 1 denied, 2 error
+          (bad arguments, or the module failed: trap, timeout, garbage...).
+          Flags:
+            --module PATH        the .wasm module
+            --point NAME         the point (container.create, process.exec, ...)
+            --event PATH         the event JSON ("-": stdin), as docs/hooks.md describes
+            --config PATH        the hook's config table as a JSON object
+            --timeout D          call deadline (default 1s)
+            --memory-limit SIZE  memory limit (default 64MiB)
+            --json               print the outcome as one JSON object
+  build   build the Go policy package in DIR into a hook module (default
+          OUT: DIR's name + .wasm), check it loads, print its sha256.
+`
+
+// errDenied is runPolicy's error when the module denied: huskctl exits 1.
+var errDenied = errors.New("denied")
+
+// runPolicy implements "huskctl policy test|build".
+func runPolicy(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, policyUsage)
+		return errors.New("missing subcommand")
+	}
+	switch args[0] {
+	case "test":
+		switch policyTest(ctx, args[1:], os.Stdout, os.Stderr) {
+		case 0:
+			return nil
+		case 1:
+			return errDenied
+		}
+		os.Exit(2) // the documented status for errors, distinct from a denial
+	case "build":
+		return policyBuild(ctx, args[1:], os.Stdout)
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(os.Stderr, policyUsage)
+		return nil
+	}
+	fmt.Fprint(os.Stderr, policyUsage)
+	return fmt.Errorf("unknown subcommand %q", args[0])
+}
+
+// policyTest runs "policy test" and returns its exit status.
+func policyTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("policy test", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, policyUsage) }
+	module := fs.String("module", "", "the .wasm module")
+	point := fs.String("point", "", "the point")
+	eventPath := fs.String("event", "", "the event JSON")
+	configPath := fs.String("config", "", "the hook's config table as JSON")
+	timeout := fs.String("timeout", string(config.DefaultHookTimeout), "call deadline")
+	memory := fs.String("memory-limit", string(config.DefaultHookMemoryLimit), "memory limit")
+	asJSON := fs.Bool("json", false, "print the outcome as JSON")
+	fail := func(err error) int {
+		fmt.Fprintf(stderr, "huskctl policy test: %v\n", err)
+		return 2
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	switch {
+	case fs.NArg() > 0:
+		return fail(fmt.Errorf("unexpected argument %q", fs.Arg(0)))
+	case *module == "" || *point == "" || *eventPath == "":
+		return fail(errors.New("--module, --point and --event are required"))
+	}
+
+	h := config.Hook{
+		Name: hookName(*module), Module: *module, Points: []string{*point},
+		Mode: config.HookEnforce, OnError: config.HookDeny,
+		Timeout: config.Duration(*timeout), MemoryLimit: config.ByteSize(*memory),
+	}
+	if abs, err := filepath.Abs(*module); err == nil {
+		h.Module = abs
+	}
+	if *configPath != "" {
+		b, err := os.ReadFile(*configPath)
+		if err != nil {
+			return fail(err)
+		}
+		if err := json.Unmarshal(b, &h.Config); err != nil {
+			return fail(fmt.Errorf("config %s: want a JSON object: %w", *configPath, err))
+		}
+	}
+	event, err := readInput(*eventPath)
+	if err != nil {
+		return fail(err)
+	}
+
+	engine, err := hooks.New(ctx, []config.Hook{h.WithDefaults()}, hooks.Options{})
+	if err != nil {
+		return fail(err)
+	}
+	defer engine.Close(ctx)
+	out, err := engine.Run(ctx, hooks.Point(*point), json.RawMessage(event))
+	if err != nil {
+		return fail(err)
+	}
+	if out.Cause != nil {
+		return fail(out.Cause)
+	}
+	if err := printOutcome(stdout, &out, *asJSON); err != nil {
+		return fail(err)
+	}
+	if !out.Allowed {
+		return 1
+	}
+	return 0
+}
+
+// hookName makes a hook name from a module's file name.
+func hookName(module string) string {
+	name := strings.ToLower(strings.TrimSuffix(filepath.Base(module), ".wasm"))
+	var b strings.Builder
+	for _, c := range name {
+		if c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-' {
+			b.WriteRune(c)
+		}
+	}
+	if b.Len() == 0 || strings.IndexByte("._-", b.String()[0]) >= 0 {
+		return "module"
+	}
+	return b.String()
+}
+
+// readInput reads path, or stdin for "-".
+func readInput(path string) ([]byte, error) {
+	if path == "-" {
+		return io.ReadAll(os.Stdin)
+	}
+	return os.ReadFile(path)
+}
+
+// printOutcome prints the decision, the patch and the patched event.
+func printOutcome(w io.Writer, out *hooks.Outcome, asJSON bool) error {
+	var ops []hooks.Op
+	for _, p := range out.Patches {
+		ops = append(ops, p.Ops...)
+	}
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(struct {
+			Allow  bool            `json:"allow"`
+			Reason string          `json:"reason,omitempty"`
+			Patch  []hooks.Op      `json:"patch,omitempty"`
+			Event  json.RawMessage `json:"event,omitempty"`
+		}{out.Allowed, out.Reason, ops, patchedEvent(out)})
+	}
+	if !out.Allowed {
+		_, err := fmt.Fprintf(w, "deny: %s\n", out.Reason)
+		return err
+	}
+	if len(ops) == 0 {
+		_, err := fmt.Fprintln(w, "allow")
+		return err
+	}
+	patch, err := json.MarshalIndent(ops, "  ", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "allow, with a patch:\n  %s\npatched event:\n  %s\n", patch, indentJSON(out.Event))
+	return err
+}
+
+func patchedEvent(out *hooks.Outcome) json.RawMessage {
+	if !out.Patched() {
+		return nil
+	}
+	return out.Event
+}
+
+func indentJSON(b []byte) []byte {
+	var v any
+	if json.Unmarshal(b, &v) != nil {
+		return b
+	}
+	out, err := json.MarshalIndent(v, "  ", "  ")
+	if err != nil {
+		return b
+	}
+	return out
+}
+
+// policyBuild runs "policy build".
+func policyBuild(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("policy build", flag.ContinueOnError)
+	fs.Usage = func() { fmt.Fprint(fs.Output(), policyUsage) }
+	out := fs.String("o", "", "output module (default: DIR's name + .wasm)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return errors.New("want one package directory")
+	}
+	dir := fs.Arg(0)
+	if *out == "" {
+		abs, err := filepath.Abs(dir)
+		if err != nil {
+			return err
+		}
+		*out = filepath.Base(abs) + ".wasm"
+	}
+	if err := build.Go(ctx, dir, *out); err != nil {
+		return err
+	}
+	wasm, err := os.ReadFile(*out)
+	if err != nil {
+		return err
+	}
+	// Load it as husk would (without a config: a policy that requires one
+	// fails here, which is worth knowing too), so that an ABI problem shows
+	// now and not in the shim.
+	abs, err := filepath.Abs(*out)
+	if err != nil {
+		return err
+	}
+	h := config.Hook{Name: hookName(*out), Module: abs, Points: []string{string(hooks.ContainerCreate)}}.WithDefaults()
+	engine, err := hooks.New(ctx, []config.Hook{h}, hooks.Options{})
+	if err != nil {
+		return fmt.Errorf("built %s, but it does not load: %w", *out, err)
+	}
+	_ = engine.Close(ctx)
+	sum := sha256.Sum256(wasm)
+	_, err = fmt.Fprintf(stdout, "%s: %d bytes, sha256 %s\n", *out, len(wasm), hex.EncodeToString(sum[:]))
+	return err
+}

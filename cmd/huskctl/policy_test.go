@@ -1,0 +1,96 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/huskrt/husk/wasmhost/wasmtest"
+)
+
+// writeTemp writes content to name in dir and returns its path.
+func writeTemp(t *testing.T, dir, name string, content []byte) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestPolicyTest(t *testing.T) {
+	dir := t.TempDir()
+	decision := writeTemp(t, dir, "decision.wasm", wasmtest.WAT(t, "../../wasmhost/testdata/decision.wat"))
+	trap := writeTemp(t, dir, "trap.wasm", wasmtest.WAT(t, "../../wasmhost/testdata/trap.wat"))
+	event := writeTemp(t, dir, "rootfs.json", []byte(`{"version":1,"sandbox":{"id":"p"},"container":{"id":"c"},"readonly":false}`))
+	allow := writeTemp(t, dir, "allow.json", []byte(`{"allow":true}`))
+	deny := writeTemp(t, dir, "deny.json", []byte(`{"allow":false,"reason":"not on my watch"}`))
+	patch := writeTemp(t, dir, "patch.json", []byte(`{"allow":true,"patch":[{"op":"replace","path":"/readonly","value":true}]}`))
+	outside := writeTemp(t, dir, "outside.json", []byte(`{"allow":true,"patch":[{"op":"replace","path":"/container/id","value":"x"}]}`))
+
+	tests := []struct {
+		name   string
+		args   []string
+		code   int
+		stdout string // contained
+		stderr string // contained
+	}{
+		{"allow", []string{"--module", decision, "--point", "container.rootfs", "--event", event, "--config", allow}, 0, "allow\n", ""},
+		{"deny", []string{"--module", decision, "--point", "container.rootfs", "--event", event, "--config", deny}, 1, "deny: not on my watch", ""},
+		{"patch", []string{"--module", decision, "--point", "container.rootfs", "--event", event, "--config", patch}, 0, `"readonly": true`, ""},
+		{"patch as JSON", []string{"--json", "--module", decision, "--point", "container.rootfs", "--event", event, "--config", patch}, 0, `"path": "/readonly"`, ""},
+		{"patch outside the rules", []string{"--module", decision, "--point", "container.rootfs", "--event", event, "--config", outside}, 2, "", "patch not allowed: a patch may only change /readonly"},
+		{"trap", []string{"--module", trap, "--point", "container.rootfs", "--event", event}, 2, "", `module "trap": decide: wasm trap: unreachable`},
+		{"missing module", []string{"--module", filepath.Join(dir, "nope.wasm"), "--point", "container.rootfs", "--event", event}, 2, "", "no such file"},
+		{"unknown point", []string{"--module", decision, "--point", "container.craete", "--event", event, "--config", allow}, 2, "", `unknown point "container.craete"`},
+		{"event of another schema", []string{"--module", decision, "--point", "process.exec", "--event", event, "--config", allow}, 2, "", `unknown field "readonly"`},
+		{"missing flags", []string{"--module", decision}, 2, "", "are required"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := policyTest(context.Background(), tt.args, &stdout, &stderr)
+			if code != tt.code || !strings.Contains(stdout.String(), tt.stdout) || !strings.Contains(stderr.String(), tt.stderr) {
+				t.Errorf("exit %d, stdout:\n%s\nstderr:\n%s\nwant exit %d, stdout with %q, stderr with %q", code, &stdout, &stderr, tt.code, tt.stdout, tt.stderr)
+			}
+		})
+	}
+}
+
+// TestPolicyBuild builds the built-in deny-privileged policy and tests it
+// on a privileged container, as an operator's CI would.
+func TestPolicyBuild(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a Go policy")
+	}
+	dir := t.TempDir()
+	out := filepath.Join(dir, "dp.wasm")
+	var stdout bytes.Buffer
+	if err := policyBuild(context.Background(), []string{"-o", out, "../../policies/deny-privileged"}, &stdout); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stdout.String(), "sha256 ") {
+		t.Errorf("build printed %q", &stdout)
+	}
+	event := writeTemp(t, dir, "create.json", []byte(`{"version":1,"sandbox":{"id":"p"},"container":{"id":"c"},
+		"spec":{"ociVersion":"1.2.0","process":{"cwd":"/","user":{"uid":0,"gid":0},"capabilities":{"bounding":["CAP_SYS_ADMIN"]}}}}`))
+	var so, se bytes.Buffer
+	code := policyTest(context.Background(), []string{"--module", out, "--point", "container.create", "--event", event}, &so, &se)
+	if code != 1 || !strings.Contains(so.String(), "deny: privileged container: capability CAP_SYS_ADMIN in the bounding set") {
+		t.Errorf("exit %d, stdout %q, stderr %q", code, &so, &se)
+	}
+	if err := policyBuild(context.Background(), []string{"-o", out, dir}, &stdout); err == nil || !strings.Contains(err.Error(), "go build failed") {
+		t.Errorf("building a directory without Go: %v", err)
+	}
+}
+
+func TestHookName(t *testing.T) {
+	for in, want := range map[string]string{"/p/Deny-Privileged.wasm": "deny-privileged", "x y.wasm": "xy", "_.wasm": "module", "é.wasm": "module"} {
+		if got := hookName(in); got != want {
+			t.Errorf("hookName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

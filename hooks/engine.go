@@ -1,0 +1,237 @@
+package hooks
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/containerd/errdefs"
+
+	"github.com/huskrt/husk/internal/logging"
+	"github.com/huskrt/husk/runtime/config"
+	"github.com/huskrt/husk/wasmhost"
+)
+
+// DefaultCacheDir is where shims share compiled modules.
+const DefaultCacheDir = wasmhost.DefaultCacheDir
+
+// Options configures an Engine beyond its hooks. The zero value is usable.
+type Options struct {
+	// CacheDir keeps compiled modules in files under this directory, shared
+	// by every process using it (the shim passes DefaultCacheDir). Empty:
+	// compiled code is kept in memory only.
+	CacheDir string
+	// MaxInstances bounds the instances of each module, and so the calls
+	// into one module that run at once. 0: max(2, GOMAXPROCS).
+	MaxInstances int
+	// MaxOutput bounds a decision's size in bytes. 0: 1 MiB.
+	MaxOutput int
+	// TolerateLoadErrors makes New succeed when modules fail to load: each
+	// failure is logged, and every call at a broken hook's points gets its
+	// on_error outcome with the load error as cause (so a shim keeps
+	// serving, and fails closed where the operator asked). Without it New
+	// fails with every load error.
+	TolerateLoadErrors bool
+	// Observe, when set, is called after every hook call (concurrently, from
+	// Run's goroutines), e.g. to feed metrics.
+	Observe func(Call)
+}
+
+// Call describes one hook call, for Options.Observe.
+type Call struct {
+	Hook     string
+	Point    Point
+	Result   Result
+	Duration time.Duration
+}
+
+// Result is what a hook call gave, whatever the hook's mode.
+type Result string
+
+// The results of a hook call.
+const (
+	ResultAllow Result = "allow"
+	ResultPatch Result = "patch" // allowed with a patch that applied
+	ResultDeny  Result = "deny"
+	ResultError Result = "error" // the module failed; on_error decided
+)
+
+// Engine runs the hook chains. It is safe for concurrent use, and
+// immutable once New returns.
+type Engine struct {
+	host    *wasmhost.Host
+	hooks   []*hook           // in config order
+	chains  map[Point][]*hook // the hooks of each point, in config order
+	observe func(Call)
+}
+
+// hook is one configured hook.
+type hook struct {
+	name    string
+	path    string // the module's file
+	mode    config.HookMode
+	onError config.HookOnError
+	module  *wasmhost.Module // nil when it failed to load
+	loadErr error            // why, when module is nil
+}
+
+// New checks cfg (as config.Load does), then loads every hook's module:
+// reads the file, checks its sha256 pin, compiles it (or takes it from the
+// cache) and starts an instance, handing it its config table. Errors name
+// the hook and the file; a module that fails to load fails New (a
+// *LoadError, errdefs.ErrNotFound or errdefs.ErrInvalidArgument) unless
+// opts.TolerateLoadErrors.
+//
+// The Engine must be closed.
+func New(ctx context.Context, cfg []config.Hook, opts Options) (*Engine, error) {
+	if err := config.ValidateHooks(cfg); err != nil {
+		return nil, fmt.Errorf("hooks: %w", err)
+	}
+	host, err := wasmhost.New(ctx, wasmhost.Config{
+		CacheDir:     opts.CacheDir,
+		MaxInstances: opts.MaxInstances,
+		MaxOutput:    opts.MaxOutput,
+		Log:          guestLog,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("hooks: %w", err)
+	}
+	e := &Engine{host: host, chains: make(map[Point][]*hook), observe: opts.Observe}
+	for _, c := range cfg {
+		h := &hook{name: c.Name, path: c.Module, mode: c.Mode, onError: c.OnError}
+		e.hooks = append(e.hooks, h)
+		for _, p := range c.Points {
+			e.chains[Point(p)] = append(e.chains[Point(p)], h)
+		}
+	}
+	// Loading a module is CPU-bound (wazero decodes and validates it even
+	// when its compiled code is cached, and its runtime starts): load them
+	// in parallel, one per CPU.
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, max(1, runtime.GOMAXPROCS(0)))
+	for i, h := range e.hooks {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			start := time.Now()
+			h.module, h.loadErr = load(ctx, host, cfg[i])
+			if h.loadErr != nil {
+				logging.L(ctx).Error("hook module failed to load", "hook", h.name, "module", h.path, "error", h.loadErr)
+			} else {
+				logging.L(ctx).Debug("hook module loaded", "hook", h.name, "module", h.path, "took", time.Since(start))
+			}
+		})
+	}
+	wg.Wait()
+	var loadErrs []error
+	for _, h := range e.hooks {
+		if h.loadErr != nil {
+			loadErrs = append(loadErrs, h.loadErr)
+		}
+	}
+	if len(loadErrs) > 0 && !opts.TolerateLoadErrors {
+		_ = e.Close(ctx)
+		return nil, errors.Join(loadErrs...)
+	}
+	return e, nil
+}
+
+// LoadError is a hook whose module could not be loaded.
+type LoadError struct {
+	Hook   string
+	Module string // the file
+	Err    error
+}
+
+// Error names the hook and the file.
+func (e *LoadError) Error() string {
+	return fmt.Sprintf("hook %q: module %s: %v", e.Hook, e.Module, e.Err)
+}
+
+// Unwrap returns the cause and its class: errdefs.ErrNotFound for a
+// missing file, errdefs.ErrInvalidArgument otherwise.
+func (e *LoadError) Unwrap() []error {
+	if errors.Is(e.Err, fs.ErrNotExist) {
+		return []error{e.Err, errdefs.ErrNotFound}
+	}
+	return []error{e.Err, errdefs.ErrInvalidArgument}
+}
+
+// ErrDigestMismatch is the cause of a module whose content does not match
+// its sha256 pin.
+var ErrDigestMismatch = errors.New("module does not match its sha256 pin")
+
+// load reads, checks and loads the module of c.
+func load(ctx context.Context, host *wasmhost.Host, c config.Hook) (*wasmhost.Module, error) {
+	fail := func(err error) error { return &LoadError{Hook: c.Name, Module: c.Module, Err: err} }
+	wasm, err := os.ReadFile(c.Module)
+	if err != nil {
+		return nil, fail(err)
+	}
+	if c.SHA256 != "" {
+		sum := sha256.Sum256(wasm)
+		if got := hex.EncodeToString(sum[:]); got != c.SHA256 {
+			return nil, fail(fmt.Errorf("%w: sha256 is %s, pinned %s", ErrDigestMismatch, got, c.SHA256))
+		}
+	}
+	mc := wasmhost.ModuleConfig{Name: c.Name}
+	// The config was validated: these conversions cannot fail.
+	mc.Timeout, _ = c.Timeout.Parse()
+	mc.MemoryLimitPages, _ = c.MemoryLimit.WasmPages()
+	if len(c.Config) > 0 {
+		if mc.Config, err = json.Marshal(c.Config); err != nil {
+			return nil, fail(fmt.Errorf("config: %w", err))
+		}
+	}
+	for _, g := range c.Grants {
+		switch g {
+		case config.GrantClock:
+			mc.Grants |= wasmhost.GrantClock
+		case config.GrantRandom:
+			mc.Grants |= wasmhost.GrantRandom
+		}
+	}
+	m, err := host.Load(ctx, wasm, mc)
+	if err != nil {
+		return nil, fail(err)
+	}
+	return m, nil
+}
+
+// guestLog writes a module's husk.log line to the logger of the call's
+// context.
+func guestLog(ctx context.Context, hook string, level slog.Level, msg string) {
+	logging.L(ctx).Log(ctx, level, msg, "hook", hook, "from", "module")
+}
+
+// Hooks returns the names of the hooks asked at point, in chain order.
+func (e *Engine) Hooks(point Point) []string {
+	chain := e.chains[point]
+	names := make([]string, len(chain))
+	for i, h := range chain {
+		names[i] = h.name
+	}
+	return names
+}
+
+// Close stops every module. Calls still running fail (and get their
+// on_error outcome).
+func (e *Engine) Close(ctx context.Context) error {
+	var errs []error
+	for _, h := range e.hooks {
+		if h.module != nil {
+			errs = append(errs, h.module.Close(ctx))
+		}
+	}
+	errs = append(errs, e.host.Close(ctx))
+	return errors.Join(errs...)
+}
