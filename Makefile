@@ -17,10 +17,12 @@ all: build
 build:
 	$(GO) build -tags '$(BUILDTAGS)' -ldflags '$(LDFLAGS)' -o $(BIN)/containerd-shim-husk-v2 ./cmd/containerd-shim-husk-v2
 	$(GO) build -tags '$(BUILDTAGS)' -ldflags '$(LDFLAGS)' -o $(BIN)/huskctl ./cmd/huskctl
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(BIN)/husk-wasm-runner ./cmd/husk-wasm-runner
 
 install: build
 	install -D -m 0755 $(BIN)/containerd-shim-husk-v2 /usr/local/bin/containerd-shim-husk-v2
 	install -D -m 0755 $(BIN)/huskctl /usr/local/bin/huskctl
+	install -D -m 0755 $(BIN)/husk-wasm-runner /usr/local/bin/husk-wasm-runner
 
 # tools: runc, busybox-static, libseccomp (apt) and containerd v2.4.2, ctr,
 # containerd-shim-runc-v2 (go install into .tools/bin).
@@ -47,7 +49,7 @@ test: tools nested-assets build lint
 	$(MAKE) fuzz-short
 
 # Every fuzz target of an untrusted-input parser: package and target.
-FUZZ_TARGETS := ./vmm/virtio:FuzzQueue ./vmm/virtio/blk:FuzzBlkRequest ./vmm/virtio/mmio:FuzzTransport ./vmm/virtio/vsock:FuzzVsockPacket
+FUZZ_TARGETS := ./vmm/virtio:FuzzQueue ./vmm/virtio/blk:FuzzBlkRequest ./vmm/virtio/mmio:FuzzTransport ./vmm/virtio/vsock:FuzzVsockPacket ./runtime/wasm:FuzzModuleImports
 FUZZTIME ?= 5m
 
 fuzz:

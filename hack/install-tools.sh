@@ -3,7 +3,7 @@
 # root: runc, a static busybox (the test images are built from it), libseccomp
 # and a C toolchain for cgo, the CNI plugins (containernetworking-plugins, in
 # /usr/lib/cni) for the CRI tests, and containerd + ctr +
-# containerd-shim-runc-v2, runc and crictl in <repo>/.tools/bin (test/devenv
+# containerd-shim-runc-v2, runc, crictl and the wazero CLI in <repo>/.tools/bin (test/devenv
 # runs a private containerd from there), and QEMU for the nested-KVM harness
 # (whose kernel hack/nested-assets.sh caches).
 #
@@ -98,4 +98,16 @@ else
 		exit 1
 	}
 	echo "crictl: built $CRICTL_VERSION into $bin"
+fi
+
+# The wazero CLI, static: the P3 baseline runs it under runc in a container
+# (make bench). wabt (apt, above) gives the tests wat2wasm for their small
+# modules.
+WAZERO_VERSION=$(cd "$repo" && GOFLAGS= go list -m -f '{{.Version}}' github.com/tetratelabs/wazero)
+if [[ -x $bin/wazero ]] && "$bin/wazero" version 2>/dev/null | grep -qx "$WAZERO_VERSION"; then
+	echo "wazero: $WAZERO_VERSION already in $bin, skipped"
+else
+	mkdir -p "$bin"
+	GOBIN="$bin" CGO_ENABLED=0 GOFLAGS= go install "github.com/tetratelabs/wazero/cmd/wazero@$WAZERO_VERSION"
+	echo "wazero: built $WAZERO_VERSION into $bin"
 fi

@@ -24,6 +24,8 @@ var HandlerNames = []string{"linux", "wasm", "virt"}
 // keeps the sandboxes this shim serves.
 type Manager struct {
 	handlers map[string]Handler
+	// HookOptions apply to every sandbox's hook engine; set before use.
+	HookOptions HookOptions
 
 	mu        sync.Mutex
 	sandboxes map[string]*Sandbox // by sandbox id; guarded by mu
@@ -83,6 +85,13 @@ func (m *Manager) Create(ctx context.Context, req *CreateRequest, obs Observer) 
 			return nil, err
 		}
 		sb = newSandbox(pod.SandboxID, req.Namespace, req.Config, h)
+		if err := sb.openHooks(ctx, m.HookOptions); err != nil {
+			return nil, err
+		}
+		if err := m.admitSandbox(ctx, sb, req.Spec); err != nil {
+			sb.closeHooks(ctx)
+			return nil, err
+		}
 		if pod.CRI {
 			if err := sb.setupPodCgroup(ctx, req.Spec, req.Config.Runtime.SandboxCgroupOnly); err != nil {
 				return nil, err
@@ -92,11 +101,18 @@ func (m *Manager) Create(ctx context.Context, req *CreateRequest, obs Observer) 
 		return nil, fmt.Errorf("sandbox %s: %w", pod.SandboxID, errdefs.ErrAlreadyExists)
 	}
 	req.SandboxID, req.StateDir, req.Config = sb.ID, sb.Dir, sb.Config
-	ctx = logging.With(ctx, "handler", sb.Handler.Name(), "sandbox", sb.ID)
+	ch, err := m.containerHandler(sb.Handler, pod, req.Spec.Annotations)
+	if err != nil {
+		if !ok {
+			sb.remove(ctx, req.ID)
+		}
+		return nil, err
+	}
+	ctx = logging.With(ctx, "handler", ch.h.Name(), "sandbox", sb.ID)
 
 	// Record first: a crash between here and the end leaves a record that
 	// delete can clean up from, never resources nobody knows of.
-	if err := sb.add(req.ID, req.Bundle); err != nil {
+	if err := sb.add(req.ID, req.Bundle, ch.h.Name()); err != nil {
 		sb.remove(ctx, req.ID)
 		return nil, err
 	}
@@ -105,7 +121,10 @@ func (m *Manager) Create(ctx context.Context, req *CreateRequest, obs Observer) 
 			sb.remove(ctx, req.ID)
 		}
 	}()
-	c, err := sb.Handler.Create(ctx, req)
+	if err := sb.admitContainer(ctx, req, ch.h.Name()); err != nil {
+		return nil, err
+	}
+	c, kind, err := ch.create(ctx, req)
 	if err != nil {
 		return nil, err
 	}
@@ -114,8 +133,8 @@ func (m *Manager) Create(ctx context.Context, req *CreateRequest, obs Observer) 
 		m.sandboxes[sb.ID] = sb
 		m.mu.Unlock()
 	}
-	t := newTask(context.WithoutCancel(ctx), req.ID, req.Bundle, sb.Handler.Name(), c, req.Stdio, obs)
-	t.SandboxID, t.SandboxDir = sb.ID, sb.Dir
+	t := newTask(context.WithoutCancel(ctx), req.ID, req.Bundle, kind, c, req.Stdio, obs)
+	t.SandboxID, t.SandboxDir, t.sb = sb.ID, sb.Dir, sb
 	return t, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"os"
 	"sync"
 
+	"github.com/huskrt/husk/hooks"
 	"github.com/huskrt/husk/internal/logging"
 	"github.com/huskrt/husk/runtime/config"
 	"github.com/huskrt/husk/runtime/persist"
@@ -19,6 +20,11 @@ type Sandbox struct {
 	Dir     string // state directory
 	Config  *config.Config
 	Handler Handler
+
+	// hooks is the sandbox's hook chain (nil without hooks); admitted says
+	// sandbox.create let the sandbox be, so sandbox.delete is due.
+	hooks    *hooks.Engine
+	admitted bool
 
 	mu  sync.Mutex      // guards rec
 	rec persist.Sandbox // what delete needs after a crash
@@ -34,12 +40,12 @@ func newSandbox(id, namespace string, cfg *config.Config, h Handler) *Sandbox {
 	}
 }
 
-// add records a new container of the sandbox on disk, in the sandbox's
-// state and in the container's bundle.
-func (s *Sandbox) add(id, bundle string) error {
+// add records a new container of the sandbox, run by handler, on disk, in
+// the sandbox's state and in the container's bundle.
+func (s *Sandbox) add(id, bundle, handler string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.rec.AddContainer(persist.Container{ID: id, Bundle: bundle, Handler: s.Handler.Name()})
+	s.rec.AddContainer(persist.Container{ID: id, Bundle: bundle, Handler: handler})
 	if err := persist.Write(s.Dir, &s.rec); err != nil {
 		return fmt.Errorf("persisting sandbox %s: %w", s.ID, err)
 	}
@@ -56,6 +62,7 @@ func (s *Sandbox) remove(ctx context.Context, id string) (empty bool) {
 	defer s.mu.Unlock()
 	s.rec.RemoveContainer(id)
 	if len(s.rec.Containers) == 0 {
+		s.closeHooks(ctx)
 		s.releasePodCgroupLocked(ctx)
 		if err := persist.Remove(s.Dir); err != nil {
 			logging.L(ctx).Error("removing sandbox state", "sandbox", s.ID, "error", err)

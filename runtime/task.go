@@ -38,6 +38,7 @@ type Task struct {
 
 	c   Container
 	obs Observer
+	sb  *Sandbox // asks the sandbox's hooks; nil in tests without one
 	// stop ends the task's watchers (OOM) once it is deleted.
 	stop chan struct{}
 
@@ -238,6 +239,9 @@ func (t *Task) Exec(ctx context.Context, execID string, spec *specs.Process, std
 	if _, err := t.init.state.Next(OpExec); err != nil {
 		return fmt.Errorf("exec in container %s: %w", t.ID, err)
 	}
+	if err := t.sb.admitExec(ctx, t.ID, execID, spec); err != nil {
+		return err
+	}
 	p, err := t.c.Exec(ctx, execID, spec, stdio)
 	if err != nil {
 		return err
@@ -258,6 +262,7 @@ func (t *Task) Resume(ctx context.Context) error {
 
 // Update changes the container's resource limits.
 func (t *Task) Update(ctx context.Context, res *specs.LinuxResources) error {
+	t.sb.auditUpdate(ctx, t.ID, res)
 	return t.containerOp(ctx, OpUpdate, func(ctx context.Context) error { return t.c.Update(ctx, res) })
 }
 
@@ -359,6 +364,7 @@ func (t *Task) Delete(ctx context.Context, execID string) (ProcessStatus, error)
 		return ProcessStatus{}, err
 	}
 	close(t.stop)
+	t.sb.auditDelete(ctx, t.ID, p.exit)
 	var errs []error
 	for id, x := range t.execs {
 		errs = append(errs, x.p.Close(ctx))

@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/huskrt/husk/runtime/linux"
+	"github.com/huskrt/husk/runtime/wasm"
 	"github.com/huskrt/husk/shim"
 )
 
@@ -14,5 +15,5 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == linux.InitArg {
 		linux.Init() // a container's init, re-executed by libcontainer
 	}
-	shim.Run(context.Background(), linux.New())
+	shim.Run(context.Background(), linux.New(), wasm.New())
 }

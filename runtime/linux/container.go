@@ -26,6 +26,7 @@ type container struct {
 	init   *process
 	cg     *cgroups.Cgroup // nil if the cgroup could not be loaded
 	rootfs *rootfs.Mounted // nil when containerd mounted nothing
+	prog   Program         // nil: the spec's process runs as it is
 
 	oom     <-chan struct{}
 	stopOOM chan struct{}
@@ -36,6 +37,13 @@ func (c *container) Init() runtime.Process { return c.init }
 func (c *container) Exec(ctx context.Context, id string, ps *specs.Process, s runtime.Stdio) (runtime.Process, error) {
 	if ps == nil || len(ps.Args) == 0 {
 		return nil, fmt.Errorf("exec %s: process.args is empty: %w", id, errdefs.ErrInvalidArgument)
+	}
+	if c.prog != nil {
+		cp := *ps
+		if err := c.prog.PrepareExec(ctx, id, &cp, fmt.Sprintf("/proc/%d/root", c.init.Pid())); err != nil {
+			return nil, err
+		}
+		ps = &cp
 	}
 	lp, err := newProcess(ps)
 	if err != nil {
@@ -128,6 +136,11 @@ func (c *container) Delete(ctx context.Context) error {
 	}
 	if c.rootfs != nil {
 		if err := c.rootfs.Unmount(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.prog != nil {
+		if err := c.prog.Release(ctx); err != nil {
 			errs = append(errs, err)
 		}
 	}

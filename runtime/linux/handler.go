@@ -37,7 +37,13 @@ func stateRoot(sandboxDir string) string {
 
 // Create mounts the rootfs, creates the libcontainer container and its init
 // process (waiting for Start). Every step is undone if a later one fails.
-func (*Handler) Create(ctx context.Context, req *runtime.CreateRequest) (_ runtime.Container, retErr error) {
+func (h *Handler) Create(ctx context.Context, req *runtime.CreateRequest) (runtime.Container, error) {
+	return h.CreateWith(ctx, req, nil)
+}
+
+// CreateWith is Create with prog (if not nil) deciding what the container
+// runs: see Program.
+func (*Handler) CreateWith(ctx context.Context, req *runtime.CreateRequest, prog Program) (_ runtime.Container, retErr error) {
 	spec := *req.Spec
 	if spec.Linux == nil {
 		return nil, fmt.Errorf("OCI spec of %s has no linux section: %w", req.ID, errdefs.ErrInvalidArgument)
@@ -67,6 +73,12 @@ func (*Handler) Create(ctx context.Context, req *runtime.CreateRequest) (_ runti
 		undo = append(undo, func() { _ = m.Unmount() })
 	} else if err := rootfs.Check(root.Path); err != nil {
 		return nil, err
+	}
+	if prog != nil {
+		undo = append(undo, func() { _ = prog.Release(context.WithoutCancel(ctx)) })
+		if err := prog.Prepare(ctx, req, &spec, root.Path); err != nil {
+			return nil, err
+		}
 	}
 
 	lcfg, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{
@@ -98,7 +110,7 @@ func (*Handler) Create(ctx context.Context, req *runtime.CreateRequest) (_ runti
 		return nil, err
 	}
 	lp.Init = true
-	c := &container{id: req.ID, spec: &spec, lc: lc, rootfs: mounted, stopOOM: make(chan struct{})}
+	c := &container{id: req.ID, spec: &spec, lc: lc, rootfs: mounted, prog: prog, stopOOM: make(chan struct{})}
 	c.init = newProc(c, "", lp, req.Stdio)
 	if err := c.init.launch(ctx, lc.Start); err != nil {
 		return nil, err

@@ -31,6 +31,7 @@ type result struct {
 	Runs    int                    `json:"runs"`
 	P1      map[string]stats       `json:"p1_ctr_run_rm_true_ms"`
 	Density map[string]densityInfo `json:"p2_p11_pod_density"`
+	Wasm    *wasmResult            `json:"wasm,omitempty"`
 }
 
 type densityInfo struct {
@@ -116,10 +117,14 @@ func run(tools, shimDir string, runs int) error {
 		res.Density[short(rt)] = d
 	}
 
+	if res.Wasm, err = benchWasm(ctx, c, dir, tools, runs); err != nil {
+		return err
+	}
 	if err := save(res); err != nil {
 		return err
 	}
 	printTable(res)
+	printWasmTable(res.Wasm)
 	return nil
 }
 

@@ -1,0 +1,224 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/containerd/containerd/v2/core/mount"
+	"github.com/containerd/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/huskrt/husk/hooks"
+	"github.com/huskrt/husk/internal/logging"
+)
+
+// annImageName is the image a CRI container was made from.
+const annImageName = "io.kubernetes.cri.image-name"
+
+// HookOptions configure the hook engine of every sandbox.
+type HookOptions struct {
+	// CacheDir is where compiled modules are shared (hooks.DefaultCacheDir
+	// in the shim; empty keeps them in memory).
+	CacheDir string
+	// Observe is told of every hook call (for metrics).
+	Observe func(hooks.Call)
+}
+
+// openHooks loads the sandbox's hook chain from its config. A module that
+// fails to load does not stop the shim: its calls get its on_error outcome
+// (fail closed by default), so the failure reaches the user at the first
+// step the hook guards.
+func (s *Sandbox) openHooks(ctx context.Context, opts HookOptions) error {
+	if len(s.Config.Hooks) == 0 {
+		return nil
+	}
+	e, err := hooks.New(ctx, s.Config.Hooks, hooks.Options{
+		CacheDir:           opts.CacheDir,
+		TolerateLoadErrors: true,
+		Observe:            opts.Observe,
+	})
+	if err != nil {
+		return fmt.Errorf("loading the hooks of sandbox %s: %w", s.ID, err)
+	}
+	s.hooks = e
+	return nil
+}
+
+// closeHooks tells the chain the sandbox is gone (sandbox.delete, audit)
+// and releases the engine.
+func (s *Sandbox) closeHooks(ctx context.Context) {
+	if s.hooks == nil {
+		return
+	}
+	if s.admitted {
+		_, _ = s.ask(ctx, &hooks.SandboxDeleteEvent{Sandbox: s.hookSandbox(nil)})
+	}
+	if err := s.hooks.Close(ctx); err != nil {
+		logging.L(ctx).Warn("closing hook engine", "sandbox", s.ID, "error", err)
+	}
+	s.hooks = nil
+}
+
+func (s *Sandbox) hookSandbox(annotations map[string]string) hooks.Sandbox {
+	return hooks.Sandbox{ID: s.ID, Namespace: s.rec.Namespace, Handler: s.Handler.Name(), Annotations: annotations}
+}
+
+// ask runs the chain at ev's point; a denial is the returned error (an
+// errdefs.ErrPermissionDenied naming hook and reason). When a hook patched
+// the event, ev holds the patched event on return.
+func (s *Sandbox) ask(ctx context.Context, ev hooks.Event) (bool, error) {
+	if s == nil || s.hooks == nil || len(s.hooks.Hooks(ev.Point())) == 0 {
+		return false, nil
+	}
+	out, err := s.hooks.Run(ctx, ev.Point(), ev)
+	if err != nil {
+		return false, err
+	}
+	if err := out.Err(); err != nil {
+		return false, err
+	}
+	if err := out.Decode(ev); err != nil {
+		return false, err
+	}
+	return out.Patched(), nil
+}
+
+// admitSandbox asks sandbox.create; a patch may change the sandbox's
+// handler and the annotations (then in spec).
+func (m *Manager) admitSandbox(ctx context.Context, s *Sandbox, spec *specs.Spec) error {
+	ev := &hooks.SandboxCreateEvent{Sandbox: s.hookSandbox(spec.Annotations)}
+	patched, err := s.ask(ctx, ev)
+	if err != nil || !patched {
+		s.admitted = err == nil
+		return err
+	}
+	if name := ev.Sandbox.Handler; name != s.Handler.Name() {
+		if !slices.Contains(HandlerNames, name) {
+			return fmt.Errorf("hook chose unknown handler %q: %w", name, errdefs.ErrInvalidArgument)
+		}
+		h, ok := m.handlers[name]
+		if !ok {
+			return fmt.Errorf("hook chose handler %q, which is not available in this build: %w", name, errdefs.ErrInvalidArgument)
+		}
+		s.Handler = h
+		s.mu.Lock()
+		s.rec.Handler = name
+		s.mu.Unlock()
+	}
+	spec.Annotations = ev.Sandbox.Annotations
+	s.admitted = true
+	return nil
+}
+
+// admitContainer asks, in order, container.create (the whole spec),
+// container.rootfs (read-only or not), container.mount (each mount),
+// container.cgroups (resources) and container.start (the init process: its
+// env and user are fixed when the container is created). Patches land in
+// req.Spec.
+func (s *Sandbox) admitContainer(ctx context.Context, req *CreateRequest, handler string) error {
+	if s == nil || s.hooks == nil {
+		return nil
+	}
+	sb := s.hookSandbox(req.Spec.Annotations)
+	sb.Handler = handler
+	ctr := hooks.Container{ID: req.ID, Image: req.Spec.Annotations[annImageName]}
+
+	create := &hooks.ContainerCreateEvent{Sandbox: sb, Container: ctr, Spec: req.Spec}
+	if _, err := s.ask(ctx, create); err != nil {
+		return err
+	}
+	if create.Spec == nil || create.Spec.Process == nil || create.Spec.Root == nil {
+		return fmt.Errorf("hooks left container %s without a spec, process or root: %w", req.ID, errdefs.ErrInvalidArgument)
+	}
+	spec := create.Spec
+	req.Spec = spec
+
+	rootfs := &hooks.ContainerRootfsEvent{Sandbox: sb, Container: ctr, Mounts: rootfsMounts(req.Rootfs), Readonly: spec.Root.Readonly}
+	if _, err := s.ask(ctx, rootfs); err != nil {
+		return err
+	}
+	spec.Root.Readonly = rootfs.Readonly
+
+	for i, m := range spec.Mounts {
+		ev := &hooks.ContainerMountEvent{Sandbox: sb, Container: ctr, Mount: hooks.Mount{
+			Destination: m.Destination, Type: m.Type, Source: m.Source, Options: m.Options}}
+		if _, err := s.ask(ctx, ev); err != nil {
+			return err
+		}
+		spec.Mounts[i].Options = ev.Mount.Options
+	}
+
+	if spec.Linux != nil {
+		ev := &hooks.ContainerCgroupsEvent{Sandbox: sb, Container: ctr, CgroupsPath: spec.Linux.CgroupsPath, Resources: spec.Linux.Resources}
+		if _, err := s.ask(ctx, ev); err != nil {
+			return err
+		}
+		spec.Linux.Resources = ev.Resources
+	}
+
+	start := &hooks.ContainerStartEvent{Sandbox: sb, Container: ctr, Process: hookProcess(spec.Process)}
+	if _, err := s.ask(ctx, start); err != nil {
+		return err
+	}
+	applyProcess(spec.Process, start.Process)
+	return nil
+}
+
+// admitExec asks process.exec; a patch may change the env and user.
+func (s *Sandbox) admitExec(ctx context.Context, containerID, execID string, p *specs.Process) error {
+	if s == nil || s.hooks == nil {
+		return nil
+	}
+	ev := &hooks.ProcessExecEvent{Sandbox: s.hookSandbox(nil), Container: hooks.Container{ID: containerID}, ExecID: execID, Process: hookProcess(p)}
+	if _, err := s.ask(ctx, ev); err != nil {
+		return err
+	}
+	applyProcess(p, ev.Process)
+	return nil
+}
+
+// auditUpdate asks container.update (audit: a denial only logs, since a
+// hook may not change or stop an update).
+func (s *Sandbox) auditUpdate(ctx context.Context, containerID string, res *specs.LinuxResources) {
+	if s == nil || s.hooks == nil {
+		return
+	}
+	ev := &hooks.ContainerUpdateEvent{Sandbox: s.hookSandbox(nil), Container: hooks.Container{ID: containerID}, Resources: res}
+	if _, err := s.ask(ctx, ev); err != nil {
+		logging.L(ctx).Warn("hook objected to an update (audit)", "id", containerID, "error", err)
+	}
+}
+
+// auditDelete asks container.delete (audit).
+func (s *Sandbox) auditDelete(ctx context.Context, containerID string, e Exit) {
+	if s == nil || s.hooks == nil {
+		return
+	}
+	ev := &hooks.ContainerDeleteEvent{Sandbox: s.hookSandbox(nil), Container: hooks.Container{ID: containerID},
+		Status: hooks.ExitStatus{ExitCode: uint32(e.Status), ExitedAt: e.At}}
+	if _, err := s.ask(ctx, ev); err != nil {
+		logging.L(ctx).Warn("hook objected to a delete (audit)", "id", containerID, "error", err)
+	}
+}
+
+func rootfsMounts(ms []mount.Mount) []hooks.RootfsMount {
+	out := make([]hooks.RootfsMount, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, hooks.RootfsMount{Type: m.Type, Source: m.Source, Target: m.Target, Options: m.Options})
+	}
+	return out
+}
+
+func hookProcess(p *specs.Process) hooks.Process {
+	return hooks.Process{
+		Args: p.Args, Env: p.Env, Cwd: p.Cwd, Terminal: p.Terminal,
+		User: hooks.User{UID: p.User.UID, GID: p.User.GID, AdditionalGIDs: p.User.AdditionalGids, Username: p.User.Username},
+	}
+}
+
+// applyProcess takes what a hook may change of a process: env and user.
+func applyProcess(p *specs.Process, h hooks.Process) {
+	p.Env = h.Env
+	p.User = specs.User{UID: h.User.UID, GID: h.User.GID, AdditionalGids: h.User.AdditionalGIDs, Username: h.User.Username}
+}

@@ -1,0 +1,135 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/containerd/errdefs"
+)
+
+// crun's annotations for Wasm containers, honoured for compatibility with
+// images and pods written for crun: "wasm" and "compat" ask for Wasm; the
+// "-smart" forms ask for Wasm only when the container's program is a Wasm
+// module, and run anything else natively.
+const (
+	AnnotationOCIHandler  = "run.oci.handler"           // wasm | wasm-smart
+	AnnotationWasmVariant = "module.wasm.image/variant" // compat | compat-smart
+)
+
+// Handler names as the selection rules use them.
+const (
+	handlerLinux = "linux"
+	handlerWasm  = "wasm"
+)
+
+// SmartCreator is a handler that can take a container that may or may not
+// be of its kind (crun's "wasm-smart"): it runs the container as its kind
+// when its program is (a Wasm module, for the wasm handler) and natively
+// otherwise. Finding out needs the container's rootfs mounted, which only
+// the handler does, hence a method rather than a look before choosing.
+type SmartCreator interface {
+	// CreateSmart creates the container and says which handler's kind it
+	// turned out to be. The sandbox records the smart handler either way:
+	// its Cleanup must handle both kinds.
+	CreateSmart(ctx context.Context, req *CreateRequest) (c Container, kind string, err error)
+}
+
+// choice is the handler a container was given, and whether it was asked to
+// look at the program first (SmartCreator).
+type choice struct {
+	h     Handler
+	smart bool
+}
+
+// create creates the container and returns it with the name of the
+// handler that runs it.
+func (c choice) create(ctx context.Context, req *CreateRequest) (Container, string, error) {
+	if sc, ok := c.h.(SmartCreator); ok && c.smart {
+		return sc.CreateSmart(ctx, req)
+	}
+	ctr, err := c.h.Create(ctx, req)
+	return ctr, c.h.Name(), err
+}
+
+// containerHandler chooses the handler of one container of a sandbox whose
+// handler is sb:
+//
+//   - in a sandbox of another kind (virt), the sandbox's handler: its
+//     containers run where the sandbox is;
+//   - the CRI's sandbox (pause) container never runs as Wasm: linux;
+//   - the container's own annotations: io.husk.handler (linux or wasm),
+//     then crun's run.oci.handler (wasm, wasm-smart), then
+//     module.wasm.image/variant (compat, compat-smart);
+//   - otherwise, in a wasm sandbox, wasm; in a linux sandbox, wasm if the
+//     container's args[0] is a Wasm module (\0asm) and linux if not.
+//
+// So a pod may mix native and Wasm containers; a linux sandbox without the
+// wasm handler built in runs everything natively.
+func (m *Manager) containerHandler(sb Handler, pod Pod, ann map[string]string) (choice, error) {
+	if n := sb.Name(); n != handlerLinux && n != handlerWasm {
+		return choice{h: sb}, nil
+	}
+	if pod.CRI && pod.IsSandbox {
+		return m.builtin(handlerLinux, "the pod's sandbox container")
+	}
+	want, smart, source, err := wasmRequest(ann)
+	if err != nil {
+		return choice{}, err
+	}
+	switch {
+	case want != "":
+		c, err := m.builtin(want, source)
+		c.smart = smart
+		return c, err
+	case sb.Name() == handlerWasm:
+		return choice{h: sb}, nil
+	}
+	if w, ok := m.handlers[handlerWasm].(SmartCreator); ok {
+		return choice{h: w.(Handler), smart: true}, nil
+	}
+	return choice{h: sb}, nil
+}
+
+// wasmRequest reads what a container's annotations ask for: a handler name
+// ("" for nothing), whether smart, and which annotation said so.
+func wasmRequest(ann map[string]string) (name string, smart bool, source string, err error) {
+	if v, ok := ann[AnnotationHandler]; ok {
+		source = "annotation " + AnnotationHandler
+		switch v {
+		case handlerLinux, handlerWasm:
+			return v, false, source, nil
+		}
+		return "", false, "", fmt.Errorf("%s=%q on a container of a linux or wasm sandbox: want linux or wasm (a container runs in a VM only if its whole pod does): %w",
+			AnnotationHandler, v, errdefs.ErrInvalidArgument)
+	}
+	if v, ok := ann[AnnotationOCIHandler]; ok {
+		source = "annotation " + AnnotationOCIHandler
+		switch v {
+		case "wasm":
+			return handlerWasm, false, source, nil
+		case "wasm-smart":
+			return handlerWasm, true, source, nil
+		case "":
+		default:
+			return "", false, "", fmt.Errorf("%s=%q: husk supports wasm and wasm-smart: %w", AnnotationOCIHandler, v, errdefs.ErrInvalidArgument)
+		}
+	}
+	switch ann[AnnotationWasmVariant] {
+	case "compat":
+		return handlerWasm, false, "annotation " + AnnotationWasmVariant, nil
+	case "compat-smart":
+		return handlerWasm, true, "annotation " + AnnotationWasmVariant, nil
+	}
+	return "", false, "", nil
+}
+
+// builtin returns the built-in handler name as a choice, or says that this
+// build lacks it (source: who asked).
+func (m *Manager) builtin(name, source string) (choice, error) {
+	h, ok := m.handlers[name]
+	if !ok {
+		// Not ErrNotImplemented: see Select.
+		return choice{}, fmt.Errorf("handler %q (for %s) is not available in this build: %w", name, source, errdefs.ErrInvalidArgument)
+	}
+	return choice{h: h}, nil
+}

@@ -1,0 +1,221 @@
+package wasm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"slices"
+	"strconv"
+
+	"github.com/containerd/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/huskrt/husk/internal/logging"
+	"github.com/huskrt/husk/runtime"
+	"github.com/huskrt/husk/runtime/wasm/runnerapi"
+)
+
+// Where the runner and the cache view appear in a Wasm container. Below
+// /dev when the spec mounts a tmpfs there (containerd's default spec does),
+// so that the mount points are made in that tmpfs and never in the image's
+// rootfs; below the rootfs's root otherwise.
+const (
+	privDirDev  = "/dev/.husk"
+	privDirRoot = "/.husk"
+	runnerName  = "wasm-runner"
+	cacheName   = "wasm-cache"
+)
+
+// program is linux.Program for one container: it makes the runner the
+// process of a container (and of its execs) whose args[0] is a Wasm module.
+type program struct {
+	h *Handler
+	// smart: a container whose program is not Wasm runs natively instead of
+	// failing (crun's wasm-smart).
+	smart bool
+
+	sandboxDir, id string
+	// wasm is set by Prepare when the container runs a module; the rest
+	// is only meaningful then.
+	wasm    bool
+	privDir string // privDirDev or privDirRoot
+	pages   uint32
+	view    *view // nil: no cache entry could be named, the runner compiles
+}
+
+// Prepare looks at args[0] in the mounted rootfs and, for a Wasm module,
+// checks and compiles it, and rewrites the spec to run it under the runner.
+func (p *program) Prepare(ctx context.Context, req *runtime.CreateRequest, spec *specs.Spec, rootfs string) error {
+	p.sandboxDir, p.id = req.StateDir, req.ID
+	proc := spec.Process
+	mod, err := p.find(rootfs, bindRoots(spec.Mounts), proc, p.smart)
+	if err != nil || mod == nil {
+		return err
+	}
+	if p.h.runnerErr != nil {
+		return fmt.Errorf("wasm container %s: %w", req.ID, p.h.runnerErr)
+	}
+	p.wasm = true
+	p.pages = memoryPages(spec)
+	p.privDir = privDirRoot
+	for _, m := range spec.Mounts {
+		if path.Clean(m.Destination) == "/dev" && m.Type == "tmpfs" {
+			p.privDir = privDirDev
+		}
+	}
+	entry, err := p.h.cache.Ensure(ctx, mod.path, mod.wasm)
+	if err != nil {
+		return err
+	}
+	mounts := slices.Clone(spec.Mounts)
+	mounts = append(mounts, specs.Mount{
+		Destination: path.Join(p.privDir, runnerName),
+		Type:        "bind",
+		Source:      p.h.runner,
+		Options:     []string{"rbind", "ro", "nosuid", "nodev"},
+	})
+	if entry != "" {
+		v, err := p.h.cache.newView(p.sandboxDir, p.id)
+		if err != nil {
+			return err
+		}
+		p.view = v
+		if err := v.add(entry); err != nil {
+			return err
+		}
+		mounts = append(mounts, specs.Mount{
+			Destination: path.Join(p.privDir, cacheName),
+			Type:        "bind",
+			Source:      v.dir,
+			Options:     []string{"rbind", "ro", "nosuid", "nodev", "noexec"},
+		})
+	}
+	spec.Mounts = mounts
+	cp := *proc
+	cp.Args = p.runnerArgs(mod)
+	spec.Process = &cp
+	logging.L(ctx).Debug("wasm container", "id", req.ID, "module", mod.path, "func", mod.fn, "pages", p.pages, "cached", entry != "")
+	return nil
+}
+
+// PrepareExec runs an exec whose args[0] is a Wasm module (or "path#func")
+// under the runner, with the container's limits; other execs run natively.
+func (p *program) PrepareExec(ctx context.Context, execID string, proc *specs.Process, root string) error {
+	if !p.wasm {
+		return nil
+	}
+	// A native exec (a shell, say) is fine in a Wasm container.
+	mod, err := p.find(root, nil, proc, true)
+	if err != nil || mod == nil {
+		return err
+	}
+	entry, err := p.h.cache.Ensure(ctx, mod.path, mod.wasm)
+	if err != nil {
+		return fmt.Errorf("exec %s: %w", execID, err)
+	}
+	if entry != "" && p.view != nil {
+		if err := p.view.add(entry); err != nil {
+			return err
+		}
+	}
+	proc.Args = p.runnerArgs(mod)
+	return nil
+}
+
+// Release removes the container's cache view.
+func (p *program) Release(ctx context.Context) error {
+	if p.view == nil {
+		return nil
+	}
+	return p.h.cache.removeView(p.sandboxDir, p.id)
+}
+
+// module is a Wasm module found as a process's args[0].
+type module struct {
+	path string // in the container
+	fn   string // export to run, "" for _start
+	args []string
+	wasm []byte
+}
+
+// find resolves proc's args[0] under root (and binds, see lookupMounted).
+// It returns nil (and no error)
+// when the program is not Wasm and smart is set; otherwise a program that
+// is not a usable module is an error saying why.
+func (p *program) find(root string, binds []bindRoot, proc *specs.Process, smart bool) (*module, error) {
+	file, fn := splitFunc(proc.Args[0])
+	f, cpath, err := lookupMounted(root, binds, file, proc.Env, proc.Cwd)
+	if err != nil {
+		if smart {
+			return nil, nil // the native path reports it, as for any container
+		}
+		return nil, fmt.Errorf("wasm module %w", err)
+	}
+	defer f.Close()
+	ok, head, err := isWasm(f)
+	switch {
+	case err != nil && smart:
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("wasm module %s: %w", cpath, err)
+	case !ok && smart:
+		return nil, nil
+	case !ok:
+		return nil, fmt.Errorf("%s is not a Wasm module (it starts with %q, a module with %q): %w",
+			cpath, head, magic, errdefs.ErrInvalidArgument)
+	}
+	b, err := readModule(f)
+	if err != nil {
+		return nil, fmt.Errorf("wasm module %s: %w", cpath, err)
+	}
+	if err := checkImports(cpath, b); err != nil {
+		return nil, err
+	}
+	args := slices.Clone(proc.Args)
+	args[0] = file
+	return &module{path: cpath, fn: fn, args: args, wasm: b}, nil
+}
+
+// runnerArgs is the command line that runs mod under the runner.
+func (p *program) runnerArgs(mod *module) []string {
+	args := []string{
+		path.Join(p.privDir, runnerName),
+		"-" + runnerapi.FlagModule, mod.path,
+		"-" + runnerapi.FlagPages, strconv.FormatUint(uint64(p.pages), 10),
+	}
+	if p.view != nil {
+		args = append(args, "-"+runnerapi.FlagCache, path.Join(p.privDir, cacheName))
+	}
+	if mod.fn != "" {
+		args = append(args, "-"+runnerapi.FlagFunc, mod.fn)
+	}
+	return append(append(args, "--"), mod.args...)
+}
+
+// memoryPages is the container's memory limit as a Wasm page limit, so that
+// a module asking for more memory than the container may have sees
+// memory.grow fail instead of being OOM-killed. The cgroup holds the same
+// limit for the whole runner (wazero, compiled code and all), which is
+// reached first when the module gets close: then the OOM killer ends it and
+// containerd gets a TaskOOM event.
+func memoryPages(spec *specs.Spec) uint32 {
+	if spec.Linux == nil || spec.Linux.Resources == nil || spec.Linux.Resources.Memory == nil {
+		return runnerapi.MaxPages
+	}
+	l := spec.Linux.Resources.Memory.Limit
+	if l == nil || *l <= 0 {
+		return runnerapi.MaxPages
+	}
+	pages := *l / runnerapi.PageSize
+	switch {
+	case pages < 1:
+		return 1
+	case pages > runnerapi.MaxPages:
+		return runnerapi.MaxPages
+	}
+	return uint32(pages)
+}
+
+// errNoRunner says where the runner was looked for.
+var errNoRunner = errors.New("husk-wasm-runner not found")

@@ -1,0 +1,197 @@
+package runner
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	goruntime "runtime"
+	"strings"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+	"github.com/tetratelabs/wazero/sys"
+
+	"github.com/huskrt/husk/runtime/wasm/runnerapi"
+)
+
+// TrapStatus is the exit status of a module that trapped or that wazero
+// could not instantiate (the shim refuses modules with unknown imports at
+// create, so that is rare).
+const TrapStatus = runnerapi.TrapStatus
+
+// Main runs the runner with its command line (without the program name)
+// and returns the process's exit status: the module's proc_exit code, 0
+// when its start function returns, TrapStatus on a trap, 128+n when signal
+// n ends it (see signals.go), 127 for a module that cannot be read, 126 for
+// one that cannot be compiled or lacks the export asked for, and 125 for a
+// bad command line.
+func Main(args []string) int {
+	stopSignals := handleSignals()
+	defer stopSignals()
+
+	fs := flag.NewFlagSet("husk-wasm-runner", flag.ContinueOnError)
+	fs.SetOutput(os.Stderr)
+	module := fs.String(runnerapi.FlagModule, "", "module file (default: args[0])")
+	fn := fs.String(runnerapi.FlagFunc, "", "export to run instead of _start")
+	pages := fs.Uint(runnerapi.FlagPages, runnerapi.MaxPages, "memory limit in 64 KiB pages")
+	cacheDir := fs.String(runnerapi.FlagCache, "", "compilation cache directory (read-only is fine)")
+	precompile := fs.Bool(runnerapi.FlagPrecompile, false, "compile the module on stdin into -cache and exit")
+	if err := fs.Parse(args); err != nil {
+		return runnerapi.Usage
+	}
+	if *precompile {
+		return Precompile(context.Background(), *cacheDir, os.Stdin, os.Stderr)
+	}
+	wasiArgs := fs.Args()
+	if len(wasiArgs) == 0 {
+		fmt.Fprintln(os.Stderr, "husk-wasm-runner: no module given")
+		return runnerapi.Usage
+	}
+	if *module == "" {
+		*module = wasiArgs[0]
+	}
+	if *pages == 0 || *pages > runnerapi.MaxPages {
+		fmt.Fprintf(os.Stderr, "husk-wasm-runner: -%s %d: want 1..%d\n", runnerapi.FlagPages, *pages, runnerapi.MaxPages)
+		return runnerapi.Usage
+	}
+	return run(context.Background(), options{
+		module: *module, fn: *fn, pages: uint32(*pages), cacheDir: *cacheDir,
+		args: wasiArgs, env: os.Environ(),
+		stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr,
+	})
+}
+
+type options struct {
+	module   string
+	fn       string
+	pages    uint32
+	cacheDir string
+	args     []string
+	env      []string
+	stdin    io.Reader
+	stdout   io.Writer
+	stderr   io.Writer
+}
+
+func run(ctx context.Context, o options) int {
+	wasm, err := os.ReadFile(o.module)
+	if err != nil {
+		fmt.Fprintf(o.stderr, "husk-wasm-runner: reading module: %v\n", err)
+		return runnerapi.NoModule
+	}
+	rc := RuntimeConfig().WithMemoryLimitPages(o.pages)
+	if o.cacheDir != "" {
+		// The shim compiled the module into this cache before starting us;
+		// a hit only reads it. A miss would make wazero write, which fails on
+		// the read-only mount; compile is retried without the cache then.
+		if c, err := wazero.NewCompilationCacheWithDir(o.cacheDir); err == nil {
+			rc = rc.WithCompilationCache(c)
+		}
+	}
+	rt := wazero.NewRuntimeWithConfig(ctx, rc)
+	compiled, err := rt.CompileModule(ctx, wasm)
+	if err != nil && o.cacheDir != "" {
+		_ = rt.Close(ctx)
+		rt = wazero.NewRuntimeWithConfig(ctx, RuntimeConfig().WithMemoryLimitPages(o.pages))
+		compiled, err = rt.CompileModule(ctx, wasm)
+	}
+	if err != nil {
+		fmt.Fprintf(o.stderr, "husk-wasm-runner: compiling %s: %v\n", o.module, err)
+		return runnerapi.BadModule
+	}
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+		fmt.Fprintf(o.stderr, "husk-wasm-runner: WASI: %v\n", err)
+		return runnerapi.BadModule
+	}
+
+	cfg := wazero.NewModuleConfig().
+		WithArgs(o.args...).
+		WithStdin(o.stdin).WithStdout(o.stdout).WithStderr(o.stderr).
+		WithSysWalltime().WithSysNanotime().WithSysNanosleep().WithOsyield(goruntime.Gosched).
+		WithRandSource(rand.Reader).
+		// After pivot_root the process's "/" is the container's rootfs, with
+		// the container's mounts (and their ro/rw flags) in place: the kernel
+		// resolves "..", absolute paths and symlinks inside it.
+		WithFSConfig(wazero.NewFSConfig().WithDirMount("/", "/"))
+	for _, kv := range withPWD(o.env) {
+		k, v, _ := strings.Cut(kv, "=")
+		cfg = cfg.WithEnv(k, v)
+	}
+	if o.fn != "" {
+		if _, ok := compiled.ExportedFunctions()[o.fn]; !ok {
+			fmt.Fprintf(o.stderr, "husk-wasm-runner: %s has no exported function %q\n", o.module, o.fn)
+			return runnerapi.BadModule
+		}
+		// A reactor initialises itself in _initialize; skipped if absent.
+		cfg = cfg.WithStartFunctions("_initialize", o.fn)
+	}
+	_, err = rt.InstantiateModule(ctx, compiled, cfg)
+	return exitStatus(o.stderr, o.module, err)
+}
+
+// exitStatus turns the outcome of running a module into the process's exit
+// status, reporting traps on stderr.
+func exitStatus(stderr io.Writer, module string, err error) int {
+	var ee *sys.ExitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee):
+		return int(ee.ExitCode())
+	default:
+		fmt.Fprintf(stderr, "husk-wasm-runner: %s: %v\n", module, err)
+		return TrapStatus
+	}
+}
+
+// withPWD adds PWD (the process's working directory, which libcontainer set
+// from the OCI spec's cwd) to env unless it is there: WASI preview1 has no
+// working directory, and Go's wasip1 port (like other toolchains) takes it
+// from PWD.
+func withPWD(env []string) []string {
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "PWD=") {
+			return env
+		}
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return env
+	}
+	return append(env, "PWD="+wd)
+}
+
+// maxPrecompile bounds the module Precompile reads.
+const maxPrecompile = 1 << 30
+
+// Precompile compiles the module read from r into the file cache in
+// cacheDir, for the shim, which runs the runner on the host for this
+// (so that the shim links no wazero and a large compile's memory goes with
+// this process). A module wazero rejects: BadModule, wazero's message on
+// stderr.
+func Precompile(ctx context.Context, cacheDir string, r io.Reader, stderr io.Writer) int {
+	if cacheDir == "" {
+		fmt.Fprintln(stderr, "husk-wasm-runner: -precompile needs -cache")
+		return runnerapi.Usage
+	}
+	wasm, err := io.ReadAll(io.LimitReader(r, maxPrecompile))
+	if err != nil {
+		fmt.Fprintf(stderr, "husk-wasm-runner: reading module: %v\n", err)
+		return runnerapi.NoModule
+	}
+	c, err := wazero.NewCompilationCacheWithDir(cacheDir)
+	if err != nil {
+		fmt.Fprintf(stderr, "husk-wasm-runner: cache %s: %v\n", cacheDir, err)
+		return runnerapi.Usage
+	}
+	rt := wazero.NewRuntimeWithConfig(ctx, RuntimeConfig().WithCompilationCache(c))
+	if _, err := rt.CompileModule(ctx, wasm); err != nil {
+		fmt.Fprintln(stderr, err)
+		return runnerapi.BadModule
+	}
+	return 0
+}

@@ -1,0 +1,4 @@
+;; trap: traps at once (unreachable).
+(module
+  (memory (export "memory") 1)
+  (func (export "_start") unreachable))
