@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/huskrt/husk/hooks"
 	"github.com/huskrt/husk/internal/logging"
 )
 
@@ -33,6 +34,9 @@ type metrics struct {
 	execs   prometheus.Counter
 	exits   prometheus.Counter
 	ooms    prometheus.Counter
+	// hookCalls and hookSeconds follow every hook module call.
+	hookCalls   *prometheus.CounterVec   // by hook, point, result
+	hookSeconds *prometheus.HistogramVec // by hook, point
 
 	mu     sync.Mutex
 	server *http.Server // guarded by mu; nil until the first sandbox
@@ -51,11 +55,25 @@ func newMetrics() *metrics {
 			Name: "husk_process_exits_total", Help: "Processes (inits and execs) that exited."}),
 		ooms: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "husk_oom_kills_total", Help: "OOM kills reported in this shim's containers."}),
+		hookCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "husk_hook_calls_total", Help: "Hook module calls, by hook, point and result (allow, deny, patch, error)."},
+			[]string{"hook", "point", "result"}),
+		hookSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "husk_hook_call_seconds", Help: "Time of one hook module call.",
+			// 5 µs to ~80 ms: a call is microseconds, a deadline hit is not.
+			Buckets: prometheus.ExponentialBuckets(5e-6, 4, 8)},
+			[]string{"hook", "point"}),
 	}
-	m.reg.MustRegister(m.tasks, m.creates, m.execs, m.exits, m.ooms,
+	m.reg.MustRegister(m.tasks, m.creates, m.execs, m.exits, m.ooms, m.hookCalls, m.hookSeconds,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// observeHook records one hook call.
+func (m *metrics) observeHook(c hooks.Call) {
+	m.hookCalls.WithLabelValues(c.Hook, string(c.Point), string(c.Result)).Inc()
+	m.hookSeconds.WithLabelValues(c.Hook, string(c.Point)).Observe(c.Duration.Seconds())
 }
 
 // serve starts the management server on dir/ManagementSocket, once.

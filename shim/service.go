@@ -27,6 +27,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"google.golang.org/protobuf/types/known/anypb"
 
+	"github.com/huskrt/husk/hooks"
 	"github.com/huskrt/husk/internal/logging"
 	"github.com/huskrt/husk/runtime"
 	"github.com/huskrt/husk/runtime/config"
@@ -53,6 +54,7 @@ var _ taskAPI.TTRPCTaskService = (*service)(nil)
 
 func newService(ctx context.Context, mgr *runtime.Manager, pub shim.Publisher, sd shutdown.Service, level *slog.LevelVar) *service {
 	m := newMetrics()
+	mgr.HookOptions = runtime.HookOptions{CacheDir: hooks.DefaultCacheDir, Observe: m.observeHook}
 	s := &service{
 		ctx:     ctx,
 		level:   level,
