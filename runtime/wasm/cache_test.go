@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
@@ -141,21 +140,6 @@ func TestViewsHammer(t *testing.T) {
 	for w := 0; w < workers; w++ {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
-		}
-	}
-}
-
-// TestShimLinksNoWazero: the shim compiles through the runner binary so
-// that wazero (≈2.7 MiB of RSS at start) stays out of every shim; this
-// fails if an import brings it back.
-func TestShimLinksNoWazero(t *testing.T) {
-	out, err := exec.Command("go", "list", "-deps", "github.com/huskrt/husk/cmd/containerd-shim-husk-v2").CombinedOutput()
-	if err != nil {
-		t.Skipf("go list: %v: %s", err, out)
-	}
-	for _, p := range strings.Fields(string(out)) {
-		if strings.HasPrefix(p, "github.com/tetratelabs/wazero") {
-			t.Fatalf("the shim links %s", p)
 		}
 	}
 }
