@@ -44,7 +44,15 @@ func (m shimMetrics) get(t *testing.T) map[string]float64 {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", m.sock)
 		}}}
-	resp, err := client.Get("http://shim/metrics")
+	// A loaded machine can make one request time out; try thrice.
+	var resp *http.Response
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		if resp, err = client.Get("http://shim/metrics"); err == nil {
+			break
+		}
+		time.Sleep(time.Second)
+	}
 	if err != nil {
 		t.Fatalf("metrics: %v", err)
 	}

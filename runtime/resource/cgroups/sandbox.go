@@ -7,6 +7,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/containerd/cgroups/v3"
 	"github.com/containerd/cgroups/v3/cgroup1"
@@ -95,14 +96,19 @@ func ReleaseShim(leaf string, pid int) error {
 		}
 		return fmt.Errorf("loading shim cgroup %s: %w", leaf, err)
 	}
-	if pid > 0 {
-		root, err := cgroup1.Load(cgroup1.StaticPath("/"))
-		if err == nil {
-			_ = root.AddProc(uint64(pid))
+	// A thread the Go runtime starts while the process is being moved can
+	// land in the old cgroup; move again and retry a few times.
+	var lastErr error
+	for attempt := 0; attempt < 5; attempt++ {
+		if pid > 0 {
+			if root, err := cgroup1.Load(cgroup1.StaticPath("/")); err == nil {
+				_ = root.AddProc(uint64(pid))
+			}
 		}
+		if lastErr = cg.Delete(); lastErr == nil {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	if err := cg.Delete(); err != nil {
-		return fmt.Errorf("removing shim cgroup %s: %w", leaf, err)
-	}
-	return nil
+	return fmt.Errorf("removing shim cgroup %s: %w", leaf, lastErr)
 }
