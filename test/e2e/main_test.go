@@ -31,6 +31,8 @@ var (
 	skipReason string
 	// rootfsDir is an unpacked busybox rootfs for `ctr run --rootfs`.
 	rootfsDir string
+	// runDir holds everything setup made (the shim, the rootfs, the bench).
+	runDir string
 )
 
 func TestMain(m *testing.M) {
@@ -52,6 +54,9 @@ func run(m *testing.M) int {
 			fmt.Fprintln(os.Stderr, "e2e teardown:", err)
 			code = 1
 		}
+	}
+	if runDir != "" {
+		_ = os.RemoveAll(runDir)
 	}
 	return code
 }
@@ -78,6 +83,7 @@ func setup() error {
 	if err != nil {
 		return err
 	}
+	runDir = dir
 	shimDir := filepath.Join(dir, "bin")
 	// Build the shim from this tree so the tests never run a stale binary.
 	build := exec.Command("go", "build", "-tags", "seccomp", "-o", filepath.Join(shimDir, "containerd-shim-husk-v2"), "./cmd/containerd-shim-husk-v2")
