@@ -49,7 +49,7 @@ test: tools nested-assets build lint
 	$(MAKE) fuzz-short
 
 # Every fuzz target of an untrusted-input parser: package and target.
-FUZZ_TARGETS := ./vmm/virtio:FuzzQueue ./vmm/virtio/blk:FuzzBlkRequest ./vmm/virtio/mmio:FuzzTransport ./vmm/virtio/vsock:FuzzVsockPacket ./runtime/wasm:FuzzModuleImports
+FUZZ_TARGETS := ./vmm/virtio:FuzzQueue ./vmm/virtio/blk:FuzzBlkRequest ./vmm/virtio/mmio:FuzzTransport ./vmm/virtio/vsock:FuzzVsockPacket ./vmm/virtio/net:FuzzNetChain ./runtime/wasm:FuzzModuleImports
 FUZZTIME ?= 5m
 
 fuzz:

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/huskrt/husk/vmm/devices/power"
 	"github.com/huskrt/husk/vmm/kvm"
 	"github.com/huskrt/husk/vmm/machine"
+	"github.com/huskrt/husk/vmm/virtio/vsock"
 )
 
 // ErrState reports a call the VM's state does not allow.
@@ -144,9 +146,21 @@ type Stats struct {
 	UnclaimedAccesses uint64
 	Disks             []DiskStats
 	RNGBytes          uint64
+	Nets              []NetStats
 	// BootMarks are the times, from Start, at which the guest wrote the
 	// boot timer (BootTimerAddr).
 	BootMarks []time.Duration
+	// FirstRunCPU is the CPU time (user + system) the whole process had
+	// used when vCPU 0 first entered the guest: process start to first
+	// guest instruction (TARGETS.md P7). 0 before that.
+	FirstRunCPU time.Duration
+}
+
+// NetStats counts one network device's frames: transmitted by the guest,
+// received by it, and dropped either way.
+type NetStats struct {
+	TxFrames, TxBytes, TxDropped uint64
+	RxFrames, RxBytes, RxDropped uint64
 }
 
 // DiskStats counts one disk's requests.
@@ -159,12 +173,42 @@ type DiskStats struct {
 // Stats returns the VM's counters.
 func (v *VM) Stats() Stats {
 	s := Stats{UnclaimedAccesses: v.unhandled.Load(), BootMarks: v.timer.Marks()}
+	s.FirstRunCPU, _ = v.m.FirstRunCPU()
 	for _, d := range v.disks {
 		ds := d.Stats()
 		s.Disks = append(s.Disks, DiskStats{ds.Reads, ds.Writes, ds.Flushes, ds.BytesRead, ds.BytesWritten, ds.Errors, ds.Malformed})
+	}
+	for _, n := range v.nets {
+		ns := n.Stats()
+		s.Nets = append(s.Nets, NetStats(ns))
 	}
 	if v.rng != nil {
 		s.RNGBytes = v.rng.Bytes()
 	}
 	return s
+}
+
+// ErrNoVsock reports Dial on a VM without a vsock device.
+var ErrNoVsock = errors.New("VM has no vsock device")
+
+// DialTimeout bounds Dial: the device's handshake and the guest's answer.
+const DialTimeout = 10 * time.Second
+
+// Dial connects to the guest's vsock port through the hybrid vsock's Unix
+// socket ("CONNECT <port>\n", then "OK <host port>\n" from the device); the
+// returned connection carries only the guest's bytes. An error wrapping
+// vsock.ErrDialRefused means the guest did not accept it.
+func (v *VM) Dial(port uint32) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), DialTimeout)
+	defer cancel()
+	return v.DialContext(ctx, port)
+}
+
+// DialContext is Dial with a context bounding the connection's setup.
+func (v *VM) DialContext(ctx context.Context, port uint32) (net.Conn, error) {
+	if v.vsockPath == "" {
+		return nil, ErrNoVsock
+	}
+	c, _, err := vsock.Dial(ctx, v.vsockPath, port)
+	return c, err
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/huskrt/husk/vmm/virtio"
 	"github.com/huskrt/husk/vmm/virtio/blk"
 	"github.com/huskrt/husk/vmm/virtio/mmio"
+	virtionet "github.com/huskrt/husk/vmm/virtio/net"
 	"github.com/huskrt/husk/vmm/virtio/rng"
 	"github.com/huskrt/husk/vmm/virtio/vsock"
 )
@@ -44,6 +45,8 @@ type Config struct {
 	// Vsock, when set, adds a virtio-vsock device whose host side is a
 	// Unix socket (Firecracker's hybrid vsock).
 	Vsock *Vsock
+	// Nets are virtio-net devices, each over a tap device.
+	Nets []Net
 	// VirtioMMIOCmdline also names each virtio device on the command line
 	// (virtio_mmio.device=), for kernels built with
 	// CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES that do not read ACPI. A kernel
@@ -58,6 +61,14 @@ type Disk struct {
 	Path     string
 	ReadOnly bool
 	ID       string // returned to the guest by GET_ID (at most 20 bytes)
+}
+
+// Net is a virtio-net device whose host side is the tap device Tap
+// (opened, or created if the process may; it must be up to pass frames).
+// A zero MAC becomes 06:00:ac:10:00:<index+1>, locally administered.
+type Net struct {
+	Tap string
+	MAC [6]byte
 }
 
 // Vsock is the guest's socket address and the host's Unix socket: host
@@ -98,9 +109,12 @@ type VM struct {
 	mmio  bus.Bus
 	disks []*blk.Device
 	rng   *rng.Device
-	uart  *serial.UART
-	timer *boottimer.Timer
-	undo  func()
+	nets  []*virtionet.Device
+	// vsockPath is the hybrid vsock's Unix socket, "" without vsock.
+	vsockPath string
+	uart      *serial.UART
+	timer     *boottimer.Timer
+	undo      func()
 
 	unhandled atomic.Uint64 // accesses no device claimed
 
@@ -146,6 +160,24 @@ func New(cfg Config) (_ *VM, err error) {
 		v.rng = rng.New()
 		devices = append(devices, v.rng)
 	}
+	for i, n := range cfg.Nets {
+		tap, err := virtionet.OpenTap(n.Tap)
+		if err != nil {
+			return nil, err
+		}
+		mac := n.MAC
+		if mac == ([6]byte{}) {
+			mac = [6]byte{0x06, 0x00, 0xac, 0x10, 0x00, byte(i + 1)}
+		}
+		dev, err := virtionet.New(virtionet.Config{MAC: mac, Backend: tap, Log: v.log})
+		if err != nil {
+			tap.Close()
+			return nil, err
+		}
+		cu.Add(func() { dev.Close() }) // after its transport's Close resets it
+		v.nets = append(v.nets, dev)
+		devices = append(devices, dev)
+	}
 	if cfg.Vsock != nil {
 		dev, err := vsock.New(vsock.Config{CID: cfg.Vsock.CID, UDSPath: cfg.Vsock.UDSPath, Log: v.log})
 		if err != nil {
@@ -153,6 +185,7 @@ func New(cfg Config) (_ *VM, err error) {
 		}
 		cu.Add(func() { dev.Close() }) // after its transport's Close resets it
 		devices = append(devices, dev)
+		v.vsockPath = cfg.Vsock.UDSPath
 	}
 	windows, err := v.addVirtioDevices(&cu, devices)
 	if err != nil {
@@ -172,7 +205,12 @@ func checkConfig(cfg *Config) error {
 	if cfg.VCPUs == 0 {
 		cfg.VCPUs = 1
 	}
-	if n := len(cfg.Disks) + btoi(cfg.RNG) + btoi(cfg.Vsock != nil); n > MaxVirtioDevices {
+	for _, n := range cfg.Nets {
+		if n.Tap == "" || n.MAC[0]&1 != 0 {
+			return fmt.Errorf("%w: net %+v: want a tap name and a unicast MAC", ErrConfig, n)
+		}
+	}
+	if n := len(cfg.Disks) + len(cfg.Nets) + btoi(cfg.RNG) + btoi(cfg.Vsock != nil); n > MaxVirtioDevices {
 		return fmt.Errorf("%w: %d virtio devices, at most %d", ErrConfig, n, MaxVirtioDevices)
 	}
 	return nil

@@ -56,7 +56,9 @@ func buildStatic(t *testing.T, repo, dir, pkg, name string) string {
 // through ACPI work (a virtio-blk disk with a known string is read,
 // virtio-rng becomes the hardware RNG, a line goes each way over hybrid
 // vsock: guest to a host Unix socket, host through CONNECT to a guest
-// listener), and the guest's ACPI power-off ends the VMM with exit status 0.
+// listener; the guest pings the outer VM over virtio-net and the tap the
+// VMM created there), and the guest's ACPI power-off ends the VMM with
+// exit status 0.
 func TestNestedBoot(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the nested-KVM harness runs QEMU TCG for about 30 s; skipped with -short")

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -48,6 +49,32 @@ func (d *diskFlags) Set(s string) error {
 	return nil
 }
 
+// netFlags collects repeated --net values: TAP[,mac=XX:XX:XX:XX:XX:XX].
+type netFlags []vmm.Net
+
+func (n *netFlags) String() string { return fmt.Sprint(*n) }
+
+func (n *netFlags) Set(s string) error {
+	parts := strings.Split(s, ",")
+	nic := vmm.Net{Tap: parts[0]}
+	if nic.Tap == "" {
+		return errors.New("empty tap name")
+	}
+	for _, p := range parts[1:] {
+		mac, ok := strings.CutPrefix(p, "mac=")
+		if !ok {
+			return fmt.Errorf("net option %q: want mac=XX:XX:XX:XX:XX:XX", p)
+		}
+		hw, err := net.ParseMAC(mac)
+		if err != nil || len(hw) != 6 {
+			return fmt.Errorf("net option %q: not a 48-bit MAC", p)
+		}
+		copy(nic.MAC[:], hw)
+	}
+	*n = append(*n, nic)
+	return nil
+}
+
 // Parse turns `run` flags into a VM config and the run's timeout (0: none).
 // The serial console goes to stdout unless --serial names a file, which
 // the caller closes through the returned io.Closer (nil for stdout).
@@ -56,19 +83,21 @@ func Parse(args []string, stdout, stderr io.Writer) (vmm.Config, time.Duration, 
 	fs.SetOutput(stderr)
 	var cfg vmm.Config
 	var disks diskFlags
+	var nets netFlags
 	fs.StringVar(&cfg.Kernel, "kernel", "", "bzImage or ELF vmlinux to boot (required)")
 	fs.StringVar(&cfg.Initrd, "initrd", "", "initrd (cpio, optionally compressed)")
 	fs.StringVar(&cfg.Cmdline, "append", "console=ttyS0 reboot=k panic=-1", "kernel command line")
 	mem := fs.String("mem", "256M", "guest memory: a number of MiB, or with a K, M or G suffix")
 	fs.IntVar(&cfg.VCPUs, "cpus", 1, "vCPUs")
 	fs.Var(&disks, "disk", "virtio-blk disk: path[,ro][,id=ID] (repeatable)")
+	fs.Var(&nets, "net", "virtio-net over a tap device: TAP[,mac=XX:XX:XX:XX:XX:XX] (repeatable)")
 	fs.BoolVar(&cfg.RNG, "rng", false, "add a virtio-rng device")
 	fs.BoolVar(&cfg.VirtioMMIOCmdline, "virtio-mmio-cmdline", false, "also list the virtio devices on the command line (virtio_mmio.device=) for kernels without ACPI")
 	vsockFlag := fs.String("vsock", "", "virtio-vsock: CID,PATH (host processes connect to PATH; guest connections to port P reach PATH_P)")
 	serial := fs.String("serial", "stdout", "where the console (COM1) goes: stdout, or a file")
 	timeout := fs.Duration("timeout", 0, "stop the VM after this long (0: never)")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: huskctl vm run --kernel PATH [--initrd PATH] [--append CMDLINE] [--mem SIZE] [--cpus N] [--disk PATH[,ro]]... [--rng] [--vsock CID,PATH] [--serial stdout|FILE]")
+		fmt.Fprintln(fs.Output(), "usage: huskctl vm run --kernel PATH [--initrd PATH] [--append CMDLINE] [--mem SIZE] [--cpus N] [--disk PATH[,ro]]... [--net TAP[,mac=MAC]]... [--rng] [--vsock CID,PATH] [--serial stdout|FILE]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -84,6 +113,7 @@ func Parse(args []string, stdout, stderr io.Writer) (vmm.Config, time.Duration, 
 	}
 	cfg.MemorySize = size
 	cfg.Disks = disks
+	cfg.Nets = nets
 	if *vsockFlag != "" {
 		cid, path, ok := strings.Cut(*vsockFlag, ",")
 		n, err := strconv.ParseUint(cid, 10, 32)
@@ -150,7 +180,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, log *slog
 	reason, err := v.Run(ctx)
 	s := v.Stats()
 	log.Info("vm stopped", "reason", reason, "setup", built.Round(time.Microsecond), "total", time.Since(start).Round(time.Millisecond),
-		"unclaimed", s.UnclaimedAccesses, "disks", s.Disks, "rng_bytes", s.RNGBytes, "err", err)
+		"first_run_cpu", s.FirstRunCPU.Round(time.Microsecond), "unclaimed", s.UnclaimedAccesses, "disks", s.Disks, "rng_bytes", s.RNGBytes, "nets", s.Nets, "err", err)
 	return reason, err
 }
 

@@ -12,6 +12,7 @@ func TestParse(t *testing.T) {
 	cfg, timeout, closer, err := Parse([]string{
 		"--kernel", "/k", "--initrd", "/i", "--append", "console=ttyS0", "--mem", "1G", "--cpus", "2",
 		"--disk", "/a.img", "--disk", "/b.img,ro,id=data", "--rng", "--timeout", "30s", "--vsock", "3,/run/v.sock",
+		"--net", "tap0", "--net", "tap1,mac=52:54:00:aa:bb:cc",
 	}, io.Discard, io.Discard)
 	if err != nil || closer != nil {
 		t.Fatal(err)
@@ -26,6 +27,10 @@ func TestParse(t *testing.T) {
 	if len(cfg.Disks) != 2 || cfg.Disks[0] != want[0] || cfg.Disks[1] != want[1] {
 		t.Errorf("disks %+v", cfg.Disks)
 	}
+	nets := []vmm.Net{{Tap: "tap0"}, {Tap: "tap1", MAC: [6]byte{0x52, 0x54, 0, 0xaa, 0xbb, 0xcc}}}
+	if len(cfg.Nets) != 2 || cfg.Nets[0] != nets[0] || cfg.Nets[1] != nets[1] {
+		t.Errorf("nets %+v", cfg.Nets)
+	}
 }
 
 func TestParseRejects(t *testing.T) {
@@ -37,6 +42,9 @@ func TestParseRejects(t *testing.T) {
 		{"--kernel", "/k", "--disk", ",ro"},
 		{"--kernel", "/k", "--disk", "/a,rx"},
 		{"--kernel", "/k", "--vsock", "3"},
+		{"--kernel", "/k", "--net", ""},
+		{"--kernel", "/k", "--net", "tap0,mac=zz"},
+		{"--kernel", "/k", "--net", "tap0,mtu=9000"},
 		{"--kernel", "/k", "--vsock", "x,/p"},
 		{"--nope"},
 	} {

@@ -9,6 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/huskrt/husk/vmm/internal/cleanup"
 	"github.com/huskrt/husk/vmm/kvm"
@@ -66,6 +70,29 @@ type Machine struct {
 
 	mu    sync.Mutex
 	state state // guarded by mu
+
+	// firstRunCPU is the process's CPU time (user+system, nanoseconds)
+	// when vCPU 0 first entered KVM_RUN; 0 before (see FirstRunCPU).
+	firstRunCPU atomic.Int64
+}
+
+// FirstRunCPU returns the CPU time (user + system) the whole process had
+// used when vCPU 0 entered KVM_RUN for the first time: the VMM's cost from
+// process start to the first guest instruction (TARGETS.md P7). ok is
+// false until then, or if getrusage failed.
+func (m *Machine) FirstRunCPU() (cpu time.Duration, ok bool) {
+	n := m.firstRunCPU.Load()
+	return time.Duration(n), n > 0
+}
+
+// recordFirstRun stores the process's CPU time; vCPU 0 calls it once, just
+// before its first KVM_RUN.
+func (m *Machine) recordFirstRun() {
+	var ru unix.Rusage
+	if unix.Getrusage(unix.RUSAGE_SELF, &ru) != nil {
+		return
+	}
+	m.firstRunCPU.Store(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // New creates the machine: nothing runs until Run.

@@ -51,7 +51,11 @@ func (m *Machine) Run(ctx context.Context, h ExitHandler) error {
 	errs := make(chan error, len(m.vcpus))
 	var wg sync.WaitGroup
 	for _, v := range m.vcpus {
-		wg.Go(func() { errs <- v.loop(&stopping, h) })
+		first := func() {}
+		if v.ID() == 0 {
+			first = m.recordFirstRun
+		}
+		wg.Go(func() { errs <- v.loop(&stopping, h, first) })
 	}
 	var first error
 	select {
@@ -73,13 +77,17 @@ func (m *Machine) Run(ctx context.Context, h ExitHandler) error {
 // loop runs one vCPU on a dedicated OS thread until stopping is set or it
 // fails. KVM_RUN must always come from the same thread, and kick needs to
 // know which thread that is.
-func (v *vcpu) loop(stopping *atomic.Bool, h ExitHandler) error {
+// first is called once, just before the first KVM_RUN.
+func (v *vcpu) loop(stopping *atomic.Bool, h ExitHandler, first func()) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	// Publish the thread before checking stopping: either kick sees the
 	// tid and signals it, or this loop sees stopping (both are atomic).
 	v.tid.Store(int32(unix.Gettid()))
 	defer v.tid.Store(0)
+	if !stopping.Load() {
+		first()
+	}
 	for !stopping.Load() {
 		exit, err := v.Run()
 		if err != nil {

@@ -2,10 +2,12 @@ package vsock
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -355,5 +357,69 @@ func TestGuestHalfClose(t *testing.T) {
 	g.expectSkipping(opRST, opCreditUpdate)
 	if g.conns() != 0 {
 		t.Error("connection kept after the guest's full shutdown")
+	}
+}
+
+func TestDial(t *testing.T) {
+	g := newTestGuest(t)
+	type result struct {
+		c        net.Conn
+		hostPort uint32
+		err      error
+	}
+	res := make(chan result, 1)
+	go func() {
+		c, p, err := Dial(context.Background(), g.uds, 7000)
+		res <- result{c, p, err}
+	}()
+	req, _ := g.expect(opRequest)
+	if req.dstPort != 7000 {
+		t.Fatalf("request %+v", req)
+	}
+	g.send(guestHeader(opResponse, 7000, req.srcPort), nil)
+	r := <-res
+	if r.err != nil || r.hostPort != req.srcPort {
+		t.Fatalf("Dial = port %d, %v; want port %d", r.hostPort, r.err, req.srcPort)
+	}
+	defer r.c.Close()
+	r.c.Write([]byte("back"))
+	if _, p := g.expect(opRW); string(p) != "back" {
+		t.Fatalf("guest got %q", p)
+	}
+	// Everything after OK is the guest's.
+	g.send(guestHeader(opRW, 7000, req.srcPort), []byte("hello"))
+	if got := readAll(t, r.c, 5); string(got) != "hello" {
+		t.Fatalf("host read %q", got)
+	}
+}
+
+func TestDialRefused(t *testing.T) {
+	g := newTestGuest(t)
+	res := make(chan error, 1)
+	go func() {
+		_, _, err := Dial(context.Background(), g.uds, 7001)
+		res <- err
+	}()
+	req, _ := g.expect(opRequest)
+	g.send(guestHeader(opRST, 7001, req.srcPort), nil)
+	if err := <-res; !errors.Is(err, ErrDialRefused) {
+		t.Fatalf("Dial = %v, want ErrDialRefused", err)
+	}
+}
+
+func TestDialContext(t *testing.T) {
+	g := newTestGuest(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	// The guest never answers: the context ends the handshake.
+	start := time.Now()
+	if _, _, err := Dial(ctx, g.uds, 7002); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Dial = %v, want the context's deadline", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Dial took %v after its context ended", d)
+	}
+	if _, _, err := Dial(context.Background(), filepath.Join(t.TempDir(), "none"), 1); err == nil {
+		t.Error("Dial to a missing socket succeeded")
 	}
 }

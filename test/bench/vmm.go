@@ -1,0 +1,296 @@
+package main
+
+// The VMM side of the bench (shared/TARGETS.md P7, P8, P9), beside QEMU
+// microvm in the same run. It reports and never fails the bench: a part
+// that cannot run (no /dev/kvm, no QEMU, no nested assets) says why in
+// its row. HUSK_BENCH_ONLY=vmm runs only this part (no containerd):
+//
+//	HUSK_BENCH_ONLY=vmm go run ./test/bench
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/huskrt/husk/test/devenv"
+	"github.com/huskrt/husk/test/nested"
+)
+
+type vmmResult struct {
+	// P7: process start → vCPU 0's first KVM_RUN, CPU ms (user+sys) of
+	// the static VMM, tiny guest.
+	P7 *stats `json:"p7_first_instruction_cpu_ms,omitempty"`
+	// P8: RSS without guest RAM, 128 MiB guest, KiB.
+	P8 map[string]vmmMem `json:"p8_rss_without_guest_kib,omitempty"`
+	// P9: boot to the inner guest's /init in the nested harness, seconds.
+	P9     *nestedBoot       `json:"p9_nested_boot_to_init,omitempty"`
+	Errors map[string]string `json:"errors,omitempty"`
+}
+
+type vmmMem struct {
+	TotalRSSKiB int `json:"total_rss_kib"`
+	GuestRSSKiB int `json:"guest_ram_rss_kib"`
+	OtherKiB    int `json:"rss_without_guest_kib"`
+}
+
+type nestedBoot struct {
+	// Seconds from the VMM's exec to the inner /init line, measured by
+	// the outer guest's clock, and the inner guest's own uptime there.
+	HuskSecs, QEMUSecs             float64
+	HuskUptimeSecs, QEMUUptimeSecs float64
+}
+
+const p8GuestMiB = 128
+
+func init() {
+	if os.Getenv("HUSK_BENCH_ONLY") != "vmm" {
+		return
+	}
+	r := benchVMM(context.Background())
+	printVMMTable(r)
+	os.Exit(0)
+}
+
+// benchVMM measures P7, P8 and P9; errors go into the result.
+func benchVMM(ctx context.Context) *vmmResult {
+	r := &vmmResult{P8: map[string]vmmMem{}, Errors: map[string]string{}}
+	fail := func(what string, err error) {
+		r.Errors[what] = err.Error()
+		fmt.Fprintf(os.Stderr, "bench: %s: %v\n", what, err)
+	}
+	dir, err := os.MkdirTemp("", "hbench-vmm")
+	if err != nil {
+		fail("setup", err)
+		return r
+	}
+	defer os.RemoveAll(dir)
+	root, err := devenv.RepoRoot()
+	if err != nil {
+		fail("setup", err)
+		return r
+	}
+	vmmBin := filepath.Join(dir, "husk-vmm")
+	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", vmmBin, "./cmd/husk-vmm-test")
+	build.Dir, build.Env = root, append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		fail("setup", fmt.Errorf("build husk-vmm-test: %v: %s", err, out))
+		return r
+	}
+	kernel := filepath.Join(dir, "tiny.bzImage")
+	if err := os.WriteFile(kernel, tinyBzImage(), 0o644); err != nil {
+		fail("setup", err)
+		return r
+	}
+	if f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0); err != nil {
+		fail("P7/P8", fmt.Errorf("no usable /dev/kvm: %w", err))
+	} else {
+		f.Close()
+		if s, err := p7(ctx, vmmBin, kernel); err != nil {
+			fail("P7", err)
+		} else {
+			r.P7 = &s
+		}
+		if m, err := p8(ctx, kernel, vmmBin, "--kernel", kernel, "--mem", fmt.Sprintf("%dM", p8GuestMiB), "--serial", os.DevNull, "--timeout", "60s"); err != nil {
+			fail("P8 husk", err)
+		} else {
+			r.P8["husk"] = m
+		}
+		if qemu, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+			fail("P8 qemu", err)
+		} else if m, err := p8(ctx, kernel, qemu, "-M", "microvm", "-accel", "kvm", "-cpu", "host", "-m", strconv.Itoa(p8GuestMiB),
+			"-smp", "1", "-nodefaults", "-no-user-config", "-display", "none", "-serial", "null", "-kernel", kernel); err != nil {
+			fail("P8 qemu", err)
+		} else {
+			r.P8["qemu microvm"] = m
+		}
+	}
+	if nb, err := p9(ctx, root, dir, vmmBin); err != nil {
+		fail("P9", err)
+	} else {
+		r.P9 = nb
+	}
+	return r
+}
+
+// p7 runs the static VMM on the tiny guest and reads the CPU time it had
+// used when vCPU 0 entered the guest (its log's first_run_cpu).
+func p7(ctx context.Context, vmmBin, kernel string) (stats, error) {
+	re := regexp.MustCompile(`first_run_cpu=(\S+)`)
+	var ms []float64
+	for i := 0; i < 11; i++ {
+		cmd := exec.CommandContext(ctx, vmmBin, "--kernel", kernel, "--mem", "128M", "--serial", os.DevNull, "--timeout", "50ms")
+		out, _ := cmd.CombinedOutput() // stopped by --timeout: exit 3
+		m := re.FindSubmatch(out)
+		if m == nil {
+			return stats{}, fmt.Errorf("no first_run_cpu in the VMM's log: %s", out)
+		}
+		d, err := time.ParseDuration(string(m[1]))
+		if err != nil || d == 0 {
+			return stats{}, fmt.Errorf("first_run_cpu %q: %v", m[1], err)
+		}
+		if i > 0 { // the first run warms the page cache
+			ms = append(ms, float64(d.Microseconds())/1000)
+		}
+	}
+	return summarize(ms), nil
+}
+
+// p8 starts a VMM running the tiny (halted) guest, lets it settle, and
+// reads its smaps: total RSS, and the RSS of the guest RAM mapping (the
+// anonymous mapping of exactly the guest's size; the largest-RSS one if
+// several).
+func p8(ctx context.Context, kernel, bin string, args ...string) (vmmMem, error) {
+	cmd := exec.CommandContext(ctx, bin, args...)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		return vmmMem{}, err
+	}
+	defer func() {
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+	}()
+	time.Sleep(2 * time.Second)
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", cmd.Process.Pid))
+	if err != nil {
+		return vmmMem{}, fmt.Errorf("%v (output: %s)", err, out.String())
+	}
+	var m vmmMem
+	guest, found := 0, false
+	size, rss := 0, 0
+	flush := func() {
+		if size == p8GuestMiB*1024 {
+			guest, found = max(guest, rss), true
+		}
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 2 {
+			continue
+		}
+		switch f[0] {
+		case "Size:":
+			size, _ = strconv.Atoi(f[1])
+		case "Rss:":
+			rss, _ = strconv.Atoi(f[1])
+			m.TotalRSSKiB += rss
+			flush()
+		}
+	}
+	if !found {
+		return m, fmt.Errorf("no %d MiB mapping in %s's smaps", p8GuestMiB, filepath.Base(bin))
+	}
+	m.GuestRSSKiB, m.OtherKiB = guest, m.TotalRSSKiB-guest
+	return m, nil
+}
+
+// tinyBzImage is a bzImage (boot protocol 2.15, 64-bit entry) whose every
+// entry point is `1: hlt; jmp 1b` (f4 eb fd, the same bytes in 16-, 32- and
+// 64-bit code): the real-mode setup entry QEMU's firmware jumps to (after
+// the header, where the jump at 0x200 lands), the 32-bit entry at the
+// start of the protected-mode code and the 64-bit one at +0x200 that husk
+// enters. The guest halts with interrupts off and stays there: a VMM with
+// a guest that costs it nothing.
+func tinyBzImage() []byte {
+	const setupSects = 4
+	loop := []byte{0xf4, 0xeb, 0xfd}
+	b := make([]byte, (setupSects+1)*512+0x1000)
+	le := binary.LittleEndian
+	b[0x1f1] = setupSects
+	le.PutUint16(b[0x1fe:], 0xaa55)
+	b[0x200], b[0x201] = 0xeb, 0x6a      // jmp to 0x26c, the end of the 2.15 header
+	le.PutUint32(b[0x202:], 0x53726448)  // "HdrS"
+	le.PutUint16(b[0x206:], 0x020f)      // protocol 2.15
+	b[0x211] = 0x01                      // LOADED_HIGH
+	le.PutUint32(b[0x214:], 0x100000)    // code32_start
+	le.PutUint32(b[0x22c:], 0x7fff_ffff) // initrd_addr_max
+	le.PutUint32(b[0x230:], 0x20_0000)   // kernel_alignment
+	b[0x234] = 1                         // relocatable
+	le.PutUint16(b[0x236:], 0x1|0x2)     // XLF_KERNEL_64, XLF_CAN_BE_LOADED_ABOVE_4G
+	le.PutUint32(b[0x238:], 2047)        // cmdline_size
+	le.PutUint64(b[0x258:], 0x100_0000)  // pref_address
+	le.PutUint32(b[0x260:], 0x40_0000)   // init_size
+	copy(b[0x26c:], loop)
+	k := b[(setupSects+1)*512:]
+	copy(k, loop)
+	copy(k[0x200:], loop)
+	return b
+}
+
+func printVMMTable(r *vmmResult) {
+	if r == nil {
+		return
+	}
+	mib := func(kib int) float64 { return float64(kib) / 1024 }
+	fmt.Println()
+	fmt.Println("| id | what | QEMU microvm | husk | husk/QEMU | target |")
+	fmt.Println("|---|---|---|---|---|---|")
+	if r.P7 != nil {
+		fmt.Printf("| P7 | VMM process start → first KVM_RUN, CPU ms (user+sys), tiny guest, median (p90) of 10 | — | %.2f ms (%.2f) | — | ≤ 8 CPU ms |\n", r.P7.Median, r.P7.P90)
+	} else {
+		fmt.Printf("| P7 | VMM process start → first KVM_RUN, CPU ms | — | not measured: %s | — | ≤ 8 CPU ms |\n", r.Errors["P7"]+r.Errors["P7/P8"])
+	}
+	h, hok := r.P8["husk"]
+	q, qok := r.P8["qemu microvm"]
+	cell := func(m vmmMem, ok bool, key string) string {
+		if !ok {
+			return "not measured: " + r.Errors[key] + r.Errors["P7/P8"]
+		}
+		return fmt.Sprintf("%.1f MiB (%.1f total, guest RAM %.2f)", mib(m.OtherKiB), mib(m.TotalRSSKiB), mib(m.GuestRSSKiB))
+	}
+	ratio := "—"
+	if hok && qok {
+		ratio = fmt.Sprintf("%.2f", float64(h.OtherKiB)/float64(q.OtherKiB))
+	}
+	fmt.Printf("| P8 | VMM RSS without guest RAM, %d MiB guest (halted tiny guest) | %s | %s | %s | ≤ 5 MiB and < QEMU |\n",
+		p8GuestMiB, cell(q, qok, "P8 qemu"), cell(h, hok, "P8 husk"), ratio)
+	if n := r.P9; n != nil {
+		fmt.Printf("| P9 | nested harness: VMM exec → inner `/init` (outer guest's clock) | %.2f s | %.2f s | %.2f | ≤ 0.8 |\n",
+			n.QEMUSecs, n.HuskSecs, n.HuskSecs/n.QEMUSecs)
+		fmt.Printf("| P9 | nested harness: the inner guest's own uptime at `/init` | %.2f s | %.2f s | %.2f | — |\n",
+			n.QEMUUptimeSecs, n.HuskUptimeSecs, n.HuskUptimeSecs/n.QEMUUptimeSecs)
+	} else {
+		fmt.Printf("| P9 | nested harness: boot to inner `/init` | — | not measured: %s | — | ≤ 0.8 |\n", r.Errors["P9"])
+	}
+}
+
+// p9 runs the nested harness with its P9 part (test/nested): the usual
+// husk boot and verdict, then the inner kernel and initrd under husk's VMM
+// and under QEMU microvm, one after the other in the same outer VM.
+func p9(ctx context.Context, root, dir, vmmBin string) (*nestedBoot, error) {
+	as, err := nested.FindAssets(root)
+	if err != nil {
+		return nil, err
+	}
+	probe := filepath.Join(dir, "vsockprobe")
+	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", probe, "./test/nested/vsockprobe")
+	build.Dir, build.Env = root, append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("build vsockprobe: %v: %s", err, out)
+	}
+	magic := "husk-bench-disk"
+	disk := make([]byte, 1<<20)
+	copy(disk, magic)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	console, err := nested.Boot(ctx, as, nested.OuterConfig{
+		VMM: vmmBin, Disk: disk, DiskMagic: magic, P9: true,
+		InnerAppend: "console=ttyS0 reboot=k panic=-1 quiet", InnerArgs: "--mem 256M --cpus 2 --rng --timeout 300s",
+	}, probe, dir)
+	times := nested.ParseP9(console)
+	h, hok := times["husk"]
+	q, qok := times["qemu"]
+	if err != nil || !hok || !qok {
+		lines := strings.Split(console, "\n")
+		return nil, fmt.Errorf("P9 lines husk %v qemu %v (qemu: %v); console ends:\n%s", hok, qok, err, strings.Join(lines[max(0, len(lines)-40):], "\n"))
+	}
+	return &nestedBoot{HuskSecs: h.ToInit, QEMUSecs: q.ToInit, HuskUptimeSecs: h.InnerUptime, QEMUUptimeSecs: q.InnerUptime}, nil
+}
