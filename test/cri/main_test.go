@@ -3,7 +3,6 @@ package cri
 import (
 	"context"
 	"fmt"
-	"hash/crc32"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -89,11 +88,8 @@ func setup() error {
 	runDir = dir
 	shimDir := filepath.Join(dir, "bin")
 	// Build the shim from this tree so the tests never run a stale binary.
-	build := exec.Command("go", "build", "-tags", "seccomp", "-o", filepath.Join(shimDir, "containerd-shim-husk-v2"), "./cmd/containerd-shim-husk-v2")
-	build.Dir = root
-	build.Env = append(os.Environ(), "CGO_ENABLED=1")
-	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("building the shim: %v\n%s", err, out)
+	if err := devenv.BuildShim(shimDir); err != nil {
+		return fmt.Errorf("building the shim: %w", err)
 	}
 	// husk accounts each pod's shim to the pod's cgroup in these tests,
 	// so every pod test also checks that mode sets up and cleans up.
@@ -160,24 +156,9 @@ func crictl(t *testing.T, args ...string) string {
 }
 
 // name returns a DNS label unique to this test: a pod or container name.
-func name(t *testing.T, suffix string) string {
-	var b strings.Builder
-	dash := false
-	for _, r := range strings.ToLower(t.Name() + "-" + suffix) {
-		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') {
-			b.WriteRune(r)
-			dash = false
-		} else if !dash && b.Len() > 0 {
-			b.WriteByte('-')
-			dash = true
-		}
-	}
-	n := strings.TrimRight(b.String(), "-")
-	if len(n) > 50 {
-		n = fmt.Sprintf("%s-%08x", strings.TrimRight(n[:40], "-"), crc32.ChecksumIEEE([]byte(n)))
-	}
-	return n
-}
+
+// name returns a name unique to this test (devenv.TestName).
+var name = devenv.TestName
 
 // listDir returns the names in dir; nil when it does not exist.
 func listDir(dir string) []string {

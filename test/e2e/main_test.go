@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -86,11 +85,8 @@ func setup() error {
 	runDir = dir
 	shimDir := filepath.Join(dir, "bin")
 	// Build the shim from this tree so the tests never run a stale binary.
-	build := exec.Command("go", "build", "-tags", "seccomp", "-o", filepath.Join(shimDir, "containerd-shim-husk-v2"), "./cmd/containerd-shim-husk-v2")
-	build.Dir = root
-	build.Env = append(os.Environ(), "CGO_ENABLED=1")
-	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("building the shim: %v\n%s", err, out)
+	if err := devenv.BuildShim(shimDir); err != nil {
+		return fmt.Errorf("building the shim: %w", err)
 	}
 	rootfsDir = filepath.Join(dir, "rootfs")
 	if err := devenv.BusyboxRootfs(rootfsDir); err != nil {
@@ -132,24 +128,9 @@ func testCtx(t *testing.T) context.Context {
 
 // name returns a container id unique to this test, in the characters
 // containerd accepts.
-func name(t *testing.T, suffix string) string {
-	var b strings.Builder
-	dash := false
-	for _, r := range strings.ToLower(t.Name() + "-" + suffix) {
-		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') {
-			b.WriteRune(r)
-			dash = false
-		} else if !dash && b.Len() > 0 {
-			b.WriteByte('-')
-			dash = true
-		}
-	}
-	n := strings.TrimRight(b.String(), "-")
-	if len(n) > 60 {
-		n = fmt.Sprintf("%s-%x", n[:50], crc32.ChecksumIEEE([]byte(n)))
-	}
-	return n
-}
+
+// name returns a name unique to this test (devenv.TestName).
+var name = devenv.TestName
 
 // ctr runs ctr against the bench; it fails the test on error unless
 // wantErr.

@@ -10,7 +10,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -207,24 +206,9 @@ func testCtx(t *testing.T) context.Context {
 }
 
 // name returns a container id unique to this test.
-func name(t *testing.T, suffix string) string {
-	var b strings.Builder
-	dash := false
-	for _, r := range strings.ToLower(t.Name() + "-" + suffix) {
-		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') {
-			b.WriteRune(r)
-			dash = false
-		} else if !dash && b.Len() > 0 {
-			b.WriteByte('-')
-			dash = true
-		}
-	}
-	n := strings.TrimRight(b.String(), "-")
-	if len(n) > 60 {
-		n = fmt.Sprintf("%s-%x", strings.TrimRight(n[:50], "-"), crc32.ChecksumIEEE([]byte(n)))
-	}
-	return n
-}
+
+// name returns a name unique to this test (devenv.TestName).
+var name = devenv.TestName
 
 // result is how a `ctr run --rm` ended.
 type result struct {

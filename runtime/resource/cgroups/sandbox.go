@@ -97,9 +97,10 @@ func ReleaseShim(leaf string, pid int) error {
 		return fmt.Errorf("loading shim cgroup %s: %w", leaf, err)
 	}
 	// A thread the Go runtime starts while the process is being moved can
-	// land in the old cgroup; move again and retry a few times.
+	// land in the old cgroup, and a child the shim started (a precompile)
+	// counts until it is reaped: move again and retry for up to a second.
 	var lastErr error
-	for attempt := 0; attempt < 5; attempt++ {
+	for attempt := 0; attempt < 50; attempt++ {
 		if pid > 0 {
 			if root, err := cgroup1.Load(cgroup1.StaticPath("/")); err == nil {
 				_ = root.AddProc(uint64(pid))
