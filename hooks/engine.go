@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -65,13 +66,15 @@ const (
 	ResultError Result = "error" // the module failed; on_error decided
 )
 
-// Engine runs the hook chains. It is safe for concurrent use, and
-// immutable once New returns.
+// Engine runs the hook chains. It is safe for concurrent use; its chains
+// are fixed when New or Start returns.
 type Engine struct {
 	host    *wasmhost.Host
 	hooks   []*hook           // in config order
 	chains  map[Point][]*hook // the hooks of each point, in config order
 	observe func(Call)
+	loading sync.WaitGroup     // the modules' loads
+	cancel  context.CancelFunc // of the loads' context
 }
 
 // hook is one configured hook.
@@ -80,6 +83,7 @@ type hook struct {
 	path    string // the module's file
 	mode    config.HookMode
 	onError config.HookOnError
+	ready   chan struct{}    // closed when the load below is done
 	module  *wasmhost.Module // nil when it failed to load
 	loadErr error            // why, when module is nil
 }
@@ -93,6 +97,43 @@ type hook struct {
 //
 // The Engine must be closed.
 func New(ctx context.Context, cfg []config.Hook, opts Options) (*Engine, error) {
+	e, err := start(ctx, cfg, opts)
+	if err != nil {
+		return nil, err
+	}
+	stop := context.AfterFunc(ctx, e.cancel) // the caller giving up stops the loads
+	e.loading.Wait()
+	stop()
+	var loadErrs []error
+	for _, h := range e.hooks {
+		if h.loadErr != nil {
+			loadErrs = append(loadErrs, h.loadErr)
+		}
+	}
+	if len(loadErrs) > 0 && !opts.TolerateLoadErrors {
+		_ = e.Close(ctx)
+		return nil, errors.Join(loadErrs...)
+	}
+	return e, nil
+}
+
+// Start is New with the modules loading in the background: it checks cfg
+// and returns at once, and a call at a point (Run) first waits for the
+// modules of that point's chain, or for its context to end. Loading a
+// module costs tens of milliseconds of CPU even when its compiled code is
+// cached, so a caller with other work to do before its first call (a
+// sandbox being set up) overlaps the two. Load errors are handled as with
+// opts.TolerateLoadErrors, which Start implies: each is logged, and the
+// calls of the broken hook get its on_error outcome with the error as
+// cause. Only a bad cfg or cache directory fails Start.
+//
+// The Engine must be closed; Close waits for loads still running.
+func Start(ctx context.Context, cfg []config.Hook, opts Options) (*Engine, error) {
+	return start(ctx, cfg, opts)
+}
+
+// start checks cfg, sets the engine up and starts loading its modules.
+func start(ctx context.Context, cfg []config.Hook, opts Options) (*Engine, error) {
 	if err := config.ValidateHooks(cfg); err != nil {
 		return nil, fmt.Errorf("hooks: %w", err)
 	}
@@ -107,42 +148,82 @@ func New(ctx context.Context, cfg []config.Hook, opts Options) (*Engine, error) 
 	}
 	e := &Engine{host: host, chains: make(map[Point][]*hook), observe: opts.Observe}
 	for _, c := range cfg {
-		h := &hook{name: c.Name, path: c.Module, mode: c.Mode, onError: c.OnError}
+		h := &hook{name: c.Name, path: c.Module, mode: c.Mode, onError: c.OnError, ready: make(chan struct{})}
 		e.hooks = append(e.hooks, h)
 		for _, p := range c.Points {
 			e.chains[Point(p)] = append(e.chains[Point(p)], h)
 		}
 	}
+	// Loads outlive the caller's context (Start returns before they end)
+	// but keep its logger; Close cancels them.
+	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	e.cancel = cancel
 	// Loading a module is CPU-bound (wazero decodes and validates it even
 	// when its compiled code is cached, and its runtime starts): load them
-	// in parallel, one per CPU.
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, max(1, runtime.GOMAXPROCS(0)))
-	for i, h := range e.hooks {
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			start := time.Now()
-			h.module, h.loadErr = load(ctx, host, cfg[i])
-			if h.loadErr != nil {
-				logging.L(ctx).Error("hook module failed to load", "hook", h.name, "module", h.path, "error", h.loadErr)
-			} else {
-				logging.L(ctx).Debug("hook module loaded", "hook", h.name, "module", h.path, "took", time.Since(start))
+	// in parallel, one per CPU. Modules asked earlier in a pod's life load
+	// first (by their first point, in Points order; then config order), so
+	// that with Start a container's create waits only for the modules on
+	// its path, while those asked later (process.exec, container.delete)
+	// load behind it.
+	queue := make(chan int, len(e.hooks))
+	for _, i := range loadOrder(cfg) {
+		queue <- i
+	}
+	close(queue)
+	for range min(len(e.hooks), max(1, runtime.GOMAXPROCS(0))) {
+		e.loading.Go(func() {
+			for i := range queue {
+				h := e.hooks[i]
+				start := time.Now()
+				h.module, h.loadErr = load(lctx, host, cfg[i])
+				switch {
+				case h.loadErr != nil && lctx.Err() != nil:
+					logging.L(lctx).Debug("hook module load stopped: engine closed", "hook", h.name, "module", h.path)
+				case h.loadErr != nil:
+					logging.L(lctx).Error("hook module failed to load", "hook", h.name, "module", h.path, "error", h.loadErr)
+				default:
+					logging.L(lctx).Debug("hook module loaded", "hook", h.name, "module", h.path, "took", time.Since(start))
+				}
+				close(h.ready)
 			}
 		})
 	}
-	wg.Wait()
-	var loadErrs []error
-	for _, h := range e.hooks {
-		if h.loadErr != nil {
-			loadErrs = append(loadErrs, h.loadErr)
-		}
-	}
-	if len(loadErrs) > 0 && !opts.TolerateLoadErrors {
-		_ = e.Close(ctx)
-		return nil, errors.Join(loadErrs...)
-	}
 	return e, nil
+}
+
+// loadOrder returns the indexes of cfg's hooks by their first point in a
+// pod's life (Points order), ties in config order.
+func loadOrder(cfg []config.Hook) []int {
+	first := func(c config.Hook) int {
+		f := len(order)
+		for _, p := range c.Points {
+			if i := slices.Index(order, Point(p)); i >= 0 && i < f {
+				f = i
+			}
+		}
+		return f
+	}
+	idx := make([]int, len(cfg))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int { return first(cfg[a]) - first(cfg[b]) })
+	return idx
+}
+
+// wait returns when h's module has loaded (or failed to), or ctx's error.
+func (h *hook) wait(ctx context.Context) error {
+	select {
+	case <-h.ready:
+		return nil
+	default:
+	}
+	select {
+	case <-h.ready:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for hook %q to load: %w", h.name, ctx.Err())
+	}
 }
 
 // LoadError is a hook whose module could not be loaded.
@@ -226,6 +307,8 @@ func (e *Engine) Hooks(point Point) []string {
 // Close stops every module. Calls still running fail (and get their
 // on_error outcome).
 func (e *Engine) Close(ctx context.Context) error {
+	e.cancel()
+	e.loading.Wait()
 	var errs []error
 	for _, h := range e.hooks {
 		if h.module != nil {

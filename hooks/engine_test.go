@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -178,5 +179,70 @@ func TestTolerateLoadErrors(t *testing.T) {
 	out, err = e.Run(context.Background(), hooks.SandboxDelete, &hooks.SandboxDeleteEvent{})
 	if err != nil || !out.Allowed {
 		t.Errorf("sandbox.delete: %+v, %v; want allowed (on_error = allow)", out, err)
+	}
+}
+
+// TestStart: Start returns before the modules load; a call waits for the
+// modules of its chain and decides as with New; a broken module gets its
+// on_error outcome; a call whose context ends while it waits fails with
+// the context's error; Close right after Start waits for the loads.
+func TestStart(t *testing.T) {
+	ctx := context.Background()
+	cfg := []config.Hook{
+		builtin(t, "deny-privileged", hooks.ContainerCreate),
+		hook("missing", "/nonexistent/a.wasm", hooks.SandboxCreate),
+	}
+	opts := hooks.Options{CacheDir: cacheDir()}
+
+	e, err := hooks.Start(ctx, cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := e.Hooks(hooks.ContainerCreate); len(got) != 1 || got[0] != "deny-privileged" {
+		t.Errorf("Hooks before the loads end: %v", got)
+	}
+	out, err := e.Run(ctx, hooks.ContainerCreate, createEvent(true))
+	if err != nil || out.Allowed || out.Hook != "deny-privileged" || out.Cause != nil {
+		t.Errorf("privileged: %+v, %v; want denied by deny-privileged", out, err)
+	}
+	out, err = e.Run(ctx, hooks.SandboxCreate, &hooks.SandboxCreateEvent{})
+	if err != nil || out.Allowed || !errors.Is(out.Cause, errdefs.ErrNotFound) {
+		t.Errorf("sandbox.create: %+v, %v; want denied with the load error", out, err)
+	}
+	if err := e.Close(ctx); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+
+	e, err = hooks.Start(ctx, cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := e.Run(cctx, hooks.ContainerCreate, createEvent(false)); !errors.Is(err, context.Canceled) {
+		t.Errorf("Run with a canceled context: %v", err)
+	}
+	if err := e.Close(ctx); err != nil {
+		t.Errorf("Close right after Start: %v", err)
+	}
+
+	bad := []config.Hook{hook("Bad Name", "/x.wasm", hooks.ContainerCreate)}
+	if _, err := hooks.Start(ctx, bad, opts); err == nil {
+		t.Error("Start with a bad config succeeded")
+	}
+}
+
+// TestLoadOrder: modules load by the first point they serve in a pod's
+// life, ties in config order.
+func TestLoadOrder(t *testing.T) {
+	cfg := []config.Hook{
+		{Points: []string{"sandbox.delete"}},
+		{Points: []string{"process.exec", "container.create"}},
+		{Points: []string{"container.rootfs"}},
+		{Points: []string{"container.create"}},
+		{Points: []string{"sandbox.create"}},
+	}
+	if got, want := hooks.LoadOrder(cfg), []int{4, 1, 3, 2, 0}; !slices.Equal(got, want) {
+		t.Errorf("load order %v, want %v", got, want)
 	}
 }

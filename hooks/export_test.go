@@ -5,3 +5,5 @@ var (
 	ApplyPatch = applyPatch
 	CheckOps   = func(p Point, ops []Op) error { return checkOps(points[p].rules, ops) }
 )
+
+var LoadOrder = loadOrder

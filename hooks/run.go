@@ -54,6 +54,9 @@ func (e *Engine) Run(ctx context.Context, point Point, event any) (Outcome, erro
 		if err := ctx.Err(); err != nil {
 			return Outcome{Point: point}, fmt.Errorf("hooks: %s: %w", point, err)
 		}
+		if err := h.wait(ctx); err != nil { // Start: the module may still be loading
+			return Outcome{Point: point}, fmt.Errorf("hooks: %s: %w", point, err)
+		}
 		start := time.Now()
 		d, patched, err := h.decide(ctx, point, info, raw)
 		result := classify(d, err)

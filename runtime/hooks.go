@@ -25,15 +25,17 @@ type HookOptions struct {
 	Observe func(hooks.Call)
 }
 
-// openHooks loads the sandbox's hook chain from its config. A module that
-// fails to load does not stop the shim: its calls get its on_error outcome
-// (fail closed by default), so the failure reaches the user at the first
-// step the hook guards.
+// openHooks starts loading the sandbox's hook chain from its config, in
+// the background: the sandbox's setup goes on, and the first ask at a point
+// waits for the modules of that point. A module that fails to load does not
+// stop the shim: its calls get its on_error outcome (fail closed by
+// default), so the failure reaches the user at the first step the hook
+// guards.
 func (s *Sandbox) openHooks(ctx context.Context, opts HookOptions) error {
 	if len(s.Config.Hooks) == 0 {
 		return nil
 	}
-	e, err := hooks.New(ctx, s.Config.Hooks, hooks.Options{
+	e, err := hooks.Start(ctx, s.Config.Hooks, hooks.Options{
 		CacheDir:           opts.CacheDir,
 		TolerateLoadErrors: true,
 		Observe:            opts.Observe,

@@ -3,9 +3,11 @@ package wasmhost
 import (
 	"context"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"os"
 	"runtime"
+	"sync"
 	"time"
 
 	"github.com/tetratelabs/wazero"
@@ -60,6 +62,30 @@ func (c Config) withDefaults() Config {
 type Host struct {
 	cfg   Config
 	cache wazero.CompilationCache
+
+	seed      maphash.Seed
+	mu        sync.Mutex
+	compiling map[uint64]*sync.Mutex // by module content; guarded by mu
+}
+
+// compileLock serializes compiling the same module content in h, and
+// returns the unlock. wazero 1.12, taking a module from the file cache,
+// publishes it to the other runtimes sharing the cache before it has built
+// its entry preambles: a second Load of the same bytes at that moment
+// instantiates a half-built module and panics (index out of range in
+// moduleEngine.NewFunction). Once the first compile is done, the others
+// take the module from memory at no cost.
+func (h *Host) compileLock(wasm []byte) func() {
+	k := maphash.Bytes(h.seed, wasm)
+	h.mu.Lock()
+	l, ok := h.compiling[k]
+	if !ok {
+		l = new(sync.Mutex)
+		h.compiling[k] = l
+	}
+	h.mu.Unlock()
+	l.Lock()
+	return l.Unlock
 }
 
 // New returns a Host configured by cfg. Close it after the modules it
@@ -81,7 +107,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		}
 		cache = c
 	}
-	return &Host{cfg: cfg, cache: cache}, nil
+	return &Host{cfg: cfg, cache: cache, seed: maphash.MakeSeed(), compiling: map[uint64]*sync.Mutex{}}, nil
 }
 
 // Close releases the compilation cache's memory (its files stay). Modules

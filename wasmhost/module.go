@@ -86,7 +86,9 @@ func (h *Host) Load(ctx context.Context, wasm []byte, cfg ModuleConfig) (*Module
 
 // load compiles wasm into m and instantiates the host modules it may import.
 func (m *Module) load(ctx context.Context, wasm []byte) error {
+	unlock := m.host.compileLock(wasm)
 	compiled, err := m.rt.CompileModule(ctx, wasm)
+	unlock()
 	if err != nil {
 		return &Error{Module: m.cfg.Name, Op: "load", Kind: ErrLoad, Err: err}
 	}

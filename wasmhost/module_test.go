@@ -272,3 +272,34 @@ func TestFailedInstanceIsReplaced(t *testing.T) {
 		}
 	}
 }
+
+// TestConcurrentLoadsOfOneModule: hooks sharing a module file load at the
+// same time, from a warm file cache (wazero 1.12 would hand the second a
+// half-built module and panic), and each answers.
+func TestConcurrentLoadsOfOneModule(t *testing.T) {
+	dir := t.TempDir()
+	wasm := wasmtest.WAT(t, "testdata/decision.wat")
+	cfg := wasmhost.ModuleConfig{Name: "d", Timeout: time.Second, MemoryLimitPages: 256, Config: []byte(`{"allow":true}`)}
+	warm := newHost(t, wasmhost.Config{CacheDir: dir})
+	if _, err := warm.Load(context.Background(), wasm, cfg); err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		h := newHost(t, wasmhost.Config{CacheDir: dir})
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				m, err := h.Load(context.Background(), wasm, cfg)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				defer m.Close(context.Background())
+				if out, err := m.Decide(context.Background(), "container.create", []byte(`{}`)); err != nil || string(out) != `{"allow":true}` {
+					t.Errorf("Decide: %s, %v", out, err)
+				}
+			})
+		}
+		wg.Wait()
+	}
+}

@@ -32,6 +32,8 @@ type result struct {
 	P1      map[string]stats       `json:"p1_ctr_run_rm_true_ms"`
 	Density map[string]densityInfo `json:"p2_p11_pod_density"`
 	Wasm    *wasmResult            `json:"wasm,omitempty"`
+	VMM     *vmmResult             `json:"vmm,omitempty"`
+	Hooks   *hooksResult           `json:"hooks,omitempty"`
 }
 
 type densityInfo struct {
@@ -84,6 +86,11 @@ func run(tools, shimDir string, runs int) error {
 
 	res := result{Date: time.Now().UTC().Format(time.RFC3339), Machine: machine(), Runs: runs,
 		P1: map[string]stats{}, Density: map[string]densityInfo{}}
+	if *hooksOnly { // P5 and P6 alone (hooks.go)
+		res.Hooks, err = benchHooks(ctx, c, dir, rootfs, runs)
+		printHooksTable(res.Hooks)
+		return err
+	}
 
 	// P1: ctr run --rm of /bin/true, interleaved so drift hits both alike.
 	times := map[string][]float64{}
@@ -120,11 +127,17 @@ func run(tools, shimDir string, runs int) error {
 	if res.Wasm, err = benchWasm(ctx, c, dir, tools, runs); err != nil {
 		return err
 	}
+	if res.Hooks, err = benchHooks(ctx, c, dir, rootfs, runs); err != nil {
+		return err
+	}
+	res.VMM = benchVMM(ctx) // P7, P8, P9 (vmm.go); reports what it could not measure
 	if err := save(res); err != nil {
 		return err
 	}
 	printTable(res)
 	printWasmTable(res.Wasm)
+	printVMMTable(res.VMM)
+	printHooksTable(res.Hooks)
 	return nil
 }
 
