@@ -1,11 +1,9 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,52 +20,30 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/huskrt/husk/test/devenv"
+	"github.com/huskrt/husk/test/testclient"
 )
 
 // These tests use containerd's Go client, as the CRI and nerdctl do, for
 // what ctr cannot show: events, updates, metrics.
 
-var (
-	clientOnce sync.Once
-	client     *containerd.Client
-	clientErr  error
-)
+// clients holds the suite's containerd client.
+var clients testclient.Clients
 
 func newClient(t *testing.T) (*containerd.Client, context.Context) {
 	t.Helper()
 	b := needBench(t)
-	clientOnce.Do(func() {
-		client, clientErr = containerd.New(b.Address(), containerd.WithDefaultNamespace(b.Namespace))
-	})
-	if clientErr != nil {
-		t.Fatalf("containerd client: %v", clientErr)
+	client, err := clients.Get(b)
+	if err != nil {
+		t.Fatalf("containerd client: %v", err)
 	}
 	return client, namespaces.WithNamespace(testCtx(t), b.Namespace)
-}
-
-// syncBuffer collects a task's output from the copier goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // started is a running husk task with its output.
 type started struct {
 	task   containerd.Task
 	exit   <-chan containerd.ExitStatus
-	output *syncBuffer
+	output *testclient.SyncBuffer
 }
 
 // startTask creates and starts a husk container running args in busybox.
@@ -92,7 +68,7 @@ func startTaskOn(t *testing.T, runtime, id string, args []string, opts ...oci.Sp
 	if err != nil {
 		t.Fatalf("new container: %v", err)
 	}
-	out := &syncBuffer{}
+	out := &testclient.SyncBuffer{}
 	task, err := c.NewTask(ctx, cio.NewCreator(cio.WithStreams(nil, out, out)))
 	if err != nil {
 		_ = c.Delete(ctx, containerd.WithSnapshotCleanup)

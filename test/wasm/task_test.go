@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/huskrt/husk/test/testclient"
 	"io"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -27,46 +27,24 @@ import (
 // These tests drive Wasm tasks with containerd's Go client, as the CRI
 // does: exec, signals, TTY, stats, OOM.
 
-var (
-	clientOnce sync.Once
-	client     *containerd.Client
-	clientErr  error
-)
+// clients holds the suite's containerd client.
+var clients testclient.Clients
 
 func newClient(t *testing.T) (*containerd.Client, context.Context) {
 	t.Helper()
 	b := needBench(t)
-	clientOnce.Do(func() {
-		client, clientErr = containerd.New(b.Address(), containerd.WithDefaultNamespace(b.Namespace))
-	})
-	if clientErr != nil {
-		t.Fatalf("containerd client: %v", clientErr)
+	client, err := clients.Get(b)
+	if err != nil {
+		t.Fatalf("containerd client: %v", err)
 	}
 	return client, namespaces.WithNamespace(testCtx(t), b.Namespace)
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 type started struct {
 	task   containerd.Task
 	exit   <-chan containerd.ExitStatus
-	stdout *syncBuffer
-	stderr *syncBuffer
+	stdout *testclient.SyncBuffer
+	stderr *testclient.SyncBuffer
 }
 
 // startWasm creates and starts a husk task from the suite image.
@@ -85,7 +63,7 @@ func startWasm(t *testing.T, id string, args []string, opts ...oci.SpecOpts) sta
 	if err != nil {
 		t.Fatalf("new container: %v", err)
 	}
-	out, errOut := &syncBuffer{}, &syncBuffer{}
+	out, errOut := &testclient.SyncBuffer{}, &testclient.SyncBuffer{}
 	task, err := c.NewTask(ctx, cio.NewCreator(cio.WithStreams(nil, out, errOut)))
 	if err != nil {
 		_ = c.Delete(ctx, containerd.WithSnapshotCleanup)
@@ -183,7 +161,7 @@ func TestExec(t *testing.T) {
 		ps := *spec.Process
 		ps.Args = args
 		ps.Terminal = false
-		var out syncBuffer
+		var out testclient.SyncBuffer
 		var in io.Reader
 		if stdin != "" {
 			in = strings.NewReader(stdin)
