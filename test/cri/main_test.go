@@ -14,50 +14,22 @@ import (
 )
 
 var (
-	// bench is the CRI-enabled containerd shared by the package's tests;
-	// nil when skipReason says why not.
-	bench      *devenv.Containerd
-	skipReason string
+	// suite is what TestMain set up; bench is its CRI-enabled containerd,
+	// shared by the package's tests (nil when suite.Skip says why not).
+	suite devenv.Suite
+	bench *devenv.Containerd
 	// hostNetns is /var/run/netns as the run found it; tests check that
 	// nothing is added there (the bench mounts pod netns under its state).
 	hostNetns []string
-	// runDir holds the run's shim build and the bench directory.
-	runDir string
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
+	os.Exit(devenv.RunSuite(m, "cri", &suite, setup))
 }
 
-func run(m *testing.M) int {
-	if err := setup(); err != nil {
-		fmt.Fprintln(os.Stderr, "cri setup:", err)
-		if bench != nil {
-			_ = bench.Stop(context.Background())
-		}
-		if runDir != "" {
-			_ = os.RemoveAll(runDir)
-		}
-		return 1
-	}
-	code := m.Run()
-	if bench != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := bench.Stop(ctx); err != nil {
-			fmt.Fprintln(os.Stderr, "cri teardown:", err)
-			code = 1
-		}
-	}
-	if runDir != "" {
-		_ = os.RemoveAll(runDir)
-	}
-	return code
-}
-
-func setup() error {
+func setup(s *devenv.Suite) error {
 	if os.Geteuid() != 0 {
-		skipReason = "needs root (containers, network namespaces, mounts, cgroups)"
+		s.Skip = "needs root (containers, network namespaces, mounts, cgroups)"
 		return nil
 	}
 	root, err := devenv.RepoRoot()
@@ -67,16 +39,16 @@ func setup() error {
 	tools := filepath.Join(root, ".tools", "bin")
 	for _, tool := range []string{"containerd", "runc", "crictl"} {
 		if _, err := os.Stat(filepath.Join(tools, tool)); err != nil {
-			skipReason = tool + " is not built in .tools/bin: run `make tools` (or `make test`)"
+			s.Skip = tool + " is not built in .tools/bin: run `make tools` (or `make test`)"
 			return nil
 		}
 	}
 	if _, err := os.Stat(filepath.Join(devenv.CNIBinDir, "bridge")); err != nil {
-		skipReason = "no CNI plugins in " + devenv.CNIBinDir + ": run `make tools` (apt-get install containernetworking-plugins)"
+		s.Skip = "no CNI plugins in " + devenv.CNIBinDir + ": run `make tools` (apt-get install containernetworking-plugins)"
 		return nil
 	}
 	if _, err := exec.LookPath("gcc"); err != nil {
-		skipReason = "gcc (which builds the pause image) is missing: run `make tools`"
+		s.Skip = "gcc (which builds the pause image) is missing: run `make tools`"
 		return nil
 	}
 	hostNetns = listDir("/var/run/netns")
@@ -85,7 +57,7 @@ func setup() error {
 	if err != nil {
 		return err
 	}
-	runDir = dir
+	s.Dir = dir
 	shimDir := filepath.Join(dir, "bin")
 	// Build the shim from this tree so the tests never run a stale binary.
 	if err := devenv.BuildShim(shimDir); err != nil {
@@ -111,7 +83,7 @@ func setup() error {
 	if err != nil {
 		return err
 	}
-	bench = c
+	s.Bench, bench = c, c
 	fmt.Fprintf(os.Stderr, "cri: bench with CRI ready in %s (dir %s, bridge %s, subnet %s)\n",
 		time.Since(t0).Round(time.Millisecond), c.Dir, c.CNI().Bridge, c.CNI().Subnet)
 	return c.ImportBusyboxInto(ctx, devenv.CRINamespace, devenv.BusyboxRef)
@@ -121,7 +93,7 @@ func setup() error {
 func needBench(t *testing.T) *devenv.Containerd {
 	t.Helper()
 	if bench == nil {
-		t.Skip(skipReason)
+		t.Skip(suite.Skip)
 	}
 	return bench
 }

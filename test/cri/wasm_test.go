@@ -29,7 +29,7 @@ func needWasm(t *testing.T, modules ...string) string {
 	if _, err := exec.LookPath("wat2wasm"); err != nil {
 		t.Skip("wat2wasm (wabt) is missing: run `make tools`")
 	}
-	runnerOnce.Do(func() { runnerErr = devenv.BuildWasmRunner(filepath.Join(runDir, "bin")) })
+	runnerOnce.Do(func() { runnerErr = devenv.BuildWasmRunner(filepath.Join(suite.Dir, "bin")) })
 	if runnerErr != nil {
 		t.Fatal(runnerErr)
 	}
@@ -89,7 +89,7 @@ func TestPodMixesNativeAndWasm(t *testing.T) {
 	// The pod's record: every container in the one sandbox, the pause
 	// container run by linux, the others by wasm (which looked at args[0]
 	// and cleans up either kind).
-	cfgHusk, err := config.Load(config.Path(filepath.Join(runDir, "husk.toml")))
+	cfgHusk, err := config.Load(config.Path(filepath.Join(suite.Dir, "husk.toml")))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,45 +24,21 @@ const (
 )
 
 var (
-	// bench is the containerd shared by the package's tests; nil when
-	// skipReason says why not.
-	bench      *devenv.Containerd
-	skipReason string
+	// suite is what TestMain set up; bench is its containerd, shared by
+	// the package's tests (nil when suite.Skip says why not).
+	suite devenv.Suite
+	bench *devenv.Containerd
 	// rootfsDir is an unpacked busybox rootfs for `ctr run --rootfs`.
 	rootfsDir string
-	// runDir holds everything setup made (the shim, the rootfs, the bench).
-	runDir string
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
+	os.Exit(devenv.RunSuite(m, "e2e", &suite, setup))
 }
 
-func run(m *testing.M) int {
-	if err := setup(); err != nil {
-		if bench == nil && skipReason == "" {
-			fmt.Fprintln(os.Stderr, "e2e setup:", err)
-			return 1
-		}
-	}
-	code := m.Run()
-	if bench != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := bench.Stop(ctx); err != nil {
-			fmt.Fprintln(os.Stderr, "e2e teardown:", err)
-			code = 1
-		}
-	}
-	if runDir != "" {
-		_ = os.RemoveAll(runDir)
-	}
-	return code
-}
-
-func setup() error {
+func setup(s *devenv.Suite) error {
 	if os.Geteuid() != 0 {
-		skipReason = "needs root (containers, mounts, cgroups)"
+		s.Skip = "needs root (containers, mounts, cgroups)"
 		return nil
 	}
 	root, err := devenv.RepoRoot()
@@ -71,18 +47,18 @@ func setup() error {
 	}
 	tools := filepath.Join(root, ".tools", "bin")
 	if _, err := os.Stat(filepath.Join(tools, "containerd")); err != nil {
-		skipReason = "containerd is not built: run `make tools` (or `make test`)"
+		s.Skip = "containerd is not built: run `make tools` (or `make test`)"
 		return nil
 	}
 	if _, err := os.Stat(filepath.Join(tools, "runc")); err != nil {
-		skipReason = "runc (the parity baseline) is not built: run `make tools`"
+		s.Skip = "runc (the parity baseline) is not built: run `make tools`"
 		return nil
 	}
 	dir, err := os.MkdirTemp("", "he2e")
 	if err != nil {
 		return err
 	}
-	runDir = dir
+	s.Dir = dir
 	shimDir := filepath.Join(dir, "bin")
 	// Build the shim from this tree so the tests never run a stale binary.
 	if err := devenv.BuildShim(shimDir); err != nil {
@@ -103,7 +79,7 @@ func setup() error {
 	if err != nil {
 		return err
 	}
-	bench = c
+	s.Bench, bench = c, c
 	if err := c.ImportBusybox(ctx, devenv.BusyboxRef); err != nil {
 		return err
 	}
@@ -114,7 +90,7 @@ func setup() error {
 func needBench(t *testing.T) *devenv.Containerd {
 	t.Helper()
 	if bench == nil {
-		t.Skip(skipReason)
+		t.Skip(suite.Skip)
 	}
 	return bench
 }

@@ -30,8 +30,10 @@ const (
 )
 
 var (
-	bench      *devenv.Containerd
-	skipReason string
+	// suite is what TestMain set up; bench is its containerd (nil when
+	// suite.Skip says why not).
+	suite devenv.Suite
+	bench *devenv.Containerd
 	// escapeDir is a host directory outside every container, holding the
 	// file the R6 tests try to reach.
 	escapeDir string
@@ -43,65 +45,45 @@ var (
 var watModules = []string{"hello", "multi", "trap", "badimport", "spin", "grow"}
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
+	os.Exit(devenv.RunSuite(m, "wasm e2e", &suite, setup))
 }
 
-func run(m *testing.M) int {
-	dir, err := setup()
-	if err != nil && skipReason == "" {
-		fmt.Fprintln(os.Stderr, "wasm e2e setup:", err)
-		return 1
-	}
-	code := m.Run()
-	if bench != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := bench.Stop(ctx); err != nil {
-			fmt.Fprintln(os.Stderr, "wasm e2e teardown:", err)
-			code = 1
-		}
-	}
-	if dir != "" {
-		os.RemoveAll(dir)
-	}
-	return code
-}
-
-func setup() (string, error) {
+func setup(s *devenv.Suite) error {
 	if os.Geteuid() != 0 {
-		skipReason = "needs root (containers, mounts, cgroups)"
-		return "", nil
+		s.Skip = "needs root (containers, mounts, cgroups)"
+		return nil
 	}
 	root, err := devenv.RepoRoot()
 	if err != nil {
-		return "", err
+		return err
 	}
 	tools := filepath.Join(root, ".tools", "bin")
 	if _, err := os.Stat(filepath.Join(tools, "containerd")); err != nil {
-		skipReason = "containerd is not built: run `make tools` (or `make test`)"
-		return "", nil
+		s.Skip = "containerd is not built: run `make tools` (or `make test`)"
+		return nil
 	}
 	if _, err := exec.LookPath("wat2wasm"); err != nil {
-		skipReason = "wat2wasm (wabt) is missing: run `make tools`"
-		return "", nil
+		s.Skip = "wat2wasm (wabt) is missing: run `make tools`"
+		return nil
 	}
 	dir, err := os.MkdirTemp("", "hwasm")
 	if err != nil {
-		return "", err
+		return err
 	}
+	s.Dir = dir
 	shimDir := filepath.Join(dir, "bin")
 	if err := devenv.BuildShim(shimDir); err != nil {
-		return dir, err
+		return err
 	}
 	if err := buildModules(filepath.Join(dir, "modules")); err != nil {
-		return dir, err
+		return err
 	}
 	escapeDir = filepath.Join(dir, "escape")
 	if err := os.MkdirAll(escapeDir, 0o755); err != nil {
-		return dir, err
+		return err
 	}
 	if err := os.WriteFile(filepath.Join(escapeDir, "secret"), []byte("host secret\n"), 0o644); err != nil {
-		return dir, err
+		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -112,21 +94,21 @@ func setup() (string, error) {
 		LogLevel: "info",
 	})
 	if err != nil {
-		return dir, err
+		return err
 	}
-	bench = c
+	s.Bench, bench = c, c
 	tarPath := filepath.Join(dir, "suite.tar")
 	files, err := suiteFiles()
 	if err != nil {
-		return dir, err
+		return err
 	}
 	if err := devenv.FilesImage(tarPath, suiteRef, files, ocispec.ImageConfig{
 		Env:        []string{"PATH=/bin"},
 		WorkingDir: "/",
 	}); err != nil {
-		return dir, err
+		return err
 	}
-	return dir, c.ImportImage(ctx, tarPath, suiteRef)
+	return c.ImportImage(ctx, tarPath, suiteRef)
 }
 
 // buildModules builds every test module into dir and keeps their bytes.
@@ -194,7 +176,7 @@ func suiteFiles() ([]devenv.File, error) {
 func needBench(t *testing.T) *devenv.Containerd {
 	t.Helper()
 	if bench == nil {
-		t.Skip(skipReason)
+		t.Skip(suite.Skip)
 	}
 	return bench
 }
