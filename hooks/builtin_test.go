@@ -9,33 +9,13 @@ import (
 	"testing"
 	"time"
 
-	specs "github.com/opencontainers/runtime-spec/specs-go"
-
 	"github.com/huskrt/husk/hooks"
+	"github.com/huskrt/husk/hooks/hookstest"
 	"github.com/huskrt/husk/runtime/config"
 )
 
-// createEvent is a container.create event of about 400 bytes of JSON, as
-// TARGETS.md's P5 measures; privileged adds CAP_SYS_ADMIN.
-func createEvent(privileged bool) *hooks.ContainerCreateEvent {
-	caps := []string{"CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE"}
-	if privileged {
-		caps = []string{"CAP_CHOWN", "CAP_KILL", "CAP_SYS_ADMIN"}
-	}
-	return &hooks.ContainerCreateEvent{
-		Sandbox:   hooks.Sandbox{ID: "pod-7f3c", Namespace: "k8s.io", Handler: "linux"},
-		Container: hooks.Container{ID: "ctr-9a1e", Image: "docker.io/library/nginx:1.27"},
-		Spec: &specs.Spec{
-			Version: "1.2.0",
-			Process: &specs.Process{
-				Args:         []string{"nginx", "-g", "daemon off;"},
-				Cwd:          "/",
-				Capabilities: &specs.LinuxCapabilities{Bounding: caps, Effective: caps},
-			},
-			Root: &specs.Root{Path: "rootfs"},
-		},
-	}
-}
+// createEvent is P5's event (hookstest.CreateEvent).
+var createEvent = hookstest.CreateEvent
 
 func builtin(t testing.TB, name string, points ...hooks.Point) config.Hook {
 	return hook(name, goModule(t, "../policies/"+name), points...)

@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/rego"
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/huskrt/husk/hooks"
+	"github.com/huskrt/husk/hooks/hookstest"
 	"github.com/huskrt/husk/policies/build"
 	"github.com/huskrt/husk/runtime/config"
 	"github.com/huskrt/husk/test/devenv"
@@ -69,27 +69,8 @@ deny contains "privileged container: the device cgroup allows every device" if {
 }
 `
 
-// p5Event is a container.create event of about 400 bytes of JSON (the one
-// of hooks' BenchmarkHookCall).
-func p5Event(privileged bool) *hooks.ContainerCreateEvent {
-	caps := []string{"CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE"}
-	if privileged {
-		caps = []string{"CAP_CHOWN", "CAP_KILL", "CAP_SYS_ADMIN"}
-	}
-	return &hooks.ContainerCreateEvent{
-		Sandbox:   hooks.Sandbox{ID: "pod-7f3c", Namespace: "k8s.io", Handler: "linux"},
-		Container: hooks.Container{ID: "ctr-9a1e", Image: "docker.io/library/nginx:1.27"},
-		Spec: &specs.Spec{
-			Version: "1.2.0",
-			Process: &specs.Process{
-				Args:         []string{"nginx", "-g", "daemon off;"},
-				Cwd:          "/",
-				Capabilities: &specs.LinuxCapabilities{Bounding: caps, Effective: caps},
-			},
-			Root: &specs.Root{Path: "rootfs"},
-		},
-	}
-}
+// p5Event is P5's event (hookstest.CreateEvent).
+var p5Event = hookstest.CreateEvent
 
 // buildPolicies builds the built-in policies into dir.
 func buildPolicies(ctx context.Context, dir string, names ...string) (map[string]string, error) {
