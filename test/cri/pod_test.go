@@ -355,8 +355,19 @@ func removeCgroup(t *testing.T, parent string) {
 		}
 		children := false
 		for _, e := range ents {
+			if e.IsDir() && !children {
+				// What the shim said when it released its pod cgroup.
+				if b, err := os.ReadFile(bench.LogPath()); err == nil {
+					for _, l := range strings.Split(string(b), "\n") {
+						if strings.Contains(l, "pod cgroup") {
+							t.Log(l)
+						}
+					}
+				}
+			}
 			if e.IsDir() {
-				t.Errorf("cgroup left: %s", filepath.Join(dir, e.Name()))
+				procs, _ := os.ReadFile(filepath.Join(dir, e.Name(), "cgroup.procs"))
+				t.Errorf("cgroup left: %s (processes: %q)", filepath.Join(dir, e.Name()), strings.TrimSpace(string(procs)))
 				children = true
 			}
 		}

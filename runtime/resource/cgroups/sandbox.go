@@ -111,5 +111,6 @@ func ReleaseShim(leaf string, pid int) error {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return fmt.Errorf("removing shim cgroup %s: %w", leaf, lastErr)
+	procs, _ := os.ReadFile(filepath.Join("/sys/fs/cgroup/memory", leaf, "cgroup.procs"))
+	return fmt.Errorf("removing shim cgroup %s (processes in it: %q, shim %d): %w", leaf, strings.TrimSpace(string(procs)), pid, lastErr)
 }
