@@ -6,13 +6,21 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ioctl issues a request whose argument is a plain integer.
+// ioctl issues a request whose argument is a plain integer. A request
+// interrupted by a signal (the Go runtime's own preemption signal, SIGURG,
+// among them: KVM_CREATE_VM was seen failing with EINTR under load) is
+// issued again — except KVM_RUN, whose EINTR is how a vCPU is stopped.
 func ioctl(fd int, req, arg uintptr) (uintptr, error) {
-	r, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), req, arg)
-	if errno != 0 {
-		return r, errno
+	for {
+		r, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), req, arg)
+		switch {
+		case errno == unix.EINTR && req != kvmRun:
+			continue
+		case errno != 0:
+			return r, errno
+		}
+		return r, nil
 	}
-	return r, nil
 }
 
 // ioctlPtr issues a request whose argument points to *p. The kernel reads
@@ -21,11 +29,16 @@ func ioctlPtr[T any](fd int, req uintptr, p *T) (uintptr, error) {
 	// p is a live Go pointer converted in the Syscall argument list, which
 	// keeps it valid and unmoved for the duration of the call (rule 4 of
 	// package unsafe); T holds no Go pointers the kernel could see.
-	r, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), req, uintptr(unsafe.Pointer(p)))
-	if errno != 0 {
-		return r, errno
+	for {
+		r, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), req, uintptr(unsafe.Pointer(p)))
+		switch {
+		case errno == unix.EINTR && req != kvmRun:
+			continue // as in ioctl
+		case errno != 0:
+			return r, errno
+		}
+		return r, nil
 	}
-	return r, nil
 }
 
 // hostAddr returns the host virtual address of b[0], for KVM to map.
