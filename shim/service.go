@@ -92,27 +92,13 @@ func (s *service) task(id string) (*runtime.Task, error) {
 }
 
 // loadConfig reads husk's config for a new task: the path given in the
-// runtime options (ConfigPath), else $HUSK_CONFIG, else /etc/husk. runc's
-// options type is accepted too (the CRI sends it for runc-like runtimes):
-// its NoPivotRoot and SystemdCgroup are honoured as runc would.
+// runtime options (ConfigPath), else the options' inline TOML (ConfigBody:
+// the CRI sends a runtime's whole options table there when it has no
+// ConfigPath), else $HUSK_CONFIG, else /etc/husk. runc's options type is
+// accepted too (the CRI sends it for runc-like runtimes): its NoPivotRoot
+// and SystemdCgroup are honoured as runc would.
 func (s *service) loadConfig(opts *anypb.Any) (*config.Config, error) {
-	optPath := ""
-	var runcOpts *options.Options
-	if opts != nil && opts.GetValue() != nil {
-		v, err := typeurl.UnmarshalAny(opts)
-		if err != nil {
-			return nil, fmt.Errorf("runtime options: %w: %w", err, errdefs.ErrInvalidArgument)
-		}
-		switch o := v.(type) {
-		case *runtimeoptions.Options:
-			optPath = o.ConfigPath
-		case *options.Options:
-			runcOpts = o
-		default:
-			return nil, fmt.Errorf("runtime options of type %T are not husk's: %w", v, errdefs.ErrInvalidArgument)
-		}
-	}
-	cfg, err := config.Load(config.Path(optPath))
+	cfg, runcOpts, err := configFromOptions(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -122,6 +108,34 @@ func (s *service) loadConfig(opts *anypb.Any) (*config.Config, error) {
 	}
 	s.level.Set(cfg.Log.Level.Level())
 	return cfg, nil
+}
+
+// inlineConfigName names the CRI's inline configuration in errors.
+const inlineConfigName = "containerd runtime options (ConfigBody)"
+
+func configFromOptions(opts *anypb.Any) (*config.Config, *options.Options, error) {
+	if opts == nil || opts.GetValue() == nil {
+		cfg, err := config.Load(config.Path(""))
+		return cfg, nil, err
+	}
+	v, err := typeurl.UnmarshalAny(opts)
+	if err != nil {
+		return nil, nil, fmt.Errorf("runtime options: %w: %w", err, errdefs.ErrInvalidArgument)
+	}
+	switch o := v.(type) {
+	case *runtimeoptions.Options:
+		if o.ConfigPath == "" && len(o.ConfigBody) > 0 {
+			cfg, err := config.LoadInline(inlineConfigName, o.ConfigBody)
+			return cfg, nil, err
+		}
+		cfg, err := config.Load(config.Path(o.ConfigPath))
+		return cfg, nil, err
+	case *options.Options:
+		cfg, err := config.Load(config.Path(""))
+		return cfg, o, err
+	default:
+		return nil, nil, fmt.Errorf("runtime options of type %T are not husk's: %w", v, errdefs.ErrInvalidArgument)
+	}
 }
 
 func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*taskAPI.CreateTaskResponse, error) {

@@ -35,20 +35,50 @@ func Load(path string, explicit bool) (*Config, error) {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
 
-	dropIns, err := dropIns(filepath.Join(filepath.Dir(path), DropInDir))
-	if err != nil {
+	if err := c.applyDropIns(filepath.Dir(path)); err != nil {
 		return nil, err
+	}
+	return &c, nil
+}
+
+// LoadInline is Load for a configuration given as text rather than a file:
+// containerd's CRI passes a runtime's whole options table as the runtime
+// option ConfigBody when it sets no ConfigPath. name stands for the file in
+// errors. The drop-ins next to DefaultPath still apply after it, so that an
+// operator's node-wide drop-ins (hook policies above all) hold for inline
+// configurations too.
+func LoadInline(name string, body []byte) (*Config, error) {
+	return loadInline(name, body, filepath.Dir(DefaultPath))
+}
+
+// loadInline is LoadInline with the drop-ins of dir.
+func loadInline(name string, body []byte, dir string) (*Config, error) {
+	c := Default()
+	if err := c.apply(name, body); err != nil {
+		return nil, err
+	}
+	if err := c.applyDropIns(dir); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// applyDropIns applies each <dir>/config.d/*.toml in lexical order.
+func (c *Config) applyDropIns(dir string) error {
+	dropIns, err := dropIns(filepath.Join(dir, DropInDir))
+	if err != nil {
+		return err
 	}
 	for _, p := range dropIns {
 		data, err := os.ReadFile(p)
 		if err != nil {
-			return nil, fmt.Errorf("read config drop-in: %w", err)
+			return fmt.Errorf("read config drop-in: %w", err)
 		}
 		if err := c.apply(p, data); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return &c, nil
+	return nil
 }
 
 // dropIns lists the *.toml files of dir in lexical order. Hidden files

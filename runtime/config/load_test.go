@@ -284,3 +284,27 @@ func writeFiles(t *testing.T, dir string, files map[string]string) {
 		}
 	}
 }
+
+func TestLoadInline(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"config.d/50-node.toml": "[log]\nlevel = \"debug\"\n",
+	})
+	body := "[runtime]\ndefault_handler = \"wasm\"\n"
+	c, err := loadInline("inline", []byte(body), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Runtime.DefaultHandler != HandlerWasm || c.Log.Level != LevelDebug {
+		t.Errorf("inline config = %+v / %+v, want the body's handler and the drop-in's level", c.Runtime, c.Log)
+	}
+	if want := []string{"inline", filepath.Join(dir, "config.d/50-node.toml")}; !reflect.DeepEqual(c.Sources, want) {
+		t.Errorf("Sources = %q, want %q", c.Sources, want)
+	}
+
+	_, err = loadInline("containerd runtime options", []byte("[runtime]\nSystemdCgroup = true\n"), dir)
+	var e *Error
+	if !errors.As(err, &e) || e.File != "containerd runtime options" || e.Line != 2 || e.Key != "runtime.SystemdCgroup" {
+		t.Fatalf("unknown inline key: error %v, want one naming the options at line 2, key runtime.SystemdCgroup", err)
+	}
+}

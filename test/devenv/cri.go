@@ -112,6 +112,16 @@ func (c *Containerd) registryHostsDir() string { return filepath.Join(c.Dir, "ce
 // --config so that no /etc/crictl.yaml of the host applies.
 func (c *Containerd) crictlConfigPath() string { return filepath.Join(c.Dir, "crictl.yaml") }
 
+// InlineHandler is the CRI runtime handler whose husk configuration is
+// inline in containerd's config (the options table, which the CRI passes as
+// the runtime option ConfigBody); it sets only the state directory,
+// InlineStateDir.
+const InlineHandler = "husk-inline"
+
+// InlineStateDir is the husk state directory InlineHandler's inline
+// configuration sets, for the bench rooted at dir.
+func InlineStateDir(dir string) string { return filepath.Join(dir, "husk-inline-state") }
+
 // criTOML renders the CRI plugins' configuration (containerd config version
 // 3 keys, as of v2.4.2) for a bench rooted at dir.
 //
@@ -155,6 +165,13 @@ func criTOML(dir string, net CNINetwork, huskConfig string) string {
 		w("      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.husk.options]\n")
 		w("        ConfigPath = '%s'\n", huskConfig)
 	}
+	// The same runtime with its husk configuration inline: no ConfigPath,
+	// so the CRI sends the options table to the shim as ConfigBody.
+	w("    [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.%s]\n", InlineHandler)
+	w("      runtime_type = 'io.containerd.husk.v2'\n")
+	w("      sandboxer = 'podsandbox'\n")
+	w("      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.%s.options.runtime]\n", InlineHandler)
+	w("        state_dir = '%s'\n", InlineStateDir(dir))
 
 	w("\n[plugins.'io.containerd.grpc.v1.cri']\n")
 	w("  disable_tcp_service = true\n")

@@ -80,6 +80,8 @@ func TestCRIConfigKeys(t *testing.T) {
 		{[]string{"plugins", runtime, "containerd", "runtimes", "runc", "options", "SystemdCgroup"}, false},
 		{[]string{"plugins", runtime, "containerd", "runtimes", "husk", "runtime_type"}, "io.containerd.husk.v2"},
 		{[]string{"plugins", runtime, "containerd", "runtimes", "husk", "sandboxer"}, "podsandbox"},
+		{[]string{"plugins", runtime, "containerd", "runtimes", InlineHandler, "runtime_type"}, "io.containerd.husk.v2"},
+		{[]string{"plugins", runtime, "containerd", "runtimes", InlineHandler, "options", "runtime", "state_dir"}, InlineStateDir(dir)},
 		{[]string{"plugins", server, "stream_server_address"}, "127.0.0.1"},
 		{[]string{"plugins", server, "stream_server_port"}, "0"},
 		{[]string{"plugins", server, "disable_tcp_service"}, true},
