@@ -54,3 +54,28 @@ func TestLoadSpecTooLarge(t *testing.T) {
 		t.Fatalf("err = %v, want invalid argument", err)
 	}
 }
+
+func TestLoadAnnotations(t *testing.T) {
+	dir := t.TempDir()
+	spec := `{"ociVersion":"1.2.0","process":{"args":["sh"]},"root":{"path":"rootfs"},` +
+		`"annotations":{"io.kubernetes.cri.sandbox-id":"pod1","io.kubernetes.cri.container-type":"container"}}`
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(spec), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ann, err := LoadAnnotations(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := PodOf("c1", ann); got.SandboxID != "pod1" || got.IsSandbox {
+		t.Fatalf("PodOf(annotations) = %+v, want container of pod1", got)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{"annotations":[1]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadAnnotations(dir); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Fatalf("malformed annotations: err = %v, want invalid argument", err)
+	}
+	if _, err := LoadAnnotations(t.TempDir()); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("no config.json: err = %v, want not found", err)
+	}
+}

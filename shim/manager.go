@@ -54,8 +54,8 @@ func (Manager) Start(ctx context.Context, params *bootapi.BootstrapParams) (_ *b
 	// One shim serves a whole pod: its socket is named after the sandbox,
 	// and a pod's later containers get the address of the running shim.
 	group := id
-	if spec, err := runtime.LoadSpec("."); err == nil {
-		group = runtime.PodOf(id, spec.Annotations).SandboxID
+	if ann, err := runtime.LoadAnnotations("."); err == nil {
+		group = runtime.PodOf(id, ann).SandboxID
 	}
 	socketDir := params.GetSocketDir()
 	if socketDir == "" {
