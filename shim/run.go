@@ -12,6 +12,7 @@ import (
 	"github.com/containerd/plugin/registry"
 
 	"github.com/huskrt/husk/internal/logging"
+	"github.com/huskrt/husk/internal/reaper"
 	"github.com/huskrt/husk/runtime"
 )
 
@@ -39,6 +40,9 @@ func Run(ctx context.Context, handlers ...runtime.Handler) {
 			}
 			// pkg/shim has pointed stderr at containerd's log pipe.
 			lctx := logging.WithLogger(ic.Context, logging.NewText(os.Stderr, level).With("runtime", RuntimeName))
+			// Orphans of host-PID containers reparent to the shim (a
+			// subreaper): reap those nobody else waits for.
+			go reaper.Run(lctx)
 			return newService(lctx, mgr, pub.(shim.Publisher), sd.(shutdown.Service), level), nil
 		},
 	})

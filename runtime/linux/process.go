@@ -13,6 +13,7 @@ import (
 	"github.com/opencontainers/runc/libcontainer"
 
 	"github.com/huskrt/husk/internal/logging"
+	"github.com/huskrt/husk/internal/reaper"
 	"github.com/huskrt/husk/runtime"
 	"github.com/huskrt/husk/runtime/stdio"
 )
@@ -93,22 +94,32 @@ func (p *process) launch(ctx context.Context, start func(*libcontainer.Process) 
 		}
 		p.io = x
 	}
+	// The shim waits for this process itself (wait, below): keep the
+	// orphan reaper's hands off it from its fork on.
+	own := reaper.Spawn()
 	if err := start(p.lp); err != nil {
+		own(0)
 		return startError(err)
 	}
 	pid, err := p.lp.Pid()
 	if err != nil {
+		own(0)
 		return fmt.Errorf("pid of started process: %w", err)
 	}
+	own(pid)
 	if sock != nil {
+		// On failure the process is killed and nobody here waits for it:
+		// the reaper may.
 		master, err := sock.receive()
 		if err != nil {
 			_ = p.lp.Signal(syscall.SIGKILL)
+			reaper.Release(pid)
 			return err
 		}
 		x, err := stdio.NewConsole(ctx, master, p.paths)
 		if err != nil {
 			_ = p.lp.Signal(syscall.SIGKILL)
+			reaper.Release(pid)
 			return err
 		}
 		p.mu.Lock()
@@ -131,6 +142,7 @@ func startError(err error) error {
 func (p *process) wait(ctx context.Context) {
 	st, err := p.lp.Wait()
 	e := runtime.Exit{Pid: p.Pid(), At: time.Now()}
+	reaper.Release(e.Pid)
 	switch {
 	case st != nil:
 		ws, _ := st.Sys().(syscall.WaitStatus)

@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sys/cpu"
 
 	"github.com/huskrt/husk/internal/logging"
+	"github.com/huskrt/husk/internal/reaper"
 	"github.com/huskrt/husk/runtime/wasm/runnerapi"
 )
 
@@ -66,7 +67,16 @@ func precompile(ctx context.Context, runnerPath, dir string, wasm []byte) error 
 	var stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, runnerPath, "-"+runnerapi.FlagPrecompile, "-"+runnerapi.FlagCache, dir)
 	cmd.Stdin, cmd.Stderr = bytes.NewReader(wasm), &stderr
-	err := cmd.Run()
+	// The shim's orphan reaper must leave this child to cmd.Wait.
+	own := reaper.Spawn()
+	err := cmd.Start()
+	if err != nil {
+		own(0)
+	} else {
+		own(cmd.Process.Pid)
+		err = cmd.Wait()
+		reaper.Release(cmd.Process.Pid)
+	}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) && ee.ExitCode() == runnerapi.BadModule {
 		return fmt.Errorf("%s: %w", strings.TrimSpace(stderr.String()), errdefs.ErrInvalidArgument)
