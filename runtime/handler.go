@@ -41,6 +41,10 @@ type CreateRequest struct {
 	Rootfs []mount.Mount
 	Stdio  Stdio
 	Config *config.Config
+	// ContainerdAddress is containerd's gRPC socket ("" when unknown), for
+	// a handler that must read the container's image (a Wasm artifact's
+	// module is a layer, not a file in the rootfs).
+	ContainerdAddress string
 }
 
 // Handler creates containers of one kind (linux, wasm, virt).

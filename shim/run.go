@@ -43,7 +43,9 @@ func Run(ctx context.Context, handlers ...runtime.Handler) {
 			// Orphans of host-PID containers reparent to the shim (a
 			// subreaper): reap those nobody else waits for.
 			go reaper.Run(lctx)
-			return newService(lctx, mgr, pub.(shim.Publisher), sd.(shutdown.Service), level), nil
+			s := newService(lctx, mgr, pub.(shim.Publisher), sd.(shutdown.Service), level)
+			s.containerd = ic.Properties[plugins.PropertyGRPCAddress]
+			return s, nil
 		},
 	})
 	// libcontainer waits for its own children; a global reaper would steal

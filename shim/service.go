@@ -45,6 +45,9 @@ type service struct {
 	events  *publisher
 	sd      shutdown.Service
 	metrics *metrics
+	// containerd is containerd's gRPC address (the shim's -address), for
+	// handlers that read a container's image.
+	containerd string
 
 	mu    sync.Mutex
 	tasks map[string]*runtime.Task // guarded by mu
@@ -159,6 +162,8 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*ta
 		Spec:      spec,
 		Stdio:     runtime.Stdio{Stdin: r.Stdin, Stdout: r.Stdout, Stderr: r.Stderr, Terminal: r.Terminal},
 		Config:    cfg,
+
+		ContainerdAddress: s.containerd,
 	}
 	for _, m := range r.Rootfs {
 		req.Rootfs = append(req.Rootfs, mount.Mount{Type: m.Type, Source: m.Source, Target: m.Target, Options: m.Options})

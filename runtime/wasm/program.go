@@ -42,6 +42,8 @@ type program struct {
 	privDir string // privDirDev or privDirRoot
 	pages   uint32
 	view    *view // nil: no cache entry could be named, the runner compiles
+	// artifact is set when the module is a layer of the image (artifact.go).
+	artifact *artifact
 }
 
 // Prepare looks at args[0] in the mounted rootfs and, for a Wasm module,
@@ -50,6 +52,9 @@ func (p *program) Prepare(ctx context.Context, req *runtime.CreateRequest, spec 
 	p.sandboxDir, p.id = req.StateDir, req.ID
 	proc := spec.Process
 	mod, err := p.find(rootfs, bindRoots(spec.Mounts), proc, p.smart)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		mod, err = p.fromImage(ctx, req, proc, err)
+	}
 	if err != nil || mod == nil {
 		return err
 	}
@@ -75,6 +80,7 @@ func (p *program) Prepare(ctx context.Context, req *runtime.CreateRequest, spec 
 		Source:      p.h.runner,
 		Options:     []string{"rbind", "ro", "nosuid", "nodev"},
 	})
+	mounts = p.artifactMount(mounts, mod)
 	if entry != "" {
 		v, err := p.h.cache.newView(p.sandboxDir, p.id)
 		if err != nil {
@@ -107,6 +113,9 @@ func (p *program) PrepareExec(ctx context.Context, execID string, proc *specs.Pr
 	}
 	// A native exec (a shell, say) is fine in a Wasm container.
 	mod, err := p.find(root, nil, proc, true)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		mod, err = p.artifactExec(proc)
+	}
 	if err != nil || mod == nil {
 		return err
 	}
@@ -140,14 +149,15 @@ type module struct {
 }
 
 // find resolves proc's args[0] under root (and binds, see lookupMounted).
-// It returns nil (and no error)
-// when the program is not Wasm and smart is set; otherwise a program that
-// is not a usable module is an error saying why.
+// It returns nil (and no error) when the program is not Wasm and smart is
+// set; otherwise a program that is not a usable module is an error saying
+// why. A program not found is ErrNotFound, smart or not: the image may
+// hold the module (fromImage).
 func (p *program) find(root string, binds []bindRoot, proc *specs.Process, smart bool) (*module, error) {
 	file, fn := splitFunc(proc.Args[0])
 	f, cpath, err := lookupMounted(root, binds, file, proc.Env, proc.Cwd)
 	if err != nil {
-		if smart {
+		if smart && !errors.Is(err, errdefs.ErrNotFound) {
 			return nil, nil // the native path reports it, as for any container
 		}
 		return nil, fmt.Errorf("wasm module %w", err)

@@ -91,12 +91,18 @@ func writeImage(tarPath, ref string, ents []entry, cfg ocispec.ImageConfig) erro
 	manDesc := add(ocispec.MediaTypeImageManifest, manifest)
 	platform := imagePlatform()
 	manDesc.Platform = &platform
-	manDesc.Annotations = map[string]string{ocispec.AnnotationRefName: ref}
+	return writeLayout(tarPath, ref, blobs, manDesc)
+}
 
+// writeLayout writes an OCI image-layout tarball to tarPath holding blobs
+// and an index of the one manifest man (whose blob is among blobs), named
+// ref.
+func writeLayout(tarPath, ref string, blobs map[digest.Digest][]byte, man ocispec.Descriptor) error {
+	man.Annotations = map[string]string{ocispec.AnnotationRefName: ref}
 	index, err := json.Marshal(ocispec.Index{
 		Versioned: specs.Versioned{SchemaVersion: 2},
 		MediaType: ocispec.MediaTypeImageIndex,
-		Manifests: []ocispec.Descriptor{manDesc},
+		Manifests: []ocispec.Descriptor{man},
 	})
 	if err != nil {
 		return fmt.Errorf("devenv: %w", err)

@@ -202,10 +202,16 @@ type result struct {
 // stdin (may be empty) and returns its output and exit status.
 func ctrRun(t *testing.T, stdin string, flags []string, args ...string) result {
 	t.Helper()
+	return ctrRunImage(t, stdin, suiteRef, flags, args...)
+}
+
+// ctrRunImage is ctrRun of image ref.
+func ctrRunImage(t *testing.T, stdin, ref string, flags []string, args ...string) result {
+	t.Helper()
 	b := needBench(t)
 	id := name(t, fmt.Sprint(time.Now().UnixNano()%100000))
 	cl := append([]string{"run", "--rm", "--runtime", husk}, flags...)
-	cl = append(cl, suiteRef, id)
+	cl = append(cl, ref, id)
 	cl = append(cl, args...)
 	cmd := b.CtrCmd(testCtx(t), cl...)
 	var o, e strings.Builder

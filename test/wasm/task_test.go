@@ -50,13 +50,21 @@ type started struct {
 // startWasm creates and starts a husk task from the suite image.
 func startWasm(t *testing.T, id string, args []string, opts ...oci.SpecOpts) started {
 	t.Helper()
+	return startImage(t, suiteRef, id, args, opts...)
+}
+
+// startImage creates and starts a husk task from image ref, recorded as
+// the container's image (as ctr run and the CRI do).
+func startImage(t *testing.T, ref, id string, args []string, opts ...oci.SpecOpts) started {
+	t.Helper()
 	cl, ctx := newClient(t)
-	img, err := cl.GetImage(ctx, suiteRef)
+	img, err := cl.GetImage(ctx, ref)
 	if err != nil {
 		t.Fatalf("image: %v", err)
 	}
 	specOpts := append([]oci.SpecOpts{oci.WithImageConfig(img), oci.WithProcessArgs(args...)}, opts...)
 	c, err := cl.NewContainer(ctx, id,
+		containerd.WithImage(img),
 		containerd.WithNewSnapshot(id+"-snap", img),
 		containerd.WithNewSpec(specOpts...),
 		containerd.WithRuntime(husk, nil))
