@@ -139,15 +139,17 @@ func (m *Manager) Create(ctx context.Context, req *CreateRequest, obs Observer) 
 }
 
 // Deleted forgets a deleted task; the last container of a sandbox takes the
-// sandbox (and its state directory) with it.
-func (m *Manager) Deleted(ctx context.Context, t *Task) {
+// sandbox (and its state directory) with it, and Deleted then says so.
+func (m *Manager) Deleted(ctx context.Context, t *Task) (sandboxGone bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	sb, ok := m.sandboxes[t.SandboxID]
 	if !ok {
-		return
+		return false
 	}
 	if sb.remove(ctx, t.ID) {
 		delete(m.sandboxes, sb.ID)
+		return true
 	}
+	return false
 }

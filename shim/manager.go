@@ -51,36 +51,39 @@ func (Manager) Start(ctx context.Context, params *bootapi.BootstrapParams) (_ *b
 	if err != nil {
 		return nil, err
 	}
-	// One shim serves a whole pod: its socket is named after the sandbox,
-	// and a pod's later containers get the address of the running shim.
-	group := id
-	if ann, err := runtime.LoadAnnotations("."); err == nil {
-		group = runtime.PodOf(id, ann).SandboxID
+	// One shim serves a whole pod, or io.husk.group: its socket is named
+	// after the sandbox or group, and the later containers get the address
+	// of the running shim.
+	ann, err := runtime.LoadAnnotations(".")
+	if err != nil {
+		return nil, err
+	}
+	group, shared, err := runtime.ShimGroup(id, ann)
+	if err != nil {
+		return nil, err
 	}
 	socketDir := params.GetSocketDir()
 	if socketDir == "" {
 		socketDir = filepath.Join(defaults.DefaultStateDir, "s")
 	}
-	address, err := shim.CreateSocketAddress(ctx, socketDir, params.GetContainerdGrpcAddress(), group, false)
+	// A group's socket is named apart from its shim's -id: pkg/shim removes
+	// the socket named after the -id as the shim exits, which must not be
+	// that of the group's next shim (group.go).
+	key := group
+	if runtime.IsGroup(group) {
+		key = group + "/socket"
+	}
+	address, err := shim.CreateSocketAddress(ctx, socketDir, params.GetContainerdGrpcAddress(), key, false)
 	if err != nil {
 		return nil, err
 	}
 	result := &bootapi.BootstrapResult{Version: 3, Protocol: "ttrpc", Address: address}
-
-	l, err := shim.NewSocket(address)
-	if err != nil {
-		if !shim.SocketEaddrinuse(err) {
-			return nil, fmt.Errorf("creating shim socket: %w", err)
-		}
-		if shim.CanConnect(address) {
-			return result, nil
-		}
-		if err := shim.RemoveSocket(address); err != nil {
-			return nil, fmt.Errorf("removing stale shim socket: %w", err)
-		}
-		if l, err = shim.NewSocket(address); err != nil {
-			return nil, fmt.Errorf("creating shim socket: %w", err)
-		}
+	l, err := listen(ctx, address, id, shared)
+	switch {
+	case err != nil:
+		return nil, err
+	case l == nil: // the running shim serves it
+		return result, nil
 	}
 	defer func() {
 		if retErr != nil {
@@ -111,7 +114,7 @@ func (Manager) Start(ctx context.Context, params *bootapi.BootstrapParams) (_ *b
 	}
 	cmd := exec.Command(self, args...)
 	cmd.Dir = cwd
-	cmd.Env = append(os.Environ(), "GOMAXPROCS=2")
+	cmd.Env = append(os.Environ(), "GOMAXPROCS=2", envFirst+"="+id, envSocket+"="+address)
 	cmd.ExtraFiles = []*os.File{f} // fd 3: the ttrpc listener
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

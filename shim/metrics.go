@@ -38,8 +38,9 @@ type metrics struct {
 	hookCalls   *prometheus.CounterVec   // by hook, point, result
 	hookSeconds *prometheus.HistogramVec // by hook, point
 
-	mu     sync.Mutex
-	server *http.Server // guarded by mu; nil until the first sandbox
+	mu        sync.Mutex
+	server    *http.Server            // guarded by mu; nil until the first sandbox
+	listeners map[string]net.Listener // by sandbox state directory; guarded by mu
 }
 
 func newMetrics() *metrics {
@@ -76,11 +77,13 @@ func (m *metrics) observeHook(c hooks.Call) {
 	m.hookSeconds.WithLabelValues(c.Hook, string(c.Point)).Observe(c.Duration.Seconds())
 }
 
-// serve starts the management server on dir/ManagementSocket, once.
+// serve makes the management server answer on dir/ManagementSocket too:
+// every sandbox of the shim (a pod is one; each container of an
+// io.husk.group is its own) has the shim's socket in its state directory.
 func (m *metrics) serve(ctx context.Context, dir string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.server != nil {
+	if _, ok := m.listeners[dir]; ok {
 		return nil
 	}
 	path := filepath.Join(dir, ManagementSocket)
@@ -96,30 +99,45 @@ func (m *metrics) serve(ctx context.Context, dir string) error {
 		l.Close()
 		return err
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	m.server = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	if m.server == nil {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		m.server = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		m.listeners = make(map[string]net.Listener)
+	}
+	m.listeners[dir] = l
+	srv := m.server
 	go func() {
-		if err := m.server.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
 			logging.L(ctx).Error("management server", "error", err)
 		}
 	}()
 	return nil
 }
 
-// close stops the management server and removes its socket.
+// unserve closes the management socket of a sandbox that is gone.
+func (m *metrics) unserve(dir string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if l, ok := m.listeners[dir]; ok {
+		l.Close() // unlinks the socket
+		delete(m.listeners, dir)
+	}
+}
+
+// close stops the management server and removes its sockets.
 func (m *metrics) close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.server == nil {
 		return nil
 	}
-	err := m.server.Close() // closes the listener, which unlinks the socket
-	m.server = nil
+	err := m.server.Close() // closes the listeners, which unlinks the sockets
+	m.server, m.listeners = nil, nil
 	return err
 }

@@ -40,10 +40,19 @@ func Run(ctx context.Context, handlers ...runtime.Handler) {
 			}
 			// pkg/shim has pointed stderr at containerd's log pipe.
 			lctx := logging.WithLogger(ic.Context, logging.NewText(os.Stderr, level).With("runtime", RuntimeName))
+			// The working directory is the first container's bundle,
+			// which containerd removes with that container while the shim
+			// may serve others (a pod's, a group's), and libcontainer
+			// resolves paths against it: leave it, now that pkg/shim has
+			// opened the bundle's log.
+			if err := os.Chdir("/"); err != nil {
+				return nil, err
+			}
 			// Orphans of host-PID containers reparent to the shim (a
 			// subreaper): reap those nobody else waits for.
 			go reaper.Run(lctx)
 			s := newService(lctx, mgr, pub.(shim.Publisher), sd.(shutdown.Service), level)
+			s.started(fromStarter())
 			s.containerd = ic.Properties[plugins.PropertyGRPCAddress]
 			return s, nil
 		},

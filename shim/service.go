@@ -51,6 +51,11 @@ type service struct {
 
 	mu    sync.Mutex
 	tasks map[string]*runtime.Task // guarded by mu
+
+	// gate decides when the shim exits (group.go).
+	gate *exitGate
+	// starter is what the start command said; guarded by mu.
+	starter starter
 }
 
 var _ taskAPI.TTRPCTaskService = (*service)(nil)
@@ -67,6 +72,7 @@ func newService(ctx context.Context, mgr *runtime.Manager, pub shim.Publisher, s
 		metrics: m,
 		tasks:   make(map[string]*runtime.Task),
 	}
+	s.gate = newExitGate(s.taskCount, s.exit)
 	sd.RegisterCallback(func(context.Context) error { return m.close() })
 	return s
 }
@@ -74,7 +80,14 @@ func newService(ctx context.Context, mgr *runtime.Manager, pub shim.Publisher, s
 // RegisterTTRPC makes the service a pkg/shim TTRPCService.
 func (s *service) RegisterTTRPC(server *ttrpc.Server) error {
 	taskAPI.RegisterTTRPCTaskService(server, s)
+	registerGroup(server, s.gate, os.Getpid())
 	return nil
+}
+
+// UnaryServerInterceptor makes the service a pkg/shim
+// TTRPCServerUnaryOptioner: the exit gate counts the calls in flight.
+func (s *service) UnaryServerInterceptor() ttrpc.UnaryServerInterceptor {
+	return s.gate.intercept
 }
 
 func rpcErr(err error) error {
@@ -143,6 +156,12 @@ func configFromOptions(opts *anypb.Any) (*config.Config, *options.Options, error
 
 func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*taskAPI.CreateTaskResponse, error) {
 	ctx = logging.With(s.ctx, "id", r.ID)
+	// The shim stays up while the task is being created (group.go).
+	created, err := s.gate.create(r.ID)
+	if err != nil {
+		return nil, rpcErr(err)
+	}
+	defer created()
 	cfg, err := s.loadConfig(r.Options)
 	if err != nil {
 		return nil, rpcErr(err)
@@ -234,7 +253,9 @@ func (s *service) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAP
 		s.mu.Lock()
 		delete(s.tasks, r.ID)
 		s.mu.Unlock()
-		s.mgr.Deleted(s.ctx, t)
+		if s.mgr.Deleted(s.ctx, t) {
+			s.metrics.unserve(t.SandboxDir)
+		}
 		s.metrics.tasks.Dec()
 		s.events.send(&eventstypes.TaskDelete{
 			ContainerID: r.ID,
@@ -445,11 +466,37 @@ func (s *service) Connect(ctx context.Context, r *taskAPI.ConnectRequest) (*task
 
 // Shutdown ends the shim once it serves no task.
 func (s *service) Shutdown(ctx context.Context, r *taskAPI.ShutdownRequest) (*ptypes.Empty, error) {
+	s.gate.exitIfIdle()
+	return empty, nil
+}
+
+// started takes in what the start command that spawned the shim said.
+func (s *service) started(st starter) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.tasks) > 0 {
-		return empty, nil
+	s.starter = st
+	s.mu.Unlock()
+	if st.first != "" {
+		s.gate.reserve(st.first)
+	}
+}
+
+// exit ends the shim (the exit gate decided), first removing its socket if
+// it is still its own.
+func (s *service) exit() {
+	s.mu.Lock()
+	st := s.starter
+	s.mu.Unlock()
+	if st.socket != "" {
+		if err := removeOwnSocket(st.socket, st.owner); err != nil {
+			logging.L(s.ctx).Warn("removing the shim socket", "error", err)
+		}
 	}
 	s.sd.Shutdown()
-	return empty, nil
+}
+
+// taskCount is how many tasks the shim serves.
+func (s *service) taskCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.tasks)
 }

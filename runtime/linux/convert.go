@@ -2,6 +2,7 @@ package linux
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/containerd/errdefs"
 	"github.com/opencontainers/runc/libcontainer"
@@ -74,4 +75,19 @@ func newProcess(p *specs.Process) (*libcontainer.Process, error) {
 	}
 	lp.CPUAffinity = aff
 	return lp, nil
+}
+
+// setBundleLabel labels the container with its bundle, as runc does (OCI
+// hooks get it in the container's state): specconv takes the working
+// directory for it, which is runc's bundle but not the shim's, which serves
+// many bundles from "/".
+func setBundleLabel(c *configs.Config, bundle string) {
+	const key = "bundle="
+	for i, l := range c.Labels {
+		if strings.HasPrefix(l, key) {
+			c.Labels[i] = key + bundle
+			return
+		}
+	}
+	c.Labels = append(c.Labels, key+bundle)
 }

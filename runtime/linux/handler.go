@@ -90,6 +90,7 @@ func (*Handler) CreateWith(ctx context.Context, req *runtime.CreateRequest, prog
 	if err != nil {
 		return nil, fmt.Errorf("OCI spec of %s: %w: %w", req.ID, err, errdefs.ErrInvalidArgument)
 	}
+	setBundleLabel(lcfg, req.Bundle)
 	lcRoot := stateRoot(req.StateDir)
 	if err := os.MkdirAll(lcRoot, 0o700); err != nil {
 		return nil, err
