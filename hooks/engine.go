@@ -75,6 +75,12 @@ type Engine struct {
 	observe func(Call)
 	loading sync.WaitGroup     // the modules' loads
 	cancel  context.CancelFunc // of the loads' context
+
+	// closing is held for reading by every call and for writing by
+	// Close, so that modules are never closed under a call (their compiled
+	// code would be unmapped while it runs); closed is set by Close.
+	closing sync.RWMutex
+	closed  bool // guarded by closing
 }
 
 // hook is one configured hook.
@@ -251,6 +257,9 @@ func (e *LoadError) Unwrap() []error {
 // its sha256 pin.
 var ErrDigestMismatch = errors.New("module does not match its sha256 pin")
 
+// ErrClosed is a call to an engine that was closed (its sandbox is gone).
+var ErrClosed = fmt.Errorf("hook engine closed: %w", errdefs.ErrUnavailable)
+
 // load reads, checks and loads the module of c.
 func load(ctx context.Context, host *wasmhost.Host, c config.Hook) (*wasmhost.Module, error) {
 	fail := func(err error) error { return &LoadError{Hook: c.Name, Module: c.Module, Err: err} }
@@ -304,10 +313,17 @@ func (e *Engine) Hooks(point Point) []string {
 	return names
 }
 
-// Close stops every module. Calls still running fail (and get their
-// on_error outcome).
+// Close stops every module, once the calls running have returned (a module
+// still loading is stopped at once); a call after Close fails with
+// ErrClosed.
 func (e *Engine) Close(ctx context.Context) error {
-	e.cancel()
+	e.cancel() // loads stop at once; a call in flight ends first
+	e.closing.Lock()
+	defer e.closing.Unlock()
+	if e.closed {
+		return nil
+	}
+	e.closed = true
 	e.loading.Wait()
 	var errs []error
 	for _, h := range e.hooks {

@@ -246,3 +246,48 @@ func TestLoadOrder(t *testing.T) {
 		t.Errorf("load order %v, want %v", got, want)
 	}
 }
+
+// TestCloseWaitsForCalls: Close and calls racing it never meet a closed
+// module: a call in flight ends first, a later one fails with ErrClosed.
+func TestCloseWaitsForCalls(t *testing.T) {
+	ctx := context.Background()
+	e, err := hooks.Start(ctx, []config.Hook{builtin(t, "deny-privileged", hooks.ContainerCreate)}, hooks.Options{CacheDir: cacheDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Run(ctx, hooks.ContainerCreate, createEvent(false)); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 8)
+	for range cap(done) {
+		go func() {
+			for {
+				out, err := e.Run(ctx, hooks.ContainerCreate, createEvent(false))
+				if err != nil {
+					if !errors.Is(err, hooks.ErrClosed) {
+						done <- err
+					} else {
+						done <- nil
+					}
+					return
+				}
+				if !out.Allowed {
+					done <- errors.New("an unprivileged container was denied")
+					return
+				}
+			}
+		}()
+	}
+	time.Sleep(20 * time.Millisecond)
+	if err := e.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for range cap(done) {
+		if err := <-done; err != nil {
+			t.Errorf("call racing Close: %v", err)
+		}
+	}
+	if err := e.Close(ctx); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}

@@ -41,6 +41,11 @@ func (e *Engine) Run(ctx context.Context, point Point, event any) (Outcome, erro
 	if !ok {
 		return Outcome{Point: point}, fmt.Errorf("hooks: unknown point %q: %w", point, errdefs.ErrInvalidArgument)
 	}
+	e.closing.RLock()
+	defer e.closing.RUnlock()
+	if e.closed {
+		return Outcome{Point: point}, fmt.Errorf("hooks: %s: %w", point, ErrClosed)
+	}
 	out := Outcome{Point: point, Allowed: true}
 	chain := e.chains[point]
 	if len(chain) == 0 {

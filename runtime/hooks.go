@@ -43,23 +43,25 @@ func (s *Sandbox) openHooks(ctx context.Context, opts HookOptions) error {
 	if err != nil {
 		return fmt.Errorf("loading the hooks of sandbox %s: %w", s.ID, err)
 	}
-	s.hooks = e
+	s.engine.Store(e)
 	return nil
 }
 
 // closeHooks tells the chain the sandbox is gone (sandbox.delete, audit)
 // and releases the engine.
 func (s *Sandbox) closeHooks(ctx context.Context) {
-	if s.hooks == nil {
+	e := s.engine.Load()
+	if e == nil {
 		return
 	}
 	if s.admitted {
 		_, _ = s.ask(ctx, &hooks.SandboxDeleteEvent{Sandbox: s.hookSandbox(nil)})
 	}
-	if err := s.hooks.Close(ctx); err != nil {
+	s.engine.Store(nil)
+	// A call that took the engine before the Store ends first, or fails.
+	if err := e.Close(ctx); err != nil {
 		logging.L(ctx).Warn("closing hook engine", "sandbox", s.ID, "error", err)
 	}
-	s.hooks = nil
 }
 
 func (s *Sandbox) hookSandbox(annotations map[string]string) hooks.Sandbox {
@@ -70,10 +72,14 @@ func (s *Sandbox) hookSandbox(annotations map[string]string) hooks.Sandbox {
 // errdefs.ErrPermissionDenied naming hook and reason). When a hook patched
 // the event, ev holds the patched event on return.
 func (s *Sandbox) ask(ctx context.Context, ev hooks.Event) (bool, error) {
-	if s == nil || s.hooks == nil || len(s.hooks.Hooks(ev.Point())) == 0 {
+	if s == nil {
 		return false, nil
 	}
-	out, err := s.hooks.Run(ctx, ev.Point(), ev)
+	e := s.engine.Load()
+	if e == nil || len(e.Hooks(ev.Point())) == 0 {
+		return false, nil
+	}
+	out, err := e.Run(ctx, ev.Point(), ev)
 	if err != nil {
 		return false, err
 	}
@@ -119,7 +125,7 @@ func (m *Manager) admitSandbox(ctx context.Context, s *Sandbox, spec *specs.Spec
 // env and user are fixed when the container is created). Patches land in
 // req.Spec.
 func (s *Sandbox) admitContainer(ctx context.Context, req *CreateRequest, handler string) error {
-	if s == nil || s.hooks == nil {
+	if s == nil || s.engine.Load() == nil {
 		return nil
 	}
 	sb := s.hookSandbox(req.Spec.Annotations)
@@ -169,7 +175,7 @@ func (s *Sandbox) admitContainer(ctx context.Context, req *CreateRequest, handle
 
 // admitExec asks process.exec; a patch may change the env and user.
 func (s *Sandbox) admitExec(ctx context.Context, containerID, execID string, p *specs.Process) error {
-	if s == nil || s.hooks == nil {
+	if s == nil || s.engine.Load() == nil {
 		return nil
 	}
 	ev := &hooks.ProcessExecEvent{Sandbox: s.hookSandbox(nil), Container: hooks.Container{ID: containerID}, ExecID: execID, Process: hookProcess(p)}
@@ -183,7 +189,7 @@ func (s *Sandbox) admitExec(ctx context.Context, containerID, execID string, p *
 // auditUpdate asks container.update (audit: a denial only logs, since a
 // hook may not change or stop an update).
 func (s *Sandbox) auditUpdate(ctx context.Context, containerID string, res *specs.LinuxResources) {
-	if s == nil || s.hooks == nil {
+	if s == nil || s.engine.Load() == nil {
 		return
 	}
 	ev := &hooks.ContainerUpdateEvent{Sandbox: s.hookSandbox(nil), Container: hooks.Container{ID: containerID}, Resources: res}
@@ -194,7 +200,7 @@ func (s *Sandbox) auditUpdate(ctx context.Context, containerID string, res *spec
 
 // auditDelete asks container.delete (audit).
 func (s *Sandbox) auditDelete(ctx context.Context, containerID string, e Exit) {
-	if s == nil || s.hooks == nil {
+	if s == nil || s.engine.Load() == nil {
 		return
 	}
 	ev := &hooks.ContainerDeleteEvent{Sandbox: s.hookSandbox(nil), Container: hooks.Container{ID: containerID},

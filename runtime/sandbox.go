@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 
 	"github.com/huskrt/husk/hooks"
 	"github.com/huskrt/husk/internal/logging"
@@ -21,9 +22,11 @@ type Sandbox struct {
 	Config  *config.Config
 	Handler Handler
 
-	// hooks is the sandbox's hook chain (nil without hooks); admitted says
-	// sandbox.create let the sandbox be, so sandbox.delete is due.
-	hooks    *hooks.Engine
+	// engine is the sandbox's hook chain (nil without hooks; atomic: an
+	// Update or exec of one container may ask it while the deletion of
+	// the last one closes it); admitted says sandbox.create let the
+	// sandbox be, so sandbox.delete is due.
+	engine   atomic.Pointer[hooks.Engine]
 	admitted bool
 
 	mu  sync.Mutex      // guards rec
