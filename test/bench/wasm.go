@@ -18,6 +18,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/oci"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/huskrt/husk/runtime"
 	"github.com/huskrt/husk/test/devenv"
 )
 
@@ -173,16 +174,21 @@ func benchWasm(ctx context.Context, c *devenv.Containerd, dir, tools string, run
 	}
 	defer cl.Close()
 	nctx := namespaces.WithNamespace(ctx, c.Namespace)
+	// The grouped rows share one shim among the tasks (io.husk.group),
+	// as containerd's runc shim can with io.containerd.runc.v2.group.
 	for _, p := range []struct {
 		name, rt, ref string
 		args          []string
+		group         string
 	}{
-		{"runc busybox echo", runcRT, devenv.BusyboxRef, []string{"echo", "hello"}},
-		{"husk wasm tiny hello", huskRT, wasmTinyRef, []string{"/hello.wasm"}},
-		{"husk wasm go hello", huskRT, wasmGoRef, []string{"/hello.wasm"}},
-		{"husk busybox echo", huskRT, devenv.BusyboxRef, []string{"echo", "hello"}},
+		{"runc busybox echo", runcRT, devenv.BusyboxRef, []string{"echo", "hello"}, ""},
+		{"husk wasm tiny hello", huskRT, wasmTinyRef, []string{"/hello.wasm"}, ""},
+		{"husk wasm go hello", huskRT, wasmGoRef, []string{"/hello.wasm"}, ""},
+		{"husk busybox echo", huskRT, devenv.BusyboxRef, []string{"echo", "hello"}, ""},
+		{"husk wasm tiny hello, one group", huskRT, wasmTinyRef, []string{"/hello.wasm"}, "p4-tiny"},
+		{"husk busybox echo, one group", huskRT, devenv.BusyboxRef, []string{"echo", "hello"}, "p4-busybox"},
 	} {
-		tps, err := throughput(nctx, cl, p.rt, p.ref, p.args, 200, 4)
+		tps, err := throughput(nctx, cl, p.rt, p.ref, p.args, p.group, 200, 4)
 		if err != nil {
 			return nil, fmt.Errorf("P4 %s: %w", p.name, err)
 		}
@@ -199,15 +205,19 @@ func benchWasm(ctx context.Context, c *devenv.Containerd, dir, tools string, run
 
 // throughput runs n tasks of args in image ref on runtime rt, par at a
 // time, each created, started, waited for and deleted with the Go client,
-// and returns tasks per second.
-func throughput(ctx context.Context, cl *containerd.Client, rt, ref string, args []string, n, par int) (float64, error) {
+// and returns tasks per second. A group puts them in one io.husk.group.
+func throughput(ctx context.Context, cl *containerd.Client, rt, ref string, args []string, group string, n, par int) (float64, error) {
 	img, err := cl.GetImage(ctx, ref)
 	if err != nil {
 		return 0, err
 	}
+	specOpts := []oci.SpecOpts{oci.WithImageConfig(img), oci.WithProcessArgs(args...)}
+	if group != "" {
+		specOpts = append(specOpts, oci.WithAnnotations(map[string]string{runtime.AnnotationGroup: group}))
+	}
 	one := func(id string) error {
 		ctr, err := cl.NewContainer(ctx, id, containerd.WithNewSnapshot(id, img),
-			containerd.WithNewSpec(oci.WithImageConfig(img), oci.WithProcessArgs(args...)), containerd.WithRuntime(rt, nil))
+			containerd.WithNewSpec(specOpts...), containerd.WithRuntime(rt, nil))
 		if err != nil {
 			return err
 		}
@@ -245,6 +255,9 @@ func throughput(ctx context.Context, cl *containerd.Client, rt, ref string, args
 		}()
 	}
 	tag := strings.NewReplacer("/", "-", ":", "-", ".", "-").Replace(ref)
+	if group != "" {
+		tag += "-" + group
+	}
 	for i := 0; i < n; i++ {
 		ids <- fmt.Sprintf("p4-%s-%s-%d", short(rt), tag, i)
 	}
@@ -366,7 +379,8 @@ func printWasmTable(r *wasmResult) {
 		}
 	}
 	rb := r.P4["runc busybox echo"]
-	for _, k := range []string{"runc busybox echo", "husk busybox echo", "husk wasm tiny hello", "husk wasm go hello"} {
+	for _, k := range []string{"runc busybox echo", "husk busybox echo", "husk wasm tiny hello", "husk wasm go hello",
+		"husk busybox echo, one group", "husk wasm tiny hello, one group"} {
 		target := "—"
 		if strings.HasPrefix(k, "husk wasm") {
 			target = "≥ 2"
