@@ -5,11 +5,25 @@ package main
 import (
 	"context"
 	"os"
+	"runtime"
 
 	"github.com/huskrt/husk/runtime/linux"
 	"github.com/huskrt/husk/runtime/wasm"
 	"github.com/huskrt/husk/shim"
 )
+
+// init keeps the main thread to main's goroutine. libcontainer starts each
+// container with a goroutine that locks its thread, joins the container's
+// mount namespace and ends still locked, so that Go ends the thread; but Go
+// cannot end the main thread and parks it instead, in that namespace, for
+// the rest of the shim's life. /proc/self is the main thread, so everything
+// reading /proc/self/mountinfo (cgroups/v3 finding the cgroup mounts: the
+// pod cgroup's release, a container's stats and OOM watch) then saw the
+// container's mounts, not the host's. Locked to main, the main thread runs
+// no other goroutine.
+func init() {
+	runtime.LockOSThread()
+}
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == linux.InitArg {

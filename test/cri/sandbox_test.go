@@ -61,6 +61,12 @@ func TestPodCgroup(t *testing.T) {
 	}
 
 	s := shimOfPod(t, p)
+	// The shim's main thread (what /proc/<pid> shows) stays in containerd's
+	// mount namespace: parked in a container's, it made the pod cgroup's
+	// release (which reads /proc/self/mountinfo) fail.
+	if got, want := mountNS(t, s.Pid), mountNS(t, bench.Pid()); got != want {
+		t.Errorf("shim %d's main thread is in mount namespace %s, containerd's is %s", s.Pid, got, want)
+	}
 	cg, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(s.Pid), "cgroup"))
 	if err != nil {
 		t.Fatal(err)
@@ -119,4 +125,14 @@ func containerPid(t *testing.T, id string) int {
 	}
 	n, _ := strconv.Atoi(strings.TrimSpace(out))
 	return n
+}
+
+// mountNS names the mount namespace of process pid's main thread.
+func mountNS(t *testing.T, pid int) string {
+	t.Helper()
+	l, err := os.Readlink(filepath.Join("/proc", strconv.Itoa(pid), "ns", "mnt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
 }
