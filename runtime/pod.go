@@ -67,6 +67,11 @@ func SandboxResources(annotations map[string]string) (*specs.LinuxResources, err
 			return 0, false, nil
 		}
 		n, err := strconv.ParseInt(v, 10, 64)
+		if err == nil && n == -1 && key == annSandboxCPUQuota {
+			// The cgroup's "no quota": the kubelet's for a pod with
+			// exclusive CPUs (DisableCPUQuotaWithExclusiveCPUs).
+			return 0, false, nil
+		}
 		if err != nil || n < 0 {
 			return 0, false, fmt.Errorf("annotation %s=%q is not a non-negative integer: %w", key, v, errdefs.ErrInvalidArgument)
 		}

@@ -44,3 +44,23 @@ func TestSandboxResources(t *testing.T) {
 		t.Fatalf("malformed: %v", err)
 	}
 }
+
+// TestSandboxResourcesUnlimitedQuota: the kubelet sizes a pod with
+// exclusive CPUs (static CPU manager, DisableCPUQuotaWithExclusiveCPUs)
+// with a CFS quota of -1, the cgroup's "no quota", and containerd's CRI
+// passes it on as io.kubernetes.cri.sandbox-cpu-quota=-1: such a pod has
+// no CPU limit, and must start.
+func TestSandboxResourcesUnlimitedQuota(t *testing.T) {
+	res, err := SandboxResources(map[string]string{
+		annSandboxMemory: "0", annSandboxCPUQuota: "-1", annSandboxCPUPeriod: "100000", annSandboxCPUShares: "2048",
+	})
+	if err != nil {
+		t.Fatalf("quota -1: %v", err)
+	}
+	if res == nil || res.CPU == nil || res.CPU.Quota != nil || *res.CPU.Shares != 2048 {
+		t.Fatalf("resources = %+v, want shares only", res)
+	}
+	if _, err := SandboxResources(map[string]string{annSandboxCPUQuota: "-2"}); err == nil {
+		t.Fatal("quota -2 accepted")
+	}
+}
