@@ -94,6 +94,9 @@ func (m *Manager) Create(ctx context.Context, req *CreateRequest, obs Observer) 
 		}
 		if pod.CRI {
 			if err := sb.setupPodCgroup(ctx, req.Spec, req.Config.Runtime.SandboxCgroupOnly); err != nil {
+				// Nothing is recorded yet: release the hooks (the chain
+				// admitted the sandbox, so it hears sandbox.delete).
+				sb.closeHooks(ctx)
 				return nil, err
 			}
 		}

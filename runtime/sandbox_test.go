@@ -4,11 +4,15 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
+	"slices"
+	"sync"
 	"testing"
 
 	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/huskrt/husk/hooks"
 	"github.com/huskrt/husk/runtime/config"
 	"github.com/huskrt/husk/runtime/persist"
 )
@@ -83,5 +87,43 @@ func TestPodSharesSandbox(t *testing.T) {
 	m.Deleted(ctx, sb)
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Fatalf("state of an empty sandbox still there: %v", err)
+	}
+}
+
+// TestFailedPodCgroupSetupClosesHooks: when a new CRI sandbox's pod cgroup
+// cannot be set up (here: a malformed sizing annotation), Create fails and
+// the sandbox's hook engine is released like on every other failure, and
+// the chain, which admitted the sandbox, hears sandbox.delete.
+func TestFailedPodCgroupSetupClosesHooks(t *testing.T) {
+	ctx := context.Background()
+	cfg := config.Default()
+	cfg.Runtime.StateDir = t.TempDir()
+	// A module that cannot load, failing open: every ask is allowed, and
+	// observed.
+	cfg.Hooks = []config.Hook{{
+		Name:        "missing",
+		Module:      filepath.Join(t.TempDir(), "missing.wasm"),
+		Points:      []string{"sandbox.create", "sandbox.delete"},
+		Mode:        config.DefaultHookMode,
+		OnError:     config.HookAllow,
+		Timeout:     "1s",
+		MemoryLimit: "16MiB",
+	}}
+	m := NewManager(&podHandler{name: "linux"})
+	var mu sync.Mutex
+	var points []string
+	m.HookOptions = HookOptions{Observe: func(c hooks.Call) {
+		mu.Lock()
+		defer mu.Unlock()
+		points = append(points, string(c.Point))
+	}}
+	ann := map[string]string{annContainerType: "sandbox", annSandboxID: "sb", annSandboxMemory: "lots"}
+	if _, err := m.Create(ctx, podReq(t, &cfg, "sb", ann), &recorder{}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Fatalf("create with a malformed sizing annotation: %v, want invalid argument", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Contains(points, "sandbox.delete") {
+		t.Fatalf("hook calls %v: the admitted sandbox's hooks were never closed (no sandbox.delete)", points)
 	}
 }
