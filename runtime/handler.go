@@ -74,7 +74,10 @@ type Container interface {
 	// message (cgroups v1 or v2 stats), ready to be marshalled into an Any.
 	Stats(ctx context.Context) (any, error)
 	Pids(ctx context.Context) ([]int, error)
-	// OOM returns a channel that receives once per OOM kill in the container.
+	// OOM returns a channel that receives once per OOM kill in the container
+	// (one pending receive may stand for several) and is closed once the
+	// init has exited, after every kill up to its exit was sent: the init's
+	// exit is reported only after that. nil: OOM kills are not watched.
 	OOM() <-chan struct{}
 	// Delete removes everything the container holds (processes, cgroups,
 	// mounts, state). It is called once, after the init process has exited

@@ -13,9 +13,14 @@ import (
 	"github.com/huskrt/husk/internal/logging"
 )
 
-// Observer hears what happens to tasks on its own: exits and OOM kills. The
-// shim turns these into containerd events. Calls must not block for long.
+// Observer hears what happens to tasks: starts, and what happens on its own,
+// exits and OOM kills. The shim turns these into containerd events. Calls
+// must not block for long.
 type Observer interface {
+	// Started is told of a successful Start while the task's lock is held,
+	// so that it always comes before the process's Exited, however soon
+	// the process ends (containerd's clients rely on that order).
+	Started(containerID, execID string, pid int)
 	Exited(containerID, execID string, e Exit)
 	OOM(containerID string)
 }
@@ -39,8 +44,9 @@ type Task struct {
 	c   Container
 	obs Observer
 	sb  *Sandbox // asks the sandbox's hooks; nil in tests without one
-	// stop ends the task's watchers (OOM) once it is deleted.
-	stop chan struct{}
+	// oomDone is closed once the container's OOM channel is and every OOM
+	// kill it reported is published: the init's exit waits for it.
+	oomDone chan struct{}
 
 	// mu serialises lifecycle operations and guards init, execs and every
 	// proc's state and exit.
@@ -67,7 +73,7 @@ func newTask(ctx context.Context, id, bundle, handler string, c Container, stdio
 		Handler: handler,
 		c:       c,
 		obs:     obs,
-		stop:    make(chan struct{}),
+		oomDone: make(chan struct{}),
 		init:    &proc{p: c.Init(), stdio: stdio, state: Created, exited: make(chan struct{})},
 		execs:   make(map[string]*proc),
 	}
@@ -145,15 +151,22 @@ func (t *Task) Start(ctx context.Context, execID string) (int, error) {
 		return 0, err
 	}
 	_ = t.advanceLocked(p, OpStart)
+	pid := p.p.Pid()
+	// Still under t.mu: watch must take it to record the exit before it
+	// tells the observer, so Exited cannot overtake Started.
+	t.obs.Started(t.ID, execID, pid)
 	if execID != "" {
 		go t.watch(ctx, p)
 	}
-	return p.p.Pid(), nil
+	return pid, nil
 }
 
 // watch records p's exit when it happens and tells the observer. The init's
 // exit is held back until every running exec has exited, so that
-// containerd sees the execs' exits first (as with runc).
+// containerd sees the execs' exits first (as with runc), and until the
+// container's OOM kills are published, so that TaskOOM comes before the
+// TaskExit of the process it killed (as with runc), and before a Wait
+// that returns lets the task be deleted.
 func (t *Task) watch(ctx context.Context, p *proc) {
 	<-p.p.Done()
 	e := p.p.Exit()
@@ -169,6 +182,7 @@ func (t *Task) watch(ctx context.Context, p *proc) {
 		for _, w := range waits {
 			<-w
 		}
+		<-t.oomDone
 	}
 	t.mu.Lock()
 	if err := t.advanceLocked(p, OpExit); err != nil {
@@ -177,23 +191,23 @@ func (t *Task) watch(ctx context.Context, p *proc) {
 		return
 	}
 	p.exit = e
+	// Told before Wait returns and under t.mu: a Delete, which needs the
+	// exit recorded, cannot get its TaskDelete queued before this TaskExit.
+	t.obs.Exited(t.ID, p.execID, e)
 	close(p.exited)
 	t.mu.Unlock()
-	t.obs.Exited(t.ID, p.execID, e)
 }
 
+// watchOOM publishes the container's OOM kills until its OOM channel
+// closes, once the init has exited (see Container.OOM).
 func (t *Task) watchOOM() {
+	defer close(t.oomDone)
 	oom := t.c.OOM()
-	for {
-		select {
-		case <-t.stop:
-			return
-		case _, ok := <-oom:
-			if !ok {
-				return
-			}
-			t.obs.OOM(t.ID)
-		}
+	if oom == nil {
+		return
+	}
+	for range oom {
+		t.obs.OOM(t.ID)
 	}
 }
 
@@ -225,6 +239,11 @@ func (t *Task) Kill(ctx context.Context, execID string, sig syscall.Signal, all 
 	}
 	if _, err := p.state.Next(OpKill); err != nil {
 		return err
+	}
+	if p != t.init && p.state == Created {
+		// Unlike a created init (which exists, waiting for Start), a
+		// created exec has no process yet; the runc shim answers the same.
+		return fmt.Errorf("cannot kill exec %s of task %s: process not created: %w", execID, t.ID, errdefs.ErrFailedPrecondition)
 	}
 	return p.p.Signal(ctx, sig, all)
 }
@@ -363,7 +382,6 @@ func (t *Task) Delete(ctx context.Context, execID string) (ProcessStatus, error)
 	if err := t.advanceLocked(p, OpDelete); err != nil {
 		return ProcessStatus{}, err
 	}
-	close(t.stop)
 	t.sb.auditDelete(ctx, t.ID, p.exit)
 	var errs []error
 	for id, x := range t.execs {

@@ -59,6 +59,7 @@ func (p *fakeProc) Close(context.Context) error {
 type fakeContainer struct {
 	init    *fakeProc
 	execs   map[string]*fakeProc
+	oom     chan struct{} // nil: OOM kills not watched
 	deleted bool
 }
 
@@ -73,21 +74,26 @@ func (c *fakeContainer) Resume(context.Context) error                        { r
 func (c *fakeContainer) Update(context.Context, *specs.LinuxResources) error { return nil }
 func (c *fakeContainer) Stats(context.Context) (any, error)                  { return nil, nil }
 func (c *fakeContainer) Pids(context.Context) ([]int, error)                 { return nil, nil }
-func (c *fakeContainer) OOM() <-chan struct{}                                { return nil }
+func (c *fakeContainer) OOM() <-chan struct{}                                { return c.oom }
 func (c *fakeContainer) Delete(context.Context) error                        { c.deleted = true; return nil }
 
-// recorder is an Observer remembering exits in order.
+// recorder is an Observer remembering exits and OOM kills in order.
 type recorder struct {
 	mu    sync.Mutex
 	exits []string
 }
 
+func (r *recorder) Started(string, string, int) {}
 func (r *recorder) Exited(_, execID string, _ Exit) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.exits = append(r.exits, "exit:"+execID)
 }
-func (r *recorder) OOM(string) {}
+func (r *recorder) OOM(string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.exits = append(r.exits, "oom")
+}
 
 func newFakeTask(t *testing.T) (*Task, *fakeContainer, *recorder) {
 	t.Helper()
@@ -173,5 +179,98 @@ func TestDeleteNeverStartedKillsInit(t *testing.T) {
 	}
 	if st.Exit.Status != 128+int(syscall.SIGKILL) || !c.deleted {
 		t.Fatalf("delete of created task: status %d deleted %v", st.Exit.Status, c.deleted)
+	}
+}
+
+// TestKillCreatedExecFailsPrecondition: an exec that was added but not
+// started has no process to signal. Kill says so with a classified error
+// (as the runc shim does: "process not created", FailedPrecondition)
+// instead of reaching the handler, where libcontainer answers an
+// unclassified "invalid process" that ctr shows as Unknown.
+func TestKillCreatedExecFailsPrecondition(t *testing.T) {
+	ctx := context.Background()
+	task, c, _ := newFakeTask(t)
+	if _, err := task.Start(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := task.Exec(ctx, "e1", &specs.Process{}, Stdio{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, all := range []bool{false, true} {
+		if err := task.Kill(ctx, "e1", syscall.SIGTERM, all); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+			t.Fatalf("kill (all=%v) of a created exec: %v, want failed precondition", all, err)
+		}
+	}
+	select {
+	case <-c.execs["e1"].done:
+		t.Fatal("the created exec's handler process was signalled")
+	default:
+	}
+	// The created init can still be killed: it exists, waiting for Start.
+	task2, c2, _ := newFakeTask(t)
+	if err := task2.Kill(ctx, "", syscall.SIGKILL, false); err != nil {
+		t.Fatalf("kill of a created init: %v", err)
+	}
+	<-c2.init.done
+}
+
+// TestOOMBeforeExit: an OOM kill that the container reports only after its
+// init was reaped (the kernel's notification came in late) is still
+// published before the init's exit, and Wait returns only after it: the
+// init's exit waits until the container closes its OOM channel.
+func TestOOMBeforeExit(t *testing.T) {
+	ctx := context.Background()
+	c := &fakeContainer{init: newFakeProc(42), execs: map[string]*fakeProc{}, oom: make(chan struct{}, 1)}
+	rec := &recorder{}
+	task := newTask(ctx, "t", "/b", "fake", c, Stdio{}, rec)
+	if _, err := task.Start(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	c.init.finish(137)
+	time.Sleep(20 * time.Millisecond)
+	if st, _ := task.Status(""); st.State != Running {
+		t.Fatalf("init reported %v while its container's OOM channel is open", st.State)
+	}
+	c.oom <- struct{}{}
+	close(c.oom)
+	if e, err := task.Wait(ctx, ""); err != nil || e.Status != 137 {
+		t.Fatalf("wait init = %v, %v", e, err)
+	}
+	rec.mu.Lock()
+	got := append([]string(nil), rec.exits...)
+	rec.mu.Unlock()
+	if len(got) != 2 || got[0] != "oom" || got[1] != "exit:" {
+		t.Fatalf("events = %v, want [oom exit:]", got)
+	}
+}
+
+// slowRecorder is a recorder that takes its time to hear of an exit.
+type slowRecorder struct{ recorder }
+
+func (r *slowRecorder) Exited(c, execID string, e Exit) {
+	time.Sleep(50 * time.Millisecond)
+	r.recorder.Exited(c, execID, e)
+}
+
+// TestExitToldBeforeWaitReturns: the observer has heard of an exit by the
+// time Wait returns, so that the TaskDelete of a Delete that follows a
+// Wait cannot be queued before the TaskExit.
+func TestExitToldBeforeWaitReturns(t *testing.T) {
+	ctx := context.Background()
+	c := &fakeContainer{init: newFakeProc(42), execs: map[string]*fakeProc{}}
+	rec := &slowRecorder{}
+	task := newTask(ctx, "t", "/b", "fake", c, Stdio{}, rec)
+	if _, err := task.Start(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	c.init.finish(0)
+	if _, err := task.Wait(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	rec.mu.Lock()
+	got := append([]string(nil), rec.exits...)
+	rec.mu.Unlock()
+	if len(got) != 1 || got[0] != "exit:" {
+		t.Fatalf("observer heard %v when Wait returned, want [exit:]", got)
 	}
 }

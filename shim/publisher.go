@@ -62,6 +62,16 @@ func (p *publisher) forward(pub shim.Publisher) {
 	}
 }
 
+// Started publishes TaskStart, or TaskExecStarted for an exec. The task
+// calls it before the process's exit can be reported (see Observer).
+func (p *publisher) Started(containerID, execID string, pid int) {
+	if execID == "" {
+		p.send(&eventstypes.TaskStart{ContainerID: containerID, Pid: uint32(pid)})
+		return
+	}
+	p.send(&eventstypes.TaskExecStarted{ContainerID: containerID, ExecID: execID, Pid: uint32(pid)})
+}
+
 // Exited publishes TaskExit.
 func (p *publisher) Exited(containerID, execID string, e husk.Exit) {
 	id := execID

@@ -223,14 +223,11 @@ func (s *service) Start(ctx context.Context, r *taskAPI.StartRequest) (*taskAPI.
 	if err != nil {
 		return nil, err
 	}
+	// The task publishes TaskStart (TaskExecStarted) itself, through the
+	// publisher as its Observer, so that it precedes the process's TaskExit.
 	pid, err := t.Start(logging.With(s.ctx, "id", r.ID, "exec", r.ExecID), r.ExecID)
 	if err != nil {
 		return nil, rpcErr(err)
-	}
-	if r.ExecID == "" {
-		s.events.send(&eventstypes.TaskStart{ContainerID: r.ID, Pid: uint32(pid)})
-	} else {
-		s.events.send(&eventstypes.TaskExecStarted{ContainerID: r.ID, ExecID: r.ExecID, Pid: uint32(pid)})
 	}
 	return &taskAPI.StartResponse{Pid: uint32(pid)}, nil
 }

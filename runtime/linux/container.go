@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"syscall"
 
 	"github.com/containerd/errdefs"
@@ -28,8 +29,7 @@ type container struct {
 	rootfs *rootfs.Mounted // nil when containerd mounted nothing
 	prog   Program         // nil: the spec's process runs as it is
 
-	oom     <-chan struct{}
-	stopOOM chan struct{}
+	oom *cgroups.OOMWatch // nil if OOM kills are not watched
 }
 
 func (c *container) Init() runtime.Process { return c.init }
@@ -104,7 +104,7 @@ func (c *container) Pids(ctx context.Context) ([]int, error) {
 	return pids, nil
 }
 
-func (c *container) OOM() <-chan struct{} { return c.oom }
+func (c *container) OOM() <-chan struct{} { return c.oom.C() }
 
 // signalAll sends sig to every process in the container's cgroup.
 func (c *container) signalAll(sig syscall.Signal) error {
@@ -119,17 +119,38 @@ func (c *container) signalAll(sig syscall.Signal) error {
 	}
 	if sig == unix.SIGKILL {
 		// Thaws a paused container so the kill takes effect (cgroup v1).
-		if err := c.lc.Signal(sig); err != nil && !errors.Is(err, libcontainer.ErrNotRunning) {
+		// An init that has just died (ErrProcessDone) needs no thaw.
+		if err := c.lc.Signal(sig); err != nil && !errors.Is(err, libcontainer.ErrNotRunning) && !errors.Is(err, os.ErrProcessDone) {
 			return err
 		}
 	}
 	return nil
 }
 
+// killRest kills what is left of the container once its init has exited,
+// when the init shares a PID namespace: only the exit of a namespace's
+// first process makes the kernel kill the others. Without it a running exec
+// would hold the init's exit back for ever (execs exit first), and
+// background processes would outlive their container. The runc shim does
+// the same.
+func (c *container) killRest(ctx context.Context) {
+	// From the spec (the container's, as converted), not lc.Config(),
+	// which an Update may be replacing.
+	for _, ns := range c.spec.Linux.Namespaces {
+		if ns.Type == specs.PIDNamespace && ns.Path == "" {
+			return
+		}
+	}
+	// libcontainer signals every process in the cgroup for this case.
+	if err := c.lc.Signal(unix.SIGKILL); err != nil && !errors.Is(err, libcontainer.ErrNotRunning) {
+		logging.L(ctx).Warn("killing the processes left after the init exited", "id", c.id, "error", err)
+	}
+}
+
 // Delete destroys the container: remaining processes, cgroups, state dir,
 // then the rootfs mounts.
 func (c *container) Delete(ctx context.Context) error {
-	close(c.stopOOM)
+	c.oom.Stop()
 	var errs []error
 	if err := c.lc.Destroy(); err != nil {
 		errs = append(errs, fmt.Errorf("destroying %s: %w", c.id, err))

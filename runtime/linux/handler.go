@@ -111,7 +111,7 @@ func (*Handler) CreateWith(ctx context.Context, req *runtime.CreateRequest, prog
 		return nil, err
 	}
 	lp.Init = true
-	c := &container{id: req.ID, spec: &spec, lc: lc, rootfs: mounted, prog: prog, stopOOM: make(chan struct{})}
+	c := &container{id: req.ID, spec: &spec, lc: lc, rootfs: mounted, prog: prog}
 	c.init = newProc(c, "", lp, req.Stdio)
 	if err := c.init.launch(ctx, lc.Start); err != nil {
 		return nil, err
@@ -124,9 +124,11 @@ func (*Handler) CreateWith(ctx context.Context, req *runtime.CreateRequest, prog
 		logging.L(ctx).Warn("container cgroup unavailable", "id", req.ID, "error", err)
 	} else {
 		c.cg = cg
-		if c.oom, err = cg.WatchOOM(c.stopOOM); err != nil {
+		if c.oom, err = cg.WatchOOM(); err != nil {
 			logging.L(ctx).Warn("OOM events unavailable", "id", req.ID, "error", err)
 		}
 	}
+	// OOM's channel closes once the init is reaped, every kill sent.
+	go func() { <-c.init.done; c.oom.Stop() }()
 	return c, nil
 }

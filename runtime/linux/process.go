@@ -22,6 +22,10 @@ import (
 // drain after it exited (a background child may hold the pipe open).
 const outputGrace = 5 * time.Second
 
+// exitOutputGrace bounds how long a process's exit waits for its output to
+// be copied out and read before it is reported.
+const exitOutputGrace = 2 * time.Second
+
 // process is an init or exec process of a container.
 type process struct {
 	c      *container
@@ -151,6 +155,19 @@ func (p *process) wait(ctx context.Context) {
 		logging.L(ctx).Error("waiting for process", "exec", p.execID, "pid", e.Pid, "error", err)
 		e.Status = 255
 	}
+	if p.execID == "" {
+		p.c.killRest(ctx)
+	}
+	// Once told of the exit, a client may stop reading (ctr does): let it
+	// have the output first.
+	p.mu.Lock()
+	x := p.io
+	p.mu.Unlock()
+	if x != nil {
+		if err := x.WaitOutput(exitOutputGrace); err != nil {
+			logging.L(ctx).Debug("exit reported before the output ended", "exec", p.execID, "pid", e.Pid, "error", err)
+		}
+	}
 	p.exit = e
 	close(p.done)
 }
@@ -173,7 +190,9 @@ func (p *process) Signal(ctx context.Context, sig syscall.Signal, all bool) erro
 	}
 	if p.execID == "" {
 		err := p.c.lc.Signal(sig)
-		if errors.Is(err, libcontainer.ErrNotRunning) {
+		// ErrProcessDone: the init ended between libcontainer's check
+		// that it runs and the signal (its exit not yet recorded).
+		if errors.Is(err, libcontainer.ErrNotRunning) || errors.Is(err, os.ErrProcessDone) {
 			return fmt.Errorf("container %s: process already finished: %w", p.c.id, errdefs.ErrNotFound)
 		}
 		return err

@@ -200,6 +200,7 @@ func (x *IO) copyOut(dst io.WriteCloser, src io.Reader) {
 		// A read error ends the copy like EOF: a pty master reports EIO
 		// once the last slave is closed.
 		_, _ = io.CopyBuffer(dst, src, *bp)
+		awaitRead(dst, drainGrace)
 	}()
 }
 
@@ -232,16 +233,27 @@ func (x *IO) CloseStdin() error {
 	return w.Close()
 }
 
+// WaitOutput waits up to grace for the output to be copied out: for the
+// process side to reach EOF and the client to read what was written to its
+// FIFO (see awaitRead). Report a process's exit only after: a client may
+// stop reading once it knows (ctr's Delete closes its FIFOs).
+func (x *IO) WaitOutput(grace time.Duration) error {
+	done := make(chan struct{})
+	go func() { x.copies.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-time.After(grace):
+		return errors.New("process output still open after its exit (a child holds it?)")
+	}
+}
+
 // Close waits up to grace for the output to be copied out, then releases
 // everything.
 func (x *IO) Close(grace time.Duration) error {
-	done := make(chan struct{})
-	go func() { x.copies.Wait(); close(done) }()
-	var err error
-	select {
-	case <-done:
-	case <-time.After(grace):
-		err = errors.New("process output still open after its exit (a child holds it?); closing it")
+	err := x.WaitOutput(grace)
+	if err != nil {
+		err = fmt.Errorf("%w; closing it", err)
 	}
 	x.closeAll()
 	return err

@@ -139,3 +139,32 @@ func TestCloseStdinTwice(t *testing.T) {
 		t.Fatalf("process stdin after CloseStdin = %q, %v; want EOF", b, err)
 	}
 }
+
+// TestWaitOutputWaitsForTheClient: after the process's exit, WaitOutput
+// returns only once the client has read the last of the output from its
+// FIFO, so that a client which stops reading when told of the exit (ctr
+// closes its FIFOs in Delete) has it all.
+func TestWaitOutputWaitsForTheClient(t *testing.T) {
+	p, out, _ := clientFifos(t)
+	x, err := NewPipes(context.Background(), Paths{Stdout: p.Stdout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close(0)
+	x.Stdout.Write([]byte("done\n"))
+	x.CloseChildEnds() // the process exits
+	waited := make(chan error, 1)
+	go func() { waited <- x.WaitOutput(10 * time.Second) }()
+	select {
+	case err := <-waited:
+		t.Fatalf("WaitOutput returned (%v) before the client read the output", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	b, err := readAllFifo(out)
+	if err != nil || string(b) != "done\n" {
+		t.Fatalf("client read %q, %v; want %q then EOF", b, err, "done\n")
+	}
+	if err := <-waited; err != nil {
+		t.Fatal(err)
+	}
+}

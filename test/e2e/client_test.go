@@ -307,16 +307,27 @@ func TestUpdateMemoryLimitAndStats(t *testing.T) {
 	}
 }
 
+// TestOOMEvent: an OOM kill has its TaskOOM event, published before the
+// TaskExit of the process (as with runc; the CRI reads the reason from it).
 func TestOOMEvent(t *testing.T) {
 	id := name(t, "")
-	await := subscribe(t, "/tasks/oom")
+	await := subscribe(t, "/tasks/oom", "/tasks/exit")
 	// tail keeps the whole of an endless line in memory.
 	s := startTask(t, id, []string{"tail", "/dev/zero"}, oci.WithMemoryLimit(32<<20))
+	exitFirst := false
 	if !await(60*time.Second, func(topic string, ev any) bool {
-		e, ok := ev.(*eventstypes.TaskOOM)
-		return ok && e.ContainerID == id
+		switch e := ev.(type) {
+		case *eventstypes.TaskOOM:
+			return e.ContainerID == id
+		case *eventstypes.TaskExit:
+			exitFirst = exitFirst || (e.ContainerID == id && e.ID == id)
+		}
+		return false
 	}) {
 		t.Fatal("no TaskOOM event within 60s")
+	}
+	if exitFirst {
+		t.Fatal("TaskExit was published before TaskOOM")
 	}
 	if got := s.waitExit(t); got != 137 {
 		t.Fatalf("OOM-killed task exit status = %d, want 137", got)

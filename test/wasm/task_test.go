@@ -250,40 +250,44 @@ func TestExec(t *testing.T) {
 
 // TestLimits: the OCI memory limit is the container's cgroup limit (Stats
 // reports it) and the module's: a memory bomb ends with a clean trap or an
-// OOM kill with its TaskOOM event, either way non-zero, and the shim serves
-// on.
+// OOM kill, either way non-zero, and the shim serves on. An OOM kill (exit
+// 137) has its TaskOOM event, published before the TaskExit.
 func TestLimits(t *testing.T) {
 	const limit = 96 << 20
 	for _, bomb := range [][]string{{"/bin/grow.wasm"}, {"/bin/conform.wasm", "grow"}} {
 		t.Run(bomb[0], func(t *testing.T) {
 			cl, ctx := newClient(t)
 			id := name(t, "")
-			events, errs := cl.Subscribe(ctx, `topic=="/tasks/oom"`)
+			events, errs := cl.Subscribe(ctx, `topic=="/tasks/oom"`, `topic=="/tasks/exit"`)
 			s := startWasm(t, id, bomb, oci.WithMemoryLimit(limit))
 			code := waitExit(t, s, 60*time.Second)
-			oom := false
+			// The shim publishes the init's TaskExit after the TaskOOM of
+			// any kill before it: read up to the TaskExit.
+			oom, exited := false, false
 			timeout := time.After(10 * time.Second)
-		drain:
-			for {
+			for !exited {
 				select {
 				case e := <-events:
 					v, err := typeurl.UnmarshalAny(e.Event)
-					if err == nil {
-						if o, ok := v.(*eventstypes.TaskOOM); ok && o.ContainerID == id {
-							oom = true
-							break drain
-						}
+					if err != nil {
+						continue
+					}
+					switch ev := v.(type) {
+					case *eventstypes.TaskOOM:
+						oom = oom || ev.ContainerID == id
+					case *eventstypes.TaskExit:
+						exited = ev.ContainerID == id && ev.ID == id
 					}
 				case err := <-errs:
 					t.Fatalf("events: %v", err)
 				case <-timeout:
-					break drain
+					t.Fatalf("no TaskExit event within 10s of the exit (OOM event %v)", oom)
 				}
 			}
 			trapped := strings.Contains(s.stderr.String(), "husk-wasm-runner") || strings.Contains(s.stdout.String(), "out of memory") || strings.Contains(s.stderr.String(), "out of memory")
 			t.Logf("exit %d, OOM event %v, stderr %q", code, oom, tail(s.stderr.String()))
-			if code == 0 || (!oom && !trapped) {
-				t.Fatalf("memory bomb: exit %d, OOM event %v, stderr %q: want non-zero and an OOM event or a clean failure", code, oom, s.stderr)
+			if code == 0 || (!oom && !trapped) || (code == 137 && !oom) {
+				t.Fatalf("memory bomb: exit %d, OOM event before TaskExit %v, stderr %q: want non-zero and an OOM event or a clean failure", code, oom, s.stderr)
 			}
 		})
 	}

@@ -6,19 +6,21 @@ package cgroups
 import (
 	"errors"
 	"fmt"
-	"os"
+	"path/filepath"
 
 	"github.com/containerd/cgroups/v3"
 	"github.com/containerd/cgroups/v3/cgroup1"
 	"github.com/containerd/cgroups/v3/cgroup2"
 	"github.com/containerd/errdefs"
-	"golang.org/x/sys/unix"
 )
 
 // Cgroup is one container's cgroup, on whichever hierarchy the host uses.
 type Cgroup struct {
 	v1 cgroup1.Cgroup
 	v2 *cgroup2.Manager
+	// memDir is the cgroup's directory in the memory hierarchy (v1) or
+	// the unified one (v2): where the OOM kill counter is read.
+	memDir string
 }
 
 // ForPid loads the cgroup that process pid is in.
@@ -32,13 +34,22 @@ func ForPid(pid int) (*Cgroup, error) {
 		if err != nil {
 			return nil, fmt.Errorf("loading cgroup %s: %w", path, err)
 		}
-		return &Cgroup{v2: m}, nil
+		return &Cgroup{v2: m, memDir: filepath.Join("/sys/fs/cgroup", path)}, nil
 	}
-	cg, err := cgroup1.Load(cgroup1.PidPath(pid))
+	paths := cgroup1.PidPath(pid)
+	cg, err := cgroup1.Load(paths)
 	if err != nil {
 		return nil, fmt.Errorf("loading cgroup of pid %d: %w", pid, err)
 	}
-	return &Cgroup{v1: cg}, nil
+	c := &Cgroup{v1: cg}
+	for _, s := range cg.Subsystems() {
+		if p, ok := s.(interface{ Path(string) string }); ok && s.Name() == cgroup1.Memory {
+			if rel, err := paths(cgroup1.Memory); err == nil {
+				c.memDir = p.Path(rel)
+			}
+		}
+	}
+	return c, nil
 }
 
 // Stats returns the cgroup's metrics: a *cgroup1/stats.Metrics or a
@@ -55,91 +66,4 @@ func (c *Cgroup) Stats() (any, error) {
 		return nil, err
 	}
 	return m, nil
-}
-
-// WatchOOM sends on the returned channel each time the kernel OOM-kills a
-// process in the cgroup, until stop is closed or the cgroup is removed.
-func (c *Cgroup) WatchOOM(stop <-chan struct{}) (<-chan struct{}, error) {
-	out := make(chan struct{}, 1)
-	if c.v2 != nil {
-		return out, c.watchV2(stop, out)
-	}
-	return out, c.watchV1(stop, out)
-}
-
-func notify(out chan<- struct{}) {
-	select {
-	case out <- struct{}{}:
-	default: // one pending notification is as good as several
-	}
-}
-
-// watchV1 waits on memory.oom_control's eventfd. The eventfd also fires when
-// the cgroup is removed; that ends the watch.
-func (c *Cgroup) watchV1(stop <-chan struct{}, out chan<- struct{}) error {
-	fd, err := c.v1.OOMEventFD()
-	if err != nil {
-		return fmt.Errorf("registering OOM eventfd: %w", err)
-	}
-	if err := unix.SetNonblock(int(fd), true); err != nil {
-		unix.Close(int(fd))
-		return err
-	}
-	// A non-blocking fd in an os.File goes through the runtime poller, so
-	// Close below interrupts a pending Read.
-	f := os.NewFile(fd, "oom-eventfd")
-	go func() {
-		<-stop
-		f.Close()
-	}()
-	go func() {
-		buf := make([]byte, 8)
-		for {
-			if _, err := f.Read(buf); err != nil {
-				return
-			}
-			if c.v1.State() == cgroup1.Deleted {
-				return
-			}
-			notify(out)
-		}
-	}()
-	return nil
-}
-
-// watchV2 follows memory.events and reports increases of oom_kill.
-func (c *Cgroup) watchV2(stop <-chan struct{}, out chan<- struct{}) error {
-	events, errs := c.v2.EventChan()
-	go func() {
-		var kills uint64
-		for {
-			select {
-			case e := <-events:
-				if e.OOMKill > kills {
-					kills = e.OOMKill
-					notify(out)
-				}
-			case _, ok := <-errs:
-				if !ok {
-					return
-				}
-			case <-stop:
-				// Keep draining so the library's goroutine can finish
-				// when the cgroup goes away.
-				go func() {
-					for {
-						select {
-						case <-events:
-						case _, ok := <-errs:
-							if !ok {
-								return
-							}
-						}
-					}
-				}()
-				return
-			}
-		}
-	}()
-	return nil
 }
