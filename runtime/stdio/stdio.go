@@ -41,6 +41,12 @@ type IO struct {
 
 	mu      sync.Mutex
 	stdinW  io.WriteCloser // our end of the stdin pipe or the pty master; guarded by mu
+	// The stdin copier's state, for CloseStdin: it runs (reading
+	// stdinSrc), is writing to the process, last read at lastRead; and
+	// CloseStdin asked it to close. All guarded by mu.
+	copying, writing, closeAsked bool
+	lastRead                     time.Time
+	stdinSrc                     io.Closer
 	closers []io.Closer    // everything to release at Close
 	copies  sync.WaitGroup // output copiers
 }
@@ -161,6 +167,9 @@ func (x *IO) pumpStdin(ctx context.Context, path string, closeAtEOF bool) error 
 		return err
 	}
 	x.closers = append(x.closers, src)
+	x.mu.Lock()
+	x.copying, x.stdinSrc, x.lastRead = true, src, time.Now()
+	x.mu.Unlock()
 	go x.copyStdin(src, closeAtEOF)
 	return nil
 }
@@ -184,9 +193,54 @@ func (x *IO) copyStdin(src io.Reader, closeAtEOF bool) {
 	}
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
-	_, _ = io.CopyBuffer(w, src, *bp)
-	if closeAtEOF {
-		_ = x.CloseStdin()
+	buf := *bp
+	for {
+		n, rerr := src.Read(buf)
+		if n > 0 {
+			x.mu.Lock()
+			x.writing, x.lastRead = true, time.Now()
+			x.mu.Unlock()
+			_, werr := w.Write(buf[:n])
+			x.mu.Lock()
+			x.writing = false
+			x.mu.Unlock()
+			if werr != nil {
+				break
+			}
+		}
+		if rerr != nil {
+			break
+		}
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.copying = false
+	if closeAtEOF || x.closeAsked {
+		_ = x.closeStdinLocked()
+	}
+}
+
+// stdinQuiet is how long the stdin copier must have read nothing before a
+// CloseStdin that waits for it stops it.
+const stdinQuiet = 200 * time.Millisecond
+
+// closeWhenQuiet stops the stdin copier once it has read nothing for
+// stdinQuiet and is not writing (the client keeps its end open but has
+// nothing more to say): the copier then closes the process's stdin.
+func (x *IO) closeWhenQuiet() {
+	for {
+		time.Sleep(stdinQuiet / 4)
+		x.mu.Lock()
+		switch {
+		case !x.copying:
+			x.mu.Unlock()
+			return
+		case !x.writing && time.Since(x.lastRead) >= stdinQuiet:
+			_ = x.stdinSrc.Close() // the copier's read fails: it closes
+			x.mu.Unlock()
+			return
+		}
+		x.mu.Unlock()
 	}
 }
 
@@ -215,10 +269,26 @@ func (x *IO) CloseChildEnds() {
 	}
 }
 
-// CloseStdin closes the process's standard input.
+// CloseStdin closes the process's standard input (CloseIO) — after what
+// the client wrote to the stdin FIFO has been copied in: ctr closes its end
+// of the FIFO and sends CloseIO straight after, and closing at once lost
+// what the copier had not moved yet. While the copier runs, it is left to
+// close the process's stdin: at the client's EOF, or once it has had
+// nothing to read for stdinQuiet (a client that keeps its end open).
 func (x *IO) CloseStdin() error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	if x.copying {
+		if !x.closeAsked {
+			x.closeAsked = true
+			go x.closeWhenQuiet()
+		}
+		return nil
+	}
+	return x.closeStdinLocked()
+}
+
+func (x *IO) closeStdinLocked() error {
 	w := x.stdinW
 	if w == nil {
 		return nil

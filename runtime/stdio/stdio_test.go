@@ -1,6 +1,7 @@
 package stdio
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -166,5 +167,42 @@ func TestWaitOutputWaitsForTheClient(t *testing.T) {
 	}
 	if err := <-waited; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestCloseStdinKeepsWrittenInput: the client writes its whole input to the
+// stdin FIFO, closes it and sends CloseIO at once (ctr's order); the
+// process still reads all of it, then EOF.
+func TestCloseStdinKeepsWrittenInput(t *testing.T) {
+	ctx := context.Background()
+	p, _, _ := clientFifos(t)
+	p.Stdout, p.Stderr = "", ""
+	x, err := NewPipes(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close(0)
+	in, err := os.OpenFile(p.Stdin, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// More than a pipe holds (64 KiB): the copier is still copying when
+	// CloseIO comes.
+	data := bytes.Repeat([]byte("x"), 256<<10)
+	go func() { _, _ = in.Write(data); in.Close() }()
+	time.Sleep(100 * time.Millisecond)
+	if err := x.CloseStdin(); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := syscall.Dup(int(x.Stdin.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	procIn := os.NewFile(uintptr(fd), "process stdin")
+	defer procIn.Close()
+	x.CloseChildEnds() // as after start
+	got, _ := io.ReadAll(procIn)
+	if len(got) != len(data) {
+		t.Fatalf("process read %d bytes of its %d-byte input", len(got), len(data))
 	}
 }
