@@ -39,16 +39,16 @@ type IO struct {
 
 	terminal bool // the process has a pty: stdinW is its master
 
-	mu      sync.Mutex
-	stdinW  io.WriteCloser // our end of the stdin pipe or the pty master; guarded by mu
+	mu     sync.Mutex
+	stdinW io.WriteCloser // our end of the stdin pipe or the pty master; guarded by mu
 	// The stdin copier's state, for CloseStdin: it runs (reading
 	// stdinSrc), is writing to the process, last read at lastRead; and
 	// CloseStdin asked it to close. All guarded by mu.
 	copying, writing, closeAsked bool
 	lastRead                     time.Time
 	stdinSrc                     io.Closer
-	closers []io.Closer    // everything to release at Close
-	copies  sync.WaitGroup // output copiers
+	closers                      []io.Closer    // everything to release at Close
+	copies                       sync.WaitGroup // output copiers
 }
 
 // OpenDest opens an output destination: a FIFO path or a file:// URI.
