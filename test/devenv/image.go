@@ -218,8 +218,17 @@ func (c *Containerd) ImportBusyboxInto(ctx context.Context, ns, ref string) erro
 // unpacked for the default snapshotter, and checks that an image named ref
 // came out of it.
 func (c *Containerd) importImage(ctx context.Context, ns, tarPath, ref string) error {
-	p := imagePlatform()
-	if _, _, err := c.ctrIn(ctx, ns, "images", "import", "--platform", p.OS+"/"+p.Architecture, tarPath); err != nil {
+	return c.importFor(ctx, ns, tarPath, ref, imagePlatform(), true)
+}
+
+// importFor imports tarPath's image for platform p into namespace ns,
+// unpacked or not, and checks that an image named ref came out of it.
+func (c *Containerd) importFor(ctx context.Context, ns, tarPath, ref string, p ocispec.Platform, unpack bool) error {
+	args := []string{"images", "import", "--platform", p.OS + "/" + p.Architecture}
+	if !unpack {
+		args = append(args, "--no-unpack")
+	}
+	if _, _, err := c.ctrIn(ctx, ns, append(args, tarPath)...); err != nil {
 		return err
 	}
 	out, _, err := c.ctrIn(ctx, ns, "images", "ls", "-q")
