@@ -74,7 +74,23 @@ func (m *Manager) Create(ctx context.Context, req *CreateRequest, obs Observer) 
 	pod := PodOf(req.ID, req.Spec.Annotations)
 	m.mu.Lock()
 	sb, ok := m.sandboxes[pod.SandboxID]
+	if ok {
+		sb.creating++
+	}
 	m.mu.Unlock()
+	if ok {
+		// While this create runs, deleting the sandbox's last container
+		// leaves the sandbox up; if this create fails and nothing is left,
+		// it takes the sandbox down itself.
+		defer func() {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			sb.creating--
+			if retErr != nil && sb.creating == 0 && m.sandboxes[sb.ID] == sb && sb.teardownIfEmpty(ctx) {
+				delete(m.sandboxes, sb.ID)
+			}
+		}()
+	}
 	switch {
 	case !ok && !pod.IsSandbox:
 		return nil, fmt.Errorf("container %s belongs to sandbox %s, which this shim does not serve: %w",
@@ -107,7 +123,7 @@ func (m *Manager) Create(ctx context.Context, req *CreateRequest, obs Observer) 
 	ch, err := m.containerHandler(sb.Handler, pod, req.Spec.Annotations)
 	if err != nil {
 		if !ok {
-			sb.remove(ctx, req.ID)
+			sb.remove(ctx, req.ID, false)
 		}
 		return nil, err
 	}
@@ -116,12 +132,12 @@ func (m *Manager) Create(ctx context.Context, req *CreateRequest, obs Observer) 
 	// Record first: a crash between here and the end leaves a record that
 	// delete can clean up from, never resources nobody knows of.
 	if err := sb.add(req.ID, req.Bundle, ch.h.Name()); err != nil {
-		sb.remove(ctx, req.ID)
+		sb.remove(ctx, req.ID, ok)
 		return nil, err
 	}
 	defer func() {
 		if retErr != nil {
-			sb.remove(ctx, req.ID)
+			sb.remove(ctx, req.ID, ok)
 		}
 	}()
 	if err := sb.admitContainer(ctx, req, ch.h.Name()); err != nil {
@@ -150,7 +166,7 @@ func (m *Manager) Deleted(ctx context.Context, t *Task) (sandboxGone bool) {
 	if !ok {
 		return false
 	}
-	if sb.remove(ctx, t.ID) {
+	if sb.remove(ctx, t.ID, sb.creating > 0) {
 		delete(m.sandboxes, sb.ID)
 		return true
 	}

@@ -31,6 +31,11 @@ type Sandbox struct {
 
 	mu  sync.Mutex      // guards rec
 	rec persist.Sandbox // what delete needs after a crash
+
+	// creating counts the creates in progress in this sandbox (once it is
+	// in the Manager's map); guarded by the Manager's mu. While there are
+	// any, the deletion of its last container leaves the sandbox up.
+	creating int
 }
 
 func newSandbox(id, namespace string, cfg *config.Config, h Handler) *Sandbox {
@@ -58,22 +63,39 @@ func (s *Sandbox) add(id, bundle, handler string) error {
 	return nil
 }
 
-// remove forgets a container; it reports whether the sandbox is now empty,
-// in which case its state directory is gone too.
-func (s *Sandbox) remove(ctx context.Context, id string) (empty bool) {
+// remove forgets a container; it reports whether the sandbox is now empty
+// and torn down (hooks closed, pod cgroup released, state directory gone),
+// which keep prevents: a create in progress still needs it.
+func (s *Sandbox) remove(ctx context.Context, id string, keep bool) (gone bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.rec.RemoveContainer(id)
-	if len(s.rec.Containers) == 0 {
-		s.closeHooks(ctx)
-		s.releasePodCgroupLocked(ctx)
-		if err := persist.Remove(s.Dir); err != nil {
-			logging.L(ctx).Error("removing sandbox state", "sandbox", s.ID, "error", err)
-		}
+	if len(s.rec.Containers) == 0 && !keep {
+		s.teardownLocked(ctx)
 		return true
 	}
 	if err := persist.Write(s.Dir, &s.rec); err != nil {
 		logging.L(ctx).Error("persisting sandbox", "sandbox", s.ID, "error", err)
 	}
 	return false
+}
+
+// teardownIfEmpty tears the sandbox down if it has no container left,
+// and says whether it did.
+func (s *Sandbox) teardownIfEmpty(ctx context.Context) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.rec.Containers) > 0 {
+		return false
+	}
+	s.teardownLocked(ctx)
+	return true
+}
+
+func (s *Sandbox) teardownLocked(ctx context.Context) {
+	s.closeHooks(ctx)
+	s.releasePodCgroupLocked(ctx)
+	if err := persist.Remove(s.Dir); err != nil {
+		logging.L(ctx).Error("removing sandbox state", "sandbox", s.ID, "error", err)
+	}
 }

@@ -127,3 +127,84 @@ func TestFailedPodCgroupSetupClosesHooks(t *testing.T) {
 		t.Fatalf("hook calls %v: the admitted sandbox's hooks were never closed (no sandbox.delete)", points)
 	}
 }
+
+// gatedHandler creates fake containers, holding the create of id gate until
+// release is closed (entered is closed when it gets there), failing it if
+// fail is set.
+type gatedHandler struct {
+	gate             string
+	entered, release chan struct{}
+	fail             bool
+}
+
+func (h *gatedHandler) Name() string { return "linux" }
+func (h *gatedHandler) Create(_ context.Context, req *CreateRequest) (Container, error) {
+	if req.ID == h.gate {
+		close(h.entered)
+		<-h.release
+		if h.fail {
+			return nil, errors.New("boom")
+		}
+	}
+	return &fakeContainer{init: newFakeProc(1), execs: map[string]*fakeProc{}}, nil
+}
+func (h *gatedHandler) Cleanup(context.Context, string, string, string) (int, error) { return 0, nil }
+
+// TestCreateRacingLastDelete: the deletion of a pod's last container while
+// another container of the pod is being created leaves the sandbox up for
+// it (its record, hooks and cgroup); if that create fails, it takes the
+// sandbox down itself.
+func TestCreateRacingLastDelete(t *testing.T) {
+	for _, fail := range []bool{false, true} {
+		ctx := context.Background()
+		cfg := config.Default()
+		cfg.Runtime.StateDir = t.TempDir()
+		h := &gatedHandler{gate: "slow", entered: make(chan struct{}), release: make(chan struct{}), fail: fail}
+		m := NewManager(h)
+		obs := &recorder{}
+		sb, err := m.Create(ctx, podReq(t, &cfg, "sb", map[string]string{annContainerType: "sandbox", annSandboxID: "sb"}), obs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		type result struct {
+			task *Task
+			err  error
+		}
+		done := make(chan result, 1)
+		go func() {
+			tk, err := m.Create(ctx, podReq(t, &cfg, "slow", map[string]string{annContainerType: "container", annSandboxID: "sb"}), obs)
+			done <- result{tk, err}
+		}()
+		<-h.entered
+		if m.Deleted(ctx, sb) {
+			t.Fatalf("fail=%v: the sandbox went with a create in progress", fail)
+		}
+		close(h.release)
+		r := <-done
+		dir := persist.Dir(cfg.Runtime.StateDir, "ns", "sb")
+		m.mu.Lock()
+		_, served := m.sandboxes["sb"]
+		m.mu.Unlock()
+		if fail {
+			if r.err == nil || served {
+				t.Fatalf("failed create: err %v, sandbox still served %v", r.err, served)
+			}
+			if _, err := os.Stat(dir); !os.IsNotExist(err) {
+				t.Fatalf("failed create left the empty sandbox's state: %v", err)
+			}
+			continue
+		}
+		if r.err != nil || !served {
+			t.Fatalf("create racing the last delete: %v; sandbox served %v", r.err, served)
+		}
+		if rec, err := persist.Read(dir); err != nil || len(rec.Containers) != 1 || rec.Containers[0].ID != "slow" {
+			t.Fatalf("record %+v, %v; want the new container alone", rec, err)
+		}
+		if !m.Deleted(ctx, r.task) {
+			t.Fatal("the sandbox's last container went and the sandbox stayed")
+		}
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Fatalf("state of an empty sandbox still there: %v", err)
+		}
+	}
+}
