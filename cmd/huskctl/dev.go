@@ -202,7 +202,13 @@ func devDemo(ctx context.Context, args []string) error {
 	if code != 3 {
 		return fmt.Errorf("exit status %d was not propagated as 3", code)
 	}
-	return nil
+	if *runtime != huskRuntime {
+		return nil
+	}
+	if err := demoWasm(ctx, c, *runtime); err != nil {
+		return err
+	}
+	return demoPolicy(ctx, c, *runtime)
 }
 
 // demoRun runs `sh -c script` in a new container, streaming its output to
