@@ -253,10 +253,16 @@ func (x *IO) copyOut(dst io.WriteCloser, src io.Reader) {
 		defer bufPool.Put(bp)
 		// A read error ends the copy like EOF: a pty master reports EIO
 		// once the last slave is closed.
-		_, _ = io.CopyBuffer(dst, src, *bp)
+		// readerOnly: an *os.File source is an io.WriterTo, which
+		// CopyBuffer would prefer, and whose fallback allocates a buffer of
+		// its own for the copier's whole life; the pooled one does.
+		_, _ = io.CopyBuffer(dst, readerOnly{src}, *bp)
 		awaitRead(dst, drainGrace)
 	}()
 }
+
+// readerOnly hides everything of a reader but Read.
+type readerOnly struct{ io.Reader }
 
 // CloseChildEnds closes the host's copies of the ends given to the process,
 // so that copiers see EOF when the process (and its children) exit. Call it
