@@ -108,21 +108,33 @@ func TestNestedBoot(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
-	defer cancel()
-	var console bytes.Buffer
-	var out io.Writer = &console
-	if testing.Verbose() {
-		out = io.MultiWriter(&console, prefixWriter{os.Stderr})
+	boot := func() (text string, wall time.Duration, runErr error) {
+		ctx, cancel := context.WithTimeout(context.Background(), Timeout)
+		defer cancel()
+		var console bytes.Buffer
+		var out io.Writer = &console
+		if testing.Verbose() {
+			out = io.MultiWriter(&console, prefixWriter{os.Stderr})
+		}
+		start := time.Now()
+		runErr = RunQEMU(ctx, qemu, QEMUArgs(kernel.Vmlinuz, outerPath, "console=ttyS0 panic=-1 quiet", 2048), out)
+		os.WriteFile(filepath.Join(dir, "console.log"), console.Bytes(), 0o644)
+		return console.String(), time.Since(start), runErr
 	}
-	start := time.Now()
-	runErr := RunQEMU(ctx, qemu, QEMUArgs(kernel.Vmlinuz, outerPath, "console=ttyS0 panic=-1 quiet", 2048), out)
-	wall := time.Since(start)
-	text := console.String()
-	logPath := filepath.Join(dir, "console.log")
-	os.WriteFile(logPath, console.Bytes(), 0o644)
-
+	text, wall, runErr := boot()
 	verdict := find(text, regexp.QuoteMeta(verdictLine)+`(.*)`)
+	// The VMM ends itself after --timeout (300 s) and the outer guest then
+	// reports its exit and a verdict. A run with neither hung below husk's
+	// VMM: the outer guest's KVM on QEMU's emulated SVM, or TCG itself (seen
+	// once in about a dozen CI runs under load, the inner guest stopped in
+	// the middle of its script and the VMM did not end at its timeout). That
+	// is retried once, and said; a second hang, or any other failure,
+	// fails.
+	if verdict == "" && !strings.Contains(text, outerVMMDone) {
+		t.Logf("attempt 1 hung below the VMM after %v (qemu: %v), retrying once; console:\n%s", wall.Round(time.Millisecond), runErr, tail(text, 40))
+		text, wall, runErr = boot()
+		verdict = find(text, regexp.QuoteMeta(verdictLine)+`(.*)`)
+	}
 	if runErr != nil || verdict != verdictPass {
 		t.Fatalf("verdict %q after %v (qemu: %v)\nconsole:\n%s", verdict, wall.Round(time.Millisecond), runErr, tail(text, 80))
 	}
