@@ -189,3 +189,22 @@ func TestRemoveOwnSocket(t *testing.T) {
 		t.Errorf("no socket left: %v", err)
 	}
 }
+
+// listen replaces the socket of a dead shim (a file nothing answers on).
+func TestListenReplacesStaleSocket(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "s")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	l.Close() // the file stays: a dead shim's socket
+	for _, shared := range []bool{false, true} {
+		nl, err := listen(context.Background(), "unix://"+sock, "c1", shared)
+		if err != nil || nl == nil {
+			t.Fatalf("shared=%v: listen over a stale socket = %v, %v; want a new listener", shared, nl, err)
+		}
+		nl.SetUnlinkOnClose(false)
+		nl.Close()
+	}
+}

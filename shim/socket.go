@@ -2,6 +2,7 @@ package shim
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -57,7 +58,9 @@ func listen(ctx context.Context, address, id string, shared bool) (*net.UnixList
 				continue // it removed its socket, or the next round finds it dead
 			}
 		}
-		if err := shim.RemoveSocket(address); err != nil {
+		// Nothing answers: a dead shim's socket, or one an exiting shim has
+		// just removed itself.
+		if err := shim.RemoveSocket(address); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("removing stale shim socket: %w", err)
 		}
 	}
