@@ -1,13 +1,11 @@
 package shim
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net"
-	"os"
-	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,6 +14,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/huskrt/husk/internal/reaper"
 )
 
 // A shim exits when containerd asks it to (Shutdown, after each delete) and
@@ -231,7 +231,7 @@ const waitExitTimeout = 10 * time.Second
 func waitExit(ctx context.Context, pid int) error {
 	ctx, cancel := context.WithTimeout(ctx, waitExitTimeout)
 	defer cancel()
-	for running(pid) {
+	for reaper.Running(pid) {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("waiting for exiting shim %d: %w", pid, ctx.Err())
@@ -241,21 +241,5 @@ func waitExit(ctx context.Context, pid int) error {
 	return nil
 }
 
-// running reports whether process pid exists and is not a zombie.
-func running(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	i := bytes.LastIndexByte(b, ')')
-	return i < 0 || i+2 >= len(b) || b[i+2] != 'Z'
-}
-
 // socketPath is the path of a shim socket address ("unix://path").
-func socketPath(address string) string {
-	const scheme = "unix://"
-	if len(address) > len(scheme) && address[:len(scheme)] == scheme {
-		return address[len(scheme):]
-	}
-	return address
-}
+func socketPath(address string) string { return strings.TrimPrefix(address, "unix://") }

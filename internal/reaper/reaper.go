@@ -198,11 +198,27 @@ func children() ([]int, error) {
 
 // zombie reports whether pid has exited and awaits its wait.
 func zombie(pid int) bool {
+	st, ok := state(pid)
+	return ok && st == 'Z'
+}
+
+// Running reports whether process pid exists and has not exited (a zombie
+// has).
+func Running(pid int) bool {
+	st, ok := state(pid)
+	return ok && st != 'Z'
+}
+
+// state returns pid's state letter from /proc (false: no such process).
+func state(pid int) (byte, bool) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return false
+		return 0, false
 	}
 	// pid (comm) state ...: comm may hold spaces and parentheses.
 	i := strings.LastIndexByte(string(b), ')')
-	return i >= 0 && i+2 < len(b) && b[i+2] == 'Z'
+	if i < 0 || i+2 >= len(b) {
+		return 0, false
+	}
+	return b[i+2], true
 }
