@@ -11,6 +11,7 @@ import (
 
 	"github.com/huskrt/husk/hooks"
 	"github.com/huskrt/husk/internal/logging"
+	"github.com/huskrt/husk/runtime/handler"
 )
 
 // annImageName is the image a CRI container was made from.
@@ -124,7 +125,7 @@ func (m *Manager) admitSandbox(ctx context.Context, s *Sandbox, spec *specs.Spec
 // container.cgroups (resources) and container.start (the init process: its
 // env and user are fixed when the container is created). Patches land in
 // req.Spec.
-func (s *Sandbox) admitContainer(ctx context.Context, req *CreateRequest, handler string) error {
+func (s *Sandbox) admitContainer(ctx context.Context, req *handler.CreateRequest, handler string) error {
 	if s == nil || s.engine.Load() == nil {
 		return nil
 	}
@@ -199,7 +200,7 @@ func (s *Sandbox) auditUpdate(ctx context.Context, containerID string, res *spec
 }
 
 // auditDelete asks container.delete (audit).
-func (s *Sandbox) auditDelete(ctx context.Context, containerID string, e Exit) {
+func (s *Sandbox) auditDelete(ctx context.Context, containerID string, e handler.Exit) {
 	if s == nil || s.engine.Load() == nil {
 		return
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/containerd/errdefs"
 
 	"github.com/huskrt/husk/internal/logging"
+	"github.com/huskrt/husk/runtime/handler"
 )
 
 // AnnotationHandler picks the handler for a sandbox, overriding the
@@ -23,7 +24,7 @@ var HandlerNames = []string{"linux", "wasm", "virt"}
 // Manager chooses a handler for each sandbox among those built in, and
 // keeps the sandboxes this shim serves.
 type Manager struct {
-	handlers map[string]Handler
+	handlers map[string]handler.Handler
 	// HookOptions apply to every sandbox's hook engine; set before use.
 	HookOptions HookOptions
 
@@ -32,8 +33,8 @@ type Manager struct {
 }
 
 // NewManager returns a Manager offering the given handlers.
-func NewManager(hs ...Handler) *Manager {
-	m := &Manager{handlers: make(map[string]Handler, len(hs)), sandboxes: make(map[string]*Sandbox)}
+func NewManager(hs ...handler.Handler) *Manager {
+	m := &Manager{handlers: make(map[string]handler.Handler, len(hs)), sandboxes: make(map[string]*Sandbox)}
 	for _, h := range hs {
 		m.handlers[h.Name()] = h
 	}
@@ -43,7 +44,7 @@ func NewManager(hs ...Handler) *Manager {
 // Select returns the handler for a sandbox: the annotation if present,
 // otherwise the configured default. An unknown name is an invalid argument;
 // a known one not built into this binary is not implemented.
-func (m *Manager) Select(defaultHandler string, annotations map[string]string) (Handler, error) {
+func (m *Manager) Select(defaultHandler string, annotations map[string]string) (handler.Handler, error) {
 	name, source := defaultHandler, "config runtime.default_handler"
 	if v, ok := annotations[AnnotationHandler]; ok {
 		name, source = v, "annotation "+AnnotationHandler
@@ -62,7 +63,7 @@ func (m *Manager) Select(defaultHandler string, annotations map[string]string) (
 }
 
 // Handler returns the built-in handler called name.
-func (m *Manager) Handler(name string) (Handler, bool) {
+func (m *Manager) Handler(name string) (handler.Handler, bool) {
 	h, ok := m.handlers[name]
 	return h, ok
 }
@@ -70,7 +71,7 @@ func (m *Manager) Handler(name string) (Handler, bool) {
 // Create creates a container and returns its task, whose init process waits
 // for Start. A pod's sandbox container chooses the handler and config for
 // the whole pod; its other containers use them.
-func (m *Manager) Create(ctx context.Context, req *CreateRequest, obs Observer) (_ *Task, retErr error) {
+func (m *Manager) Create(ctx context.Context, req *handler.CreateRequest, obs Observer) (_ *Task, retErr error) {
 	pod := PodOf(req.ID, req.Spec.Annotations)
 	m.mu.Lock()
 	sb, ok := m.sandboxes[pod.SandboxID]

@@ -7,13 +7,15 @@ import (
 	"testing"
 
 	"github.com/containerd/errdefs"
+
+	"github.com/huskrt/husk/runtime/handler"
 )
 
 // fakeHandler only has a name; Select never creates anything.
 type fakeHandler string
 
 func (f fakeHandler) Name() string { return string(f) }
-func (f fakeHandler) Create(context.Context, *CreateRequest) (Container, error) {
+func (f fakeHandler) Create(context.Context, *handler.CreateRequest) (handler.Container, error) {
 	return nil, errors.New("not used")
 }
 func (f fakeHandler) Cleanup(context.Context, string, string, string) (int, error) { return 0, nil }

@@ -10,6 +10,7 @@ import (
 	"github.com/huskrt/husk/hooks"
 	"github.com/huskrt/husk/internal/logging"
 	"github.com/huskrt/husk/runtime/config"
+	"github.com/huskrt/husk/runtime/handler"
 	"github.com/huskrt/husk/runtime/persist"
 )
 
@@ -20,7 +21,7 @@ type Sandbox struct {
 	ID      string
 	Dir     string // state directory
 	Config  *config.Config
-	Handler Handler
+	Handler handler.Handler
 
 	// engine is the sandbox's hook chain (nil without hooks; atomic: an
 	// Update or exec of one container may ask it while the deletion of
@@ -38,7 +39,7 @@ type Sandbox struct {
 	creating int
 }
 
-func newSandbox(id, namespace string, cfg *config.Config, h Handler) *Sandbox {
+func newSandbox(id, namespace string, cfg *config.Config, h handler.Handler) *Sandbox {
 	return &Sandbox{
 		ID:      id,
 		Dir:     persist.Dir(cfg.Runtime.StateDir, namespace, id),

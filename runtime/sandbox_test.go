@@ -14,18 +14,19 @@ import (
 
 	"github.com/huskrt/husk/hooks"
 	"github.com/huskrt/husk/runtime/config"
+	"github.com/huskrt/husk/runtime/handler"
 	"github.com/huskrt/husk/runtime/persist"
 )
 
 // podHandler creates fake containers and remembers the requests.
 type podHandler struct {
 	name string
-	reqs []*CreateRequest
+	reqs []*handler.CreateRequest
 	fail bool
 }
 
 func (h *podHandler) Name() string { return h.name }
-func (h *podHandler) Create(_ context.Context, req *CreateRequest) (Container, error) {
+func (h *podHandler) Create(_ context.Context, req *handler.CreateRequest) (handler.Container, error) {
 	h.reqs = append(h.reqs, req)
 	if h.fail {
 		return nil, errors.New("boom")
@@ -34,8 +35,8 @@ func (h *podHandler) Create(_ context.Context, req *CreateRequest) (Container, e
 }
 func (h *podHandler) Cleanup(context.Context, string, string, string) (int, error) { return 0, nil }
 
-func podReq(t *testing.T, cfg *config.Config, id string, ann map[string]string) *CreateRequest {
-	return &CreateRequest{ID: id, Namespace: "ns", Bundle: t.TempDir(), Config: cfg,
+func podReq(t *testing.T, cfg *config.Config, id string, ann map[string]string) *handler.CreateRequest {
+	return &handler.CreateRequest{ID: id, Namespace: "ns", Bundle: t.TempDir(), Config: cfg,
 		Spec: &specs.Spec{Annotations: ann}}
 }
 
@@ -138,7 +139,7 @@ type gatedHandler struct {
 }
 
 func (h *gatedHandler) Name() string { return "linux" }
-func (h *gatedHandler) Create(_ context.Context, req *CreateRequest) (Container, error) {
+func (h *gatedHandler) Create(_ context.Context, req *handler.CreateRequest) (handler.Container, error) {
 	if req.ID == h.gate {
 		close(h.entered)
 		<-h.release

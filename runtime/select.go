@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/containerd/errdefs"
+
+	"github.com/huskrt/husk/runtime/handler"
 )
 
 // crun's annotations for Wasm containers, honoured for compatibility with
@@ -22,29 +24,17 @@ const (
 	handlerWasm  = "wasm"
 )
 
-// SmartCreator is a handler that can take a container that may or may not
-// be of its kind (crun's "wasm-smart"): it runs the container as its kind
-// when its program is (a Wasm module, for the wasm handler) and natively
-// otherwise. Finding out needs the container's rootfs mounted, which only
-// the handler does, hence a method rather than a look before choosing.
-type SmartCreator interface {
-	// CreateSmart creates the container and says which handler's kind it
-	// turned out to be. The sandbox records the smart handler either way:
-	// its Cleanup must handle both kinds.
-	CreateSmart(ctx context.Context, req *CreateRequest) (c Container, kind string, err error)
-}
-
 // choice is the handler a container was given, and whether it was asked to
 // look at the program first (SmartCreator).
 type choice struct {
-	h     Handler
+	h     handler.Handler
 	smart bool
 }
 
 // create creates the container and returns it with the name of the
 // handler that runs it.
-func (c choice) create(ctx context.Context, req *CreateRequest) (Container, string, error) {
-	if sc, ok := c.h.(SmartCreator); ok && c.smart {
+func (c choice) create(ctx context.Context, req *handler.CreateRequest) (handler.Container, string, error) {
+	if sc, ok := c.h.(handler.SmartCreator); ok && c.smart {
 		return sc.CreateSmart(ctx, req)
 	}
 	ctr, err := c.h.Create(ctx, req)
@@ -65,7 +55,7 @@ func (c choice) create(ctx context.Context, req *CreateRequest) (Container, stri
 //
 // So a pod may mix native and Wasm containers; a linux sandbox without the
 // wasm handler built in runs everything natively.
-func (m *Manager) containerHandler(sb Handler, pod Pod, ann map[string]string) (choice, error) {
+func (m *Manager) containerHandler(sb handler.Handler, pod Pod, ann map[string]string) (choice, error) {
 	if n := sb.Name(); n != handlerLinux && n != handlerWasm {
 		return choice{h: sb}, nil
 	}
@@ -84,8 +74,8 @@ func (m *Manager) containerHandler(sb Handler, pod Pod, ann map[string]string) (
 	case sb.Name() == handlerWasm:
 		return choice{h: sb}, nil
 	}
-	if w, ok := m.handlers[handlerWasm].(SmartCreator); ok {
-		return choice{h: w.(Handler), smart: true}, nil
+	if w, ok := m.handlers[handlerWasm].(handler.SmartCreator); ok {
+		return choice{h: w.(handler.Handler), smart: true}, nil
 	}
 	return choice{h: sb}, nil
 }

@@ -7,12 +7,14 @@ import (
 	"testing"
 
 	"github.com/containerd/errdefs"
+
+	"github.com/huskrt/husk/runtime/handler"
 )
 
 // smartHandler is a fakeHandler that can also CreateSmart, as wasm does.
 type smartHandler struct{ fakeHandler }
 
-func (smartHandler) CreateSmart(context.Context, *CreateRequest) (Container, string, error) {
+func (smartHandler) CreateSmart(context.Context, *handler.CreateRequest) (handler.Container, string, error) {
 	return nil, "", errors.New("not used")
 }
 
@@ -31,7 +33,7 @@ func TestContainerHandler(t *testing.T) {
 	}
 	tests := []struct {
 		name    string
-		sandbox Handler
+		sandbox handler.Handler
 		pod     Pod
 		ann     map[string]string
 		want    string

@@ -11,6 +11,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/huskrt/husk/internal/logging"
+	"github.com/huskrt/husk/runtime/handler"
 )
 
 // Observer hears what happens to tasks: starts, and what happens on its own,
@@ -21,7 +22,7 @@ type Observer interface {
 	// so that it always comes before the process's Exited, however soon
 	// the process ends (containerd's clients rely on that order).
 	Started(containerID, execID string, pid int)
-	Exited(containerID, execID string, e Exit)
+	Exited(containerID, execID string, e handler.Exit)
 	OOM(containerID string)
 }
 
@@ -41,7 +42,7 @@ type Task struct {
 	// SandboxDir is the state directory of the task's sandbox.
 	SandboxDir string
 
-	c   Container
+	c   handler.Container
 	obs Observer
 	sb  *Sandbox // asks the sandbox's hooks; nil in tests without one
 	// oomDone is closed once the container's OOM channel is and every OOM
@@ -58,15 +59,15 @@ type Task struct {
 // proc is one process of a task with its lifecycle state.
 type proc struct {
 	execID string
-	p      Process
-	stdio  Stdio
-	state  State // guarded by Task.mu
-	exit   Exit  // guarded by Task.mu; valid once state >= Stopped
+	p      handler.Process
+	stdio  handler.Stdio
+	state  State        // guarded by Task.mu
+	exit   handler.Exit // guarded by Task.mu; valid once state >= Stopped
 	// exited is closed once the exit is recorded (state is Stopped).
 	exited chan struct{}
 }
 
-func newTask(ctx context.Context, id, bundle, handler string, c Container, stdio Stdio, obs Observer) *Task {
+func newTask(ctx context.Context, id, bundle, handler string, c handler.Container, stdio handler.Stdio, obs Observer) *Task {
 	t := &Task{
 		ID:      id,
 		Bundle:  bundle,
@@ -89,8 +90,8 @@ type ProcessStatus struct {
 	ExecID string
 	Pid    int
 	State  State
-	Stdio  Stdio
-	Exit   Exit
+	Stdio  handler.Stdio
+	Exit   handler.Exit
 }
 
 func (t *Task) get(execID string) (*proc, error) {
@@ -212,17 +213,17 @@ func (t *Task) watchOOM() {
 }
 
 // Wait blocks until the process has exited, or ctx ends.
-func (t *Task) Wait(ctx context.Context, execID string) (Exit, error) {
+func (t *Task) Wait(ctx context.Context, execID string) (handler.Exit, error) {
 	t.mu.Lock()
 	p, err := t.get(execID)
 	t.mu.Unlock()
 	if err != nil {
-		return Exit{}, err
+		return handler.Exit{}, err
 	}
 	select {
 	case <-p.exited:
 	case <-ctx.Done():
-		return Exit{}, ctx.Err()
+		return handler.Exit{}, ctx.Err()
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -249,7 +250,7 @@ func (t *Task) Kill(ctx context.Context, execID string, sig syscall.Signal, all 
 }
 
 // Exec prepares a new process in the running container.
-func (t *Task) Exec(ctx context.Context, execID string, spec *specs.Process, stdio Stdio) error {
+func (t *Task) Exec(ctx context.Context, execID string, spec *specs.Process, stdio handler.Stdio) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if _, ok := t.execs[execID]; ok {
@@ -321,15 +322,15 @@ func (t *Task) Pids(ctx context.Context) (pids []int, execs map[int]string, err 
 
 // ResizePty changes a process's terminal size.
 func (t *Task) ResizePty(ctx context.Context, execID string, width, height uint32) error {
-	return t.processOp(execID, OpResize, func(p Process) error { return p.ResizePty(ctx, width, height) })
+	return t.processOp(execID, OpResize, func(p handler.Process) error { return p.ResizePty(ctx, width, height) })
 }
 
 // CloseStdin closes a process's standard input.
 func (t *Task) CloseStdin(ctx context.Context, execID string) error {
-	return t.processOp(execID, OpCloseIO, func(p Process) error { return p.CloseStdin(ctx) })
+	return t.processOp(execID, OpCloseIO, func(p handler.Process) error { return p.CloseStdin(ctx) })
 }
 
-func (t *Task) processOp(execID string, op Op, fn func(Process) error) error {
+func (t *Task) processOp(execID string, op Op, fn func(handler.Process) error) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	p, err := t.get(execID)

@@ -10,6 +10,8 @@ import (
 
 	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/huskrt/husk/runtime/handler"
 )
 
 // fakeProc is a process that exits when signalled.
@@ -18,7 +20,7 @@ type fakeProc struct {
 	pid     int
 	started bool
 	done    chan struct{}
-	exit    Exit
+	exit    handler.Exit
 	closed  bool
 }
 
@@ -41,14 +43,14 @@ func (p *fakeProc) finish(status int) {
 	select {
 	case <-p.done:
 	default:
-		p.exit = Exit{Pid: p.pid, Status: status, At: time.Now()}
+		p.exit = handler.Exit{Pid: p.pid, Status: status, At: time.Now()}
 		close(p.done)
 	}
 }
 func (p *fakeProc) ResizePty(context.Context, uint32, uint32) error { return nil }
 func (p *fakeProc) CloseStdin(context.Context) error                { return nil }
 func (p *fakeProc) Done() <-chan struct{}                           { return p.done }
-func (p *fakeProc) Exit() Exit                                      { return p.exit }
+func (p *fakeProc) Exit() handler.Exit                              { return p.exit }
 func (p *fakeProc) Close(context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -63,8 +65,8 @@ type fakeContainer struct {
 	deleted bool
 }
 
-func (c *fakeContainer) Init() Process { return c.init }
-func (c *fakeContainer) Exec(_ context.Context, id string, _ *specs.Process, _ Stdio) (Process, error) {
+func (c *fakeContainer) Init() handler.Process { return c.init }
+func (c *fakeContainer) Exec(_ context.Context, id string, _ *specs.Process, _ handler.Stdio) (handler.Process, error) {
 	p := newFakeProc(100 + len(c.execs))
 	c.execs[id] = p
 	return p, nil
@@ -84,7 +86,7 @@ type recorder struct {
 }
 
 func (r *recorder) Started(string, string, int) {}
-func (r *recorder) Exited(_, execID string, _ Exit) {
+func (r *recorder) Exited(_, execID string, _ handler.Exit) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.exits = append(r.exits, "exit:"+execID)
@@ -99,14 +101,14 @@ func newFakeTask(t *testing.T) (*Task, *fakeContainer, *recorder) {
 	t.Helper()
 	c := &fakeContainer{init: newFakeProc(42), execs: map[string]*fakeProc{}}
 	r := &recorder{}
-	return newTask(context.Background(), "t", "/b", "fake", c, Stdio{}, r), c, r
+	return newTask(context.Background(), "t", "/b", "fake", c, handler.Stdio{}, r), c, r
 }
 
 func TestTaskLifecycle(t *testing.T) {
 	ctx := context.Background()
 	task, c, rec := newFakeTask(t)
 
-	if err := task.Exec(ctx, "e1", &specs.Process{}, Stdio{}); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+	if err := task.Exec(ctx, "e1", &specs.Process{}, handler.Stdio{}); !errors.Is(err, errdefs.ErrFailedPrecondition) {
 		t.Fatalf("exec before start: %v, want failed precondition", err)
 	}
 	if _, err := task.Start(ctx, ""); err != nil {
@@ -115,10 +117,10 @@ func TestTaskLifecycle(t *testing.T) {
 	if _, err := task.Start(ctx, ""); !errors.Is(err, errdefs.ErrFailedPrecondition) {
 		t.Fatalf("second start: %v", err)
 	}
-	if err := task.Exec(ctx, "e1", &specs.Process{}, Stdio{}); err != nil {
+	if err := task.Exec(ctx, "e1", &specs.Process{}, handler.Stdio{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := task.Exec(ctx, "e1", &specs.Process{}, Stdio{}); !errors.Is(err, errdefs.ErrAlreadyExists) {
+	if err := task.Exec(ctx, "e1", &specs.Process{}, handler.Stdio{}); !errors.Is(err, errdefs.ErrAlreadyExists) {
 		t.Fatalf("duplicate exec id: %v", err)
 	}
 	if _, err := task.Start(ctx, "e1"); err != nil {
@@ -130,7 +132,7 @@ func TestTaskLifecycle(t *testing.T) {
 	if err := task.Pause(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := task.Exec(ctx, "e2", &specs.Process{}, Stdio{}); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+	if err := task.Exec(ctx, "e2", &specs.Process{}, handler.Stdio{}); !errors.Is(err, errdefs.ErrFailedPrecondition) {
 		t.Fatalf("exec while paused: %v", err)
 	}
 	if err := task.Resume(ctx); err != nil {
@@ -193,7 +195,7 @@ func TestKillCreatedExecFailsPrecondition(t *testing.T) {
 	if _, err := task.Start(ctx, ""); err != nil {
 		t.Fatal(err)
 	}
-	if err := task.Exec(ctx, "e1", &specs.Process{}, Stdio{}); err != nil {
+	if err := task.Exec(ctx, "e1", &specs.Process{}, handler.Stdio{}); err != nil {
 		t.Fatal(err)
 	}
 	for _, all := range []bool{false, true} {
@@ -222,7 +224,7 @@ func TestOOMBeforeExit(t *testing.T) {
 	ctx := context.Background()
 	c := &fakeContainer{init: newFakeProc(42), execs: map[string]*fakeProc{}, oom: make(chan struct{}, 1)}
 	rec := &recorder{}
-	task := newTask(ctx, "t", "/b", "fake", c, Stdio{}, rec)
+	task := newTask(ctx, "t", "/b", "fake", c, handler.Stdio{}, rec)
 	if _, err := task.Start(ctx, ""); err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +249,7 @@ func TestOOMBeforeExit(t *testing.T) {
 // slowRecorder is a recorder that takes its time to hear of an exit.
 type slowRecorder struct{ recorder }
 
-func (r *slowRecorder) Exited(c, execID string, e Exit) {
+func (r *slowRecorder) Exited(c, execID string, e handler.Exit) {
 	time.Sleep(50 * time.Millisecond)
 	r.recorder.Exited(c, execID, e)
 }
@@ -259,7 +261,7 @@ func TestExitToldBeforeWaitReturns(t *testing.T) {
 	ctx := context.Background()
 	c := &fakeContainer{init: newFakeProc(42), execs: map[string]*fakeProc{}}
 	rec := &slowRecorder{}
-	task := newTask(ctx, "t", "/b", "fake", c, Stdio{}, rec)
+	task := newTask(ctx, "t", "/b", "fake", c, handler.Stdio{}, rec)
 	if _, err := task.Start(ctx, ""); err != nil {
 		t.Fatal(err)
 	}

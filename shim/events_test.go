@@ -18,6 +18,7 @@ import (
 
 	"github.com/huskrt/husk/runtime"
 	"github.com/huskrt/husk/runtime/config"
+	"github.com/huskrt/husk/runtime/handler"
 )
 
 // quickProc is a process whose program (with quick) ends the moment it
@@ -40,15 +41,15 @@ func (p *quickProc) Signal(context.Context, syscall.Signal, bool) error { return
 func (p *quickProc) ResizePty(context.Context, uint32, uint32) error    { return nil }
 func (p *quickProc) CloseStdin(context.Context) error                   { return nil }
 func (p *quickProc) Done() <-chan struct{}                              { return p.done }
-func (p *quickProc) Exit() runtime.Exit {
-	return runtime.Exit{Pid: p.pid, At: time.Now()}
+func (p *quickProc) Exit() handler.Exit {
+	return handler.Exit{Pid: p.pid, At: time.Now()}
 }
 func (p *quickProc) Close(context.Context) error { return nil }
 
 type quickContainer struct{ init *quickProc }
 
-func (c *quickContainer) Init() runtime.Process { return c.init }
-func (c *quickContainer) Exec(context.Context, string, *specs.Process, runtime.Stdio) (runtime.Process, error) {
+func (c *quickContainer) Init() handler.Process { return c.init }
+func (c *quickContainer) Exec(context.Context, string, *specs.Process, handler.Stdio) (handler.Process, error) {
 	return &quickProc{pid: c.init.pid + 1, quick: true, done: make(chan struct{})}, nil
 }
 func (c *quickContainer) Pause(context.Context) error                         { return nil }
@@ -64,7 +65,7 @@ func (c *quickContainer) Delete(context.Context) error                        { 
 type quickHandler struct{}
 
 func (quickHandler) Name() string { return "linux" }
-func (quickHandler) Create(_ context.Context, req *runtime.CreateRequest) (runtime.Container, error) {
+func (quickHandler) Create(_ context.Context, req *handler.CreateRequest) (handler.Container, error) {
 	quick := req.Spec.Process.Args[0] == "true"
 	return &quickContainer{init: &quickProc{pid: 1000, quick: quick, done: make(chan struct{})}}, nil
 }
@@ -133,7 +134,7 @@ func TestExitIsPublishedAfterStart(t *testing.T) {
 	const rounds = 200
 	for i := range rounds {
 		id := fmt.Sprintf("c%d", i)
-		req := &runtime.CreateRequest{ID: id, Namespace: "ns", Bundle: t.TempDir(), Config: &cfg,
+		req := &handler.CreateRequest{ID: id, Namespace: "ns", Bundle: t.TempDir(), Config: &cfg,
 			Spec: &specs.Spec{Process: &specs.Process{Args: []string{"true"}}}}
 		task, err := s.mgr.Create(ctx, req, s.events)
 		if err != nil {
@@ -170,7 +171,7 @@ func TestExecExitIsPublishedAfterExecStarted(t *testing.T) {
 	cfg.Runtime.StateDir = t.TempDir()
 
 	// An init that keeps running: its program has not ended on Start.
-	req := &runtime.CreateRequest{ID: "c", Namespace: "ns", Bundle: t.TempDir(), Config: &cfg,
+	req := &handler.CreateRequest{ID: "c", Namespace: "ns", Bundle: t.TempDir(), Config: &cfg,
 		Spec: &specs.Spec{Process: &specs.Process{Args: []string{"sleep"}}}}
 	task, err := s.mgr.Create(ctx, req, s.events)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/huskrt/husk/internal/logging"
 	husk "github.com/huskrt/husk/runtime"
+	"github.com/huskrt/husk/runtime/handler"
 )
 
 // publisher queues events for containerd and forwards them in order from
@@ -73,7 +74,7 @@ func (p *publisher) Started(containerID, execID string, pid int) {
 }
 
 // Exited publishes TaskExit.
-func (p *publisher) Exited(containerID, execID string, e husk.Exit) {
+func (p *publisher) Exited(containerID, execID string, e handler.Exit) {
 	id := execID
 	if id == "" {
 		id = containerID

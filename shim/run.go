@@ -14,12 +14,13 @@ import (
 	"github.com/huskrt/husk/internal/logging"
 	"github.com/huskrt/husk/internal/reaper"
 	"github.com/huskrt/husk/runtime"
+	"github.com/huskrt/husk/runtime/handler"
 )
 
 // Run is the shim binary's whole life: it registers the task service with
 // the given handlers and hands control to containerd's pkg/shim, which
 // parses the flags and runs start, delete or the server.
-func Run(ctx context.Context, handlers ...runtime.Handler) {
+func Run(ctx context.Context, handlers ...handler.Handler) {
 	mgr := runtime.NewManager(handlers...)
 	registry.Register(&plugin.Registration{
 		Type:     plugins.TTRPCPlugin,

@@ -31,6 +31,7 @@ import (
 	"github.com/huskrt/husk/internal/logging"
 	"github.com/huskrt/husk/runtime"
 	"github.com/huskrt/husk/runtime/config"
+	"github.com/huskrt/husk/runtime/handler"
 )
 
 var empty = &ptypes.Empty{}
@@ -174,12 +175,12 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*ta
 	if err != nil {
 		return nil, rpcErr(err)
 	}
-	req := &runtime.CreateRequest{
+	req := &handler.CreateRequest{
 		ID:        r.ID,
 		Namespace: ns,
 		Bundle:    r.Bundle,
 		Spec:      spec,
-		Stdio:     runtime.Stdio{Stdin: r.Stdin, Stdout: r.Stdout, Stderr: r.Stderr, Terminal: r.Terminal},
+		Stdio:     handler.Stdio{Stdin: r.Stdin, Stdout: r.Stdout, Stderr: r.Stderr, Terminal: r.Terminal},
 		Config:    cfg,
 
 		ContainerdAddress: s.containerd,
@@ -280,7 +281,7 @@ func (s *service) Exec(ctx context.Context, r *taskAPI.ExecProcessRequest) (*pty
 	if err := json.Unmarshal(r.Spec.GetValue(), &ps); err != nil {
 		return nil, rpcErr(fmt.Errorf("exec %s: malformed process spec: %v: %w", r.ExecID, err, errdefs.ErrInvalidArgument))
 	}
-	stdio := runtime.Stdio{Stdin: r.Stdin, Stdout: r.Stdout, Stderr: r.Stderr, Terminal: r.Terminal}
+	stdio := handler.Stdio{Stdin: r.Stdin, Stdout: r.Stdout, Stderr: r.Stderr, Terminal: r.Terminal}
 	if err := t.Exec(logging.With(s.ctx, "id", r.ID, "exec", r.ExecID), r.ExecID, &ps, stdio); err != nil {
 		return nil, rpcErr(err)
 	}

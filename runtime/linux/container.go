@@ -14,7 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/huskrt/husk/internal/logging"
-	"github.com/huskrt/husk/runtime"
+	"github.com/huskrt/husk/runtime/handler"
 	"github.com/huskrt/husk/runtime/resource/cgroups"
 	"github.com/huskrt/husk/runtime/resource/rootfs"
 )
@@ -32,9 +32,9 @@ type container struct {
 	oom *cgroups.OOMWatch // nil if OOM kills are not watched
 }
 
-func (c *container) Init() runtime.Process { return c.init }
+func (c *container) Init() handler.Process { return c.init }
 
-func (c *container) Exec(ctx context.Context, id string, ps *specs.Process, s runtime.Stdio) (runtime.Process, error) {
+func (c *container) Exec(ctx context.Context, id string, ps *specs.Process, s handler.Stdio) (handler.Process, error) {
 	if ps == nil || len(ps.Args) == 0 {
 		return nil, fmt.Errorf("exec %s: process.args is empty: %w", id, errdefs.ErrInvalidArgument)
 	}

@@ -12,7 +12,7 @@ import (
 	"github.com/opencontainers/runc/libcontainer/specconv"
 
 	"github.com/huskrt/husk/internal/logging"
-	"github.com/huskrt/husk/runtime"
+	"github.com/huskrt/husk/runtime/handler"
 	"github.com/huskrt/husk/runtime/resource/cgroups"
 	"github.com/huskrt/husk/runtime/resource/rootfs"
 )
@@ -37,13 +37,13 @@ func stateRoot(sandboxDir string) string {
 
 // Create mounts the rootfs, creates the libcontainer container and its init
 // process (waiting for Start). Every step is undone if a later one fails.
-func (h *Handler) Create(ctx context.Context, req *runtime.CreateRequest) (runtime.Container, error) {
+func (h *Handler) Create(ctx context.Context, req *handler.CreateRequest) (handler.Container, error) {
 	return h.CreateWith(ctx, req, nil)
 }
 
 // CreateWith is Create with prog (if not nil) deciding what the container
 // runs: see Program.
-func (*Handler) CreateWith(ctx context.Context, req *runtime.CreateRequest, prog Program) (_ runtime.Container, retErr error) {
+func (*Handler) CreateWith(ctx context.Context, req *handler.CreateRequest, prog Program) (_ handler.Container, retErr error) {
 	spec := *req.Spec
 	if spec.Linux == nil {
 		return nil, fmt.Errorf("OCI spec of %s has no linux section: %w", req.ID, errdefs.ErrInvalidArgument)

@@ -14,7 +14,7 @@ import (
 
 	"github.com/huskrt/husk/internal/logging"
 	"github.com/huskrt/husk/internal/reaper"
-	"github.com/huskrt/husk/runtime"
+	"github.com/huskrt/husk/runtime/handler"
 	"github.com/huskrt/husk/runtime/stdio"
 )
 
@@ -40,10 +40,10 @@ type process struct {
 	console *os.File  // pty master; guarded by mu
 
 	done chan struct{}
-	exit runtime.Exit // set before done is closed
+	exit handler.Exit // set before done is closed
 }
 
-func newProc(c *container, execID string, lp *libcontainer.Process, s runtime.Stdio) *process {
+func newProc(c *container, execID string, lp *libcontainer.Process, s handler.Stdio) *process {
 	return &process{
 		c:      c,
 		execID: execID,
@@ -61,7 +61,7 @@ func (p *process) Pid() int {
 }
 
 func (p *process) Done() <-chan struct{} { return p.done }
-func (p *process) Exit() runtime.Exit    { return p.exit }
+func (p *process) Exit() handler.Exit    { return p.exit }
 
 // launch wires up the process's stdio, runs start (libcontainer's Start for
 // an init, Run for an exec) and begins waiting for it.
@@ -145,12 +145,12 @@ func startError(err error) error {
 
 func (p *process) wait(ctx context.Context) {
 	st, err := p.lp.Wait()
-	e := runtime.Exit{Pid: p.Pid(), At: time.Now()}
+	e := handler.Exit{Pid: p.Pid(), At: time.Now()}
 	reaper.Release(e.Pid)
 	switch {
 	case st != nil:
 		ws, _ := st.Sys().(syscall.WaitStatus)
-		e.Status = runtime.ExitStatus(ws)
+		e.Status = handler.ExitStatus(ws)
 	default:
 		logging.L(ctx).Error("waiting for process", "exec", p.execID, "pid", e.Pid, "error", err)
 		e.Status = 255

@@ -5,7 +5,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
-	"github.com/huskrt/husk/runtime"
+	"github.com/huskrt/husk/runtime/handler"
 )
 
 // Program decides what a libcontainer container runs, for handlers built on
@@ -18,7 +18,7 @@ type Program interface {
 	// host path) and before the container is created. It may change spec,
 	// the handler's copy of the request's: replace slices and pointed-to
 	// structs rather than writing through them.
-	Prepare(ctx context.Context, req *runtime.CreateRequest, spec *specs.Spec, rootfs string) error
+	Prepare(ctx context.Context, req *handler.CreateRequest, spec *specs.Spec, rootfs string) error
 	// PrepareExec may change an exec's process (a copy) before it is
 	// launched. root is where the shim sees the container's root, with the
 	// container's mounts: /proc/<init pid>/root.

@@ -18,7 +18,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/huskrt/husk/internal/logging"
-	"github.com/huskrt/husk/runtime"
+	"github.com/huskrt/husk/runtime/handler"
 	"github.com/huskrt/husk/runtime/wasm/ociimage"
 )
 
@@ -50,7 +50,7 @@ type artifact struct {
 // notFound back, or, for a smart container, nil: it runs natively and fails
 // as any container whose program is missing. Once a Wasm layer is found,
 // every problem with it is an error, smart or not.
-func (p *program) fromImage(ctx context.Context, req *runtime.CreateRequest, proc *specs.Process, notFound error) (*module, error) {
+func (p *program) fromImage(ctx context.Context, req *handler.CreateRequest, proc *specs.Process, notFound error) (*module, error) {
 	file, fn := splitFunc(proc.Args[0])
 	fail := func(err error) (*module, error) {
 		if p.smart {

@@ -17,7 +17,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
-	"github.com/huskrt/husk/runtime"
+	"github.com/huskrt/husk/runtime/handler"
 	"github.com/huskrt/husk/runtime/wasm/ociimage"
 )
 
@@ -92,7 +92,7 @@ func TestLoadLayer(t *testing.T) {
 // container runs natively and a Wasm one gets the rootfs's "not found".
 func TestFromImageWithoutContainerd(t *testing.T) {
 	notFound := fmt.Errorf("wasm module /a.wasm: not found in the container: %w", errdefs.ErrNotFound)
-	req := &runtime.CreateRequest{ID: "c1", Namespace: "ns"}
+	req := &handler.CreateRequest{ID: "c1", Namespace: "ns"}
 	proc := &specs.Process{Args: []string{"/a.wasm"}}
 	h := &Handler{cache: &cache{dir: t.TempDir()}}
 	if m, err := (&program{h: h, smart: true}).fromImage(context.Background(), req, proc, notFound); m != nil || err != nil {

@@ -14,7 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 
-	"github.com/huskrt/husk/runtime"
+	"github.com/huskrt/husk/runtime/handler"
 	"github.com/huskrt/husk/runtime/linux"
 )
 
@@ -72,13 +72,13 @@ func (*Handler) Name() string { return Name }
 
 // Create creates a container whose args[0] must be a Wasm module: anything
 // else is an error saying what was found.
-func (h *Handler) Create(ctx context.Context, req *runtime.CreateRequest) (runtime.Container, error) {
+func (h *Handler) Create(ctx context.Context, req *handler.CreateRequest) (handler.Container, error) {
 	return h.linux.CreateWith(ctx, req, &program{h: h})
 }
 
 // CreateSmart creates a container that runs as Wasm if its args[0] is a
-// Wasm module and natively otherwise (runtime.SmartCreator); it says which.
-func (h *Handler) CreateSmart(ctx context.Context, req *runtime.CreateRequest) (runtime.Container, string, error) {
+// Wasm module and natively otherwise (handler.SmartCreator); it says which.
+func (h *Handler) CreateSmart(ctx context.Context, req *handler.CreateRequest) (handler.Container, string, error) {
 	p := &program{h: h, smart: true}
 	c, err := h.linux.CreateWith(ctx, req, p)
 	if err != nil || !p.wasm {

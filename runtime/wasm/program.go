@@ -12,7 +12,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/huskrt/husk/internal/logging"
-	"github.com/huskrt/husk/runtime"
+	"github.com/huskrt/husk/runtime/handler"
 	"github.com/huskrt/husk/runtime/wasm/runnerapi"
 )
 
@@ -48,7 +48,7 @@ type program struct {
 
 // Prepare looks at args[0] in the mounted rootfs and, for a Wasm module,
 // checks and compiles it, and rewrites the spec to run it under the runner.
-func (p *program) Prepare(ctx context.Context, req *runtime.CreateRequest, spec *specs.Spec, rootfs string) error {
+func (p *program) Prepare(ctx context.Context, req *handler.CreateRequest, spec *specs.Spec, rootfs string) error {
 	p.sandboxDir, p.id = req.StateDir, req.ID
 	proc := spec.Process
 	mod, err := p.find(rootfs, bindRoots(spec.Mounts), proc, p.smart)

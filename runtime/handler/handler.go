@@ -1,9 +1,11 @@
-// Package runtime is the heart of the shim: it chooses a handler for each
-// sandbox, keeps every task's lifecycle in explicit states, and turns process
-// exits into events. Handlers (runtime/linux, later runtime/wasm and
-// runtime/virt) implement the small interfaces below and know nothing of
-// containerd's task API.
-package runtime
+// Package handler is the contract between husk's runtime and its handlers
+// (runtime/linux, runtime/wasm, runtime/virt): the small interfaces a
+// handler implements and the requests it is given. It is a leaf: it imports
+// neither the hook engine nor wazero nor the shim's persisted state, so that
+// the guest agent can link the Linux engine alone. Handlers know nothing of
+// containerd's task API; the runtime keeps the lifecycle states and turns
+// exits into events.
+package handler
 
 import (
 	"context"
@@ -117,4 +119,16 @@ func ExitStatus(ws syscall.WaitStatus) int {
 		return 128 + int(ws.Signal())
 	}
 	return ws.ExitStatus()
+}
+
+// SmartCreator is a handler that can take a container that may or may not
+// be of its kind (crun's "wasm-smart"): it runs the container as its kind
+// when its program is (a Wasm module, for the wasm handler) and natively
+// otherwise. Finding out needs the container's rootfs mounted, which only
+// the handler does, hence a method rather than a look before choosing.
+type SmartCreator interface {
+	// CreateSmart creates the container and says which handler's kind it
+	// turned out to be. The sandbox records the smart handler either way:
+	// its Cleanup must handle both kinds.
+	CreateSmart(ctx context.Context, req *CreateRequest) (c Container, kind string, err error)
 }
