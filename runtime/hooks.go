@@ -121,17 +121,18 @@ func (m *Manager) admitSandbox(ctx context.Context, s *Sandbox, spec *specs.Spec
 }
 
 // admitContainer asks, in order, container.create (the whole spec),
-// container.rootfs (read-only or not), container.mount (each mount),
-// container.cgroups (resources) and container.start (the init process: its
-// env and user are fixed when the container is created). Patches land in
-// req.Spec.
-func (s *Sandbox) admitContainer(ctx context.Context, req *handler.CreateRequest, handler string) error {
+// container.mount (each mount), container.cgroups (resources) and
+// container.start (the init process: its env and user are fixed when the
+// container is created). Patches land in req.Spec. container.rootfs is
+// asked later, by the handler, when it attaches the root filesystem
+// (policy.Rootfs).
+func (s *Sandbox) admitContainer(ctx context.Context, req *handler.CreateRequest, handlerName string) error {
 	if s == nil || s.engine.Load() == nil {
 		return nil
 	}
 	sb := s.hookSandbox(req.Spec.Annotations)
-	sb.Handler = handler
-	ctr := hooks.Container{ID: req.ID, Image: req.Spec.Annotations[annImageName]}
+	sb.Handler = handlerName
+	ctr := hookContainer(req)
 
 	create := &hooks.ContainerCreateEvent{Sandbox: sb, Container: ctr, Spec: req.Spec}
 	if _, err := s.ask(ctx, create); err != nil {
@@ -142,12 +143,6 @@ func (s *Sandbox) admitContainer(ctx context.Context, req *handler.CreateRequest
 	}
 	spec := create.Spec
 	req.Spec = spec
-
-	rootfs := &hooks.ContainerRootfsEvent{Sandbox: sb, Container: ctr, Mounts: rootfsMounts(req.Rootfs), Readonly: spec.Root.Readonly}
-	if _, err := s.ask(ctx, rootfs); err != nil {
-		return err
-	}
-	spec.Root.Readonly = rootfs.Readonly
 
 	for i, m := range spec.Mounts {
 		ev := &hooks.ContainerMountEvent{Sandbox: sb, Container: ctr, Mount: hooks.Mount{
@@ -209,6 +204,58 @@ func (s *Sandbox) auditDelete(ctx context.Context, containerID string, e handler
 	if _, err := s.ask(ctx, ev); err != nil {
 		logging.L(ctx).Warn("hook objected to a delete (audit)", "id", containerID, "error", err)
 	}
+}
+
+// hookContainer is the container of req as events name it.
+func hookContainer(req *handler.CreateRequest) hooks.Container {
+	return hooks.Container{ID: req.ID, Image: req.Spec.Annotations[annImageName]}
+}
+
+// policy is the handler.Policy of a sandbox, or of one container of it:
+// it asks the sandbox's hook chain at the steps handlers take themselves.
+type policy struct {
+	s         *Sandbox
+	sandbox   hooks.Sandbox
+	container hooks.Container // zero for the sandbox's own steps
+}
+
+// containerPolicy is the Policy a handler asks about container req, which
+// the handler called handlerName runs.
+func (s *Sandbox) containerPolicy(req *handler.CreateRequest, handlerName string) *policy {
+	sb := s.hookSandbox(req.Spec.Annotations)
+	sb.Handler = handlerName
+	return &policy{s: s, sandbox: sb, container: hookContainer(req)}
+}
+
+// VM asks sandbox.vm. A patched shape is checked against handler.VM's
+// limits: a hook cannot give a VM more than the VMM allows, or none.
+func (p *policy) VM(ctx context.Context, vm *handler.VM) error {
+	ev := &hooks.SandboxVMEvent{Sandbox: p.sandbox, VM: hooks.VM{
+		Hypervisor: vm.Hypervisor, VCPUs: vm.VCPUs, MemoryMiB: vm.MemoryMiB, KernelParams: vm.KernelParams}}
+	for _, d := range vm.Devices {
+		ev.VM.Devices = append(ev.VM.Devices, hooks.Device{Type: d.Type, ID: d.ID, Path: d.Path})
+	}
+	patched, err := p.s.ask(ctx, ev)
+	if err != nil || !patched {
+		return err
+	}
+	got := handler.VM{Hypervisor: vm.Hypervisor, VCPUs: ev.VM.VCPUs, MemoryMiB: ev.VM.MemoryMiB,
+		KernelParams: ev.VM.KernelParams, Devices: vm.Devices}
+	if err := got.Check(); err != nil {
+		return fmt.Errorf("hooks at %s gave sandbox %s a VM out of limits: %w", hooks.SandboxVM, p.sandbox.ID, err)
+	}
+	*vm = got
+	return nil
+}
+
+// Rootfs asks container.rootfs.
+func (p *policy) Rootfs(ctx context.Context, r *handler.Rootfs) error {
+	ev := &hooks.ContainerRootfsEvent{Sandbox: p.sandbox, Container: p.container, Mounts: rootfsMounts(r.Mounts), Readonly: r.Readonly}
+	if _, err := p.s.ask(ctx, ev); err != nil {
+		return err
+	}
+	r.Readonly = ev.Readonly
+	return nil
 }
 
 func rootfsMounts(ms []mount.Mount) []hooks.RootfsMount {

@@ -141,10 +141,17 @@ func (m *Manager) Create(ctx context.Context, req *handler.CreateRequest, obs Ob
 			sb.remove(ctx, req.ID, ok)
 		}
 	}()
+	// The pod's sandbox of this handler (its VM) first: sandbox steps come
+	// before the container's.
+	part, err := sb.part(ctx, ch.h, req.Spec)
+	if err != nil {
+		return nil, err
+	}
 	if err := sb.admitContainer(ctx, req, ch.h.Name()); err != nil {
 		return nil, err
 	}
-	c, kind, err := ch.create(ctx, req)
+	req.Policy = sb.containerPolicy(req, ch.h.Name())
+	c, kind, err := ch.create(ctx, part, req)
 	if err != nil {
 		return nil, err
 	}

@@ -18,6 +18,10 @@ func (f fakeHandler) Name() string { return string(f) }
 func (f fakeHandler) Create(context.Context, *handler.CreateRequest) (handler.Container, error) {
 	return nil, errors.New("not used")
 }
+func (f fakeHandler) NewSandbox(context.Context, *handler.SandboxRequest) (handler.Sandbox, error) {
+	return createOnly(f.Create), nil
+}
+func (f fakeHandler) CleanupSandbox(context.Context, string) error                 { return nil }
 func (f fakeHandler) Cleanup(context.Context, string, string, string) (int, error) { return 0, nil }
 
 func TestSelect(t *testing.T) {

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
 	"github.com/huskrt/husk/hooks"
 	"github.com/huskrt/husk/internal/logging"
 	"github.com/huskrt/husk/runtime/config"
@@ -37,6 +39,55 @@ type Sandbox struct {
 	// in the Manager's map); guarded by the Manager's mu. While there are
 	// any, the deletion of its last container leaves the sandbox up.
 	creating int
+
+	// partsMu guards parts, the handlers' sandboxes of the pod by handler
+	// name (in order of creation), and is held while one is set up: a
+	// VM boots once, and the pod's other creates wait for it.
+	partsMu sync.Mutex
+	parts   []part
+}
+
+// part is one handler's sandbox of the pod.
+type part struct {
+	handler string
+	sb      handler.Sandbox
+}
+
+// part returns the pod's sandbox of handler h, setting it up if this is
+// the pod's first container of h's kind. spec is that container's.
+func (s *Sandbox) part(ctx context.Context, h handler.Handler, spec *specs.Spec) (handler.Sandbox, error) {
+	s.partsMu.Lock()
+	defer s.partsMu.Unlock()
+	for _, p := range s.parts {
+		if p.handler == h.Name() {
+			return p.sb, nil
+		}
+	}
+	sb, err := h.NewSandbox(ctx, &handler.SandboxRequest{
+		ID:        s.ID,
+		Namespace: s.rec.Namespace,
+		StateDir:  s.Dir,
+		Spec:      spec,
+		Config:    s.Config,
+		Policy:    &policy{s: s, sandbox: s.hookSandbox(spec.Annotations)},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("setting up the %s sandbox of %s: %w", h.Name(), s.ID, err)
+	}
+	s.parts = append(s.parts, part{handler: h.Name(), sb: sb})
+	return sb, nil
+}
+
+// closeParts closes the handlers' sandboxes, the last set up first.
+func (s *Sandbox) closeParts(ctx context.Context) {
+	s.partsMu.Lock()
+	defer s.partsMu.Unlock()
+	for i := len(s.parts) - 1; i >= 0; i-- {
+		if err := s.parts[i].sb.Close(ctx); err != nil {
+			logging.L(ctx).Error("closing sandbox", "sandbox", s.ID, "handler", s.parts[i].handler, "error", err)
+		}
+	}
+	s.parts = nil
 }
 
 func newSandbox(id, namespace string, cfg *config.Config, h handler.Handler) *Sandbox {
@@ -94,6 +145,7 @@ func (s *Sandbox) teardownIfEmpty(ctx context.Context) bool {
 }
 
 func (s *Sandbox) teardownLocked(ctx context.Context) {
+	s.closeParts(ctx)
 	s.closeHooks(ctx)
 	s.releasePodCgroupLocked(ctx)
 	if err := persist.Remove(s.Dir); err != nil {

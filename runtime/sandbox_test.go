@@ -33,6 +33,10 @@ func (h *podHandler) Create(_ context.Context, req *handler.CreateRequest) (hand
 	}
 	return &fakeContainer{init: newFakeProc(1), execs: map[string]*fakeProc{}}, nil
 }
+func (h *podHandler) NewSandbox(context.Context, *handler.SandboxRequest) (handler.Sandbox, error) {
+	return createOnly(h.Create), nil
+}
+func (h *podHandler) CleanupSandbox(context.Context, string) error                 { return nil }
 func (h *podHandler) Cleanup(context.Context, string, string, string) (int, error) { return 0, nil }
 
 func podReq(t *testing.T, cfg *config.Config, id string, ann map[string]string) *handler.CreateRequest {
@@ -149,6 +153,10 @@ func (h *gatedHandler) Create(_ context.Context, req *handler.CreateRequest) (ha
 	}
 	return &fakeContainer{init: newFakeProc(1), execs: map[string]*fakeProc{}}, nil
 }
+func (h *gatedHandler) NewSandbox(context.Context, *handler.SandboxRequest) (handler.Sandbox, error) {
+	return createOnly(h.Create), nil
+}
+func (h *gatedHandler) CleanupSandbox(context.Context, string) error                 { return nil }
 func (h *gatedHandler) Cleanup(context.Context, string, string, string) (int, error) { return 0, nil }
 
 // TestCreateRacingLastDelete: the deletion of a pod's last container while

@@ -25,19 +25,23 @@ const (
 )
 
 // choice is the handler a container was given, and whether it was asked to
-// look at the program first (SmartCreator).
+// look at the program first (handler.SmartCreator).
 type choice struct {
 	h     handler.Handler
 	smart bool
 }
 
-// create creates the container and returns it with the name of the
-// handler that runs it.
-func (c choice) create(ctx context.Context, req *handler.CreateRequest) (handler.Container, string, error) {
-	if sc, ok := c.h.(handler.SmartCreator); ok && c.smart {
+// create creates the container in part, the pod's sandbox of c's handler,
+// and returns it with the name of the handler whose kind it is.
+func (c choice) create(ctx context.Context, part handler.Sandbox, req *handler.CreateRequest) (handler.Container, string, error) {
+	if c.smart {
+		sc, ok := part.(handler.SmartCreator)
+		if !ok {
+			return nil, "", fmt.Errorf("handler %q cannot tell a Wasm container from a native one: %w", c.h.Name(), errdefs.ErrFailedPrecondition)
+		}
 		return sc.CreateSmart(ctx, req)
 	}
-	ctr, err := c.h.Create(ctx, req)
+	ctr, err := part.Create(ctx, req)
 	return ctr, c.h.Name(), err
 }
 
@@ -74,8 +78,8 @@ func (m *Manager) containerHandler(sb handler.Handler, pod Pod, ann map[string]s
 	case sb.Name() == handlerWasm:
 		return choice{h: sb}, nil
 	}
-	if w, ok := m.handlers[handlerWasm].(handler.SmartCreator); ok {
-		return choice{h: w.(handler.Handler), smart: true}, nil
+	if w, ok := m.handlers[handlerWasm]; ok {
+		return choice{h: w, smart: true}, nil
 	}
 	return choice{h: sb}, nil
 }

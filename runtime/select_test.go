@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -11,15 +10,8 @@ import (
 	"github.com/huskrt/husk/runtime/handler"
 )
 
-// smartHandler is a fakeHandler that can also CreateSmart, as wasm does.
-type smartHandler struct{ fakeHandler }
-
-func (smartHandler) CreateSmart(context.Context, *handler.CreateRequest) (handler.Container, string, error) {
-	return nil, "", errors.New("not used")
-}
-
 func TestContainerHandler(t *testing.T) {
-	linux, wasm, virt := fakeHandler("linux"), smartHandler{"wasm"}, fakeHandler("virt")
+	linux, wasm, virt := fakeHandler("linux"), fakeHandler("wasm"), fakeHandler("virt")
 	m := NewManager(linux, wasm, virt)
 	pause := Pod{SandboxID: "p", IsSandbox: true, CRI: true}
 	member := Pod{SandboxID: "p", CRI: true}

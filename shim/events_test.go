@@ -70,6 +70,11 @@ func (quickHandler) Create(_ context.Context, req *handler.CreateRequest) (handl
 	return &quickContainer{init: &quickProc{pid: 1000, quick: quick, done: make(chan struct{})}}, nil
 }
 func (quickHandler) Cleanup(context.Context, string, string, string) (int, error) { return 0, nil }
+func (h quickHandler) NewSandbox(context.Context, *handler.SandboxRequest) (handler.Sandbox, error) {
+	return h, nil
+}
+func (quickHandler) CleanupSandbox(context.Context, string) error { return nil }
+func (quickHandler) Close(context.Context) error                  { return nil }
 
 // eventLog is a shim.Publisher keeping what it was given, in order.
 type eventLog struct {

@@ -192,6 +192,17 @@ func (m Manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) {
 		if len(rec.Containers) > 0 {
 			return false, nil
 		}
+		// The pod's last container: what its handlers' sandboxes hold (a
+		// VM's process) goes with it.
+		for _, name := range sandboxHandlers(rec.Handler, h.Name()) {
+			sh, ok := m.handlers.Handler(name)
+			if !ok {
+				return false, fmt.Errorf("sandbox %s was set up by handler %q, not in this build: %w", rec.ID, name, errdefs.ErrNotImplemented)
+			}
+			if err := sh.CleanupSandbox(ctx, ref.StateDir); err != nil {
+				return false, err
+			}
+		}
 		if rec.ShimCgroup != "" {
 			if err := cgroups.ReleaseShim(rec.ShimCgroup, 0); err != nil {
 				return false, err
@@ -199,6 +210,16 @@ func (m Manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) {
 		}
 		return true, nil
 	})
+}
+
+// sandboxHandlers lists, once each, the handlers whose sandboxes a pod may
+// hold: the pod's own and its last container's (a Wasm container in a
+// Linux pod).
+func sandboxHandlers(pod, last string) []string {
+	if pod == last || last == "" {
+		return []string{pod}
+	}
+	return []string{pod, last}
 }
 
 // Info describes the runtime to containerd.

@@ -47,18 +47,56 @@ type CreateRequest struct {
 	// a handler that must read the container's image (a Wasm artifact's
 	// module is a layer, not a file in the rootfs).
 	ContainerdAddress string
+	// Policy asks the pod's hooks at the container's steps the handler
+	// takes itself (container.rootfs); nil asks nothing.
+	Policy Policy
 }
 
-// Handler creates containers of one kind (linux, wasm, virt).
+// Handler runs containers of one kind (linux, wasm, virt). Containers live
+// in a pod's Sandbox, which the handler sets up for the pod's first
+// container of its kind and closes after the last.
 type Handler interface {
 	Name() string
-	// Create sets the container up and creates its init process, stopped
-	// before the user's program runs. On error nothing is left behind.
-	Create(ctx context.Context, req *CreateRequest) (Container, error)
+	// NewSandbox sets up the handler's part of a pod: nothing much for
+	// containers on the host, the VM for virt. On error nothing is left
+	// behind.
+	NewSandbox(ctx context.Context, req *SandboxRequest) (Sandbox, error)
 	// Cleanup removes what a dead shim left of container id (processes,
 	// cgroups, mounts, handler state under stateDir) and returns the init's
 	// pid if it knew it. A container already gone is not an error.
 	Cleanup(ctx context.Context, stateDir, id, bundle string) (pid int, err error)
+	// CleanupSandbox removes what a dead shim left of the pod's sandbox
+	// itself (a VM's process and files under stateDir), once its last
+	// container was cleaned up. A sandbox already gone is not an error.
+	CleanupSandbox(ctx context.Context, stateDir string) error
+}
+
+// Sandbox is a handler's part of one pod. The runtime calls Create
+// concurrently for different containers, and Close once, after every
+// container it created was deleted (or never was).
+type Sandbox interface {
+	// Create sets the container up and creates its init process, stopped
+	// before the user's program runs. On error nothing is left behind.
+	Create(ctx context.Context, req *CreateRequest) (Container, error)
+	// Close ends the sandbox and releases all it holds.
+	Close(ctx context.Context) error
+}
+
+// SandboxRequest is what a handler needs to set up a pod's sandbox.
+type SandboxRequest struct {
+	ID        string
+	Namespace string
+	// StateDir is the sandbox's state directory; a handler keeps its own
+	// state below it, under its own name.
+	StateDir string
+	// Spec is the spec of the container that brings the sandbox up (the
+	// pod's sandbox container under a CRI): its annotations and cgroups
+	// path describe the pod.
+	Spec   *specs.Spec
+	Config *config.Config
+	// Policy asks the pod's hooks at the sandbox's steps the handler takes
+	// itself (sandbox.vm); nil asks nothing.
+	Policy Policy
 }
 
 // Container is a handler's container. The runtime serialises lifecycle calls
@@ -121,14 +159,15 @@ func ExitStatus(ws syscall.WaitStatus) int {
 	return ws.ExitStatus()
 }
 
-// SmartCreator is a handler that can take a container that may or may not
-// be of its kind (crun's "wasm-smart"): it runs the container as its kind
-// when its program is (a Wasm module, for the wasm handler) and natively
-// otherwise. Finding out needs the container's rootfs mounted, which only
-// the handler does, hence a method rather than a look before choosing.
+// SmartCreator is a Sandbox that can take a container that may or may not
+// be of its handler's kind (crun's "wasm-smart"): it runs the container as
+// its kind when its program is (a Wasm module, for the wasm handler) and
+// natively otherwise. Finding out needs the container's rootfs mounted,
+// which only the handler does, hence a method rather than a look before
+// choosing.
 type SmartCreator interface {
 	// CreateSmart creates the container and says which handler's kind it
 	// turned out to be. The sandbox records the smart handler either way:
-	// its Cleanup must handle both kinds.
+	// its handler's Cleanup must handle both kinds.
 	CreateSmart(ctx context.Context, req *CreateRequest) (c Container, kind string, err error)
 }

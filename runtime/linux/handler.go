@@ -35,6 +35,24 @@ func stateRoot(sandboxDir string) string {
 	return filepath.Join(sandboxDir, Name)
 }
 
+// NewSandbox returns the Linux part of a pod: containers on the host share
+// nothing at the pod level that the handler holds (the pod's cgroup is the
+// runtime's), so it only creates them.
+func (h *Handler) NewSandbox(ctx context.Context, req *handler.SandboxRequest) (handler.Sandbox, error) {
+	return sandbox{h}, nil
+}
+
+// CleanupSandbox has nothing to do: a Linux pod's sandbox holds nothing.
+func (*Handler) CleanupSandbox(ctx context.Context, stateDir string) error { return nil }
+
+type sandbox struct{ h *Handler }
+
+func (s sandbox) Create(ctx context.Context, req *handler.CreateRequest) (handler.Container, error) {
+	return s.h.Create(ctx, req)
+}
+
+func (sandbox) Close(ctx context.Context) error { return nil }
+
 // Create mounts the rootfs, creates the libcontainer container and its init
 // process (waiting for Start). Every step is undone if a later one fails.
 func (h *Handler) Create(ctx context.Context, req *handler.CreateRequest) (handler.Container, error) {
@@ -63,6 +81,13 @@ func (*Handler) CreateWith(ctx context.Context, req *handler.CreateRequest, prog
 		}
 	}()
 
+	if req.Policy != nil {
+		r := handler.Rootfs{Mounts: req.Rootfs, Readonly: root.Readonly}
+		if err := req.Policy.Rootfs(ctx, &r); err != nil {
+			return nil, err
+		}
+		root.Readonly = r.Readonly
+	}
 	var mounted *rootfs.Mounted
 	if len(req.Rootfs) > 0 {
 		m, err := rootfs.Mount(req.Rootfs, root.Path)

@@ -70,22 +70,35 @@ func findRunner() (string, error) {
 // Name returns "wasm".
 func (*Handler) Name() string { return Name }
 
+// NewSandbox returns the Wasm part of a pod: Wasm containers are Linux
+// containers on the host, so like the Linux handler's it holds nothing.
+func (h *Handler) NewSandbox(ctx context.Context, req *handler.SandboxRequest) (handler.Sandbox, error) {
+	return sandbox{h}, nil
+}
+
+// CleanupSandbox has nothing to do: a Wasm pod's sandbox holds nothing.
+func (*Handler) CleanupSandbox(ctx context.Context, stateDir string) error { return nil }
+
+type sandbox struct{ h *Handler }
+
 // Create creates a container whose args[0] must be a Wasm module: anything
 // else is an error saying what was found.
-func (h *Handler) Create(ctx context.Context, req *handler.CreateRequest) (handler.Container, error) {
-	return h.linux.CreateWith(ctx, req, &program{h: h})
+func (s sandbox) Create(ctx context.Context, req *handler.CreateRequest) (handler.Container, error) {
+	return s.h.linux.CreateWith(ctx, req, &program{h: s.h})
 }
 
 // CreateSmart creates a container that runs as Wasm if its args[0] is a
 // Wasm module and natively otherwise (handler.SmartCreator); it says which.
-func (h *Handler) CreateSmart(ctx context.Context, req *handler.CreateRequest) (handler.Container, string, error) {
-	p := &program{h: h, smart: true}
-	c, err := h.linux.CreateWith(ctx, req, p)
+func (s sandbox) CreateSmart(ctx context.Context, req *handler.CreateRequest) (handler.Container, string, error) {
+	p := &program{h: s.h, smart: true}
+	c, err := s.h.linux.CreateWith(ctx, req, p)
 	if err != nil || !p.wasm {
 		return c, linux.Name, err
 	}
 	return c, Name, nil
 }
+
+func (sandbox) Close(ctx context.Context) error { return nil }
 
 // Cleanup removes what a dead shim left of a container: the Linux handler's
 // cleanup (a Wasm container is a libcontainer container), then its cache

@@ -1,0 +1,88 @@
+package handler
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/containerd/containerd/v2/core/mount"
+	"github.com/containerd/errdefs"
+)
+
+// Policy asks a pod's hook chain at the steps a handler takes itself. Each
+// method asks one point with the step's facts and, on return, leaves in its
+// argument what the hooks changed; a denial is an error wrapping
+// errdefs.ErrPermissionDenied that names the hook and its reason, and the
+// handler must then stop the step and undo what it did.
+type Policy interface {
+	// VM asks sandbox.vm before a VM is started; hooks may change its
+	// vCPUs, memory and kernel parameters within the limits VM.Check
+	// enforces.
+	VM(ctx context.Context, vm *VM) error
+	// Rootfs asks container.rootfs as a container's root filesystem is
+	// attached (mounted on the host, or given to a VM as a disk); hooks
+	// may make it read-only or writable.
+	Rootfs(ctx context.Context, r *Rootfs) error
+}
+
+// VM is the shape of a pod's VM as sandbox.vm shows it.
+type VM struct {
+	// Hypervisor is the backend that runs it (builtin or qemu).
+	Hypervisor   string
+	VCPUs        uint32
+	MemoryMiB    uint64
+	KernelParams []string
+	Devices      []Device
+}
+
+// Device is a device given to a VM, as sandbox.vm shows it.
+type Device struct {
+	Type string // such as virtio-blk, virtio-net, virtio-vsock
+	ID   string
+	Path string // host path backing it, if any
+}
+
+// The limits of a VM's shape, whoever set it (configuration, annotation or
+// hook): a VM needs one vCPU and enough memory for the kernel and the
+// agent; xAPIC ids are 8 bits (the built-in VMM takes up to 254 vCPUs, and
+// a backend may allow fewer); Linux reads at most 2048 bytes of command
+// line on x86.
+const (
+	MaxVCPUs        = 254
+	MinMemoryMiB    = 64
+	MaxMemoryMiB    = 256 << 10
+	MaxKernelParams = 2048
+)
+
+// Check says whether vm is within the limits above: 1 to MaxVCPUs vCPUs,
+// MinMemoryMiB to MaxMemoryMiB of memory, and kernel parameters that are
+// each a single non-empty word of printable ASCII and together fit in
+// MaxKernelParams bytes with their separators. Errors wrap
+// errdefs.ErrInvalidArgument.
+func (vm *VM) Check() error {
+	if vm.VCPUs < 1 || vm.VCPUs > MaxVCPUs {
+		return fmt.Errorf("vcpus %d: want 1 to %d: %w", vm.VCPUs, MaxVCPUs, errdefs.ErrInvalidArgument)
+	}
+	if vm.MemoryMiB < MinMemoryMiB || vm.MemoryMiB > MaxMemoryMiB {
+		return fmt.Errorf("memory_mib %d: want %d to %d: %w", vm.MemoryMiB, MinMemoryMiB, MaxMemoryMiB, errdefs.ErrInvalidArgument)
+	}
+	total := 0
+	for _, p := range vm.KernelParams {
+		if p == "" || strings.IndexFunc(p, func(r rune) bool { return r <= ' ' || r > '~' }) >= 0 {
+			return fmt.Errorf("kernel parameter %q: want one word of printable ASCII: %w", p, errdefs.ErrInvalidArgument)
+		}
+		total += len(p) + 1
+	}
+	if total > MaxKernelParams {
+		return fmt.Errorf("kernel parameters take %d bytes, at most %d: %w", total, MaxKernelParams, errdefs.ErrInvalidArgument)
+	}
+	return nil
+}
+
+// Rootfs is a container's root filesystem as container.rootfs shows it.
+type Rootfs struct {
+	// Mounts are the mounts containerd prepared for it (empty when the
+	// bundle's rootfs was already in place).
+	Mounts   []mount.Mount
+	Readonly bool
+}
