@@ -4,8 +4,9 @@
 # and a C toolchain for cgo, the CNI plugins (containernetworking-plugins, in
 # /usr/lib/cni) for the CRI tests, and containerd + ctr +
 # containerd-shim-runc-v2, runc, crictl and the wazero CLI in <repo>/.tools/bin (test/devenv
-# runs a private containerd from there), and QEMU for the nested-KVM harness
-# (whose kernel hack/nested-assets.sh caches).
+# runs a private containerd from there), QEMU for the nested-KVM harness
+# (whose kernel hack/nested-assets.sh caches), and protoc with its Go and
+# ttrpc plugins for `make proto`.
 #
 # Idempotent and quick when everything is present: it prints one line per
 # step, saying what it did or why it skipped it.
@@ -15,8 +16,9 @@ CONTAINERD_VERSION=v2.4.2
 CRICTL_VERSION=v1.37.0
 # qemu-system-x86 runs the nested-KVM harness (test/nested) and cpio checks
 # its initrd writer. wabt's wat2wasm compiles the hook tests' WebAssembly
-# text modules (wasmhost/testdata).
-APT_PACKAGES=(busybox-static libseccomp-dev pkg-config gcc libc6-dev containernetworking-plugins qemu-system-x86 cpio wabt)
+# text modules (wasmhost/testdata). protobuf-compiler is protoc, for
+# `make proto` (agent/api).
+APT_PACKAGES=(busybox-static libseccomp-dev pkg-config gcc libc6-dev containernetworking-plugins qemu-system-x86 cpio wabt protobuf-compiler)
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bin="$repo/.tools/bin"
@@ -111,3 +113,21 @@ else
 	GOBIN="$bin" CGO_ENABLED=0 GOFLAGS= go install "github.com/tetratelabs/wazero/cmd/wazero@$WAZERO_VERSION"
 	echo "wazero: built $WAZERO_VERSION into $bin"
 fi
+
+# protoc's plugins for `make proto`: protoc-gen-go and protoc-gen-go-ttrpc at
+# the versions of the libraries go.mod pins, which the generated code runs
+# on (agent/api's test compares against what they generate).
+# `go version -m` names a binary's module version on its "mod" line.
+install_plugin() { # module, command package
+	local module=$1 pkg=$2 name=${2##*/} version
+	version=$(cd "$repo" && GOFLAGS= go list -m -f '{{.Version}}' "$module")
+	if [[ -x $bin/$name ]] && [[ $(go version -m "$bin/$name" 2>/dev/null | awk '$1 == "mod" {print $3}') == "$version" ]]; then
+		echo "$name: $version already in $bin, skipped"
+		return
+	fi
+	mkdir -p "$bin"
+	GOBIN="$bin" CGO_ENABLED=0 GOFLAGS= go install "$pkg@$version"
+	echo "$name: built $version into $bin"
+}
+install_plugin google.golang.org/protobuf google.golang.org/protobuf/cmd/protoc-gen-go
+install_plugin github.com/containerd/ttrpc github.com/containerd/ttrpc/cmd/protoc-gen-go-ttrpc
