@@ -51,8 +51,12 @@ type IO struct {
 	copies                       sync.WaitGroup // output copiers
 }
 
-// OpenDest opens an output destination: a FIFO path or a file:// URI.
+// OpenDest opens an output destination: a FIFO path, a file:// URI, or a
+// stream:<name> of the context's Streams.
 func OpenDest(ctx context.Context, dest string) (io.WriteCloser, error) {
+	if c, ok, err := stream(ctx, dest); ok {
+		return c, err
+	}
 	u, err := url.Parse(dest)
 	if err == nil && u.Scheme != "" {
 		switch u.Scheme {
@@ -83,8 +87,12 @@ func dirOf(p string) string {
 	return "/"
 }
 
-// openStdin opens the stdin FIFO for reading without waiting for a writer.
+// openStdin opens the stdin FIFO for reading without waiting for a writer,
+// or takes the stream:<name> of the context's Streams.
 func openStdin(ctx context.Context, path string) (io.ReadCloser, error) {
+	if c, ok, err := stream(ctx, path); ok {
+		return c, err
+	}
 	f, err := fifo.OpenFifo(ctx, path, syscall.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, fmt.Errorf("opening stdin fifo %s: %w", path, err)

@@ -1,0 +1,109 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/containerd/containerd/v2/core/mount"
+	"github.com/containerd/errdefs"
+	"golang.org/x/sys/unix"
+
+	"github.com/huskrt/husk/agent/api"
+)
+
+// sysBlock is where block devices are listed (a variable for tests).
+var sysBlock = "/sys/block"
+
+// findDisk returns the device node of the virtio-blk disk whose serial is
+// serial (what the host gave it: the guest reads it with GET_ID).
+func findDisk(serial string) (string, error) {
+	entries, err := os.ReadDir(sysBlock)
+	if err != nil {
+		return "", err
+	}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(sysBlock, e.Name(), "serial"))
+		if err == nil && strings.TrimSpace(string(b)) == serial {
+			return filepath.Join("/dev", e.Name()), nil
+		}
+	}
+	return "", fmt.Errorf("no disk with serial %q: %w", serial, errdefs.ErrNotFound)
+}
+
+// mountedRootfs is a container's root filesystem mounted in its bundle:
+// the disk, and above it (unless read-only) an overlay whose writable
+// layer is a tmpfs of the container's own.
+type mountedRootfs struct {
+	path   string   // the root the container gets
+	mounts []string // to unmount, last first
+}
+
+// mountRootfs mounts the disk r names under bundle.
+func mountRootfs(r *api.Rootfs, bundle string) (_ *mountedRootfs, retErr error) {
+	dev, err := findDisk(r.DiskSerial)
+	if err != nil {
+		return nil, err
+	}
+	m := &mountedRootfs{}
+	defer func() {
+		if retErr != nil {
+			_ = m.unmount()
+		}
+	}()
+	lower := filepath.Join(bundle, "lower")
+	root := filepath.Join(bundle, "rootfs")
+	for _, d := range []string{lower, root} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	opts := append([]string{"ro"}, r.Options...)
+	if err := (&mount.Mount{Type: r.Fstype, Source: dev, Options: opts}).Mount(lower); err != nil {
+		return nil, fmt.Errorf("mounting disk %s (%s) as %s: %w", r.DiskSerial, dev, r.Fstype, err)
+	}
+	m.mounts = append(m.mounts, lower)
+	if r.Readonly {
+		if err := unix.Mount(lower, root, "", unix.MS_BIND|unix.MS_RDONLY, ""); err != nil {
+			return nil, fmt.Errorf("binding the rootfs: %w", err)
+		}
+		m.mounts = append(m.mounts, root)
+		m.path = root
+		return m, nil
+	}
+	scratch := filepath.Join(bundle, "scratch")
+	if err := os.MkdirAll(scratch, 0o700); err != nil {
+		return nil, err
+	}
+	if err := unix.Mount("tmpfs", scratch, "tmpfs", unix.MS_NODEV|unix.MS_NOSUID, "mode=0700"); err != nil {
+		return nil, fmt.Errorf("mounting the writable layer: %w", err)
+	}
+	m.mounts = append(m.mounts, scratch)
+	upper, work := filepath.Join(scratch, "upper"), filepath.Join(scratch, "work")
+	for _, d := range []string{upper, work} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	data := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work)
+	if err := unix.Mount("overlay", root, "overlay", 0, data); err != nil {
+		return nil, fmt.Errorf("mounting the rootfs overlay: %w", err)
+	}
+	m.mounts = append(m.mounts, root)
+	m.path = root
+	return m, nil
+}
+
+// unmount undoes mountRootfs, the last mount first.
+func (m *mountedRootfs) unmount() error {
+	var errs []error
+	for i := len(m.mounts) - 1; i >= 0; i-- {
+		if err := unix.Unmount(m.mounts[i], unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
+			errs = append(errs, fmt.Errorf("unmounting %s: %w", m.mounts[i], err))
+		}
+	}
+	m.mounts = nil
+	return errors.Join(errs...)
+}

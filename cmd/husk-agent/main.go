@@ -1,0 +1,116 @@
+// Command husk-agent is the guest agent: PID 1 of a VirtContainer's VM. It
+// mounts what the guest needs, loads the image's kernel modules, and serves
+// the host's calls (agent/api) on vsock, running the pod's containers with
+// husk's Linux engine. It must be static: the guest image holds nothing
+// else (make guest builds it).
+//
+// Outside a VM, for tests and development, -listen and -streams name Unix
+// sockets instead, and nothing of the machine is touched.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/mdlayher/vsock"
+	"golang.org/x/sys/unix"
+
+	"github.com/huskrt/husk/agent"
+	"github.com/huskrt/husk/agent/api"
+	"github.com/huskrt/husk/internal/logging"
+	"github.com/huskrt/husk/internal/reaper"
+	"github.com/huskrt/husk/runtime/linux"
+)
+
+// init keeps the main thread to main's goroutine, for the reason the
+// shim's main gives: libcontainer leaves a thread locked in a container's
+// mount namespace, and Go would park the main thread there.
+func init() { runtime.LockOSThread() }
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == linux.InitArg {
+		linux.Init() // a container's init, re-executed by libcontainer
+	}
+	listen := flag.String("listen", "", "serve the agent API on this Unix socket instead of vsock (outside a VM)")
+	streams := flag.String("streams", "", "attach stdio streams on this Unix socket instead of vsock (outside a VM)")
+	state := flag.String("state", "/run/husk-agent", "directory for the containers' bundles and state")
+	debug := flag.Bool("debug", false, "log at debug level")
+	flag.Parse()
+
+	level := slog.LevelInfo
+	if *debug {
+		level = slog.LevelDebug
+	}
+	log := logging.NewText(os.Stderr, level).With("component", "husk-agent")
+	ctx := logging.WithLogger(context.Background(), log)
+	guest := os.Getpid() == 1
+	err := run(ctx, guest, *listen, *streams, *state)
+	if !guest {
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "husk-agent:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	// PID 1 must not exit (the kernel would panic): end the VM instead.
+	log.Error("agent stopped; powering off", "error", err)
+	unix.Sync()
+	_ = unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
+	select {}
+}
+
+func run(ctx context.Context, guest bool, listen, streams, state string) error {
+	if guest {
+		if err := agent.Boot(ctx); err != nil {
+			return fmt.Errorf("boot: %w", err)
+		}
+		// Orphans of every container end up here.
+		go reaper.Run(ctx)
+	}
+	svc, err := agent.New(agent.Options{StateDir: state, Guest: guest})
+	if err != nil {
+		return err
+	}
+	agentL, err := listener(listen, api.AgentPort)
+	if err != nil {
+		return err
+	}
+	streamL, err := listener(streams, api.StreamPort)
+	if err != nil {
+		agentL.Close()
+		return err
+	}
+	logging.L(ctx).Info("serving", "agent", agentL.Addr().String(), "streams", streamL.Addr().String(), "guest", guest)
+	return svc.Serve(ctx, agentL, streamL)
+}
+
+// listener listens on the Unix socket path, or on vsock port when path is
+// empty. The vsock transport's module may still be settling just after it
+// was loaded: a refused listen is retried for a while.
+func listener(path string, port uint32) (net.Listener, error) {
+	if path != "" {
+		if !strings.HasPrefix(path, "/") {
+			return nil, fmt.Errorf("%q: want an absolute Unix socket path", path)
+		}
+		_ = os.Remove(path)
+		return net.Listen("unix", path)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		l, err := vsock.Listen(port, nil)
+		if err == nil || time.Now().After(deadline) {
+			if err != nil {
+				return nil, fmt.Errorf("listening on vsock port %d: %w", port, err)
+			}
+			return l, nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
