@@ -10,7 +10,7 @@ LDFLAGS := -X github.com/huskrt/husk/version.Version=$(VERSION) -X github.com/hu
 BUILDTAGS := seccomp
 export CGO_ENABLED := 1
 
-.PHONY: all build install test unit integration demo bench containerd tools clean lint fuzz fuzz-short nested-assets proto
+.PHONY: all build install test unit integration demo bench containerd tools clean lint fuzz fuzz-short nested-assets proto agent guest
 
 all: build
 
@@ -33,6 +33,16 @@ tools containerd:
 # .tools/kernel; needs apt's package lists, not root.
 nested-assets:
 	bash hack/nested-assets.sh
+
+# The guest agent, static (the guest image holds nothing else): cgo for
+# libcontainer's nsenter, linked with Debian's static libseccomp.
+agent:
+	$(GO) build -tags '$(BUILDTAGS) netgo osusergo' -trimpath -ldflags '-s -w -extldflags=-static $(LDFLAGS)' -o $(BIN)/husk-agent ./cmd/husk-agent
+
+# The VM guest image (internal/guestimage): Debian's cloud kernel and an
+# initramfs whose /init is husk-agent, written to .tools/guest.
+guest: build agent nested-assets
+	$(BIN)/huskctl guest build --out $(CURDIR)/.tools/guest --cache $(CURDIR)/.tools/kernel --agent $(BIN)/husk-agent
 
 # The agent's ttrpc API (agent/api): protoc from apt, its Go plugins from
 # .tools/bin (hack/install-tools.sh). agent/api's tests fail when the

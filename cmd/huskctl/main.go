@@ -23,6 +23,7 @@ func commands() map[string]command {
 	return map[string]command{
 		"config":  {"print or check husk's effective configuration", runConfig},
 		"dev":     {"development bench: private containerd, test images", runDev},
+		"guest":   {"build the VM guest image (kernel, initrd with husk-agent)", runGuest},
 		"metrics": {"print a sandbox shim's Prometheus metrics (or pprof pages)", runMetrics},
 		"policy":  {"test a hook module on an event; build a Go policy into one", runPolicy},
 		"vm":      {"run a VM with husk's VMM, for debugging", runVM},

@@ -11,6 +11,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/huskrt/husk/internal/cpio"
 )
 
 // P9 (shared/TARGETS.md): boot to the inner guest's /init, husk's VMM
@@ -38,7 +40,7 @@ var qemuFirmware = []string{"bios-microvm.bin", "linuxboot_dma.bin", "linuxboot.
 
 // addQEMU copies qemu-system-x86_64, every shared library ldd lists for
 // it (at the same paths), and the firmware microvm needs into a.
-func addQEMU(a *Archive, qemu string) error {
+func addQEMU(a *cpio.Archive, qemu string) error {
 	b, err := os.ReadFile(qemu)
 	if err != nil {
 		return err

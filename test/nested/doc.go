@@ -13,5 +13,5 @@
 // Nothing prebuilt is committed: hack/nested-assets.sh (make
 // nested-assets) caches the kernel package under .tools/kernel, busybox
 // comes from Debian's busybox-static, and the initrds are cpio archives
-// written by this package.
+// this package writes with internal/cpio.
 package nested

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/huskrt/husk/internal/cpio"
 )
 
 // Busybox applets the init scripts use, linked into /bin.
@@ -12,8 +14,8 @@ var applets = []string{"sh", "mount", "insmod", "grep", "tee", "cat", "cut", "he
 
 // base returns an archive with busybox and its applets, /dev/console and
 // the mount points.
-func base(busybox []byte) *Archive {
-	a := NewArchive()
+func base(busybox []byte) *cpio.Archive {
+	a := cpio.NewArchive()
 	a.File("bin/busybox", 0o755, busybox)
 	for _, ap := range applets {
 		a.Symlink("bin/"+ap, "busybox")
@@ -26,7 +28,7 @@ func base(busybox []byte) *Archive {
 }
 
 // addModules copies kernel modules into /lib/modules/<name>.ko.
-func addModules(a *Archive, k *Kernel, names []string) error {
+func addModules(a *cpio.Archive, k *Kernel, names []string) error {
 	for _, m := range names {
 		b, err := k.Module(m)
 		if err != nil {

@@ -1,4 +1,4 @@
-package nested
+package cpio
 
 import (
 	"bytes"

@@ -1,4 +1,9 @@
-package nested
+// Package cpio writes initramfs archives: cpio in the "newc" format the
+// Linux kernel unpacks at boot (Documentation/driver-api/early-userspace/
+// buffer-format.rst). It writes only what an initramfs needs: regular
+// files, directories, symbolic links and character devices, owned by root,
+// uncompressed.
+package cpio
 
 import (
 	"bytes"
@@ -9,9 +14,8 @@ import (
 	"strings"
 )
 
-// Archive is an initramfs: a cpio archive in the "newc" format the kernel
-// unpacks (Documentation/driver-api/early-userspace/buffer-format.rst),
-// uncompressed. Parent directories are created as needed.
+// Archive is an initramfs being built. Parent directories are created as
+// needed; adding a name twice keeps the last.
 type Archive struct {
 	entries map[string]entry
 }
