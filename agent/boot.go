@@ -37,10 +37,19 @@ var guestMounts = []guestMount{
 }
 
 // Boot does what the guest's init owes the rest before the agent listens:
-// the filesystems every container needs, the kernel modules of the image
-// (virtio, vsock, erofs, overlay: LoadOrderFile), and the cgroup
-// controllers delegated to containers. It is for PID 1 of a VM only.
+// the kernel modules of the image (virtio, vsock, erofs, overlay:
+// LoadOrderFile), a root that is not the initramfs, the filesystems every
+// container needs, and the cgroup controllers delegated to containers. It
+// is for PID 1 of a VM only.
 func Boot(ctx context.Context) error {
+	n, err := loadModules(api.LoadOrderFile, api.ModuleDir)
+	if err != nil {
+		return err
+	}
+	logging.L(ctx).Info("kernel modules loaded", "count", n)
+	if err := leaveInitramfs(); err != nil {
+		return err
+	}
 	for _, m := range guestMounts {
 		if err := os.MkdirAll(m.target, 0o755); err != nil {
 			return err
@@ -56,11 +65,6 @@ func Boot(ctx context.Context) error {
 	for _, l := range [][2]string{{"/proc/self/fd", "/dev/fd"}, {"/proc/self/fd/0", "/dev/stdin"}, {"/proc/self/fd/1", "/dev/stdout"}, {"/proc/self/fd/2", "/dev/stderr"}} {
 		_ = os.Symlink(l[0], l[1])
 	}
-	n, err := loadModules(api.LoadOrderFile, api.ModuleDir)
-	if err != nil {
-		return err
-	}
-	logging.L(ctx).Info("kernel modules loaded", "count", n)
 	// Every controller the kernel offers, for the containers' cgroups.
 	b, err := os.ReadFile("/sys/fs/cgroup/cgroup.controllers")
 	if err != nil {
@@ -111,4 +115,50 @@ func loadModules(list, dir string) (int, error) {
 		n++
 	}
 	return n, sc.Err()
+}
+
+// leaveInitramfs moves the guest's root from the initramfs onto a tmpfs of
+// its own, as switch_root does: pivot_root(2), which the engine enters
+// every container with, refuses to move the initramfs ("rootfs"), which
+// can never be unmounted. The initramfs's files (the agent's binary and
+// the modules, already loaded) are removed first to give their memory
+// back; the running agent keeps its binary open.
+func leaveInitramfs() error {
+	var st unix.Statfs_t
+	if err := unix.Statfs("/", &st); err != nil {
+		return err
+	}
+	if st.Type != unix.RAMFS_MAGIC && st.Type != unix.TMPFS_MAGIC {
+		return nil // booted from a real root already
+	}
+	const newRoot = "/newroot"
+	entries, err := os.ReadDir("/")
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.Name() == "dev" || e.Name() == strings.TrimPrefix(newRoot, "/") {
+			continue // /dev/console may be all the agent's stdio has
+		}
+		_ = os.RemoveAll("/" + e.Name())
+	}
+	if err := os.MkdirAll(newRoot, 0o755); err != nil {
+		return err
+	}
+	if err := unix.Mount("tmpfs", newRoot, "tmpfs", 0, "mode=0755"); err != nil {
+		return fmt.Errorf("mounting the guest's root: %w", err)
+	}
+	if err := os.Mkdir(newRoot+"/dev", 0o755); err != nil {
+		return err
+	}
+	if err := unix.Chdir(newRoot); err != nil {
+		return err
+	}
+	if err := unix.Mount(".", "/", "", unix.MS_MOVE, ""); err != nil {
+		return fmt.Errorf("moving the guest's root: %w", err)
+	}
+	if err := unix.Chroot("."); err != nil {
+		return err
+	}
+	return unix.Chdir("/")
 }

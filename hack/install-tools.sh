@@ -17,8 +17,9 @@ CRICTL_VERSION=v1.37.0
 # qemu-system-x86 runs the nested-KVM harness (test/nested) and cpio checks
 # its initrd writer. wabt's wat2wasm compiles the hook tests' WebAssembly
 # text modules (wasmhost/testdata). protobuf-compiler is protoc, for
-# `make proto` (agent/api).
-APT_PACKAGES=(busybox-static libseccomp-dev pkg-config gcc libc6-dev containernetworking-plugins qemu-system-x86 cpio wabt protobuf-compiler)
+# `make proto` (agent/api). erofs-utils is mkfs.erofs: root filesystems
+# reach VMs as EROFS images.
+APT_PACKAGES=(busybox-static libseccomp-dev pkg-config gcc libc6-dev containernetworking-plugins qemu-system-x86 cpio wabt protobuf-compiler erofs-utils)
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bin="$repo/.tools/bin"

@@ -103,7 +103,7 @@ func TestAgentBootsInQEMU(t *testing.T) {
 		"-serial", "stdio", "-no-reboot",
 		"-kernel", filepath.Join(img, KernelFile), "-initrd", filepath.Join(img, InitrdFile),
 		"-append", "console=ttyS0 panic=-1 quiet")
-	console := &lineWaiter{want: "msg=serving", found: make(chan struct{})}
+	console := &lineWaiter{want: "guest=true", found: make(chan struct{})}
 	cmd.Stdout = console
 	cmd.Stderr = console
 	start := time.Now()
