@@ -13,7 +13,9 @@
 // This package is the VM a runtime uses: New builds guest memory, vCPUs,
 // the platform's devices, ACPI tables and the loaded kernel from a Config;
 // Start, Wait, Stop and Run drive it; the guest's power-off or reboot ends
-// it with an ExitReason. The platform (ports, MMIO windows, GSIs) is in
+// it with an ExitReason. AttachDisk and DetachDisk put disks into, and take
+// them out of, the empty virtio-blk slots Config.DiskSlots makes, while the
+// guest runs. The platform (ports, MMIO windows, GSIs) is in
 // layout.go, and docs/vmm.md describes all of it.
 //
 // The packages, bottom up:

@@ -92,6 +92,7 @@ func (v *VM) Close() error {
 			return fmt.Errorf("%w: Close while running", ErrState)
 		}
 	}
+	v.slots.close() // no AttachDisk or DetachDisk from now on
 	if v.undo != nil {
 		v.undo()
 		v.undo = nil
@@ -144,9 +145,13 @@ func (v *VM) unclaimed(cpu int, e kvm.Exit) {
 // Stats is what a VM's devices have done.
 type Stats struct {
 	UnclaimedAccesses uint64
-	Disks             []DiskStats
-	RNGBytes          uint64
-	Nets              []NetStats
+	// Exits counts the vCPUs' returns from KVM_RUN by kind, keyed by the
+	// Exit* names below, each of them always present.
+	Exits map[string]uint64
+	// Disks are the boot disks, then the slots (Config.DiskSlots).
+	Disks    []DiskStats
+	RNGBytes uint64
+	Nets     []NetStats
 	// BootMarks are the times, from Start, at which the guest wrote the
 	// boot timer (BootTimerAddr).
 	BootMarks []time.Duration
@@ -163,20 +168,34 @@ type NetStats struct {
 	RxFrames, RxBytes, RxDropped uint64
 }
 
-// DiskStats counts one disk's requests.
+// DiskStats counts one disk's requests since its backend last changed (a
+// slot's counters restart with each AttachDisk and DetachDisk).
 type DiskStats struct {
+	ID                      string // the disk's id (its serial in the guest); "" for an empty slot
+	Empty                   bool   // an empty slot
 	Reads, Writes, Flushes  uint64
 	BytesRead, BytesWritten uint64
 	Errors, Malformed       uint64
 }
 
+// The keys of Stats.Exits.
+const (
+	ExitsIO          = "io"          // port I/O, handled by the VMM
+	ExitsMMIO        = "mmio"        // MMIO, handled by the VMM
+	ExitsHLT         = "hlt"         // none with the in-kernel irqchip; one would end its vCPU
+	ExitsInterrupted = "interrupted" // a stop's kick, a stray signal, an AP woken by SIPI
+	ExitsOther       = "other"       // anything else; each ended its vCPU
+)
+
 // Stats returns the VM's counters.
 func (v *VM) Stats() Stats {
 	s := Stats{UnclaimedAccesses: v.unhandled.Load(), BootMarks: v.timer.Marks()}
 	s.FirstRunCPU, _ = v.m.FirstRunCPU()
+	e := v.m.Exits()
+	s.Exits = map[string]uint64{ExitsIO: e.IO, ExitsMMIO: e.MMIO, ExitsHLT: e.HLT, ExitsInterrupted: e.Interrupted, ExitsOther: e.Other}
 	for _, d := range v.disks {
 		ds := d.Stats()
-		s.Disks = append(s.Disks, DiskStats{ds.Reads, ds.Writes, ds.Flushes, ds.BytesRead, ds.BytesWritten, ds.Errors, ds.Malformed})
+		s.Disks = append(s.Disks, DiskStats{ds.ID, ds.Empty, ds.Reads, ds.Writes, ds.Flushes, ds.BytesRead, ds.BytesWritten, ds.Errors, ds.Malformed})
 	}
 	for _, n := range v.nets {
 		ns := n.Stats()

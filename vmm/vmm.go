@@ -40,6 +40,12 @@ type Config struct {
 	// Serial receives the guest's console (COM1); nil discards it.
 	Serial io.Writer
 	Disks  []Disk
+	// DiskSlots is how many empty, read-only virtio-blk devices follow
+	// the boot disks, for AttachDisk (a container created after boot). A
+	// driver learns whether a disk is read-only only when it probes it, so
+	// a slot is read-only for the VM's life: containers' root filesystems
+	// are read-only images (EROFS), which is what slots are for today.
+	DiskSlots int
 	// RNG adds a virtio entropy device.
 	RNG bool
 	// Vsock, when set, adds a virtio-vsock device whose host side is a
@@ -107,7 +113,8 @@ type VM struct {
 	log   *slog.Logger
 	pio   bus.Bus
 	mmio  bus.Bus
-	disks []*blk.Device
+	disks []*blk.Device // the boot disks, then the slots (window order)
+	slots slotTable     // for AttachDisk and DetachDisk
 	rng   *rng.Device
 	nets  []*virtionet.Device
 	// vsockPath is the hybrid vsock's Unix socket, "" without vsock.
@@ -138,6 +145,7 @@ func New(cfg Config) (_ *VM, err error) {
 	if v.log == nil {
 		v.log = slog.New(slog.DiscardHandler)
 	}
+	v.slots.log = v.log
 	if v.m, err = machine.New(machine.Config{MemorySize: cfg.MemorySize, VCPUs: cfg.VCPUs}); err != nil {
 		return nil, err
 	}
@@ -148,12 +156,23 @@ func New(cfg Config) (_ *VM, err error) {
 	}
 	var devices []virtio.Device
 	for _, d := range cfg.Disks {
-		dev, f, err := blk.Open(d.Path, d.ReadOnly, d.ID)
+		dev, err := blk.Open(d.Path, d.ReadOnly, d.ID)
 		if err != nil {
 			return nil, err
 		}
-		cu.Add(func() { f.Close() })
+		cu.Add(func() { dev.Close() }) // after its transport's Close resets it
 		v.disks = append(v.disks, dev)
+		v.slots.boot = append(v.slots.boot, dev)
+		devices = append(devices, dev)
+	}
+	for range cfg.DiskSlots {
+		dev, err := blk.New(blk.Config{ReadOnly: true})
+		if err != nil {
+			return nil, err
+		}
+		cu.Add(func() { dev.Close() }) // closes the file AttachDisk gave it
+		v.disks = append(v.disks, dev)
+		v.slots.slots = append(v.slots.slots, dev)
 		devices = append(devices, dev)
 	}
 	if cfg.RNG {
@@ -210,7 +229,10 @@ func checkConfig(cfg *Config) error {
 			return fmt.Errorf("%w: net %+v: want a tap name and a unicast MAC", ErrConfig, n)
 		}
 	}
-	if n := len(cfg.Disks) + len(cfg.Nets) + btoi(cfg.RNG) + btoi(cfg.Vsock != nil); n > MaxVirtioDevices {
+	if cfg.DiskSlots < 0 {
+		return fmt.Errorf("%w: %d disk slots", ErrConfig, cfg.DiskSlots)
+	}
+	if n := len(cfg.Disks) + cfg.DiskSlots + len(cfg.Nets) + btoi(cfg.RNG) + btoi(cfg.Vsock != nil); n > MaxVirtioDevices {
 		return fmt.Errorf("%w: %d virtio devices, at most %d", ErrConfig, n, MaxVirtioDevices)
 	}
 	return nil

@@ -16,6 +16,7 @@ import (
 
 	"github.com/huskrt/husk/vmm/acpi"
 	"github.com/huskrt/husk/vmm/kvm"
+	"github.com/huskrt/husk/vmm/virtio/blk"
 	"github.com/huskrt/husk/vmm/virtio/vsock"
 )
 
@@ -98,12 +99,11 @@ func TestGuestEndsTheRun(t *testing.T) {
 }
 
 func TestConsoleAndBootTimerReachTheHost(t *testing.T) {
-	disk := filepath.Join(t.TempDir(), "disk.img")
-	if err := os.WriteFile(disk, make([]byte, 4096), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	// Two images: a writable disk locks its image exclusively.
+	roDisk, rwDisk := image(t, 4096), image(t, 4096)
 	v, console := newVM(t, powerOffGuest, func(c *Config) {
-		c.Disks = []Disk{{Path: disk, ReadOnly: true}, {Path: disk}}
+		c.Disks = []Disk{{Path: roDisk, ReadOnly: true, ID: "ro"}, {Path: rwDisk}}
+		c.DiskSlots = 2
 		c.RNG = true
 		c.Vsock = &Vsock{CID: 3, UDSPath: filepath.Join(t.TempDir(), "v.sock")}
 		c.VCPUs = 2
@@ -118,8 +118,26 @@ func TestConsoleAndBootTimerReachTheHost(t *testing.T) {
 	if len(s.BootMarks) != 1 || s.BootMarks[0] <= 0 {
 		t.Errorf("boot marks %v, want one", s.BootMarks)
 	}
-	if len(s.Disks) != 2 {
-		t.Errorf("stats for %d disks", len(s.Disks))
+	if len(s.Disks) != 4 || s.Disks[0].ID != "ro" || s.Disks[0].Empty || !s.Disks[2].Empty || !s.Disks[3].Empty {
+		t.Errorf("disk stats %+v, want two boot disks and two empty slots", s.Disks)
+	}
+	// The guest's port writes (two console bytes, the sleep register) and
+	// its boot-timer store.
+	if s.Exits[ExitsIO] < 3 || s.Exits[ExitsMMIO] < 1 || len(s.Exits) != 5 {
+		t.Errorf("exits %v", s.Exits)
+	}
+	// A stopped VM still takes a disk (the guest is gone, so nothing sees
+	// it); Close then closes its file.
+	f, err := blk.OpenLocked(image(t, 4096), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.AttachDisk(f, true, "late"); err != nil { // the VM owns f now
+		f.Close()
+		t.Fatal(err)
+	}
+	if s := v.Stats(); s.Disks[2].ID != "late" || s.Disks[2].Empty {
+		t.Errorf("slot after AttachDisk: %+v", s.Disks[2])
 	}
 	// P7's measurement: the process's CPU time at vCPU 0's first KVM_RUN,
 	// which is at most what the process has used by now.
@@ -166,6 +184,7 @@ func TestNewRejects(t *testing.T) {
 		{"multicast MAC", Config{Kernel: kernel, MemorySize: 8 << 20, Nets: []Net{{Tap: "husktest0", MAC: [6]byte{1}}}}, ErrConfig},
 		{"no tap name", Config{Kernel: kernel, MemorySize: 8 << 20, Nets: []Net{{}}}, ErrConfig},
 		{"too many devices with nets", Config{Kernel: kernel, MemorySize: 8 << 20, Nets: make([]Net, 10), Disks: make([]Disk, 10)}, ErrConfig},
+		{"too many devices with slots", Config{Kernel: kernel, MemorySize: 8 << 20, DiskSlots: MaxVirtioDevices - 1, Disks: make([]Disk, 2)}, ErrConfig},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -90,6 +90,7 @@ func Parse(args []string, stdout, stderr io.Writer) (vmm.Config, time.Duration, 
 	mem := fs.String("mem", "256M", "guest memory: a number of MiB, or with a K, M or G suffix")
 	fs.IntVar(&cfg.VCPUs, "cpus", 1, "vCPUs")
 	fs.Var(&disks, "disk", "virtio-blk disk: path[,ro][,id=ID] (repeatable)")
+	fs.IntVar(&cfg.DiskSlots, "disk-slots", 0, "empty read-only virtio-blk slots after the disks, for disks attached later (vmm.VM.AttachDisk)")
 	fs.Var(&nets, "net", "virtio-net over a tap device: TAP[,mac=XX:XX:XX:XX:XX:XX] (repeatable)")
 	fs.BoolVar(&cfg.RNG, "rng", false, "add a virtio-rng device")
 	fs.BoolVar(&cfg.VirtioMMIOCmdline, "virtio-mmio-cmdline", false, "also list the virtio devices on the command line (virtio_mmio.device=) for kernels without ACPI")
@@ -97,7 +98,7 @@ func Parse(args []string, stdout, stderr io.Writer) (vmm.Config, time.Duration, 
 	serial := fs.String("serial", "stdout", "where the console (COM1) goes: stdout, or a file")
 	timeout := fs.Duration("timeout", 0, "stop the VM after this long (0: never)")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: huskctl vm run --kernel PATH [--initrd PATH] [--append CMDLINE] [--mem SIZE] [--cpus N] [--disk PATH[,ro]]... [--net TAP[,mac=MAC]]... [--rng] [--vsock CID,PATH] [--serial stdout|FILE]")
+		fmt.Fprintln(fs.Output(), "usage: huskctl vm run --kernel PATH [--initrd PATH] [--append CMDLINE] [--mem SIZE] [--cpus N] [--disk PATH[,ro][,id=ID]]... [--disk-slots N] [--net TAP[,mac=MAC]]... [--rng] [--vsock CID,PATH] [--serial stdout|FILE]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -112,6 +113,9 @@ func Parse(args []string, stdout, stderr io.Writer) (vmm.Config, time.Duration, 
 		return cfg, 0, nil, fmt.Errorf("%w: --mem: %w", ErrUsage, err)
 	}
 	cfg.MemorySize = size
+	if cfg.DiskSlots < 0 || cfg.DiskSlots > vmm.MaxVirtioDevices {
+		return cfg, 0, nil, fmt.Errorf("%w: --disk-slots %d: want 0 to %d", ErrUsage, cfg.DiskSlots, vmm.MaxVirtioDevices)
+	}
 	cfg.Disks = disks
 	cfg.Nets = nets
 	if *vsockFlag != "" {
@@ -180,7 +184,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, log *slog
 	reason, err := v.Run(ctx)
 	s := v.Stats()
 	log.Info("vm stopped", "reason", reason, "setup", built.Round(time.Microsecond), "total", time.Since(start).Round(time.Millisecond),
-		"first_run_cpu", s.FirstRunCPU.Round(time.Microsecond), "unclaimed", s.UnclaimedAccesses, "disks", s.Disks, "rng_bytes", s.RNGBytes, "nets", s.Nets, "err", err)
+		"first_run_cpu", s.FirstRunCPU.Round(time.Microsecond), "unclaimed", s.UnclaimedAccesses, "exits", s.Exits, "disks", s.Disks, "rng_bytes", s.RNGBytes, "nets", s.Nets, "err", err)
 	return reason, err
 }
 

@@ -12,12 +12,12 @@ func TestParse(t *testing.T) {
 	cfg, timeout, closer, err := Parse([]string{
 		"--kernel", "/k", "--initrd", "/i", "--append", "console=ttyS0", "--mem", "1G", "--cpus", "2",
 		"--disk", "/a.img", "--disk", "/b.img,ro,id=data", "--rng", "--timeout", "30s", "--vsock", "3,/run/v.sock",
-		"--net", "tap0", "--net", "tap1,mac=52:54:00:aa:bb:cc",
+		"--net", "tap0", "--net", "tap1,mac=52:54:00:aa:bb:cc", "--disk-slots", "3",
 	}, io.Discard, io.Discard)
 	if err != nil || closer != nil {
 		t.Fatal(err)
 	}
-	if cfg.Kernel != "/k" || cfg.Initrd != "/i" || cfg.Cmdline != "console=ttyS0" || cfg.MemorySize != 1<<30 || cfg.VCPUs != 2 || !cfg.RNG || timeout.Seconds() != 30 {
+	if cfg.Kernel != "/k" || cfg.Initrd != "/i" || cfg.Cmdline != "console=ttyS0" || cfg.MemorySize != 1<<30 || cfg.VCPUs != 2 || !cfg.RNG || timeout.Seconds() != 30 || cfg.DiskSlots != 3 {
 		t.Errorf("config %+v, timeout %v", cfg, timeout)
 	}
 	if cfg.Vsock == nil || *cfg.Vsock != (vmm.Vsock{CID: 3, UDSPath: "/run/v.sock"}) {
@@ -46,6 +46,9 @@ func TestParseRejects(t *testing.T) {
 		{"--kernel", "/k", "--net", "tap0,mac=zz"},
 		{"--kernel", "/k", "--net", "tap0,mtu=9000"},
 		{"--kernel", "/k", "--vsock", "x,/p"},
+		{"--kernel", "/k", "--disk-slots", "-1"},
+		{"--kernel", "/k", "--disk-slots", "20"},
+		{"--kernel", "/k", "--disk-slots", "two"},
 		{"--nope"},
 	} {
 		if _, _, _, err := Parse(args, io.Discard, io.Discard); !errors.Is(err, ErrUsage) && err == nil {

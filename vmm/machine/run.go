@@ -21,7 +21,8 @@ type ExitHandler func(cpu int, exit kvm.Exit) error
 // vcpu is a kvm.VCPU and the OS thread running it.
 type vcpu struct {
 	*kvm.VCPU
-	tid atomic.Int32 // thread in KVM_RUN, 0 when none
+	tid   atomic.Int32 // thread in KVM_RUN, 0 when none
+	exits exitCounts
 }
 
 // kickSignal interrupts a vCPU thread inside KVM_RUN. SIGURG is the signal
@@ -90,6 +91,7 @@ func (v *vcpu) loop(stopping *atomic.Bool, h ExitHandler, first func()) error {
 	}
 	for !stopping.Load() {
 		exit, err := v.Run()
+		v.exits.count(exit, err)
 		if err != nil {
 			return err
 		}

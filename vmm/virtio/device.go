@@ -52,6 +52,22 @@ type Device interface {
 	Reset()
 }
 
+// ConfigNotifier is a Device whose configuration space can change while
+// the driver uses it (a disk whose backend is swapped). The transport
+// calls SetConfigChanged once, in its constructor, before the driver can
+// reach the device; the device calls changed after each change, with the new
+// configuration already visible to ReadConfig and before any ReadConfig
+// can return it (in the same critical section), so that a driver reading
+// the configuration across the change sees the generation move. changed
+// bumps the transport's configuration generation and, while the driver
+// has the device running, raises a configuration-change interrupt. It
+// may be called from any goroutine, with the device's own locks held: it
+// never calls back into the device, takes no transport lock and does not
+// block.
+type ConfigNotifier interface {
+	SetConfigChanged(changed func())
+}
+
 // Queues gives an active device its queues.
 type Queues interface {
 	// Do runs f with queue i while no reset can take it away, then

@@ -1,5 +1,12 @@
-// Package blk is a virtio block device (virtio 1.2, 5.2) backed by a file:
-// read, write (unless read-only), flush and get-id, one request queue.
+// Package blk is a virtio block device (virtio 1.2, 5.2) backed by a file
+// or a block device: read, write (unless read-only), flush and get-id, one
+// request queue.
+//
+// A device may start empty (a slot: capacity 0, no id, every read and
+// write answered IOERR) and be given a backend, or lose it, while the
+// guest runs (SetBackend, Clear); the transport then tells the driver its
+// configuration changed. Whether the disk is read-only is fixed when the
+// device is made: the driver reads VIRTIO_BLK_F_RO once, when it probes.
 //
 // Requests come from the guest and are hostile: parseRequest copies the
 // header once, finds the status byte and data buffers in the chain without
@@ -9,9 +16,9 @@ package blk
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sync"
 	"sync/atomic"
 
@@ -36,6 +43,8 @@ const (
 )
 
 // Backend is where the disk's bytes live: an *os.File, or memory in tests.
+// A device owns its backend: if the backend is also an io.Closer, the
+// device closes it when the backend is replaced or cleared, and in Close.
 type Backend interface {
 	io.ReaderAt
 	io.WriterAt
@@ -44,14 +53,27 @@ type Backend interface {
 
 // Config describes a disk.
 type Config struct {
+	// Backend holds the disk's bytes. Nil (for New only) makes an empty
+	// slot: Size must be 0 and ID empty.
 	Backend  Backend
 	Size     int64 // bytes; the guest sees whole sectors
 	ReadOnly bool
 	ID       string // at most IDBytes bytes, returned by GET_ID
 }
 
-// Stats counts what the device did.
+var (
+	// ErrReadOnlyMismatch reports a backend whose read-only-ness is not
+	// the device's: a driver learns it once, at probe time.
+	ErrReadOnlyMismatch = errors.New("virtio-blk: read-only-ness differs from the device's")
+	// ErrNoBackend reports SetBackend without a backend (use Clear).
+	ErrNoBackend = errors.New("virtio-blk: no backend")
+)
+
+// Stats counts what the device did since its backend last changed (New,
+// SetBackend, Clear).
 type Stats struct {
+	ID                          string // the backend's id; "" when empty
+	Empty                       bool   // no backend
 	Reads, Writes, Flushes, IDs uint64
 	BytesRead, BytesWritten     uint64
 	Errors                      uint64 // requests completed with IOERR or UNSUPP
@@ -60,54 +82,64 @@ type Stats struct {
 
 // Device is a virtio-blk device.
 type Device struct {
-	cfg     Config
-	sectors uint64
-	config  [configSize]byte
+	// readOnly is fixed for the device's life: VIRTIO_BLK_F_RO is offered
+	// or not, and every backend must agree.
+	readOnly bool
 
 	qs atomic.Pointer[virtio.Queues] // set while active
+
+	// io is held shared by each request for its whole life, and by
+	// ReadConfig; a backend change holds it exclusively. So a request is
+	// served against one backend from start to end, the configuration
+	// space and the generation move together, and a backend leaves only
+	// once no request uses it.
+	io      sync.RWMutex
+	backend Backend       // guarded by io; nil: empty
+	sectors uint64        // guarded by io
+	id      [IDBytes]byte // guarded by io; NUL-padded
+	idStr   string        // guarded by io
+	changed func()        // guarded by io; nil until a transport is attached
 
 	mu    sync.Mutex
 	stats Stats // guarded by mu
 }
 
-// New returns a device serving cfg.Backend.
+// New returns a device serving cfg.Backend, or an empty one if it is nil.
 func New(cfg Config) (*Device, error) {
-	if cfg.Size < 0 {
-		return nil, fmt.Errorf("virtio-blk: negative size %d", cfg.Size)
+	if cfg.Backend == nil && (cfg.Size != 0 || cfg.ID != "") {
+		return nil, fmt.Errorf("%w: an empty disk has no size or id", ErrNoBackend)
 	}
-	if len(cfg.ID) > IDBytes {
-		return nil, fmt.Errorf("virtio-blk: id %q is longer than %d bytes", cfg.ID, IDBytes)
+	if err := checkConfig(cfg); err != nil {
+		return nil, err
 	}
-	d := &Device{cfg: cfg, sectors: uint64(cfg.Size) / SectorSize}
-	le := binary.LittleEndian
-	le.PutUint64(d.config[0:], d.sectors)
-	le.PutUint32(d.config[12:], QueueSize-2) // seg_max: all but header and status
-	le.PutUint32(d.config[20:], SectorSize)  // blk_size
+	d := &Device{readOnly: cfg.ReadOnly}
+	d.setLocked(cfg)
 	return d, nil
 }
 
-// Open opens the file at path as a disk; read-only opens it O_RDONLY.
-// The caller closes the returned file after the device is gone.
-func Open(path string, readOnly bool, id string) (*Device, *os.File, error) {
-	flag := os.O_RDWR
-	if readOnly {
-		flag = os.O_RDONLY
+func checkConfig(cfg Config) error {
+	if cfg.Size < 0 {
+		return fmt.Errorf("virtio-blk: negative size %d", cfg.Size)
 	}
-	f, err := os.OpenFile(path, flag, 0)
-	if err != nil {
-		return nil, nil, fmt.Errorf("virtio-blk: %w", err)
+	if len(cfg.ID) > IDBytes {
+		return fmt.Errorf("virtio-blk: id %q is longer than %d bytes", cfg.ID, IDBytes)
 	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, nil, fmt.Errorf("virtio-blk: %w", err)
-	}
-	d, err := New(Config{Backend: f, Size: fi.Size(), ReadOnly: readOnly, ID: id})
-	if err != nil {
-		f.Close()
-		return nil, nil, err
-	}
-	return d, f, nil
+	return nil
+}
+
+// setLocked makes cfg the device's backend (none if cfg.Backend is nil)
+// and restarts the counters.
+//
+// Preconditions: d.io is held exclusively, or d is not yet shared.
+func (d *Device) setLocked(cfg Config) {
+	d.backend = cfg.Backend
+	d.sectors = uint64(cfg.Size) / SectorSize
+	d.id = [IDBytes]byte{}
+	copy(d.id[:], cfg.ID)
+	d.idStr = cfg.ID
+	d.mu.Lock()
+	d.stats = Stats{ID: cfg.ID, Empty: cfg.Backend == nil}
+	d.mu.Unlock()
 }
 
 // Type implements virtio.Device.
@@ -116,11 +148,14 @@ func (d *Device) Type() uint32 { return virtio.TypeBlock }
 // Features implements virtio.Device.
 func (d *Device) Features() uint64 {
 	f := uint64(featureSegMax | featureFlush)
-	if d.cfg.ReadOnly {
+	if d.readOnly {
 		f |= featureRO
 	}
 	return f
 }
+
+// ReadOnly says whether the device is read-only (offers VIRTIO_BLK_F_RO).
+func (d *Device) ReadOnly() bool { return d.readOnly }
 
 // QueueSizes implements virtio.Device.
 func (d *Device) QueueSizes() []uint16 { return []uint16{QueueSize} }
@@ -128,14 +163,29 @@ func (d *Device) QueueSizes() []uint16 { return []uint16{QueueSize} }
 // ReadConfig implements virtio.Device.
 func (d *Device) ReadConfig(offset uint64, data []byte) {
 	clear(data)
-	if offset < configSize {
-		copy(data, d.config[offset:])
+	if offset >= configSize {
+		return
 	}
+	var config [configSize]byte
+	le := binary.LittleEndian
+	d.io.RLock()
+	le.PutUint64(config[0:], d.sectors)
+	d.io.RUnlock()
+	le.PutUint32(config[12:], QueueSize-2) // seg_max: all but header and status
+	le.PutUint32(config[20:], SectorSize)  // blk_size
+	copy(data, config[offset:])
 }
 
 // WriteConfig implements virtio.Device: the configuration is read-only
 // (no writeback-cache toggle is offered).
 func (d *Device) WriteConfig(uint64, []byte) {}
+
+// SetConfigChanged implements virtio.ConfigNotifier.
+func (d *Device) SetConfigChanged(changed func()) {
+	d.io.Lock()
+	d.changed = changed
+	d.io.Unlock()
+}
 
 // Activate implements virtio.Device.
 func (d *Device) Activate(_ uint64, qs virtio.Queues) error {

@@ -11,7 +11,8 @@ import (
 // memory the chain's buffers are cut from (zero-padded). Buffers may
 // overlap, as a guest can make them.
 //
-//	[0]     bit 0: read-only disk; bit 1: the backend fails every call
+//	[0]     bit 0: read-only disk; bit 1: the backend fails every call;
+//	        bit 2: an empty slot (no backend)
 //	[1]     number of buffers - 1 (mod 8)
 //	[2]     how many of them are device-readable (mod buffers+1)
 //	[3:35]  per buffer: offset, length (little-endian uint16 each; the
@@ -22,8 +23,8 @@ const (
 	fuzzDiskSect = 8
 )
 
-func fuzzChain(data []byte) (ro, failing bool, c *virtio.Chain) {
-	ro, failing = data[0]&1 != 0, data[0]&2 != 0
+func fuzzChain(data []byte) (ro, failing, empty bool, c *virtio.Chain) {
+	ro, failing, empty = data[0]&1 != 0, data[0]&2 != 0, data[0]&4 != 0
 	n := int(data[1]%8) + 1
 	mem := make([]byte, fuzzMemSize)
 	copy(mem, data[fuzzHeader:])
@@ -33,7 +34,7 @@ func fuzzChain(data []byte) (ro, failing bool, c *virtio.Chain) {
 		size := int(binary.LittleEndian.Uint16(data[5+4*i:])) % (fuzzMemSize - off + 1)
 		c.Buffers = append(c.Buffers, virtio.Buffer{GPA: uint64(off), Data: mem[off : off+size : off+size]})
 	}
-	return ro, failing, c
+	return ro, failing, empty, c
 }
 
 // fuzzSeed lays out a request: buffers placed one after another.
@@ -53,7 +54,8 @@ func fuzzSeed(flags byte, readable int, bufs ...[]byte) []byte {
 // executor. Nothing may panic, the device must never touch the disk
 // outside its sectors, never write a read-only disk, never claim more
 // written bytes than the chain's writable buffers hold, and must leave a
-// valid status wherever it reports one.
+// valid status wherever it reports one. An empty slot answers every read
+// and write with IOERR.
 func FuzzBlkRequest(f *testing.F) {
 	f.Add(fuzzSeed(0, 1, header(typeIn, 2), make([]byte, SectorSize), []byte{0xff}))
 	f.Add(fuzzSeed(0, 2, header(typeOut, 7), make([]byte, SectorSize), []byte{0xff}))
@@ -66,17 +68,32 @@ func FuzzBlkRequest(f *testing.F) {
 	f.Add(fuzzSeed(0, 1, header(typeIn, ^uint64(0)), make([]byte, SectorSize), []byte{0xff}))
 	f.Add(fuzzSeed(0, 1, header(typeIn, 0)))
 	f.Add(fuzzSeed(0, 0, make([]byte, 3)))
+	f.Add(fuzzSeed(4, 1, header(typeIn, 0), make([]byte, SectorSize), []byte{0xff}))
+	f.Add(fuzzSeed(4, 2, header(typeOut, 0), make([]byte, SectorSize), []byte{0xff}))
+	f.Add(fuzzSeed(5, 1, header(typeGetID, 0), make([]byte, IDBytes), []byte{0xff}))
 
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) < fuzzHeader {
 			return
 		}
-		ro, failing, c := fuzzChain(data)
+		ro, failing, empty, c := fuzzChain(data)
 		m := &memDisk{b: make([]byte, fuzzDiskSect*SectorSize), failing: failing}
-		d, err := New(Config{Backend: m, Size: int64(len(m.b)), ReadOnly: ro, ID: "fuzz"})
+		cfg := Config{Backend: m, Size: int64(len(m.b)), ReadOnly: ro, ID: "fuzz"}
+		if empty {
+			cfg = Config{ReadOnly: ro}
+		}
+		d, err := New(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
+		// The request type as the device will read it (before it runs:
+		// the buffers may overlap).
+		var hdr [headerSize]byte
+		got := 0
+		for _, b := range c.ReadableBuffers() {
+			got += copy(hdr[got:], b.Data)
+		}
+		typ := binary.LittleEndian.Uint32(hdr[:])
 		used := d.handle(c)
 
 		var writable uint64
@@ -101,6 +118,9 @@ func FuzzBlkRequest(f *testing.F) {
 		}
 		if ro && m.writes > 0 {
 			t.Fatal("the device wrote a read-only disk")
+		}
+		if empty && used > 0 && got == headerSize && (typ == typeIn || typ == typeOut) && status[0] != statusIOErr {
+			t.Fatalf("an empty slot answered a type %d request with status %d", typ, status[0])
 		}
 	})
 }

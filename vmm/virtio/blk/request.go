@@ -30,6 +30,7 @@ var (
 	errAlignment   = errors.New("data length is not a multiple of the sector size")
 	errRange       = errors.New("sectors beyond the end of the disk")
 	errTooLarge    = errors.New("request larger than 4 GiB")
+	errEmpty       = errors.New("no backend: the slot is empty")
 )
 
 // request is a parsed virtio-blk request. Its slices alias guest memory.
@@ -90,8 +91,10 @@ func parseRequest(c *virtio.Chain) (request, error) {
 
 // handle serves one chain and returns the used length: the bytes written
 // into the chain's device-writable buffers, status included; 0 for a chain
-// with no room for a status.
+// with no room for a status. It holds the backend for the whole request.
 func (d *Device) handle(c *virtio.Chain) uint32 {
+	d.io.RLock()
+	defer d.io.RUnlock()
 	r, err := parseRequest(c)
 	if errors.Is(err, errNoStatus) {
 		d.count(func(s *Stats) { s.Malformed++ })
@@ -111,7 +114,10 @@ func (d *Device) handle(c *virtio.Chain) uint32 {
 }
 
 // execute performs a parsed request and returns its status and the number
-// of data bytes it wrote into guest memory.
+// of data bytes it wrote into guest memory. An empty device fails reads and
+// writes, flushes nothing and has an empty id.
+//
+// Preconditions: d.io is held (shared).
 func (d *Device) execute(r *request) (byte, uint32) {
 	switch r.typ {
 	case typeIn:
@@ -120,7 +126,7 @@ func (d *Device) execute(r *request) (byte, uint32) {
 			return statusIOErr, 0
 		}
 		for _, b := range r.in {
-			if _, err := d.cfg.Backend.ReadAt(b, int64(off)); err != nil {
+			if _, err := d.backend.ReadAt(b, int64(off)); err != nil {
 				return statusIOErr, 0
 			}
 			off += uint64(len(b))
@@ -128,7 +134,7 @@ func (d *Device) execute(r *request) (byte, uint32) {
 		d.count(func(s *Stats) { s.Reads++; s.BytesRead += r.inSize })
 		return statusOK, uint32(r.inSize)
 	case typeOut:
-		if d.cfg.ReadOnly {
+		if d.readOnly {
 			return statusIOErr, 0
 		}
 		off, err := d.span(r.sector, r.outSize)
@@ -136,7 +142,7 @@ func (d *Device) execute(r *request) (byte, uint32) {
 			return statusIOErr, 0
 		}
 		for _, b := range r.out {
-			if _, err := d.cfg.Backend.WriteAt(b, int64(off)); err != nil {
+			if _, err := d.backend.WriteAt(b, int64(off)); err != nil {
 				return statusIOErr, 0
 			}
 			off += uint64(len(b))
@@ -144,22 +150,22 @@ func (d *Device) execute(r *request) (byte, uint32) {
 		d.count(func(s *Stats) { s.Writes++; s.BytesWritten += r.outSize })
 		return statusOK, 0
 	case typeFlush:
-		if !d.cfg.ReadOnly {
-			if err := d.cfg.Backend.Sync(); err != nil {
+		// Empty: nothing to flush; a retired backend was synced when it
+		// left (retire).
+		if !d.readOnly && d.backend != nil {
+			if err := d.backend.Sync(); err != nil {
 				return statusIOErr, 0
 			}
 		}
 		d.count(func(s *Stats) { s.Flushes++ })
 		return statusOK, 0
 	case typeGetID:
-		var id [IDBytes]byte // NUL-padded
-		copy(id[:], d.cfg.ID)
 		n := 0
 		for _, b := range r.in {
 			if n == IDBytes {
 				break
 			}
-			n += copy(b, id[n:])
+			n += copy(b, d.id[n:])
 		}
 		d.count(func(s *Stats) { s.IDs++ })
 		return statusOK, uint32(n)
@@ -169,8 +175,14 @@ func (d *Device) execute(r *request) (byte, uint32) {
 }
 
 // span checks that size bytes from sector are whole sectors on the disk
-// and returns the byte offset; nothing here can overflow.
+// and returns the byte offset; nothing here can overflow. An empty device
+// has no sectors to name, not even zero of them.
+//
+// Preconditions: d.io is held (shared).
 func (d *Device) span(sector, size uint64) (uint64, error) {
+	if d.backend == nil {
+		return 0, errEmpty
+	}
 	if size%SectorSize != 0 {
 		return 0, fmt.Errorf("%w: %d bytes", errAlignment, size)
 	}

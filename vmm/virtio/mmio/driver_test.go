@@ -90,12 +90,23 @@ type driver struct {
 
 func newDriver(t *testing.T) *driver {
 	t.Helper()
+	return newDriverWith(t, nil)
+}
+
+// newDriverWith is newDriver with the transport driving wrap(fake device)
+// instead of the fake device itself (nil: the fake device).
+func newDriverWith(t *testing.T, wrap func(*fakeDevice) virtio.Device) *driver {
+	t.Helper()
 	mem, err := memory.New(testRAM)
 	if err != nil {
 		t.Fatal(err)
 	}
 	d := &driver{t: t, dev: newFakeDevice(), mem: mem, irqs: make(chan struct{}, 64)}
-	d.tr, err = New(Config{Mem: mem, Device: d.dev, Interrupt: func() error { d.irqs <- struct{}{}; return nil }})
+	var dev virtio.Device = d.dev
+	if wrap != nil {
+		dev = wrap(d.dev)
+	}
+	d.tr, err = New(Config{Mem: mem, Device: dev, Interrupt: func() error { d.irqs <- struct{}{}; return nil }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,11 @@
 // transport's goroutine for that queue passes them to the device. Interrupts
 // leave through one function, which the VMM backs with an irqfd.
 //
+// A device whose configuration can change under a running driver
+// (virtio.ConfigNotifier) is given a function that bumps ConfigGeneration
+// and, while the driver has the device running (DRIVER_OK), raises a
+// configuration-change interrupt.
+//
 // Every register value is hostile. A queue is only made live once package
 // virtio has validated its placement; a driver that does something the
 // transport cannot honour gets DEVICE_NEEDS_RESET, never a VMM error.
@@ -50,6 +55,9 @@ type Transport struct {
 
 	intStatus atomic.Uint32
 	status    atomic.Uint32 // written under mu, read by the queue goroutines
+	// configGen is ConfigGeneration: bumped by the device's configuration
+	// changes (configChanged), from any goroutine.
+	configGen atomic.Uint32
 
 	mu          sync.Mutex
 	devFeatSel  uint32 // guarded by mu
@@ -95,6 +103,9 @@ func New(cfg Config) (*Transport, error) {
 			return nil, err
 		}
 		t.queues = append(t.queues, &queue{max: n, size: n, notify: e})
+	}
+	if cn, ok := cfg.Device.(virtio.ConfigNotifier); ok {
+		cn.SetConfigChanged(t.configChanged)
 	}
 	for i, q := range t.queues {
 		t.wg.Go(func() { t.serve(i, q) })
@@ -181,6 +192,27 @@ func (t *Transport) Do(i int, f func(*virtio.Queue)) error {
 	return nil
 }
 
+// configChanged is the function a virtio.ConfigNotifier device calls after
+// its configuration space changed. The generation moves whatever the
+// driver is doing, so a driver reading the configuration across the
+// change (generation, fields, generation) sees it and reads again. The
+// interrupt goes only to a driver that has the device running: one still
+// initialising reads the configuration after DRIVER_OK anyway, and one
+// that reset the device is not listening. It takes no lock, so a device
+// may call it under its own (see virtio.ConfigNotifier); a change racing a
+// reset can leave the configuration bit set after it, which a driver takes
+// as "read the configuration again", as it does after any reset.
+func (t *Transport) configChanged() {
+	t.configGen.Add(1)
+	if t.status.Load()&statusDriverOK == 0 {
+		return
+	}
+	t.intStatus.Or(intConfigChange)
+	if err := t.interrupt(); err != nil {
+		t.log.Debug("virtio-mmio: configuration interrupt", "type", t.dev.Type(), "err", err)
+	}
+}
+
 // needsReset sets DEVICE_NEEDS_RESET and tells the driver.
 func (t *Transport) needsReset() {
 	if t.status.Or(statusNeedsReset)&statusNeedsReset != 0 {
@@ -238,8 +270,10 @@ func (t *Transport) readLocked(offset uint64) uint32 {
 		return t.status.Load()
 	case regSHMLenLow, regSHMLenHigh, regSHMBaseLow, regSHMBaseHigh:
 		return noSharedMemory
+	case regConfigGeneration:
+		return t.configGen.Load()
 	}
-	return 0 // write-only and reserved registers; config generation 0
+	return 0 // write-only and reserved registers
 }
 
 func (t *Transport) offered() uint64 { return t.dev.Features() | transportFeatures }
