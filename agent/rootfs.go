@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/errdefs"
@@ -17,20 +18,36 @@ import (
 // sysBlock is where block devices are listed (a variable for tests).
 var sysBlock = "/sys/block"
 
+// diskWait bounds the wait for a disk the host attached to a running VM:
+// the guest's driver learns its capacity from a config-change interrupt,
+// in a workqueue, a moment after its serial already answers.
+const diskWait = 5 * time.Second
+
 // findDisk returns the device node of the virtio-blk disk whose serial is
-// serial (what the host gave it: the guest reads it with GET_ID).
+// serial (what the host gave it: the guest reads it with GET_ID), once the
+// disk has a capacity.
 func findDisk(serial string) (string, error) {
-	entries, err := os.ReadDir(sysBlock)
-	if err != nil {
-		return "", err
-	}
-	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join(sysBlock, e.Name(), "serial"))
-		if err == nil && strings.TrimSpace(string(b)) == serial {
-			return filepath.Join("/dev", e.Name()), nil
+	deadline := time.Now().Add(diskWait)
+	for {
+		entries, err := os.ReadDir(sysBlock)
+		if err != nil {
+			return "", err
 		}
+		for _, e := range entries {
+			b, err := os.ReadFile(filepath.Join(sysBlock, e.Name(), "serial"))
+			if err != nil || strings.TrimSpace(string(b)) != serial {
+				continue
+			}
+			size, err := os.ReadFile(filepath.Join(sysBlock, e.Name(), "size"))
+			if err == nil && strings.TrimSpace(string(size)) != "0" {
+				return filepath.Join("/dev", e.Name()), nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("no disk with serial %q (and a capacity) after %v: %w", serial, diskWait, errdefs.ErrNotFound)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	return "", fmt.Errorf("no disk with serial %q: %w", serial, errdefs.ErrNotFound)
 }
 
 // mountedRootfs is a container's root filesystem mounted in its bundle:

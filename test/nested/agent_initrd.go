@@ -20,8 +20,7 @@ const (
 type AgentConfig struct {
 	Busybox []byte
 	Kernel  *Kernel
-	VMM     string // static husk-vmm-test
-	Driver  string // static agentdriver
+	Driver  string // static agentdriver, with husk's VMM in it
 	// GuestKernel and GuestInitrd are the guest image (make guest): the
 	// inner VM's /init is husk-agent.
 	GuestKernel, GuestInitrd string
@@ -30,9 +29,9 @@ type AgentConfig struct {
 }
 
 // AgentOuterInitrd builds the outer initrd of the agent run: the outer
-// init starts husk's VMM on the guest image with the rootfs image as a
-// read-only disk (serial "rootfs") and hybrid vsock at /tmp/v.sock, then
-// runs agentdriver, which drives the agent and prints the verdict.
+// init runs agentdriver, which boots the guest image with husk's VMM (the
+// rootfs image as a read-only disk, serial "rootfs", two empty disk slots,
+// hybrid vsock at /tmp/v.sock), drives the agent and prints the verdict.
 func AgentOuterInitrd(c AgentConfig) ([]byte, error) {
 	a := base(c.Busybox)
 	if err := addModules(a, c.Kernel, OuterModules); err != nil {
@@ -42,7 +41,6 @@ func AgentOuterInitrd(c AgentConfig) ([]byte, error) {
 		src, dst string
 		mode     os.FileMode
 	}{
-		{c.VMM, "bin/husk-vmm", 0o755},
 		{c.Driver, "bin/agentdriver", 0o755},
 		{c.GuestKernel, "inner/vmlinuz", 0o644},
 		{c.GuestInitrd, "inner/initrd", 0o644},
@@ -60,10 +58,7 @@ mount -t sysfs sys /sys
 for m in %s; do insmod /lib/modules/$m.ko || echo "HUSK-OUTER: insmod $m failed"; done
 if [ ! -c /dev/kvm ]; then echo "%sFAIL no /dev/kvm in the outer guest"; poweroff -f; fi
 echo "%s$(cut -d' ' -f1 /proc/uptime)"
-husk-vmm --kernel /inner/vmlinuz --initrd /inner/initrd --disk /inner/rootfs.erofs,ro,id=rootfs --vsock 3,/tmp/v.sock --mem 512M --cpus 2 --rng --timeout 300s --append 'console=ttyS0 reboot=k panic=-1 quiet %s' > /tmp/vm.log 2>&1 &
-vmm=$!
-agentdriver --uds /tmp/v.sock --disk rootfs --marker %s
-kill $vmm 2>/dev/null; wait $vmm
+agentdriver --marker %s --append 'console=ttyS0 reboot=k panic=-1 quiet %s' 2>/tmp/vm.log
 echo "HUSK-OUTER: the VM's console and the VMM's log:"
 cat /tmp/vm.log
 poweroff -f

@@ -22,7 +22,8 @@ import (
 // root filesystem as an EROFS disk, and, in the outer guest, agentdriver
 // playing the host with the host's own agent client over hybrid vsock.
 // Two containers share the VM; output, stderr, stdin, exit codes, an exec,
-// a kill and a writable layer over the read-only image are checked, and
+// a kill, a writable layer over the read-only image and a second root
+// filesystem attached to the running VM (a disk slot) are checked, and
 // that the container ran in the inner guest (it sees the inner kernel's
 // command line).
 func TestNestedAgent(t *testing.T) {
@@ -53,7 +54,6 @@ func TestNestedAgent(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	vmm := buildStatic(t, repo, dir, "./cmd/husk-vmm-test", "husk-vmm")
 	driver := buildStatic(t, repo, dir, "./test/nested/agentdriver", "agentdriver")
 	agent := buildAgent(t, repo, dir)
 	img := filepath.Join(dir, "guest")
@@ -70,7 +70,7 @@ func TestNestedAgent(t *testing.T) {
 		t.Fatalf("mkfs.erofs: %v\n%s", err, out)
 	}
 	outer, err := AgentOuterInitrd(AgentConfig{
-		Busybox: busybox, Kernel: kernel, VMM: vmm, Driver: driver,
+		Busybox: busybox, Kernel: kernel, Driver: driver,
 		GuestKernel: filepath.Join(img, guestimage.KernelFile), GuestInitrd: filepath.Join(img, guestimage.InitrdFile),
 		Rootfs: rootfs,
 	})

@@ -1,10 +1,11 @@
 // Command agentdriver plays the host's part against husk-agent in the
-// nested harness: run in the outer guest, it reaches the agent of a VM
-// booted by husk's VMM through the hybrid vsock's Unix socket, and runs
-// containers there with the host's own client (agent/client): output,
-// stdin, exit codes, exec, kill, two containers in one VM. It prints
-// HUSK-AGENT lines and a verdict for the test to read on the outer
-// console.
+// nested harness: run in the outer guest, it boots the guest image with
+// husk's VMM (in its own process, as the shim's VMM process does), reaches
+// the agent through the hybrid vsock's Unix socket, and runs containers
+// there with the host's own client (agent/client): output, stdin, exit
+// codes, exec, kill, two containers in one VM, the second on a disk
+// attached after boot. It prints HUSK-AGENT lines and a verdict for the
+// test to read on the outer console.
 package main
 
 import (
@@ -24,12 +25,17 @@ import (
 
 	"github.com/huskrt/husk/agent/api"
 	"github.com/huskrt/husk/agent/client"
+	"github.com/huskrt/husk/vmm"
+	"github.com/huskrt/husk/vmm/virtio/blk"
 	"github.com/huskrt/husk/vmm/virtio/vsock"
 )
 
 var (
+	kernel = flag.String("kernel", "/inner/vmlinuz", "the guest image's kernel")
+	initrd = flag.String("initrd", "/inner/initrd", "the guest image's initrd (husk-agent as /init)")
+	image  = flag.String("rootfs", "/inner/rootfs.erofs", "the containers' root filesystem image")
+	cmd    = flag.String("append", "console=ttyS0 reboot=k panic=-1 quiet", "the guest's kernel command line")
 	uds    = flag.String("uds", "/tmp/v.sock", "the VM's hybrid vsock socket")
-	serial = flag.String("disk", "rootfs", "the serial of the rootfs disk")
 	marker = flag.String("marker", "", "a word on the inner kernel's command line, not on the outer's")
 	boot   = flag.Duration("boot", 180*time.Second, "how long the agent may take to answer")
 )
@@ -37,7 +43,31 @@ var (
 func main() {
 	flag.Parse()
 	ctx := context.Background()
-	if err := run(ctx); err != nil {
+	vm, err := vmm.New(vmm.Config{
+		Kernel: *kernel, Initrd: *initrd, Cmdline: *cmd, MemorySize: 512 << 20, VCPUs: 2, RNG: true,
+		Serial:    os.Stderr,
+		Disks:     []vmm.Disk{{Path: *image, ReadOnly: true, ID: "rootfs"}},
+		DiskSlots: 2,
+		Vsock:     &vmm.Vsock{CID: 3, UDSPath: *uds},
+	})
+	if err != nil {
+		fmt.Printf("HUSK-AGENT-VERDICT: FAIL vmm: %v\n", err)
+		return
+	}
+	if err := vm.Start(ctx); err != nil {
+		fmt.Printf("HUSK-AGENT-VERDICT: FAIL start: %v\n", err)
+		return
+	}
+	err = run(ctx, vm)
+	vm.Stop()
+	reason, werr := vm.Wait()
+	st := vm.Stats()
+	fmt.Printf("HUSK-AGENT: vm ended: %v (%v); exits %v\n", reason, werr, st.Exits)
+	for _, d := range st.Disks {
+		fmt.Printf("HUSK-AGENT: disk %q empty=%v reads=%d\n", d.ID, d.Empty, d.Reads)
+	}
+	vm.Close()
+	if err != nil {
 		fmt.Printf("HUSK-AGENT-VERDICT: FAIL %v\n", err)
 		return
 	}
@@ -121,7 +151,7 @@ func wait(ctx context.Context, cl *client.Client, id, exec string) (client.WaitR
 	return client.WaitResult{}, fmt.Errorf("%s/%s did not exit", id, exec)
 }
 
-func run(ctx context.Context) error {
+func run(ctx context.Context, vm *vmm.VM) error {
 	start := time.Now()
 	conn, err := dial(ctx, api.AgentPort, start.Add(*boot))
 	if err != nil {
@@ -143,7 +173,7 @@ func run(ctx context.Context) error {
 	if err := cl.CreateSandbox(ctx, "pod", "husk-vm"); err != nil {
 		return fmt.Errorf("create sandbox: %w", err)
 	}
-	rootfs := client.Rootfs{DiskSerial: *serial, FSType: "erofs", ReadOnly: false}
+	rootfs := client.Rootfs{DiskSerial: "rootfs", FSType: "erofs"}
 
 	// c1: output on both streams, stdin, the guest's kernel, an exit code.
 	in, err := attach(ctx)
@@ -199,8 +229,18 @@ func run(ctx context.Context) error {
 	want(stderr == "to-stderr\n", fmt.Sprintf("stderr %q", stderr))
 	want(r.ExitStatus == 5, fmt.Sprintf("exit status %d, want 5", r.ExitStatus))
 
-	// c2, beside c1 in the same VM: an exec, then a kill.
-	if _, err := cl.CreateContainer(ctx, client.CreateContainerRequest{ContainerID: "c2", Spec: spec("c2-host", "sleep", "1000"), Rootfs: rootfs}); err != nil {
+	// c2, beside c1 in the same VM, on a disk attached now: an exec, then
+	// a kill.
+	f, err := blk.OpenLocked(*image, true)
+	if err != nil {
+		return err
+	}
+	if err := vm.AttachDisk(f, true, "rootfs-c2"); err != nil {
+		f.Close()
+		return fmt.Errorf("attach: %w", err)
+	}
+	rootfs2 := client.Rootfs{DiskSerial: "rootfs-c2", FSType: "erofs"}
+	if _, err := cl.CreateContainer(ctx, client.CreateContainerRequest{ContainerID: "c2", Spec: spec("c2-host", "sleep", "1000"), Rootfs: rootfs2}); err != nil {
 		return fmt.Errorf("create c2: %w", err)
 	}
 	if _, err := cl.StartContainer(ctx, "c2"); err != nil {
@@ -238,6 +278,9 @@ func run(ctx context.Context) error {
 		if err := cl.DeleteContainer(ctx, id); err != nil {
 			return fmt.Errorf("delete %s: %w", id, err)
 		}
+	}
+	if err := vm.DetachDisk("rootfs-c2"); err != nil {
+		return fmt.Errorf("detach: %w", err)
 	}
 	if err := cl.DestroySandbox(ctx, "pod"); err != nil {
 		return fmt.Errorf("destroy sandbox: %w", err)
