@@ -108,7 +108,7 @@ func (s *Service) CreateContainer(ctx context.Context, r *api.CreateContainerReq
 	}()
 	c := &container{id: r.ContainerId, procs: map[string]handler.Process{}}
 	if r.Rootfs != nil && r.Rootfs.DiskSerial != "" {
-		m, err := mountRootfs(r.Rootfs, bundle)
+		m, err := mountRootfs(r.Rootfs, bundle, s.opts.FindDisk)
 		if err != nil {
 			return nil, err
 		}

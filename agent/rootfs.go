@@ -58,9 +58,9 @@ type mountedRootfs struct {
 	mounts []string // to unmount, last first
 }
 
-// mountRootfs mounts the disk r names under bundle.
-func mountRootfs(r *api.Rootfs, bundle string) (_ *mountedRootfs, retErr error) {
-	dev, err := findDisk(r.DiskSerial)
+// mountRootfs mounts the disk r names, found by find, under bundle.
+func mountRootfs(r *api.Rootfs, bundle string, find func(string) (string, error)) (_ *mountedRootfs, retErr error) {
+	dev, err := find(r.DiskSerial)
 	if err != nil {
 		return nil, err
 	}

@@ -40,6 +40,9 @@ type Options struct {
 	// Guest says the agent is the VM's init: CreateSandbox then sets the
 	// hostname. Off in tests on a host.
 	Guest bool
+	// FindDisk finds the device of the disk with a serial; nil looks in
+	// the guest's /sys/block. Tests on a host give loop devices.
+	FindDisk func(serial string) (string, error)
 }
 
 // Service is the agent: api.AgentService on the Linux engine.
@@ -67,6 +70,9 @@ func New(opts Options) (*Service, error) {
 	}
 	cfg := config.Default()
 	cfg.Runtime.StateDir = opts.StateDir
+	if opts.FindDisk == nil {
+		opts.FindDisk = findDisk
+	}
 	return &Service{
 		opts:       opts,
 		engine:     linux.New(),

@@ -36,6 +36,7 @@ type Config struct {
 	Runtime Runtime `toml:"runtime"`
 	Log     Log     `toml:"log"`
 	Linux   Linux   `toml:"linux"`
+	Virt    Virt    `toml:"virt"`
 	Hooks   []Hook  `toml:"hook"` // the hook chain, in order (hook.go)
 
 	// Sources lists the files applied, in order (empty: built-in defaults).
@@ -68,6 +69,31 @@ type Linux struct {
 	NoPivotRoot bool `toml:"no_pivot_root"`
 }
 
+// Virt configures the VirtContainer handler: each pod in a VM of its own.
+type Virt struct {
+	// Hypervisor runs the VMs: "builtin", husk's VMM in a confined process
+	// per VM.
+	Hypervisor string `toml:"hypervisor"`
+	// GuestImage is the directory holding the guest image (make guest,
+	// huskctl guest build): vmlinuz, initrd.img and manifest.json.
+	GuestImage string `toml:"guest_image"`
+	// VCPUs and MemoryMiB size each pod's VM.
+	VCPUs     uint32 `toml:"vcpus"`
+	MemoryMiB uint64 `toml:"memory_mib"`
+	// KernelParams are added to the guest kernel's command line, after
+	// husk's own (console, reboot and panic behaviour).
+	KernelParams []string `toml:"kernel_params"`
+	// BootTimeout bounds a VM's boot: from its start to the agent's answer.
+	BootTimeout Duration `toml:"boot_timeout"`
+	// DiskSlots is how many root filesystems can be given to a running VM
+	// (containers created after its boot); the pod's first container's
+	// is one of them.
+	DiskSlots int `toml:"disk_slots"`
+	// RootfsCache holds the EROFS images made from containers' root
+	// filesystems, shared by the pods of a node.
+	RootfsCache string `toml:"rootfs_cache"`
+}
+
 // Default returns the built-in configuration that files override.
 func Default() Config {
 	return Config{
@@ -76,6 +102,16 @@ func Default() Config {
 			StateDir:       "/run/husk",
 		},
 		Log: Log{Level: LevelInfo},
+		Virt: Virt{
+			Hypervisor:   "builtin",
+			GuestImage:   "/var/cache/husk/guest",
+			VCPUs:        1,
+			MemoryMiB:    256,
+			KernelParams: []string{},
+			BootTimeout:  "60s",
+			DiskSlots:    8,
+			RootfsCache:  "/var/cache/husk/rootfs",
+		},
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 )
 
 // problem is a value that failed validation: the dotted key it is about and
@@ -20,6 +21,7 @@ func (c *Config) validate() []problem {
 	var ps []problem
 	ps = append(ps, within("runtime", c.Runtime.validate())...)
 	ps = append(ps, within("log", c.Log.validate())...)
+	ps = append(ps, within("virt", c.Virt.validate())...)
 	ps = append(ps, validateHooks(c.Hooks)...)
 	return ps
 }
@@ -40,6 +42,47 @@ func (l *Log) validate() []problem {
 		return []problem{{"level", err}}
 	}
 	return nil
+}
+
+// The VM limits (runtime/handler.VM.Check says the same; config imports
+// nothing of husk's handlers).
+const (
+	maxVCPUs     = 254
+	minMemoryMiB = 64
+	maxMemoryMiB = 256 << 10
+	maxDiskSlots = 16
+)
+
+func (v *Virt) validate() []problem {
+	var ps []problem
+	if v.Hypervisor != "builtin" {
+		ps = append(ps, problem{"hypervisor", fmt.Errorf("unknown hypervisor %q (want builtin)", v.Hypervisor)})
+	}
+	for _, p := range []struct{ key, path string }{{"guest_image", v.GuestImage}, {"rootfs_cache", v.RootfsCache}} {
+		if err := absClean(p.path); err != nil {
+			ps = append(ps, problem{p.key, err})
+		}
+	}
+	if v.VCPUs < 1 || v.VCPUs > maxVCPUs {
+		ps = append(ps, problem{"vcpus", fmt.Errorf("%d: want 1 to %d", v.VCPUs, maxVCPUs)})
+	}
+	if v.MemoryMiB < minMemoryMiB || v.MemoryMiB > maxMemoryMiB {
+		ps = append(ps, problem{"memory_mib", fmt.Errorf("%d: want %d to %d", v.MemoryMiB, minMemoryMiB, maxMemoryMiB)})
+	}
+	for _, p := range v.KernelParams {
+		if p == "" || strings.IndexFunc(p, func(r rune) bool { return r <= ' ' || r > '~' }) >= 0 {
+			ps = append(ps, problem{"kernel_params", fmt.Errorf("%q: want one word of printable ASCII each", p)})
+		}
+	}
+	if d, err := v.BootTimeout.Parse(); err != nil {
+		ps = append(ps, problem{"boot_timeout", err})
+	} else if d <= 0 {
+		ps = append(ps, problem{"boot_timeout", fmt.Errorf("%s: want a positive duration", v.BootTimeout)})
+	}
+	if v.DiskSlots < 1 || v.DiskSlots > maxDiskSlots {
+		ps = append(ps, problem{"disk_slots", fmt.Errorf("%d: want 1 to %d", v.DiskSlots, maxDiskSlots)})
+	}
+	return ps
 }
 
 // within prefixes the keys of ps with the section name.

@@ -1,0 +1,131 @@
+package virt
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/containerd/errdefs"
+
+	"github.com/huskrt/husk/runtime/handler"
+)
+
+// Name is the handler's name in config and annotations.
+const Name = "virt"
+
+// baseKernelParams are husk's own words of every guest's command line:
+// the console is the serial port (the VM's log), a panic ends the VM at
+// once, and a reboot is an end (the VMM does not restart).
+var baseKernelParams = []string{"console=ttyS0", "reboot=k", "panic=-1", "quiet"}
+
+// Handler is the VirtContainer handler.
+type Handler struct {
+	hv Hypervisor
+}
+
+// New returns the handler, running VMs with hv.
+func New(hv Hypervisor) *Handler { return &Handler{hv: hv} }
+
+// Name returns "virt".
+func (*Handler) Name() string { return Name }
+
+// vmDir is where a sandbox's VM keeps its sockets and state.
+func vmDir(stateDir string) string { return filepath.Join(stateDir, Name) }
+
+// NewSandbox starts the pod's VM: its shape from the configuration, asked
+// of the hooks at sandbox.vm; then waits for its agent and gives it the
+// pod.
+func (h *Handler) NewSandbox(ctx context.Context, req *handler.SandboxRequest) (handler.Sandbox, error) {
+	cfg := req.Config.Virt
+	if cfg.Hypervisor != h.hv.Name() {
+		return nil, fmt.Errorf("hypervisor %q is not available in this build (it has %q): %w", cfg.Hypervisor, h.hv.Name(), errdefs.ErrInvalidArgument)
+	}
+	img, err := loadImage(cfg.GuestImage)
+	if err != nil {
+		return nil, err
+	}
+	vm := handler.VM{
+		Hypervisor:   h.hv.Name(),
+		VCPUs:        cfg.VCPUs,
+		MemoryMiB:    cfg.MemoryMiB,
+		KernelParams: append(append([]string{}, baseKernelParams...), cfg.KernelParams...),
+		Devices: []handler.Device{
+			{Type: "virtio-vsock", ID: "agent"},
+			{Type: "virtio-blk", ID: "slots", Path: fmt.Sprintf("%d empty slots", cfg.DiskSlots)},
+		},
+	}
+	if err := vm.Check(); err != nil {
+		return nil, err
+	}
+	if req.Policy != nil {
+		if err := req.Policy.VM(ctx, &vm); err != nil {
+			return nil, err
+		}
+	}
+	boot, err := cfg.BootTimeout.Parse()
+	if err != nil {
+		return nil, fmt.Errorf("virt.boot_timeout: %w", err)
+	}
+	dir := vmDir(req.StateDir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return nil, err
+	}
+	s, err := startSandbox(ctx, sandboxConfig{
+		id:       req.ID,
+		hostname: hostname(req),
+		hv:       h.hv,
+		vm: VMConfig{
+			ID: req.ID, Dir: dir, Kernel: img.kernel, Initrd: img.initrd,
+			KernelParams: vm.KernelParams, VCPUs: vm.VCPUs, MemoryMiB: vm.MemoryMiB,
+			DiskSlots: cfg.DiskSlots, Cgroup: podCgroup(req),
+		},
+		boot:  boot,
+		cache: cfg.RootfsCache,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// hostname is the guest's: the sandbox container's, else the pod's id.
+func hostname(req *handler.SandboxRequest) string {
+	if req.Spec != nil && req.Spec.Hostname != "" {
+		return req.Spec.Hostname
+	}
+	return req.ID
+}
+
+// podCgroup is the cgroup the VM's process joins: the pod's, when the
+// sandbox container names a cgroupfs-style one.
+func podCgroup(req *handler.SandboxRequest) string {
+	if req.Spec == nil || req.Spec.Linux == nil {
+		return ""
+	}
+	p := req.Spec.Linux.CgroupsPath
+	if !strings.HasPrefix(p, "/") {
+		return "" // systemd-style: not handled yet
+	}
+	return filepath.Dir(p)
+}
+
+// Cleanup removes what a dead shim left of a container on the host: the
+// rootfs mount it made to build the container's image. The guest's side
+// goes with the VM (CleanupSandbox).
+func (*Handler) Cleanup(ctx context.Context, stateDir, id, bundle string) (int, error) {
+	return 0, unmountRootfs(filepath.Join(bundle, "rootfs"))
+}
+
+// CleanupSandbox ends the VM a dead shim left and removes its directory.
+func (h *Handler) CleanupSandbox(ctx context.Context, stateDir string) error {
+	dir := vmDir(stateDir)
+	if err := h.hv.Cleanup(ctx, dir); err != nil {
+		return err
+	}
+	return os.RemoveAll(dir)
+}
