@@ -137,10 +137,12 @@ func (v *fakeVM) DetachDisk(ctx context.Context, serial string) error {
 	return nil
 }
 
-func (v *fakeVM) Stats(ctx context.Context) (VMStats, error) { return VMStats{MemoryMiB: v.cfg.MemoryMiB}, nil }
-func (v *fakeVM) Pid() int                                   { return 0 }
-func (v *fakeVM) Done() <-chan struct{}                      { return v.done }
-func (v *fakeVM) Err() error                                 { return v.err }
+func (v *fakeVM) Stats(ctx context.Context) (VMStats, error) {
+	return VMStats{MemoryMiB: v.cfg.MemoryMiB}, nil
+}
+func (v *fakeVM) Pid() int              { return 0 }
+func (v *fakeVM) Done() <-chan struct{} { return v.done }
+func (v *fakeVM) Err() error            { return v.err }
 
 // end stops the agent and every connection to it, as a VM's end does.
 func (v *fakeVM) end(err error) {

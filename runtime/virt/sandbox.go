@@ -45,7 +45,7 @@ type sandbox struct {
 	// dead is closed when the VM ended while the sandbox was open; why
 	// says how.
 	dead    chan struct{}
-	why     error         // set before dead is closed
+	why     error // set before dead is closed
 	oomSync chan chan struct{}
 }
 

@@ -1,0 +1,220 @@
+package builtin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"syscall"
+	"time"
+
+	"github.com/containerd/errdefs"
+	"golang.org/x/sys/unix"
+
+	"github.com/huskrt/husk/internal/logging"
+	"github.com/huskrt/husk/internal/reaper"
+	"github.com/huskrt/husk/runtime/resource/cgroups"
+	"github.com/huskrt/husk/runtime/virt"
+)
+
+// Name is the backend's name in configuration and in sandbox.vm.
+const Name = "builtin"
+
+// Default bounds of the parent's side.
+const (
+	// defaultStartTimeout bounds building and confining the VM when
+	// Start's context has no deadline.
+	defaultStartTimeout = 60 * time.Second
+	// defaultReplyTimeout is how long the VMM may take to answer a
+	// request once sent, whether or not the caller still waits.
+	defaultReplyTimeout = 5 * time.Second
+	// defaultStopTimeout is how long Stop lets the VMM stop the VM and
+	// exit before it kills it.
+	defaultStopTimeout = 5 * time.Second
+	// closedGrace is how long a VMM that closed its control channel has
+	// to exit before it is killed.
+	closedGrace = 2 * time.Second
+)
+
+// Hypervisor is the builtin backend: husk's VMM (vmm/), built into the
+// shim binary and run as a confined process of its own for each VM.
+type Hypervisor struct {
+	// Tests change these; zero means the default.
+	env                                     []string
+	startTimeout, replyTimeout, stopTimeout time.Duration
+}
+
+var _ virt.Hypervisor = (*Hypervisor)(nil)
+
+// New returns the builtin backend.
+func New() *Hypervisor { return &Hypervisor{} }
+
+// Name returns "builtin".
+func (h *Hypervisor) Name() string { return Name }
+
+// childEnv is the VMM process's whole environment. The Go runtime would
+// otherwise keep its cgroup's cpu.max open and re-read it every second
+// (container-aware GOMAXPROCS): a descriptor and a file open the confined
+// process has no use for.
+var childEnv = []string{"GODEBUG=containermaxprocs=0,updatemaxprocs=0"}
+
+// Start re-executes the shim binary as the VM's VMM process and waits
+// until that process has built the VM, confined itself and started the
+// guest. The process is in new mount and PID namespaces (it needs to see
+// no other process, and its mounts are its own to pivot away) but the
+// host's network namespace: a VM's taps are opened in it. On error
+// nothing is left: the process is killed and reaped and its files
+// removed.
+func (h *Hypervisor) Start(ctx context.Context, cfg *virt.VMConfig) (virt.VM, error) {
+	ccfg, err := checkConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	ccfg.Debug = logging.L(ctx).Enabled(ctx, slog.LevelDebug)
+	if r, err := readProcessRecord(cfg.Dir); err == nil {
+		if start, running, ok := startTime(r.Pid); ok && running && start == r.StartTime {
+			return nil, fmt.Errorf("builtin: %w: VMM process %d runs for %s", errdefs.ErrAlreadyExists, r.Pid, cfg.Dir)
+		}
+	}
+	if err := removeState(cfg.Dir); err != nil {
+		return nil, fmt.Errorf("builtin: %w", err)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, orDefault(h.startTimeout, defaultStartTimeout))
+		defer cancel()
+	}
+	v, err := h.spawn(ctx, cfg, ccfg)
+	if err != nil {
+		return nil, fmt.Errorf("builtin: starting VM %s: %w", cfg.ID, err)
+	}
+	return v, nil
+}
+
+// spawn starts the process and hands it its VM.
+func (h *Hypervisor) spawn(ctx context.Context, cfg *virt.VMConfig, ccfg *childConfig) (_ *vm, err error) {
+	parentEnd, childEnd, err := socketpair()
+	if err != nil {
+		return nil, err
+	}
+	defer childEnd.Close()
+	console := cfg.Console
+	if console == nil {
+		console = io.Discard
+	}
+	log := logging.L(ctx).With("vm", cfg.ID)
+	v := &vm{
+		id: cfg.ID, dir: cfg.Dir, memoryMiB: cfg.MemoryMiB, slots: cfg.DiskSlots,
+		replyTimeout: orDefault(h.replyTimeout, defaultReplyTimeout),
+		stopTimeout:  orDefault(h.stopTimeout, defaultStopTimeout),
+		stderr:       &tail{log: log},
+		done:         make(chan struct{}),
+	}
+	env := childEnv
+	if h.env != nil {
+		env = append(env[:len(env):len(env)], h.env...)
+	}
+	cmd := &exec.Cmd{
+		Path:       "/proc/self/exe",
+		Args:       []string{"husk-vmm", ProcessArg, cfg.ID},
+		Env:        env,
+		Stdout:     struct{ io.Writer }{console}, // a pipe even for an *os.File
+		Stderr:     v.stderr,
+		ExtraFiles: []*os.File{childEnd},
+		WaitDelay:  time.Second,
+		SysProcAttr: &syscall.SysProcAttr{
+			Cloneflags: unix.CLONE_NEWNS | unix.CLONE_NEWPID,
+			Setpgid:    true,
+		},
+	}
+	own := reaper.Spawn()
+	if err := cmd.Start(); err != nil {
+		own(0)
+		parentEnd.Close()
+		return nil, fmt.Errorf("starting the VMM process: %w", err)
+	}
+	own(cmd.Process.Pid)
+	v.cmd, v.started = cmd, time.Now()
+	v.ctl = newControl(parentEnd, v.channelBroken)
+	go v.wait()
+	defer func() {
+		if err != nil {
+			v.abort()
+		}
+	}()
+	if err := writeProcessRecord(cfg.Dir, cmd.Process.Pid); err != nil {
+		return nil, fmt.Errorf("recording the VMM process: %w", err)
+	}
+	if cfg.Cgroup != "" {
+		// Before the VM exists: guest memory is charged to the cgroup of
+		// the process that first touches it.
+		if err := cgroups.AddProc(cfg.Cgroup, cmd.Process.Pid); err != nil {
+			return nil, err
+		}
+	}
+	rep, err := v.ctl.call(ctx, &request{Op: opConfig, Config: ccfg}, nil, time.Until(deadline(ctx)))
+	if err == nil {
+		err = replyErr(opConfig, rep)
+	}
+	if err != nil {
+		return nil, v.startErr(err)
+	}
+	return v, nil
+}
+
+// startErr is why Start failed: the VMM's own error reply if it sent one,
+// else how it ended, if it did.
+func (v *vm) startErr(err error) error {
+	var re *remoteError
+	if errors.As(err, &re) {
+		return err
+	}
+	select {
+	case <-v.done:
+		return fmt.Errorf("%w (%w)", v.err, err)
+	case <-time.After(100 * time.Millisecond):
+		return err
+	}
+}
+
+// Cleanup ends what a dead shim left of the VM whose directory is dir: it
+// kills the recorded VMM process if its start time says it is still the
+// same process, waits for it (bounded by ctx), and removes the socket and
+// the record. A VM already gone is not an error.
+func (h *Hypervisor) Cleanup(ctx context.Context, dir string) error {
+	if _, err := os.Lstat(dir); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return cleanup(ctx, dir)
+}
+
+func socketpair() (*net.UnixConn, *os.File, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("control socketpair: %w", err)
+	}
+	pf := os.NewFile(uintptr(fds[0]), "control")
+	defer pf.Close()
+	c, err := net.FileConn(pf)
+	if err != nil {
+		unix.Close(fds[1])
+		return nil, nil, fmt.Errorf("control socketpair: %w", err)
+	}
+	return c.(*net.UnixConn), os.NewFile(uintptr(fds[1]), "control"), nil
+}
+
+func deadline(ctx context.Context) time.Time {
+	d, _ := ctx.Deadline()
+	return d
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
