@@ -21,6 +21,7 @@ type command struct {
 
 func commands() map[string]command {
 	return map[string]command{
+		"check":   {"say what this host can run (the VM handler's needs) and why not", runCheck},
 		"config":  {"print or check husk's effective configuration", runConfig},
 		"dev":     {"development bench: private containerd, test images", runDev},
 		"guest":   {"build the VM guest image (kernel, initrd with husk-agent)", runGuest},

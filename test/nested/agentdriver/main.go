@@ -43,6 +43,13 @@ var (
 func main() {
 	flag.Parse()
 	ctx := context.Background()
+	// What huskctl check would say of this (the outer guest's) KVM.
+	per, err := vmm.ProbeSpeed(ctx)
+	if err != nil || per <= 0 {
+		fmt.Printf("HUSK-AGENT-VERDICT: FAIL KVM probe: %v, %v\n", per, err)
+		return
+	}
+	fmt.Printf("HUSK-AGENT: KVM probe: %v a guest instruction\n", per)
 	vm, err := vmm.New(vmm.Config{
 		Kernel: *kernel, Initrd: *initrd, Cmdline: *cmd, MemorySize: 512 << 20, VCPUs: 2, RNG: true,
 		Serial:    os.Stderr,

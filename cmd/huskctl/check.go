@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+
+	"github.com/huskrt/husk/internal/guestimage"
+	"github.com/huskrt/husk/runtime/config"
+	"github.com/huskrt/husk/vmm"
+	"github.com/huskrt/husk/vmm/kvm"
+)
+
+const checkUsage = `usage: huskctl check [--config PATH]
+
+Says what this host can run, handler by handler, and why not: for the VM
+handler, whether /dev/kvm runs a guest and how fast, whether the guest
+image is built and intact, and whether mkfs.erofs is installed. Exits 1
+when the configured default handler cannot run here.
+`
+
+// finding is one line of huskctl check's report.
+type finding struct {
+	what string
+	err  error // nil: fine
+	note string
+}
+
+// runCheck implements "huskctl check".
+func runCheck(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	fs.Usage = func() { fmt.Fprint(fs.Output(), checkUsage) }
+	path := fs.String("config", "", "husk's config file (default: $"+config.EnvPath+", else "+config.DefaultPath+")")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(config.Path(*path))
+	if err != nil {
+		return err
+	}
+	virt := checkVirt(ctx, cfg)
+	ok := report(os.Stdout, "virt", virt)
+	if cfg.Runtime.DefaultHandler == config.HandlerVirt && !ok {
+		return errors.New("the default handler, virt, cannot run on this host")
+	}
+	return nil
+}
+
+// checkVirt lists what the VM handler needs and whether this host has it.
+func checkVirt(ctx context.Context, cfg *config.Config) []finding {
+	var fs []finding
+	per, err := vmm.ProbeSpeed(ctx)
+	switch {
+	case errors.Is(err, kvm.ErrUnavailable):
+		fs = append(fs, finding{what: "KVM", err: err, note: "no usable /dev/kvm: load kvm-intel or kvm-amd, or run in a VM with nested virtualisation"})
+	case err != nil:
+		fs = append(fs, finding{what: "KVM", err: err})
+	case per > vmm.SlowInstruction:
+		fs = append(fs, finding{what: "KVM", note: fmt.Sprintf("slow: %v a guest instruction (hardware: under %v); nested on an emulated CPU, Linux guests boot in seconds; an emulating KVM cannot boot them at all", per, vmm.SlowInstruction)})
+	default:
+		fs = append(fs, finding{what: "KVM", note: fmt.Sprintf("hardware-assisted, %v a guest instruction", per)})
+	}
+	if m, err := guestimage.Load(cfg.Virt.GuestImage); err != nil {
+		fs = append(fs, finding{what: "guest image", err: err, note: "build it: make guest, or huskctl guest build --out " + cfg.Virt.GuestImage})
+	} else {
+		fs = append(fs, finding{what: "guest image", note: fmt.Sprintf("%s: %s %s, agent %.12s", cfg.Virt.GuestImage, m.Package, m.Version, m.Agent.SHA256)})
+	}
+	if p, err := exec.LookPath("mkfs.erofs"); err != nil {
+		fs = append(fs, finding{what: "mkfs.erofs", err: err, note: "install Debian's erofs-utils: root filesystems reach VMs as EROFS images"})
+	} else {
+		fs = append(fs, finding{what: "mkfs.erofs", note: p})
+	}
+	return fs
+}
+
+// report prints a handler's findings and says whether all are fine.
+func report(w io.Writer, handler string, fs []finding) bool {
+	ok := true
+	for _, f := range fs {
+		ok = ok && f.err == nil
+	}
+	verdict := "can run here"
+	if !ok {
+		verdict = "cannot run here"
+	}
+	fmt.Fprintf(w, "%s: %s\n", handler, verdict)
+	for _, f := range fs {
+		mark := "ok  "
+		if f.err != nil {
+			mark = "FAIL"
+		}
+		fmt.Fprintf(w, "  %s %-12s", mark, f.what)
+		if f.err != nil {
+			fmt.Fprintf(w, " %v", f.err)
+		}
+		if f.note != "" {
+			fmt.Fprintf(w, " (%s)", f.note)
+		}
+		fmt.Fprintln(w)
+	}
+	return ok
+}
