@@ -85,6 +85,9 @@ func createContainer(ctx context.Context, s *sandbox, req *handler.CreateRequest
 	}
 	undo = append(undo, st.close)
 	c.init = newProcess(s, c, "", st)
+	// A create the agent finished after the call gave up must not stay
+	// in the guest.
+	undo = append(undo, func() { _ = s.cl.DeleteContainer(context.WithoutCancel(ctx), req.ID) })
 	pid, err := s.cl.CreateContainer(ctx, client.CreateContainerRequest{
 		ContainerID: req.ID,
 		Spec:        guest,

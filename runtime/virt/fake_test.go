@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/containerd/errdefs"
+	"github.com/containerd/ttrpc"
 
 	"github.com/huskrt/husk/agent"
 	"github.com/huskrt/husk/agent/api"
@@ -27,6 +28,9 @@ type fakeHypervisor struct {
 	mu      sync.Mutex
 	started []*fakeVM
 	bootErr error // Start fails with it
+	// wrap, when set, puts a hostile agent in front of the real one: the
+	// host reaches what wrap returns.
+	wrap func(api.AgentService) api.AgentService
 }
 
 func (*fakeHypervisor) Name() string { return "builtin" }
@@ -47,7 +51,11 @@ func (h *fakeHypervisor) Start(ctx context.Context, cfg *VMConfig) (VM, error) {
 		return nil, err
 	}
 	v.sockDir = sockDir
-	agentL, err := net.Listen("unix", filepath.Join(sockDir, "a"))
+	agentName := "a"
+	if h.wrap != nil {
+		agentName = "real"
+	}
+	agentL, err := net.Listen("unix", filepath.Join(sockDir, agentName))
 	if err != nil {
 		return nil, err
 	}
@@ -59,6 +67,19 @@ func (h *fakeHypervisor) Start(ctx context.Context, cfg *VMConfig) (VM, error) {
 	v.cancel = cancel
 	v.served = make(chan error, 1)
 	go func() { v.served <- svc.Serve(sctx, agentL, streamL) }()
+	if h.wrap != nil {
+		srv, err := ttrpc.NewServer()
+		if err != nil {
+			return nil, err
+		}
+		api.RegisterAgentService(srv, h.wrap(svc))
+		l, err := net.Listen("unix", filepath.Join(sockDir, "a"))
+		if err != nil {
+			return nil, err
+		}
+		go func() { _ = srv.Serve(sctx, l) }()
+		go func() { <-sctx.Done(); srv.Close() }()
+	}
 	h.mu.Lock()
 	h.started = append(h.started, v)
 	h.mu.Unlock()

@@ -21,6 +21,7 @@ import (
 	"github.com/opencontainers/runc/libcontainer/specconv"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/huskrt/husk/agent/api"
 	"github.com/huskrt/husk/internal/guestimage"
 	"github.com/huskrt/husk/runtime/config"
 	"github.com/huskrt/husk/runtime/handler"
@@ -325,4 +326,70 @@ func TestRefused(t *testing.T) {
 	if !errdefs.IsFailedPrecondition(err) || !strings.Contains(err.Error(), "make guest") {
 		t.Errorf("no guest image: %v", err)
 	}
+}
+
+// hostileAgent answers some calls badly; the rest go to the real agent.
+type hostileAgent struct {
+	api.AgentService
+	hangCreate bool // CreateContainer never answers
+	badWait    bool // WaitProcess answers an exit status no process has
+	release    chan struct{}
+}
+
+func (h *hostileAgent) CreateContainer(ctx context.Context, r *api.CreateContainerRequest) (*api.CreateContainerResponse, error) {
+	if h.hangCreate {
+		select {
+		case <-h.release:
+		case <-ctx.Done():
+		}
+		return nil, errors.New("released")
+	}
+	return h.AgentService.CreateContainer(ctx, r)
+}
+
+func (h *hostileAgent) WaitProcess(ctx context.Context, r *api.WaitProcessRequest) (*api.WaitProcessResponse, error) {
+	if h.badWait {
+		return &api.WaitProcessResponse{Exited: true, ExitStatus: 999, Pid: 1}, nil
+	}
+	return h.AgentService.WaitProcess(ctx, r)
+}
+
+// TestHostileAgent (R10): an agent that never answers fails the create
+// within the call's deadline, one that answers nonsense ends the process
+// with an error instead of a made-up status; the handler serves on.
+func TestHostileAgent(t *testing.T) {
+	old := agentCallTimeout
+	agentCallTimeout = 2 * time.Second
+	t.Cleanup(func() { agentCallTimeout = old })
+
+	t.Run("never answers", func(t *testing.T) {
+		e := newEnv(t)
+		hostile := &hostileAgent{hangCreate: true, release: make(chan struct{})}
+		defer close(hostile.release)
+		e.hv.wrap = func(s api.AgentService) api.AgentService { hostile.AgentService = s; return hostile }
+		sb := e.sandbox()
+		start := time.Now()
+		_, err := sb.Create(e.ctx, e.request("c1", handler.Stdio{}, "true"))
+		if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > agentCallTimeout+5*time.Second {
+			t.Fatalf("create against a silent agent: %v after %v", err, time.Since(start))
+		}
+		if vm := e.hv.started[0]; len(vm.disks) != 0 {
+			t.Errorf("failed create left disks %v", vm.disks)
+		}
+	})
+	t.Run("answers nonsense", func(t *testing.T) {
+		e := newEnv(t)
+		hostile := &hostileAgent{badWait: true}
+		e.hv.wrap = func(s api.AgentService) api.AgentService { hostile.AgentService = s; return hostile }
+		sb := e.sandbox()
+		c, err := sb.Create(e.ctx, e.request("c1", handler.Stdio{}, "sleep", "1000"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ex := waitExit(t, c.Init()); ex.Status != 255 {
+			t.Errorf("exit from a nonsense answer %+v, want 255 (lost)", ex)
+		}
+		_ = c.Init().Signal(e.ctx, syscall.SIGKILL, true)
+		_ = c.Delete(e.ctx)
+	})
 }

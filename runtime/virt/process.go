@@ -88,11 +88,14 @@ func (p *process) wait() {
 		if err == nil {
 			continue
 		}
-		if dead := p.sb.deadErr(); dead != nil || ctx.Err() != nil || errors.Is(err, client.ErrBroken) || errors.Is(err, client.ErrClosed) || errdefs.IsNotFound(err) {
+		// A VM gone, an agent that lost the process or answers nonsense:
+		// the process is lost, and says why.
+		if dead := p.sb.deadErr(); dead != nil || ctx.Err() != nil || errors.Is(err, client.ErrBroken) || errors.Is(err, client.ErrClosed) ||
+			errors.Is(err, client.ErrBadReply) || errdefs.IsNotFound(err) {
 			if dead == nil {
 				dead = err
 			}
-			logging.L(ctx).Error("process lost with its VM", "container", p.c.id, "exec", p.execID, "error", dead)
+			logging.L(ctx).Error("process lost", "container", p.c.id, "exec", p.execID, "error", dead)
 			break
 		}
 		logging.L(ctx).Warn("waiting for a process in the VM", "container", p.c.id, "exec", p.execID, "error", err)

@@ -23,6 +23,10 @@ const (
 	oomPoll = 2 * time.Second
 )
 
+// agentCallTimeout bounds every call to an agent (long-polls get their
+// poll on top); a variable for the hostile-agent tests.
+var agentCallTimeout = client.DefaultCallTimeout
+
 type sandboxConfig struct {
 	id, hostname string
 	hv           Hypervisor
@@ -102,7 +106,7 @@ func connect(ctx context.Context, vm VM, boot time.Duration) (*client.Client, cl
 		}
 		conn, err := vm.Dial(ctx, api.AgentPort)
 		if err == nil {
-			cl := client.New(conn, client.Options{})
+			cl := client.New(conn, client.Options{CallTimeout: agentCallTimeout})
 			cctx, ccancel := context.WithTimeout(ctx, 2*time.Second)
 			check, err := cl.Check(cctx)
 			ccancel()

@@ -39,6 +39,13 @@ func dropCapabilities(tasks *os.File) error {
 	defer restore()
 	pid := unix.Getpid()
 	deadline := time.Now().Add(capDropTimeout)
+	// Each thread is signalled once: it drops its sets in its handler,
+	// whose last system call is capset. A second signal could still be
+	// running its handler (prctl, capset) after the seccomp filter is in
+	// place, which would kill the process. (A tid is not reused within
+	// this loop: tids are allocated in increasing order and the
+	// namespace's count starts at 1.)
+	signalled := make(map[int]bool)
 	// Two clean rounds in a row: a thread signalled in one round may
 	// create a thread (which inherits its capabilities) and then drop its
 	// own after the next round listed the threads but before it read that
@@ -55,11 +62,16 @@ func dropCapabilities(tasks *os.File) error {
 			if err != nil {
 				return err
 			}
-			if held {
-				holding = append(holding, tid)
-				if err := unix.Tgkill(pid, tid, capSignal); err != nil && !errors.Is(err, unix.ESRCH) {
-					return fmt.Errorf("signalling thread %d: %w", tid, err)
-				}
+			if !held {
+				continue
+			}
+			holding = append(holding, tid)
+			if signalled[tid] {
+				continue
+			}
+			signalled[tid] = true
+			if err := unix.Tgkill(pid, tid, capSignal); err != nil && !errors.Is(err, unix.ESRCH) {
+				return fmt.Errorf("signalling thread %d: %w", tid, err)
 			}
 		}
 		if len(holding) == 0 {
