@@ -180,3 +180,21 @@ func (m *Manager) Deleted(ctx context.Context, t *Task) (sandboxGone bool) {
 	}
 	return false
 }
+
+// Measure returns what each served sandbox's handler parts measure of
+// themselves (a VM's counters), by sandbox id.
+func (m *Manager) Measure(ctx context.Context) map[string][]handler.Measure {
+	m.mu.Lock()
+	sbs := make([]*Sandbox, 0, len(m.sandboxes))
+	for _, sb := range m.sandboxes {
+		sbs = append(sbs, sb)
+	}
+	m.mu.Unlock()
+	out := make(map[string][]handler.Measure, len(sbs))
+	for _, sb := range sbs {
+		if ms := sb.measure(ctx); len(ms) > 0 {
+			out[sb.ID] = ms
+		}
+	}
+	return out
+}

@@ -152,3 +152,24 @@ func (s *Sandbox) teardownLocked(ctx context.Context) {
 		logging.L(ctx).Error("removing sandbox state", "sandbox", s.ID, "error", err)
 	}
 }
+
+// measure collects what the sandbox's handler parts measure of themselves.
+func (s *Sandbox) measure(ctx context.Context) []handler.Measure {
+	s.partsMu.Lock()
+	parts := append([]part(nil), s.parts...)
+	s.partsMu.Unlock()
+	var out []handler.Measure
+	for _, p := range parts {
+		m, ok := p.sb.(handler.Measured)
+		if !ok {
+			continue
+		}
+		ms, err := m.Measure(ctx)
+		if err != nil {
+			logging.L(ctx).Debug("measuring a sandbox", "sandbox", s.ID, "handler", p.handler, "error", err)
+			continue
+		}
+		out = append(out, ms...)
+	}
+	return out
+}

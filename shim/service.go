@@ -63,6 +63,7 @@ var _ taskAPI.TTRPCTaskService = (*service)(nil)
 
 func newService(ctx context.Context, mgr *runtime.Manager, pub shim.Publisher, sd shutdown.Service, level *slog.LevelVar) *service {
 	m := newMetrics()
+	m.reg.MustRegister(sandboxCollector{measure: mgr.Measure})
 	mgr.HookOptions = runtime.HookOptions{CacheDir: hooks.DefaultCacheDir, Observe: m.observeHook}
 	s := &service{
 		ctx:     ctx,

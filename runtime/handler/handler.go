@@ -171,3 +171,21 @@ type SmartCreator interface {
 	// its handler's Cleanup must handle both kinds.
 	CreateSmart(ctx context.Context, req *CreateRequest) (c Container, kind string, err error)
 }
+
+// Measured is a Sandbox that keeps counters of its own, which the shim's
+// metrics export with the sandbox's id: a VM's exits, memory and disks.
+type Measured interface {
+	Measure(ctx context.Context) ([]Measure, error)
+}
+
+// Measure is one value of a sandbox's: a counter or a gauge.
+type Measure struct {
+	// Name is the metric's name without husk's prefix, such as
+	// "vm_exits_total".
+	Name    string
+	Help    string
+	Counter bool
+	// Labels are the value's own (the sandbox's id is added).
+	Labels map[string]string
+	Value  float64
+}

@@ -250,3 +250,32 @@ func (s *sandbox) Close(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Measure reports the VM's counters for the shim's metrics.
+func (s *sandbox) Measure(ctx context.Context) ([]handler.Measure, error) {
+	st, err := s.vm.Stats(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ms := []handler.Measure{
+		{Name: "vm_memory_bytes", Help: "Guest memory of the sandbox's VM.", Value: float64(st.MemoryMiB << 20)},
+		{Name: "vm_process_rss_bytes", Help: "Resident memory of the VM's process, touched guest memory included.", Value: float64(st.RSSBytes)},
+		{Name: "vm_uptime_seconds", Help: "How long the sandbox's VM has run.", Value: st.Uptime.Seconds()},
+	}
+	for reason, n := range st.Exits {
+		ms = append(ms, handler.Measure{Name: "vm_exits_total", Help: "vCPU exits to the VMM, by reason.", Counter: true,
+			Labels: map[string]string{"reason": reason}, Value: float64(n)})
+	}
+	for _, d := range st.Disks {
+		if d.Serial == "" {
+			continue // an empty slot
+		}
+		l := map[string]string{"disk": d.Serial}
+		ms = append(ms,
+			handler.Measure{Name: "vm_disk_reads_total", Help: "Read requests of a VM disk.", Counter: true, Labels: l, Value: float64(d.Reads)},
+			handler.Measure{Name: "vm_disk_writes_total", Help: "Write requests of a VM disk.", Counter: true, Labels: l, Value: float64(d.Writes)},
+			handler.Measure{Name: "vm_disk_read_bytes_total", Help: "Bytes read from a VM disk.", Counter: true, Labels: l, Value: float64(d.BytesRead)},
+			handler.Measure{Name: "vm_disk_written_bytes_total", Help: "Bytes written to a VM disk.", Counter: true, Labels: l, Value: float64(d.BytesWritten)})
+	}
+	return ms, nil
+}
