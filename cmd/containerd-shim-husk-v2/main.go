@@ -8,6 +8,8 @@ import (
 	"runtime"
 
 	"github.com/huskrt/husk/runtime/linux"
+	"github.com/huskrt/husk/runtime/virt"
+	"github.com/huskrt/husk/runtime/virt/builtin"
 	"github.com/huskrt/husk/runtime/wasm"
 	"github.com/huskrt/husk/shim"
 )
@@ -26,8 +28,13 @@ func init() {
 }
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == linux.InitArg {
-		linux.Init() // a container's init, re-executed by libcontainer
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case linux.InitArg:
+			linux.Init() // a container's init, re-executed by libcontainer
+		case builtin.ProcessArg:
+			builtin.Main() // a pod's confined VMM process, re-executed by the builtin hypervisor
+		}
 	}
-	shim.Run(context.Background(), linux.New(), wasm.New())
+	shim.Run(context.Background(), linux.New(), wasm.New(), virt.New(builtin.New()))
 }

@@ -36,6 +36,11 @@ func TestBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	noGuest := filepath.Join(dir, "no-guest.toml")
+	if err := os.WriteFile(noGuest, []byte("[virt]\nguest_image = \""+filepath.Join(dir, "no-guest")+"\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
 	tests := []struct {
 		name  string
 		flags []string
@@ -51,8 +56,8 @@ func TestBadInput(t *testing.T) {
 			[]string{filepath.Join(dir, "nope.toml"), "not found"}},
 		{"unknown handler", []string{"--annotation", "io.husk.handler=bogus"}, devenv.BusyboxRef, []string{"true"},
 			[]string{`unknown handler "bogus"`, "io.husk.handler"}},
-		{"handler not built", []string{"--annotation", "io.husk.handler=virt"}, devenv.BusyboxRef, []string{"true"},
-			[]string{`handler "virt" is not available in this build`}},
+		{"virt without guest image", []string{"--runtime-config-path", noGuest, "--annotation", "io.husk.handler=virt"}, devenv.BusyboxRef, []string{"true"},
+			[]string{"no guest image in " + filepath.Join(dir, "no-guest"), "make guest"}},
 		{"missing binary", nil, devenv.BusyboxRef, []string{"/nope"},
 			[]string{"/nope", "no such file or directory"}},
 		{"missing rootfs", []string{"--rootfs"}, filepath.Join(dir, "no-rootfs"), []string{"/bin/true"},
