@@ -57,12 +57,14 @@ lint:
 unit:
 	$(GO) test -tags '$(BUILDTAGS)' -count=1 ./...
 
-# Tier 1 (unit) and tier 2 (root, against a private containerd), then short
-# fuzz runs. Tests that need root, KVM or tools say so and skip; CI runs as
-# root with the tools.
+# Short fuzz runs, then tier 1 (unit), tier 2 (root, against a private
+# containerd) and tier 3 (nested KVM). Tests that need root, KVM or tools say
+# so and skip; the run ends with every skipped test, its reason, and the
+# counts (hack/testreport). CI runs as root with the tools.
 test: tools nested-assets build lint
-	$(GO) test -tags '$(BUILDTAGS)' -count=1 -timeout 30m ./...
 	$(MAKE) fuzz-short
+	$(GO) build -o $(BIN)/testreport ./hack/testreport
+	set -o pipefail; $(GO) test -json -tags '$(BUILDTAGS)' -count=1 -timeout 30m ./... | $(BIN)/testreport
 
 # Every fuzz target of an untrusted-input parser: package and target.
 FUZZ_TARGETS := ./vmm/virtio:FuzzQueue ./vmm/virtio/blk:FuzzBlkRequest ./vmm/virtio/mmio:FuzzTransport ./vmm/virtio/vsock:FuzzVsockPacket ./vmm/virtio/net:FuzzNetChain ./runtime/wasm:FuzzModuleImports ./hooks:FuzzDecision ./hooks:FuzzIndexersAgree ./wasmhost:FuzzQuery ./policies/sdk:FuzzValue ./policies/sdk:FuzzAppendString
