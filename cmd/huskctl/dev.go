@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/huskrt/husk/internal/logging"
+	"github.com/huskrt/husk/runtime/config"
 	"github.com/huskrt/husk/test/devenv"
 )
 
@@ -170,6 +171,7 @@ func devDemo(ctx context.Context, args []string) error {
 	var b benchFlags
 	b.register(fs)
 	runtime := fs.String("runtime", huskRuntime, "containerd runtime to run the demo with")
+	guest := fs.String("guest", config.Default().Virt.GuestImage, "the VM handler's guest image (make guest builds one)")
 	if done, err := parseFlags(fs, args); done {
 		return err
 	}
@@ -208,7 +210,10 @@ func devDemo(ctx context.Context, args []string) error {
 	if err := demoWasm(ctx, c, *runtime); err != nil {
 		return err
 	}
-	return demoPolicy(ctx, c, *runtime)
+	if err := demoPolicy(ctx, c, *runtime); err != nil {
+		return err
+	}
+	return demoVM(ctx, c, *runtime, *guest)
 }
 
 // demoRun runs `sh -c script` in a new container, streaming its output to
