@@ -144,7 +144,21 @@ func TestPatchRules(t *testing.T) {
 		{"wrong type for the schema", hooks.ContainerRootfs, `[{"op":"replace","path":"/readonly","value":"yes"}]`,
 			hooks.ErrBadPatch, "does not fit the container.rootfs schema"},
 		{"unknown member under an allowed path", hooks.ContainerStart, `[{"op":"add","path":"/process/user/root","value":true}]`,
-			hooks.ErrBadPatch, `unknown field "root"`},
+			hooks.ErrBadPatch, `/process/user: unknown member "root"`},
+		// A patch that names no uid must not run the process as root
+		// (encoding/json would decode each of these to uid 0, gid 0).
+		{"user replaced by null", hooks.ContainerStart, `[{"op":"replace","path":"/process/user","value":null}]`,
+			hooks.ErrBadPatch, "/process/user: null, where the schema has a object"},
+		{"user replaced by {}", hooks.ProcessExec, `[{"op":"replace","path":"/process/user","value":{}}]`,
+			hooks.ErrBadPatch, `/process/user: member "uid" is missing`},
+		{"uid removed", hooks.ContainerStart, `[{"op":"remove","path":"/process/user/uid"}]`,
+			hooks.ErrBadPatch, `/process/user: member "uid" is missing`},
+		{"uid null", hooks.ContainerStart, `[{"op":"replace","path":"/process/user/uid","value":null}]`,
+			hooks.ErrBadPatch, "/process/user/uid: null"},
+		{"spec user replaced by null", hooks.ContainerCreate, `[{"op":"replace","path":"/spec/process/user","value":null}]`,
+			hooks.ErrBadPatch, "/spec/process/user: null"},
+		{"member names in another case", hooks.ContainerStart, `[{"op":"replace","path":"/process/user","value":{"uid":1000,"gid":1000,"UID":0,"GID":0}}]`,
+			hooks.ErrBadPatch, `names are case-sensitive`},
 		{"path does not exist", hooks.ContainerStart, `[{"op":"replace","path":"/process/env/3","value":"A=1"}]`,
 			hooks.ErrBadPatch, "array index 3 out of range"},
 		{"failed test", hooks.ContainerStart, `[{"op":"test","path":"/container/id","value":"other"},{"op":"add","path":"/process/env/-","value":"A=1"}]`,
@@ -152,7 +166,9 @@ func TestPatchRules(t *testing.T) {
 	}
 	events := map[hooks.Point]hooks.Event{
 		hooks.ContainerRootfs: rootfsEvent(),
-		hooks.ContainerStart:  &hooks.ContainerStartEvent{Container: hooks.Container{ID: "c"}, Process: hooks.Process{Args: hooks.List{"/bin/sh"}}},
+		hooks.ContainerStart:  &hooks.ContainerStartEvent{Container: hooks.Container{ID: "c"}, Process: hooks.Process{Args: hooks.List{"/bin/sh"}, User: hooks.User{UID: 1000, GID: 1000}}},
+		hooks.ProcessExec:     &hooks.ProcessExecEvent{Container: hooks.Container{ID: "c"}, Process: hooks.Process{Args: hooks.List{"/bin/sh"}, User: hooks.User{UID: 1000, GID: 1000}}},
+		hooks.ContainerCreate: &hooks.ContainerCreateEvent{Spec: &specs.Spec{Version: "1.2.0", Root: &specs.Root{Path: "rootfs"}, Process: &specs.Process{Args: []string{"sh"}, Cwd: "/", User: specs.User{UID: 1000, GID: 1000}}}},
 		hooks.ContainerDelete: &hooks.ContainerDeleteEvent{},
 		hooks.SandboxNetwork:  &hooks.SandboxNetworkEvent{Interfaces: []hooks.Interface{{Name: "eth0"}}},
 	}
@@ -244,7 +260,7 @@ func TestRunErrors(t *testing.T) {
 		{"unknown point", "container.craete", rootfsEvent(), `unknown point "container.craete"`},
 		{"event of another point", hooks.ContainerRootfs, &hooks.ContainerStartEvent{}, "a container.start event passed at container.rootfs"},
 		{"not an event", hooks.ContainerRootfs, struct{}{}, "struct {} is not an event"},
-		{"raw event with an unknown member", hooks.ContainerRootfs, []byte(`{"version":1,"readonly":true,"bogus":1}`), `unknown field "bogus"`},
+		{"raw event with an unknown member", hooks.ContainerRootfs, []byte(`{"version":1,"readonly":true,"bogus":1}`), `unknown member "bogus"`},
 		{"raw event of another version", hooks.ContainerRootfs, json.RawMessage(`{"version":2}`), "event schema version 2, want 1"},
 		{"raw event without version", hooks.ContainerRootfs, []byte(`{"readonly":true}`), `not a JSON object with a "version"`},
 	}

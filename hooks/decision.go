@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"reflect"
 	"strings"
 	"unicode/utf8"
 )
@@ -39,6 +39,8 @@ type decisionJSON struct {
 	Patch  []opJSON `json:"patch"`
 }
 
+var decisionType = reflect.TypeFor[decisionJSON]()
+
 type opJSON struct {
 	Op    *string         `json:"op"`
 	Path  *string         `json:"path"`
@@ -50,7 +52,8 @@ type opJSON struct {
 // a boolean "allow", an optional string "reason" and an optional "patch"
 // array of RFC 6902 operations (at most 1024), and nothing else. Each
 // operation must be complete and well-formed (its pointers parse, its
-// value is present where the operation needs one); unknown members are
+// value is present where the operation needs one). Member names are
+// exact (case-sensitive); unknown and repeated members, at any depth, are
 // errors, not ignored. Errors wrap ErrBadDecision.
 //
 // A reason longer than 1 KiB is cut, and invalid UTF-8 in it replaced.
@@ -58,14 +61,14 @@ func ParseDecision(b []byte) (Decision, error) {
 	if string(b) == `{"allow":true}` { // the common answer, as the SDK writes it
 		return Decision{Allow: true}, nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	var w decisionJSON
-	if err := dec.Decode(&w); err != nil {
+	// Exact member names, none repeated or unknown, anywhere (a patch's
+	// values included): encoding/json alone would take {"ALLOW":true}.
+	if err := checkStrict(b, decisionType, false); err != nil {
 		return Decision{}, fmt.Errorf("%w: %v", ErrBadDecision, err)
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return Decision{}, fmt.Errorf("%w: data after the decision object", ErrBadDecision)
+	var w decisionJSON
+	if err := json.Unmarshal(b, &w); err != nil {
+		return Decision{}, fmt.Errorf("%w: %v", ErrBadDecision, err)
 	}
 	if w.Allow == nil {
 		return Decision{}, fmt.Errorf(`%w: no "allow" member`, ErrBadDecision)

@@ -111,8 +111,8 @@ func TestParseDecision(t *testing.T) {
 		{in: `not json`, err: "invalid character"},
 		{in: `{"allow":"yes"}`, err: "cannot unmarshal string"},
 		{in: `{"reason":"x"}`, err: `no "allow" member`},
-		{in: `{"allow":true,"extra":1}`, err: `unknown field "extra"`},
-		{in: `{"allow":true} {}`, err: "data after the decision"},
+		{in: `{"allow":true,"extra":1}`, err: `unknown member "extra"`},
+		{in: `{"allow":true} {}`, err: "data after the JSON value"},
 		{in: `[{"allow":true}]`, err: "cannot unmarshal array"},
 		{in: `{"allow":true,"patch":[{"op":"add","path":"/a"}]}`, err: `add needs a "value"`},
 		{in: `{"allow":true,"patch":[{"op":"remove","path":"/a","value":1}]}`, err: `remove takes no "value"`},
@@ -122,7 +122,16 @@ func TestParseDecision(t *testing.T) {
 		{in: `{"allow":true,"patch":[{"op":"remove","path":"a"}]}`, err: "must be empty or start with /"},
 		{in: `{"allow":true,"patch":[{"op":"remove","path":"/a~2"}]}`, err: "bad escape"},
 		{in: `{"allow":true,"patch":[{"path":"/a"}]}`, err: `needs "op" and "path"`},
-		{in: `{"allow":true,"patch":[{"op":"remove","path":"/a","valeu":1}]}`, err: `unknown field "valeu"`},
+		{in: `{"allow":true,"patch":[{"op":"remove","path":"/a","valeu":1}]}`, err: `unknown member "valeu"`},
+		// Exact member names, none repeated, at any depth: encoding/json
+		// alone matches names case-insensitively and keeps the last of
+		// repeated ones.
+		{in: `{"ALLOW":true}`, err: `unknown member "ALLOW" (names are case-sensitive: "allow")`},
+		{in: `{"allow":false,"Reason":"x"}`, err: `unknown member "Reason"`},
+		{in: `{"allow":true,"patch":[{"OP":"remove","path":"/a"}]}`, err: `/patch/0: unknown member "OP"`},
+		{in: `{"allow":false,"allow":true}`, err: `member "allow" appears twice`},
+		{in: `{"allow":true,"patch":[{"op":"add","path":"/process/user","value":{"uid":1000,"gid":1000,"uid":0}}]}`,
+			err: `/patch/0/value: member "uid" appears twice`},
 	}
 	for _, tt := range tests {
 		got, err := hooks.ParseDecision([]byte(tt.in))

@@ -125,7 +125,7 @@ func (h *hook) decide(ctx context.Context, point Point, info pointInfo, event []
 	if err != nil {
 		return Decision{}, nil, fmt.Errorf("module %q: %w: %w", h.name, ErrBadPatch, err)
 	}
-	if patched, err = canonical(info, patched); err != nil {
+	if patched, err = canonical(info, patched, true); err != nil {
 		return Decision{}, nil, fmt.Errorf("module %q: %w: the patched event does not fit the %s schema: %w", h.name, ErrBadPatch, point, err)
 	}
 	return d, patched, nil
@@ -173,16 +173,22 @@ func checkRaw(point Point, info pointInfo, raw []byte) ([]byte, error) {
 	if err := json.Unmarshal(raw, &head); err != nil || head.Version == nil {
 		return nil, fmt.Errorf("hooks: %s event: not a JSON object with a \"version\": %w", point, errdefs.ErrInvalidArgument)
 	}
-	b, err := canonical(info, raw)
+	b, err := canonical(info, raw, false)
 	if err != nil {
 		return nil, fmt.Errorf("hooks: %s event: %w: %w", point, err, errdefs.ErrInvalidArgument)
 	}
 	return b, nil
 }
 
-// canonical decodes raw strictly into the point's event type (unknown
-// members are errors) and encodes it again.
-func canonical(info pointInfo, raw []byte) ([]byte, error) {
+// canonical decodes raw strictly into the point's event type (exact
+// member names, none unknown or repeated; with complete, none missing and
+// no null where the schema has none: see checkStrict) and encodes it
+// again. Patched events are complete: husk encoded every member before
+// the patch, so one missing is one the patch dropped.
+func canonical(info pointInfo, raw []byte, complete bool) ([]byte, error) {
+	if err := checkStrict(raw, info.event, complete); err != nil {
+		return nil, err
+	}
 	v := reflect.New(info.event).Interface()
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()

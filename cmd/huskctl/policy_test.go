@@ -46,7 +46,7 @@ func TestPolicyTest(t *testing.T) {
 		{"trap", []string{"--module", trap, "--point", "container.rootfs", "--event", event}, 2, "", `module "trap": decide: wasm trap: unreachable`},
 		{"missing module", []string{"--module", filepath.Join(dir, "nope.wasm"), "--point", "container.rootfs", "--event", event}, 2, "", "no such file"},
 		{"unknown point", []string{"--module", decision, "--point", "container.craete", "--event", event, "--config", allow}, 2, "", `unknown point "container.craete"`},
-		{"event of another schema", []string{"--module", decision, "--point", "process.exec", "--event", event, "--config", allow}, 2, "", `unknown field "readonly"`},
+		{"event of another schema", []string{"--module", decision, "--point", "process.exec", "--event", event, "--config", allow}, 2, "", `unknown member "readonly"`},
 		{"missing flags", []string{"--module", decision}, 2, "", "are required"},
 	}
 	for _, tt := range tests {

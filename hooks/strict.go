@@ -1,0 +1,219 @@
+package hooks
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"strings"
+	"sync"
+)
+
+// checkStrict checks that b is one JSON value that fits t exactly as
+// written, which encoding/json alone does not: member names must match
+// the schema's exactly (encoding/json matches them case-insensitively, so
+// that {"ALLOW":true} or {"UID":0} would pass), no object may repeat a
+// member (encoding/json keeps the last, so a reader that keeps the first
+// sees another value), and no member may be unknown. Below values that
+// decode themselves (json.RawMessage, V1, any) only repeated members are
+// looked for.
+//
+// With complete, b must also hold every member the schema always has
+// (those without omitempty or omitzero, which husk's encoding writes
+// always), and null only where the schema allows it (pointers, slices,
+// maps): a patched event cannot drop a member into its Go zero value,
+// such as /process/user into uid 0.
+//
+// Errors name the JSON Pointer of the offending value.
+func checkStrict(b []byte, t reflect.Type, complete bool) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	w := strictWalker{dec: dec, complete: complete}
+	if err := w.value(t, ""); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("data after the JSON value")
+	}
+	return nil
+}
+
+type strictWalker struct {
+	dec      *json.Decoder
+	complete bool
+}
+
+var (
+	unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
+	rawMessageType  = reflect.TypeFor[json.RawMessage]()
+)
+
+// value checks the next value of w's input against t (nil: any value).
+func (w *strictWalker) value(t reflect.Type, path string) error {
+	nullable := true
+	if t != nil {
+		for t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		nullable = false
+		switch t.Kind() {
+		case reflect.Slice, reflect.Map, reflect.Interface:
+			nullable = true
+		}
+		// A type that decodes itself checks its own text (V1 refuses
+		// anything but 1); only repeated members are looked for below it.
+		if t == rawMessageType || t.Kind() == reflect.Interface || reflect.PointerTo(t).Implements(unmarshalerType) {
+			t = nil
+		}
+	}
+	tok, err := w.dec.Token()
+	if err != nil {
+		return err
+	}
+	switch tok {
+	case json.Delim('{'):
+		return w.object(t, path)
+	case json.Delim('['):
+		var elem reflect.Type
+		if t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
+			elem = t.Elem()
+		}
+		for i := 0; w.dec.More(); i++ {
+			if err := w.value(elem, fmt.Sprintf("%s/%d", path, i)); err != nil {
+				return err
+			}
+		}
+		_, err := w.dec.Token() // ]
+		return err
+	case nil:
+		if w.complete && !nullable && t != nil {
+			return fmt.Errorf("%s: null, where the schema has a %s", pathOrRoot(path), kindName(t))
+		}
+	}
+	return nil
+}
+
+// object checks the members of an object whose '{' was just read.
+func (w *strictWalker) object(t reflect.Type, path string) error {
+	var fields map[string]strictField
+	var elem reflect.Type
+	switch {
+	case t != nil && t.Kind() == reflect.Struct:
+		fields = structFields(t)
+	case t != nil && t.Kind() == reflect.Map:
+		elem = t.Elem()
+	}
+	seen := map[string]bool{}
+	for w.dec.More() {
+		tok, err := w.dec.Token()
+		if err != nil {
+			return err
+		}
+		name := tok.(string) // the decoder only hands out string keys
+		member := path + pointer{name}.String()
+		if seen[name] {
+			return fmt.Errorf("%s: member %q appears twice", pathOrRoot(path), name)
+		}
+		seen[name] = true
+		vt := elem
+		if fields != nil {
+			f, ok := fields[name]
+			if !ok {
+				return unknownMember(path, name, fields)
+			}
+			vt = f.typ
+		}
+		if err := w.value(vt, member); err != nil {
+			return err
+		}
+	}
+	if _, err := w.dec.Token(); err != nil { // }
+		return err
+	}
+	if w.complete {
+		for name, f := range fields {
+			if f.required && !seen[name] {
+				return fmt.Errorf("%s: member %q is missing", pathOrRoot(path), name)
+			}
+		}
+	}
+	return nil
+}
+
+func unknownMember(path, name string, fields map[string]strictField) error {
+	for known := range fields {
+		if strings.EqualFold(known, name) {
+			return fmt.Errorf("%s: unknown member %q (names are case-sensitive: %q)", pathOrRoot(path), name, known)
+		}
+	}
+	return fmt.Errorf("%s: unknown member %q", pathOrRoot(path), name)
+}
+
+// strictField is a member of a struct's JSON form.
+type strictField struct {
+	typ      reflect.Type
+	required bool // encoded always: no omitempty or omitzero
+}
+
+var fieldCache sync.Map // reflect.Type → map[string]strictField
+
+// structFields returns the members of t's JSON form, as encoding/json
+// names them (embedded structs without a name flattened).
+func structFields(t reflect.Type) map[string]strictField {
+	if f, ok := fieldCache.Load(t); ok {
+		return f.(map[string]strictField)
+	}
+	fields := map[string]strictField{}
+	for f := range t.Fields() {
+		tag, hasTag := f.Tag.Lookup("json")
+		name, opts, _ := strings.Cut(tag, ",")
+		if name == "-" && opts == "" {
+			continue
+		}
+		ft := f.Type
+		if f.Anonymous && !hasTag {
+			for ft.Kind() == reflect.Pointer {
+				ft = ft.Elem()
+			}
+			if ft.Kind() == reflect.Struct {
+				for n, sf := range structFields(ft) {
+					fields[n] = sf
+				}
+				continue
+			}
+		}
+		if !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		omit := strings.Contains(","+opts+",", ",omitempty,") || strings.Contains(","+opts+",", ",omitzero,")
+		fields[name] = strictField{typ: f.Type, required: !omit}
+	}
+	fieldCache.Store(t, fields)
+	return fields
+}
+
+func kindName(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Struct:
+		return "object"
+	case reflect.Bool:
+		return "boolean"
+	case reflect.String:
+		return "string"
+	case reflect.Array:
+		return "array"
+	}
+	return "number"
+}
+
+func pathOrRoot(p string) string {
+	if p == "" {
+		return "the document"
+	}
+	return p
+}
