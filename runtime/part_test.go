@@ -34,7 +34,7 @@ type vmHandler struct {
 
 func (h *vmHandler) Name() string { return "virt" }
 func (h *vmHandler) NewSandbox(ctx context.Context, req *handler.SandboxRequest) (handler.Sandbox, error) {
-	vm := handler.VM{Hypervisor: "builtin", VCPUs: 1, MemoryMiB: 256, KernelParams: []string{"console=hvc0"}}
+	vm := handler.VM{Hypervisor: "builtin", VCPUs: 1, MemoryMiB: 256, KernelParams: []string{"nokaslr"}}
 	if err := req.Policy.VM(ctx, &vm); err != nil {
 		return nil, err
 	}
@@ -140,9 +140,9 @@ func TestSandboxVMHook(t *testing.T) {
 		err      string
 	}{
 		{"patched", `{"allow":true,"patch":[{"op":"replace","path":"/vm/vcpus","value":2},{"op":"replace","path":"/vm/memory_mib","value":512},{"op":"add","path":"/vm/kernel_params/-","value":"quiet"}]}`,
-			handler.VM{Hypervisor: "builtin", VCPUs: 2, MemoryMiB: 512, KernelParams: []string{"console=hvc0", "quiet"}}, ""},
+			handler.VM{Hypervisor: "builtin", VCPUs: 2, MemoryMiB: 512, KernelParams: []string{"nokaslr", "quiet"}}, ""},
 		{"allowed as is", `{"allow":true}`,
-			handler.VM{Hypervisor: "builtin", VCPUs: 1, MemoryMiB: 256, KernelParams: []string{"console=hvc0"}}, ""},
+			handler.VM{Hypervisor: "builtin", VCPUs: 1, MemoryMiB: 256, KernelParams: []string{"nokaslr"}}, ""},
 		{"no vCPU", `{"allow":true,"patch":[{"op":"replace","path":"/vm/vcpus","value":0}]}`, handler.VM{}, "vcpus 0: want 1 to 254"},
 		{"too little memory", `{"allow":true,"patch":[{"op":"replace","path":"/vm/memory_mib","value":16}]}`, handler.VM{}, "memory_mib 16"},
 		{"two words in one parameter", `{"allow":true,"patch":[{"op":"add","path":"/vm/kernel_params/-","value":"init=/bin/sh quiet"}]}`, handler.VM{}, `kernel parameter "init=/bin/sh quiet"`},

@@ -80,6 +80,10 @@ type Virt struct {
 	// VCPUs and MemoryMiB size each pod's VM.
 	VCPUs     uint32 `toml:"vcpus"`
 	MemoryMiB uint64 `toml:"memory_mib"`
+	// MaxVCPUs and MaxMemoryMiB bound what a hook at sandbox.vm may give
+	// a pod's VM; 0 means what the host has (its online CPUs, its memory).
+	MaxVCPUs     uint32 `toml:"max_vcpus"`
+	MaxMemoryMiB uint64 `toml:"max_memory_mib"`
 	// KernelParams are added to the guest kernel's command line, after
 	// husk's own (console, reboot and panic behaviour).
 	KernelParams []string `toml:"kernel_params"`

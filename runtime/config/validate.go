@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"strings"
 )
 
 // problem is a value that failed validation: the dotted key it is about and
@@ -44,14 +43,8 @@ func (l *Log) validate() []problem {
 	return nil
 }
 
-// The VM limits (runtime/handler.VM.Check says the same; config imports
-// nothing of husk's handlers).
-const (
-	maxVCPUs     = 254
-	minMemoryMiB = 64
-	maxMemoryMiB = 256 << 10
-	maxDiskSlots = 16
-)
+// maxDiskSlots bounds [virt] disk_slots: a VM's virtio-mmio devices.
+const maxDiskSlots = 16
 
 func (v *Virt) validate() []problem {
 	var ps []problem
@@ -63,15 +56,25 @@ func (v *Virt) validate() []problem {
 			ps = append(ps, problem{p.key, err})
 		}
 	}
-	if v.VCPUs < 1 || v.VCPUs > maxVCPUs {
-		ps = append(ps, problem{"vcpus", fmt.Errorf("%d: want 1 to %d", v.VCPUs, maxVCPUs)})
+	if v.VCPUs < 1 || v.VCPUs > MaxVCPUs {
+		ps = append(ps, problem{"vcpus", fmt.Errorf("%d: want 1 to %d", v.VCPUs, MaxVCPUs)})
 	}
-	if v.MemoryMiB < minMemoryMiB || v.MemoryMiB > maxMemoryMiB {
-		ps = append(ps, problem{"memory_mib", fmt.Errorf("%d: want %d to %d", v.MemoryMiB, minMemoryMiB, maxMemoryMiB)})
+	if v.MaxVCPUs > MaxVCPUs {
+		ps = append(ps, problem{"max_vcpus", fmt.Errorf("%d: want at most %d (0: the host's CPUs)", v.MaxVCPUs, MaxVCPUs)})
+	} else if v.MaxVCPUs != 0 && v.VCPUs > v.MaxVCPUs {
+		ps = append(ps, problem{"vcpus", fmt.Errorf("%d: more than max_vcpus (%d)", v.VCPUs, v.MaxVCPUs)})
+	}
+	if v.MemoryMiB < MinMemoryMiB || v.MemoryMiB > MaxMemoryMiB {
+		ps = append(ps, problem{"memory_mib", fmt.Errorf("%d: want %d to %d", v.MemoryMiB, MinMemoryMiB, MaxMemoryMiB)})
+	}
+	if v.MaxMemoryMiB != 0 && (v.MaxMemoryMiB < MinMemoryMiB || v.MaxMemoryMiB > MaxMemoryMiB) {
+		ps = append(ps, problem{"max_memory_mib", fmt.Errorf("%d: want %d to %d (0: the host's memory)", v.MaxMemoryMiB, MinMemoryMiB, MaxMemoryMiB)})
+	} else if v.MaxMemoryMiB != 0 && v.MemoryMiB > v.MaxMemoryMiB {
+		ps = append(ps, problem{"memory_mib", fmt.Errorf("%d: more than max_memory_mib (%d)", v.MemoryMiB, v.MaxMemoryMiB)})
 	}
 	for _, p := range v.KernelParams {
-		if p == "" || strings.IndexFunc(p, func(r rune) bool { return r <= ' ' || r > '~' }) >= 0 {
-			ps = append(ps, problem{"kernel_params", fmt.Errorf("%q: want one word of printable ASCII each", p)})
+		if err := CheckKernelParam(p); err != nil {
+			ps = append(ps, problem{"kernel_params", err})
 		}
 	}
 	if d, err := v.BootTimeout.Parse(); err != nil {

@@ -3,10 +3,10 @@ package handler
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/errdefs"
+	"github.com/huskrt/husk/runtime/config"
 )
 
 // Policy asks a pod's hook chain at the steps a handler takes itself. Each
@@ -42,39 +42,28 @@ type Device struct {
 	Path string // host path backing it, if any
 }
 
-// The limits of a VM's shape, whoever set it (configuration, annotation or
-// hook): a VM needs one vCPU and enough memory for the kernel and the
-// agent; xAPIC ids are 8 bits (the built-in VMM takes up to 254 vCPUs, and
-// a backend may allow fewer); Linux reads at most 2048 bytes of command
-// line on x86.
-const (
-	MaxVCPUs        = 254
-	MinMemoryMiB    = 64
-	MaxMemoryMiB    = 256 << 10
-	MaxKernelParams = 2048
-)
-
-// Check says whether vm is within the limits above: 1 to MaxVCPUs vCPUs,
-// MinMemoryMiB to MaxMemoryMiB of memory, and kernel parameters that are
-// each a single non-empty word of printable ASCII and together fit in
-// MaxKernelParams bytes with their separators. Errors wrap
+// Check says whether vm is within the limits any VM has (config.MaxVCPUs
+// and the others): 1 to MaxVCPUs vCPUs, MinMemoryMiB to MaxMemoryMiB of
+// memory, and kernel parameters that config.CheckKernelParam allows,
+// together within MaxKernelParams bytes with their separators. The handler
+// bounds its VM further by the host and the configuration. Errors wrap
 // errdefs.ErrInvalidArgument.
 func (vm *VM) Check() error {
-	if vm.VCPUs < 1 || vm.VCPUs > MaxVCPUs {
-		return fmt.Errorf("vcpus %d: want 1 to %d: %w", vm.VCPUs, MaxVCPUs, errdefs.ErrInvalidArgument)
+	if vm.VCPUs < 1 || vm.VCPUs > config.MaxVCPUs {
+		return fmt.Errorf("vcpus %d: want 1 to %d: %w", vm.VCPUs, config.MaxVCPUs, errdefs.ErrInvalidArgument)
 	}
-	if vm.MemoryMiB < MinMemoryMiB || vm.MemoryMiB > MaxMemoryMiB {
-		return fmt.Errorf("memory_mib %d: want %d to %d: %w", vm.MemoryMiB, MinMemoryMiB, MaxMemoryMiB, errdefs.ErrInvalidArgument)
+	if vm.MemoryMiB < config.MinMemoryMiB || vm.MemoryMiB > config.MaxMemoryMiB {
+		return fmt.Errorf("memory_mib %d: want %d to %d: %w", vm.MemoryMiB, config.MinMemoryMiB, config.MaxMemoryMiB, errdefs.ErrInvalidArgument)
 	}
 	total := 0
 	for _, p := range vm.KernelParams {
-		if p == "" || strings.IndexFunc(p, func(r rune) bool { return r <= ' ' || r > '~' }) >= 0 {
-			return fmt.Errorf("kernel parameter %q: want one word of printable ASCII: %w", p, errdefs.ErrInvalidArgument)
+		if err := config.CheckKernelParam(p); err != nil {
+			return fmt.Errorf("%w: %w", err, errdefs.ErrInvalidArgument)
 		}
 		total += len(p) + 1
 	}
-	if total > MaxKernelParams {
-		return fmt.Errorf("kernel parameters take %d bytes, at most %d: %w", total, MaxKernelParams, errdefs.ErrInvalidArgument)
+	if total > config.MaxKernelParams {
+		return fmt.Errorf("kernel parameters take %d bytes, at most %d: %w", total, config.MaxKernelParams, errdefs.ErrInvalidArgument)
 	}
 	return nil
 }

@@ -50,7 +50,7 @@ func (h *Handler) NewSandbox(ctx context.Context, req *handler.SandboxRequest) (
 		Hypervisor:   h.hv.Name(),
 		VCPUs:        cfg.VCPUs,
 		MemoryMiB:    cfg.MemoryMiB,
-		KernelParams: append(append([]string{}, baseKernelParams...), cfg.KernelParams...),
+		KernelParams: append([]string{}, cfg.KernelParams...),
 		Devices: []handler.Device{
 			{Type: "virtio-vsock", ID: "agent"},
 			{Type: "virtio-blk", ID: "slots", Path: fmt.Sprintf("%d empty slots", cfg.DiskSlots)},
@@ -63,6 +63,9 @@ func (h *Handler) NewSandbox(ctx context.Context, req *handler.SandboxRequest) (
 		if err := req.Policy.VM(ctx, &vm); err != nil {
 			return nil, err
 		}
+	}
+	if err := withinLimits(&vm, cfg, hostResources); err != nil {
+		return nil, fmt.Errorf("sandbox %s: %w", req.ID, err)
 	}
 	boot, err := cfg.BootTimeout.Parse()
 	if err != nil {
@@ -81,7 +84,8 @@ func (h *Handler) NewSandbox(ctx context.Context, req *handler.SandboxRequest) (
 		hv:       h.hv,
 		vm: VMConfig{
 			ID: req.ID, Dir: dir, Kernel: img.kernel, Initrd: img.initrd,
-			KernelParams: vm.KernelParams, VCPUs: vm.VCPUs, MemoryMiB: vm.MemoryMiB,
+			KernelParams: append(append([]string{}, baseKernelParams...), vm.KernelParams...),
+			VCPUs:        vm.VCPUs, MemoryMiB: vm.MemoryMiB,
 			DiskSlots: cfg.DiskSlots, Cgroup: podCgroup(req),
 		},
 		boot:  boot,

@@ -338,10 +338,9 @@ type hostileAgent struct {
 
 func (h *hostileAgent) CreateContainer(ctx context.Context, r *api.CreateContainerRequest) (*api.CreateContainerResponse, error) {
 	if h.hangCreate {
-		select {
-		case <-h.release:
-		case <-ctx.Done():
-		}
+		// A hostile agent ignores the deadline the call carries: only the
+		// host's own deadline can end the wait.
+		<-h.release
 		return nil, errors.New("released")
 	}
 	return h.AgentService.CreateContainer(ctx, r)
@@ -392,4 +391,57 @@ func TestHostileAgent(t *testing.T) {
 		_ = c.Init().Signal(e.ctx, syscall.SIGKILL, true)
 		_ = c.Delete(e.ctx)
 	})
+}
+
+// patchingPolicy is a hook chain whose sandbox.vm answer is patch.
+type patchingPolicy struct{ patch func(*handler.VM) }
+
+func (p patchingPolicy) VM(_ context.Context, vm *handler.VM) error  { p.patch(vm); return nil }
+func (patchingPolicy) Rootfs(context.Context, *handler.Rootfs) error { return nil }
+
+// TestVMShapeBounded: what a hook at sandbox.vm gives a VM is bounded by
+// the host and the configuration, and husk's own kernel parameters stay
+// first and unchangeable: a VM out of bounds is never started.
+func TestVMShapeBounded(t *testing.T) {
+	e := newEnv(t)
+	cpus, mib, err := hostResources()
+	if err != nil {
+		t.Fatal(err)
+	}
+	capped := e.cfg
+	capped.Virt.MaxMemoryMiB = 512
+	for _, tt := range []struct {
+		name  string
+		cfg   *config.Config
+		patch func(*handler.VM)
+		want  string
+	}{
+		{"more vCPUs than the host", &e.cfg, func(vm *handler.VM) { vm.VCPUs = min(cpus+1, config.MaxVCPUs) }, "vCPUs"},
+		{"more memory than the host", &e.cfg, func(vm *handler.VM) { vm.MemoryMiB = min(mib+1, config.MaxMemoryMiB) }, "MiB"},
+		{"more memory than max_memory_mib", &capped, func(vm *handler.VM) { vm.MemoryMiB = 1024 }, "virt.max_memory_mib"},
+		{"init=/bin/sh", &e.cfg, func(vm *handler.VM) { vm.KernelParams = append(vm.KernelParams, "init=/bin/sh") }, "init is husk's to set"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			before := len(e.hv.started)
+			_, err := e.h.NewSandbox(e.ctx, &handler.SandboxRequest{ID: "big", StateDir: t.TempDir(), Config: tt.cfg,
+				Policy: patchingPolicy{tt.patch}})
+			if !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %v, want an invalid-argument error saying %q", err, tt.want)
+			}
+			if len(e.hv.started) != before {
+				t.Errorf("a VM was started")
+			}
+		})
+	}
+	// Within bounds, the hook's parameters follow husk's own.
+	sb, err := e.h.NewSandbox(e.ctx, &handler.SandboxRequest{ID: "ok", StateDir: t.TempDir(), Config: &e.cfg,
+		Policy: patchingPolicy{func(vm *handler.VM) { vm.KernelParams = append(vm.KernelParams, "mitigations=off") }}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sb.Close(e.ctx)
+	got := e.hv.started[len(e.hv.started)-1].cfg.KernelParams
+	if want := append(append([]string{}, baseKernelParams...), "mitigations=off"); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("kernel params %q, want %q", got, want)
+	}
 }
