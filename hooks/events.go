@@ -220,7 +220,7 @@ type User struct {
 }
 
 // ContainerUpdateEvent is container.update: the container's resources are
-// being changed. Audit only: nothing may change.
+// being changed. Nothing may change; a denial refuses the update.
 type ContainerUpdateEvent struct {
 	Version   V1                    `json:"version"`
 	Sandbox   Sandbox               `json:"sandbox"`

@@ -30,7 +30,7 @@ const (
 // patch may change there.
 type pointInfo struct {
 	event reflect.Type // the event struct (EventFor's type)
-	rules []rule       // empty: audit only, nothing may change
+	rules []rule       // empty: nothing may change
 }
 
 // points describes every point; it never changes after init.
@@ -90,9 +90,10 @@ func (p Point) Valid() bool {
 }
 
 // Patchable returns the JSON Pointers under which a patch may change p's
-// event (RFC 6901 form, such as "/process/env"); none for audit-only
-// points. A patch may change values at or below these paths, never remove
-// one of them itself, and only with the operations docs/hooks.md lists.
+// event (RFC 6901 form, such as "/process/env"); none for points where
+// nothing may change. A patch may change values at or below these paths,
+// never remove one of them itself, and only with the operations
+// docs/hooks.md lists.
 func (p Point) Patchable() []string {
 	info := points[p]
 	out := make([]string, len(info.rules))

@@ -182,16 +182,18 @@ func (s *Sandbox) admitExec(ctx context.Context, containerID, execID string, p *
 	return nil
 }
 
-// auditUpdate asks container.update (audit: a denial only logs, since a
-// hook may not change or stop an update).
-func (s *Sandbox) auditUpdate(ctx context.Context, containerID string, res *specs.LinuxResources) {
+// admitUpdate asks container.update. Nothing of the update may change,
+// but an enforcing hook's denial refuses it (an errdefs.ErrPermissionDenied
+// naming hook and reason): limits are part of what a policy admitted at
+// container.create and container.cgroups, and an update must not undo that
+// unseen.
+func (s *Sandbox) admitUpdate(ctx context.Context, containerID string, res *specs.LinuxResources) error {
 	if s == nil || s.engine.Load() == nil {
-		return
+		return nil
 	}
 	ev := &hooks.ContainerUpdateEvent{Sandbox: s.hookSandbox(nil), Container: hooks.Container{ID: containerID}, Resources: res}
-	if _, err := s.ask(ctx, ev); err != nil {
-		logging.L(ctx).Warn("hook objected to an update (audit)", "id", containerID, "error", err)
-	}
+	_, err := s.ask(ctx, ev)
+	return err
 }
 
 // auditDelete asks container.delete (audit).

@@ -280,10 +280,30 @@ func (t *Task) Resume(ctx context.Context) error {
 	return t.containerOp(ctx, OpResume, t.c.Resume)
 }
 
-// Update changes the container's resource limits.
+// Update changes the container's resource limits once the sandbox's hooks
+// have admitted the change (container.update): a denial refuses it and the
+// container keeps its limits. Only an update the container's state allows
+// is put to the hooks, and they are asked without t.mu held (a slow module
+// must not hold up the task's other operations); the state is checked
+// again before the limits change.
 func (t *Task) Update(ctx context.Context, res *specs.LinuxResources) error {
-	t.sb.auditUpdate(ctx, t.ID, res)
+	if err := t.checkContainer(OpUpdate); err != nil {
+		return err
+	}
+	if err := t.sb.admitUpdate(ctx, t.ID, res); err != nil {
+		return err
+	}
 	return t.containerOp(ctx, OpUpdate, func(ctx context.Context) error { return t.c.Update(ctx, res) })
+}
+
+// checkContainer says why the container cannot take op now, if it cannot.
+func (t *Task) checkContainer(op Op) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, err := t.init.state.Next(op); err != nil {
+		return fmt.Errorf("container %s: %w", t.ID, err)
+	}
+	return nil
 }
 
 func (t *Task) containerOp(ctx context.Context, op Op, fn func(context.Context) error) error {

@@ -63,6 +63,7 @@ type fakeContainer struct {
 	execs   map[string]*fakeProc
 	oom     chan struct{} // nil: OOM kills not watched
 	deleted bool
+	updates []*specs.LinuxResources // what Update was given
 }
 
 func (c *fakeContainer) Init() handler.Process { return c.init }
@@ -71,13 +72,16 @@ func (c *fakeContainer) Exec(_ context.Context, id string, _ *specs.Process, _ h
 	c.execs[id] = p
 	return p, nil
 }
-func (c *fakeContainer) Pause(context.Context) error                         { return nil }
-func (c *fakeContainer) Resume(context.Context) error                        { return nil }
-func (c *fakeContainer) Update(context.Context, *specs.LinuxResources) error { return nil }
-func (c *fakeContainer) Stats(context.Context) (any, error)                  { return nil, nil }
-func (c *fakeContainer) Pids(context.Context) ([]int, error)                 { return nil, nil }
-func (c *fakeContainer) OOM() <-chan struct{}                                { return c.oom }
-func (c *fakeContainer) Delete(context.Context) error                        { c.deleted = true; return nil }
+func (c *fakeContainer) Pause(context.Context) error  { return nil }
+func (c *fakeContainer) Resume(context.Context) error { return nil }
+func (c *fakeContainer) Update(_ context.Context, res *specs.LinuxResources) error {
+	c.updates = append(c.updates, res)
+	return nil
+}
+func (c *fakeContainer) Stats(context.Context) (any, error)  { return nil, nil }
+func (c *fakeContainer) Pids(context.Context) ([]int, error) { return nil, nil }
+func (c *fakeContainer) OOM() <-chan struct{}                { return c.oom }
+func (c *fakeContainer) Delete(context.Context) error        { c.deleted = true; return nil }
 
 // recorder is an Observer remembering exits and OOM kills in order.
 type recorder struct {
