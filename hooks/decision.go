@@ -6,8 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"strings"
 	"unicode/utf8"
+
+	"github.com/huskrt/husk/wasmhost"
 )
 
 // Decision is what a module answers at a point: the decision JSON of the
@@ -136,9 +137,11 @@ func (o opJSON) op() (Op, error) {
 	return op, nil
 }
 
-// cleanReason bounds and sanitises a module's reason.
+// cleanReason bounds a module's reason and escapes what is not printable
+// (newlines, terminal escape sequences): it reaches logs and users'
+// terminals.
 func cleanReason(s string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = wasmhost.EscapeText(s)
 	if len(s) <= maxReason {
 		return s
 	}

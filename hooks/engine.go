@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"os"
 	"runtime"
 	"slices"
 	"sync"
@@ -263,7 +262,7 @@ var ErrClosed = fmt.Errorf("hook engine closed: %w", errdefs.ErrUnavailable)
 // load reads, checks and loads the module of c.
 func load(ctx context.Context, host *wasmhost.Host, c config.Hook) (*wasmhost.Module, error) {
 	fail := func(err error) error { return &LoadError{Hook: c.Name, Module: c.Module, Err: err} }
-	wasm, err := os.ReadFile(c.Module)
+	wasm, err := wasmhost.ReadModule(c.Module, 0) // a FIFO fails, never blocks
 	if err != nil {
 		return nil, fail(err)
 	}

@@ -8,6 +8,8 @@ import (
 	"math/big"
 	"strconv"
 	"strings"
+
+	"github.com/huskrt/husk/wasmhost"
 )
 
 // Op is one JSON Patch (RFC 6902) operation: add, remove, replace, move,
@@ -37,7 +39,7 @@ func applyPatch(doc []byte, ops []Op) ([]byte, error) {
 	p := patcher{budget: maxCopyValues}
 	for i, op := range ops {
 		if tree, err = p.apply(tree, op); err != nil {
-			return nil, fmt.Errorf("patch operation %d (%s %s): %w", i, op.Op, op.Path, err)
+			return nil, fmt.Errorf("patch operation %d (%s %s): %w", i, wasmhost.EscapeText(op.Op), wasmhost.EscapeText(op.Path), err)
 		}
 	}
 	out, err := json.Marshal(tree)
@@ -114,7 +116,7 @@ func (p *patcher) apply(doc any, op Op) (any, error) {
 		}
 		value, err := get(doc, from)
 		if err != nil {
-			return nil, fmt.Errorf("from %s: %w", op.From, err)
+			return nil, fmt.Errorf("from %s: %w", wasmhost.EscapeText(op.From), err)
 		}
 		if op.Op == "copy" {
 			if value, err = p.clone(value); err != nil {

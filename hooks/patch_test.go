@@ -244,3 +244,15 @@ func sampleEvent(p hooks.Point) hooks.Event {
 	}
 	return &hooks.SandboxDeleteEvent{Sandbox: sb}
 }
+
+// TestReasonIsEscaped: a deny reason reaches logs and the user's terminal
+// (ctr, crictl): newlines and escape sequences in it are escaped.
+func TestReasonIsEscaped(t *testing.T) {
+	d, err := hooks.ParseDecision([]byte(`{"allow":false,"reason":"no\ntime=x level=INFO msg=allowed \u001b[2J\u009b\u202e"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `no\ntime=x level=INFO msg=allowed \x1b[2J\u009b\u202e`; d.Reason != want {
+		t.Errorf("reason %q, want %q", d.Reason, want)
+	}
+}

@@ -124,7 +124,7 @@ func checkABI(compiled wazero.CompiledModule) (hasInit bool, err error) {
 		var others []string
 		for name := range exports {
 			if strings.HasPrefix(name, markerPrefix) {
-				others = append(others, name)
+				others = append(others, EscapeText(name))
 			}
 		}
 		if len(others) > 0 {
@@ -168,16 +168,16 @@ func checkImports(compiled wazero.CompiledModule) error {
 			want := hostFunctions[name].sig
 			got := signature{def.ParamTypes(), def.ResultTypes()}
 			if !slices.Equal(got.params, want.params) || !slices.Equal(got.results, want.results) {
-				return fmt.Errorf("imports %s.%s%s, want %s%s", mod, name, got, name, want)
+				return fmt.Errorf("imports %s.%s%s, want %s%s", mod, EscapeText(name), got, EscapeText(name), want)
 			}
 		default:
 			return fmt.Errorf("imports %s.%s, which husk does not provide (a hook may import %s functions and husk's %s)",
-				mod, name, wasiModule, hostFunctionNames())
+				EscapeText(mod), EscapeText(name), wasiModule, hostFunctionNames())
 		}
 	}
 	for _, def := range compiled.ImportedMemories() {
 		mod, name, _ := def.Import()
-		return fmt.Errorf("imports memory %s.%s: a hook must define and export its own memory", mod, name)
+		return fmt.Errorf("imports memory %s.%s: a hook must define and export its own memory", EscapeText(mod), EscapeText(name))
 	}
 	return nil
 }

@@ -44,7 +44,7 @@ func (m *Module) hostLog(ctx context.Context, mod api.Module, stack []uint64) {
 		m.host.cfg.Log(ctx, m.cfg.Name, slog.LevelWarn, "log message outside memory")
 		return
 	}
-	msg := strings.ToValidUTF8(string(b), "\uFFFD")
+	msg := EscapeText(string(b)) // one line, no escape sequences
 	if cut {
 		msg += "…"
 	}

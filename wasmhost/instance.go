@@ -93,7 +93,7 @@ func (in *instance) callInit(ctx context.Context) error {
 	if err != nil {
 		return in.fail("init", err)
 	}
-	return &Error{Module: in.m.cfg.Name, Op: "init", Kind: ErrInit, Err: errors.New(strings.ToValidUTF8(string(msg), "\uFFFD"))}
+	return &Error{Module: in.m.cfg.Name, Op: "init", Kind: ErrInit, Err: errors.New(EscapeText(string(msg)))}
 }
 
 // decide is one husk_decide call: point and event are written into one

@@ -16,6 +16,7 @@ import (
 	"github.com/huskrt/husk/hooks"
 	"github.com/huskrt/husk/policies/build"
 	"github.com/huskrt/husk/runtime/config"
+	"github.com/huskrt/husk/wasmhost"
 )
 
 const policyUsage = `usage: huskctl policy test --module M.wasm --point POINT --event EVENT.json [flags]
@@ -236,7 +237,7 @@ func policyBuild(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := build.Go(ctx, dir, *out); err != nil {
 		return err
 	}
-	wasm, err := os.ReadFile(*out)
+	wasm, err := wasmhost.ReadModule(*out, 0)
 	if err != nil {
 		return err
 	}

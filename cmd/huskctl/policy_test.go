@@ -6,7 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/huskrt/husk/wasmhost/wasmtest"
 )
@@ -92,5 +94,30 @@ func TestHookName(t *testing.T) {
 		if got := hookName(in); got != want {
 			t.Errorf("hookName(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestPolicyTestRefusesAFIFO: a FIFO given as the module fails at once
+// (exit 2) instead of blocking huskctl in open(2), where not even SIGTERM
+// gets it out.
+func TestPolicyTestRefusesAFIFO(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "policy.wasm")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	event := writeTemp(t, dir, "rootfs.json", []byte(`{"version":1,"readonly":false}`))
+	var stdout, stderr bytes.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- policyTest(context.Background(), []string{"--module", fifo, "--point", "container.rootfs", "--event", event}, &stdout, &stderr)
+	}()
+	select {
+	case code := <-done:
+		if code != 2 || !strings.Contains(stderr.String(), "not a regular file (a FIFO)") {
+			t.Errorf("exit %d, stderr %q; want 2 and the FIFO refused", code, &stderr)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("huskctl policy test still blocked on the FIFO after 30s")
 	}
 }
