@@ -87,9 +87,16 @@ func (s *service) RegisterTTRPC(server *ttrpc.Server) error {
 }
 
 // UnaryServerInterceptor makes the service a pkg/shim
-// TTRPCServerUnaryOptioner: the exit gate counts the calls in flight.
+// TTRPCServerUnaryOptioner. Every call gets the shim's logger in its
+// context: ttrpc makes a call's context from its connection's, which
+// pkg/shim set up before this service had a logger, and a context without
+// one logs nowhere (a hook's audit line or a module's log line included).
+// The exit gate counts the calls in flight.
 func (s *service) UnaryServerInterceptor() ttrpc.UnaryServerInterceptor {
-	return s.gate.intercept
+	l := logging.L(s.ctx)
+	return func(ctx context.Context, unmarshal ttrpc.Unmarshaler, info *ttrpc.UnaryServerInfo, method ttrpc.Method) (any, error) {
+		return s.gate.intercept(logging.WithLogger(ctx, l), unmarshal, info, method)
+	}
 }
 
 func rpcErr(err error) error {
@@ -296,7 +303,7 @@ func (s *service) ResizePty(ctx context.Context, r *taskAPI.ResizePtyRequest) (*
 	if err != nil {
 		return nil, err
 	}
-	return empty, rpcErr(t.ResizePty(ctx, r.ExecID, r.Width, r.Height))
+	return empty, rpcErr(t.ResizePty(logging.With(ctx, "id", r.ID, "exec", r.ExecID), r.ExecID, r.Width, r.Height))
 }
 
 func (s *service) State(ctx context.Context, r *taskAPI.StateRequest) (*taskAPI.StateResponse, error) {
@@ -346,7 +353,7 @@ func (s *service) Pause(ctx context.Context, r *taskAPI.PauseRequest) (*ptypes.E
 	if err != nil {
 		return nil, err
 	}
-	if err := t.Pause(ctx); err != nil {
+	if err := t.Pause(logging.With(ctx, "id", r.ID)); err != nil {
 		return nil, rpcErr(err)
 	}
 	s.events.send(&eventstypes.TaskPaused{ContainerID: r.ID})
@@ -358,7 +365,7 @@ func (s *service) Resume(ctx context.Context, r *taskAPI.ResumeRequest) (*ptypes
 	if err != nil {
 		return nil, err
 	}
-	if err := t.Resume(ctx); err != nil {
+	if err := t.Resume(logging.With(ctx, "id", r.ID)); err != nil {
 		return nil, rpcErr(err)
 	}
 	s.events.send(&eventstypes.TaskResumed{ContainerID: r.ID})
@@ -370,7 +377,7 @@ func (s *service) Kill(ctx context.Context, r *taskAPI.KillRequest) (*ptypes.Emp
 	if err != nil {
 		return nil, err
 	}
-	return empty, rpcErr(t.Kill(ctx, r.ExecID, syscall.Signal(r.Signal), r.All))
+	return empty, rpcErr(t.Kill(logging.With(ctx, "id", r.ID, "exec", r.ExecID), r.ExecID, syscall.Signal(r.Signal), r.All))
 }
 
 func (s *service) Pids(ctx context.Context, r *taskAPI.PidsRequest) (*taskAPI.PidsResponse, error) {
@@ -378,7 +385,7 @@ func (s *service) Pids(ctx context.Context, r *taskAPI.PidsRequest) (*taskAPI.Pi
 	if err != nil {
 		return nil, err
 	}
-	pids, execs, err := t.Pids(ctx)
+	pids, execs, err := t.Pids(logging.With(ctx, "id", r.ID))
 	if err != nil {
 		return nil, rpcErr(err)
 	}
@@ -405,7 +412,7 @@ func (s *service) CloseIO(ctx context.Context, r *taskAPI.CloseIORequest) (*ptyp
 	if !r.Stdin {
 		return empty, nil
 	}
-	return empty, rpcErr(t.CloseStdin(ctx, r.ExecID))
+	return empty, rpcErr(t.CloseStdin(logging.With(ctx, "id", r.ID, "exec", r.ExecID), r.ExecID))
 }
 
 func (s *service) Checkpoint(ctx context.Context, r *taskAPI.CheckpointTaskRequest) (*ptypes.Empty, error) {
@@ -424,7 +431,7 @@ func (s *service) Update(ctx context.Context, r *taskAPI.UpdateTaskRequest) (*pt
 	if err := json.Unmarshal(r.Resources.GetValue(), &res); err != nil {
 		return nil, rpcErr(fmt.Errorf("update %s: malformed resources: %v: %w", r.ID, err, errdefs.ErrInvalidArgument))
 	}
-	return empty, rpcErr(t.Update(ctx, &res))
+	return empty, rpcErr(t.Update(logging.With(ctx, "id", r.ID), &res))
 }
 
 func (s *service) Wait(ctx context.Context, r *taskAPI.WaitRequest) (*taskAPI.WaitResponse, error) {
@@ -444,7 +451,7 @@ func (s *service) Stats(ctx context.Context, r *taskAPI.StatsRequest) (*taskAPI.
 	if err != nil {
 		return nil, err
 	}
-	m, err := t.Stats(ctx)
+	m, err := t.Stats(logging.With(ctx, "id", r.ID))
 	if err != nil {
 		return nil, rpcErr(err)
 	}
