@@ -88,6 +88,7 @@ type hook struct {
 	path    string // the module's file
 	mode    config.HookMode
 	onError config.HookOnError
+	timeout time.Duration    // of a whole call: the module's, then reading and applying its decision
 	ready   chan struct{}    // closed when the load below is done
 	module  *wasmhost.Module // nil when it failed to load
 	loadErr error            // why, when module is nil
@@ -154,6 +155,7 @@ func start(ctx context.Context, cfg []config.Hook, opts Options) (*Engine, error
 	e := &Engine{host: host, chains: make(map[Point][]*hook), observe: opts.Observe}
 	for _, c := range cfg {
 		h := &hook{name: c.Name, path: c.Module, mode: c.Mode, onError: c.OnError, ready: make(chan struct{})}
+		h.timeout, _ = c.Timeout.Parse() // validated above
 		e.hooks = append(e.hooks, h)
 		for _, p := range c.Points {
 			e.chains[Point(p)] = append(e.chains[Point(p)], h)

@@ -5,9 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/big"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/huskrt/husk/wasmhost"
 )
@@ -22,22 +22,35 @@ type Op struct {
 }
 
 // Bounds on a patch: a module's patch cannot make husk do unbounded work.
+// Everything a patch adds comes from the decision (at most
+// wasmhost.DefaultMaxOutput bytes) except what copy duplicates, which is
+// bounded here in bytes as well as in values: the patched event is at
+// most the event, the decision and maxCopyBytes long.
 const (
 	maxOps        = 1024    // operations in one patch
 	maxCopyValues = 1 << 16 // JSON values duplicated by copy operations in one patch
+	maxCopyBytes  = 1 << 20 // bytes of JSON text duplicated by copy operations in one patch
 )
+
+// errDeadline is the cause of a patch whose application ran past its
+// deadline.
+var errDeadline = errors.New("deadline exceeded while applying the patch")
 
 // applyPatch applies ops to the JSON document doc, all or nothing, and
 // returns the new document's JSON. It implements RFC 6902 exactly, with
 // numbers kept as written (no float64 rounding) and compared numerically
-// by test.
-func applyPatch(doc []byte, ops []Op) ([]byte, error) {
+// by test. It stops with errDeadline once deadline has passed (the zero
+// time: none).
+func applyPatch(doc []byte, ops []Op, deadline time.Time) ([]byte, error) {
 	tree, err := decodeTree(doc)
 	if err != nil {
 		return nil, fmt.Errorf("event: %w", err)
 	}
-	p := patcher{budget: maxCopyValues}
+	p := patcher{values: maxCopyValues, bytes: maxCopyBytes, deadline: deadline}
 	for i, op := range ops {
+		if p.late() {
+			return nil, errDeadline
+		}
 		if tree, err = p.apply(tree, op); err != nil {
 			return nil, fmt.Errorf("patch operation %d (%s %s): %w", i, wasmhost.EscapeText(op.Op), wasmhost.EscapeText(op.Path), err)
 		}
@@ -66,7 +79,14 @@ func decodeTree(b []byte) (any, error) {
 
 // patcher applies the operations of one patch.
 type patcher struct {
-	budget int // JSON values copy may still duplicate
+	values   int // JSON values copy may still duplicate
+	bytes    int // bytes of JSON text copy may still duplicate
+	deadline time.Time
+}
+
+// late reports whether p's deadline has passed.
+func (p *patcher) late() bool {
+	return !p.deadline.IsZero() && time.Now().After(p.deadline)
 }
 
 // Errors of patch application.
@@ -291,16 +311,24 @@ func index(tok string, limit int) (int, error) {
 	return i, nil
 }
 
-// clone deep-copies v, charging each value to p's budget.
+// clone deep-copies v, charging each value and the length of its JSON
+// text to p's budgets. (Strings are shared, not copied, but they are
+// written out again when the patched event is encoded: a copy of a 100 KB
+// string costs 100 KB.)
 func (p *patcher) clone(v any) (any, error) {
-	p.budget--
-	if p.budget < 0 {
-		return nil, errors.New("copy operations duplicate too much of the event")
+	p.values--
+	p.bytes -= jsonSize(v)
+	if p.values < 0 || p.bytes < 0 {
+		return nil, fmt.Errorf("copy operations duplicate too much of the event (at most %d values, %d bytes of JSON in one patch)", maxCopyValues, maxCopyBytes)
+	}
+	if p.values%4096 == 0 && p.late() {
+		return nil, errDeadline
 	}
 	switch n := v.(type) {
 	case map[string]any:
 		m := make(map[string]any, len(n))
 		for k, e := range n {
+			p.bytes -= len(k) + 3 // "k":
 			c, err := p.clone(e)
 			if err != nil {
 				return nil, err
@@ -320,6 +348,25 @@ func (p *patcher) clone(v any) (any, error) {
 		return s, nil
 	}
 	return v, nil // scalars are immutable
+}
+
+// jsonSize is the length of v's JSON text, for a scalar, or of the
+// brackets and separators of an array or object (clone charges the
+// members).
+func jsonSize(v any) int {
+	switch n := v.(type) {
+	case string:
+		return len(n) + 2 // at least; escapes make it longer
+	case json.Number:
+		return len(n)
+	case bool:
+		return 5
+	case []any:
+		return 2 + len(n)
+	case map[string]any:
+		return 2 + len(n)
+	}
+	return 4 // null
 }
 
 // equal is JSON equality (RFC 6902 "test"): same type, numbers equal as
@@ -366,13 +413,15 @@ func equal(a, b any) bool {
 
 // numbersEqual compares two JSON numbers: exactly when both are integers
 // (so that large uint64 values such as memory limits compare right), as
-// float64 otherwise. (big.Rat would be exact for all, but parsing "1e9999999"
-// with it costs unbounded time and memory.)
+// float64 otherwise. JSON writes an integer one way only (no leading
+// zeros, no plus sign), so two integers are equal when their text is,
+// "-0" and "0" aside: comparing costs their length, where parsing a
+// million-digit integer (big.Int) costs seconds of CPU. (big.Rat would be
+// exact for all, but parsing "1e9999999" with it costs unbounded time and
+// memory.)
 func numbersEqual(a, b json.Number) bool {
 	if isInteger(a) && isInteger(b) {
-		x, okx := new(big.Int).SetString(string(a), 10)
-		y, oky := new(big.Int).SetString(string(b), 10)
-		return okx && oky && x.Cmp(y) == 0
+		return a == b || (a == "-0" && b == "0") || (a == "0" && b == "-0")
 	}
 	x, errx := a.Float64()
 	y, erry := b.Float64()

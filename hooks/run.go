@@ -14,6 +14,7 @@ import (
 
 	"github.com/huskrt/husk/internal/logging"
 	"github.com/huskrt/husk/runtime/config"
+	"github.com/huskrt/husk/wasmhost"
 )
 
 // ErrBadPatch is the cause of a patch that cannot be applied (a path that
@@ -103,12 +104,27 @@ func (e *Engine) Run(ctx context.Context, point Point, event any) (Outcome, erro
 // decide is one call of h: the module's decision and, when it allows with
 // a patch, the patched event (checked against the point's rules and
 // schema). Every error names the hook.
+//
+// The hook's timeout bounds the whole: the module's call, then reading its
+// decision and applying its patch, which are bounded in bytes (the
+// decision's size, the copy budget) and stop at the same deadline, so that
+// a module that answers in time cannot make husk work past it.
 func (h *hook) decide(ctx context.Context, point Point, info pointInfo, event []byte) (Decision, []byte, error) {
 	if h.module == nil {
 		return Decision{}, nil, h.loadErr
 	}
+	deadline := time.Now().Add(h.timeout)
 	b, err := h.module.Decide(ctx, string(point), event)
 	if err != nil {
+		return Decision{}, nil, err
+	}
+	late := func(phase string) error {
+		if time.Now().Before(deadline) {
+			return nil
+		}
+		return &wasmhost.Error{Module: h.name, Op: phase, Kind: wasmhost.ErrTimeout, Limit: h.timeout}
+	}
+	if err := late("decision"); err != nil {
 		return Decision{}, nil, err
 	}
 	d, err := ParseDecision(b)
@@ -121,12 +137,21 @@ func (h *hook) decide(ctx context.Context, point Point, info pointInfo, event []
 	if err := checkOps(info.rules, d.Patch); err != nil {
 		return Decision{}, nil, fmt.Errorf("module %q: %w", h.name, err)
 	}
-	patched, err := applyPatch(event, d.Patch)
+	if err := late("patch"); err != nil {
+		return Decision{}, nil, err
+	}
+	patched, err := applyPatch(event, d.Patch, deadline)
+	if errors.Is(err, errDeadline) {
+		return Decision{}, nil, late("patch")
+	}
 	if err != nil {
 		return Decision{}, nil, fmt.Errorf("module %q: %w: %w", h.name, ErrBadPatch, err)
 	}
 	if patched, err = canonical(info, patched, true); err != nil {
 		return Decision{}, nil, fmt.Errorf("module %q: %w: the patched event does not fit the %s schema: %w", h.name, ErrBadPatch, point, err)
+	}
+	if err := late("patch"); err != nil {
+		return Decision{}, nil, err
 	}
 	return d, patched, nil
 }
