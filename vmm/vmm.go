@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -331,15 +330,18 @@ func (v *VM) load(cfg Config, windows []acpi.MMIODevice) error {
 	if err := mem.WriteAt(tables, boot.ACPIStart); err != nil {
 		return fmt.Errorf("write ACPI tables: %w", err)
 	}
-	kernel, err := os.ReadFile(cfg.Kernel)
+	kernel, unmapKernel, err := mapFile(cfg.Kernel)
 	if err != nil {
 		return fmt.Errorf("kernel: %w", err)
 	}
+	defer unmapKernel()
 	var initrd []byte
 	if cfg.Initrd != "" {
-		if initrd, err = os.ReadFile(cfg.Initrd); err != nil {
+		var unmapInitrd func()
+		if initrd, unmapInitrd, err = mapFile(cfg.Initrd); err != nil {
 			return fmt.Errorf("initrd: %w", err)
 		}
+		defer unmapInitrd()
 	}
 	cmdline := cfg.Cmdline
 	if cfg.VirtioMMIOCmdline {
