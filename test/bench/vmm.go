@@ -1,6 +1,6 @@
 package main
 
-// The VMM side of the bench (shared/TARGETS.md P7, P8, P9), beside QEMU
+// The VMM side of the bench (shared/TARGETS.md P7, P8, P9, P10), beside QEMU
 // microvm in the same run. It reports and never fails the bench: a part
 // that cannot run (no /dev/kvm, no QEMU, no nested assets) says why in
 // its row. HUSK_BENCH_ONLY=vmm runs only this part (no containerd):
@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/huskrt/husk/internal/guestimage"
 	"github.com/huskrt/husk/test/devenv"
 	"github.com/huskrt/husk/test/nested"
 )
@@ -31,8 +32,11 @@ type vmmResult struct {
 	// P8: RSS without guest RAM, 128 MiB guest, KiB.
 	P8 map[string]vmmMem `json:"p8_rss_without_guest_kib,omitempty"`
 	// P9: boot to the inner guest's /init in the nested harness, seconds.
-	P9     *nestedBoot       `json:"p9_nested_boot_to_init,omitempty"`
-	Errors map[string]string `json:"errors,omitempty"`
+	P9 *nestedBoot `json:"p9_nested_boot_to_init,omitempty"`
+	// P10: a VM pod's VMM process, guest image booted and its agent
+	// answering, in the nested harness: PSS and the guest RAM's share.
+	P10    map[string]nested.VMMem `json:"p10_vm_pod_memory,omitempty"`
+	Errors map[string]string       `json:"errors,omitempty"`
 }
 
 type vmmMem struct {
@@ -59,7 +63,7 @@ func init() {
 	os.Exit(0)
 }
 
-// benchVMM measures P7, P8 and P9; errors go into the result.
+// benchVMM measures P7, P8, P9 and P10; errors go into the result.
 func benchVMM(ctx context.Context) *vmmResult {
 	r := &vmmResult{P8: map[string]vmmMem{}, Errors: map[string]string{}}
 	fail := func(what string, err error) {
@@ -117,7 +121,36 @@ func benchVMM(ctx context.Context) *vmmResult {
 	} else {
 		r.P9 = nb
 	}
+	if m, err := p10(ctx, root, dir); err != nil {
+		fail("P10", err)
+	} else {
+		r.P10 = m
+	}
 	return r
+}
+
+// p10GuestMiB is the guest memory of P10's VMs: the virt handler's default.
+const p10GuestMiB = 256
+
+// p10 boots the guest image in the nested harness under the builtin
+// hypervisor's VMM process and under QEMU microvm (test/nested vmmem).
+func p10(ctx context.Context, root, dir string) (map[string]nested.VMMem, error) {
+	as, err := nested.FindAssets(root)
+	if err != nil {
+		return nil, err
+	}
+	guest := filepath.Join(root, ".tools", "guest")
+	if _, err := guestimage.Load(guest); err != nil {
+		return nil, fmt.Errorf("%w (make guest builds it)", err)
+	}
+	bin := filepath.Join(dir, "vmmem")
+	if err := nested.BuildVMMem(ctx, root, bin); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	res, _, err := nested.RunVMMem(ctx, as, bin, filepath.Join(guest, guestimage.KernelFile), filepath.Join(guest, guestimage.InitrdFile), p10GuestMiB, dir, nil)
+	return res, err
 }
 
 // p7 runs the static VMM on the tiny guest and reads the CPU time it had
@@ -259,6 +292,15 @@ func printVMMTable(r *vmmResult) {
 			n.QEMUUptimeSecs, n.HuskUptimeSecs, n.HuskUptimeSecs/n.QEMUUptimeSecs)
 	} else {
 		fmt.Printf("| P9 | nested harness: boot to inner `/init` | — | not measured: %s | — | ≤ 0.8 |\n", r.Errors["P9"])
+	}
+	hm, hok := r.P10["builtin"]
+	qm, qok := r.P10["qemu-microvm"]
+	if hok && qok {
+		h, q := hm.OverheadPSSKiB(), qm.OverheadPSSKiB()
+		fmt.Printf("| P10 | VM pod memory: the VMM process's PSS less guest RAM, guest image booted (%d MiB), agent answering, nested harness; VMM only (the shim: P2) | %.1f MiB | %.1f MiB | %.2f | ≤ 20 MiB and ≤ 0.5 |\n",
+			p10GuestMiB, mib(int(q)), mib(int(h)), float64(h)/float64(q))
+	} else {
+		fmt.Printf("| P10 | VM pod memory: VMM PSS less guest RAM | — | not measured: %s | — | ≤ 20 MiB and ≤ 0.5 |\n", r.Errors["P10"])
 	}
 }
 

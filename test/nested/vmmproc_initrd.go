@@ -3,12 +3,16 @@ package nested
 import (
 	"fmt"
 	"os"
+	"path/filepath"
+	"sort"
 	"strings"
 )
 
-// The VMM-process run (TestNestedVMMProcess): the outer guest runs
-// test/nested/vmmproc, which starts VMs through runtime/virt/builtin, one
-// confined VMM process each, and checks them from outside.
+// Runs whose outer guest starts VMs as the shim does, through
+// runtime/virt/builtin's confined VMM process: the vmmproc run
+// (TestNestedVMMProcess: test/nested/vmmproc checks each VMM process from
+// outside) and the vmmem run (the bench's P10: test/nested/vmmem measures
+// a VM's memory beside QEMU microvm's).
 
 // Markers the vmmproc run prints.
 const (
@@ -18,45 +22,63 @@ const (
 	vmmprocAudit   = "HUSK-VMMPROC-AUDIT: "
 )
 
-// vmmprocApplets are the busybox applets the two init scripts use beyond
+// confinedApplets are the busybox applets the two init scripts use beyond
 // the harness's.
-var vmmprocApplets = []string{"cp", "mkdir", "switch_root", "umount"}
+var confinedApplets = []string{"cp", "mkdir", "switch_root", "umount"}
 
-// VMMProcConfig is what the outer guest of a vmmproc run holds.
-type VMMProcConfig struct {
-	Busybox     []byte
-	Kernel      *Kernel
-	VMMProc     string // the static vmmproc binary
-	InnerInitrd []byte
-	Disk        []byte
+// confinedOuter is an outer guest that runs one static program the way a
+// shim runs VMM processes.
+type confinedOuter struct {
+	Busybox []byte
+	Kernel  *Kernel
+	Modules []string // loaded after OuterModules
+	Program string   // host path of the static program; /bin/<its name> in the guest
+	Args    string   // its arguments (shell words)
+	// Files are more files, by their path in the guest (no leading /).
+	Files map[string][]byte
+	// QEMU, when set, is the host's qemu-system-x86_64, added with its
+	// libraries and microvm's firmware.
+	QEMU string
+	// Fail starts the line printed when the outer guest has no /dev/kvm;
+	// RC the line with the program's exit status; Audit each seccomp
+	// audit record (from builds that log instead of kill).
+	Fail, RC, Audit string
 }
 
-// VMMProcOuterInitrd builds the outer initrd of a vmmproc run. Its init
-// loads kvm and moves the whole root onto a tmpfs (pivot_root, which the
-// VMM process confines itself with, cannot leave an initramfs, and a real
-// host's root is a mounted filesystem), then mounts cgroup v2 with a pod
-// cgroup, runs vmmproc, prints any seccomp audit records (from builds
-// that log instead of kill) and powers off.
-func VMMProcOuterInitrd(c VMMProcConfig) ([]byte, error) {
+// initrd builds the outer initrd. Its init loads kvm and the modules, and
+// moves the whole root onto a tmpfs (pivot_root, which the VMM process
+// confines itself with, cannot leave an initramfs, and a real host's root
+// is a mounted filesystem); then it mounts cgroup v2 with a pod cgroup,
+// /husk-pod, runs the program, prints its status and any seccomp audit
+// records, and powers off.
+func (c confinedOuter) initrd() ([]byte, error) {
 	a := base(c.Busybox)
-	for _, ap := range vmmprocApplets {
+	for _, ap := range confinedApplets {
 		a.Symlink("bin/"+ap, "busybox")
 	}
-	if err := addModules(a, c.Kernel, OuterModules); err != nil {
+	modules := append(append([]string{}, OuterModules...), c.Modules...)
+	if err := addModules(a, c.Kernel, modules); err != nil {
 		return nil, err
 	}
-	proc, err := os.ReadFile(c.VMMProc)
+	prog, err := os.ReadFile(c.Program)
 	if err != nil {
 		return nil, err
 	}
-	kernel, err := os.ReadFile(c.Kernel.Vmlinuz)
-	if err != nil {
-		return nil, err
+	name := filepath.Base(c.Program)
+	a.File("bin/"+name, 0o755, prog)
+	paths := make([]string, 0, len(c.Files))
+	for p := range c.Files {
+		paths = append(paths, p)
 	}
-	a.File("bin/vmmproc", 0o755, proc)
-	a.File("inner/vmlinuz", 0o644, kernel)
-	a.File("inner/initrd", 0o644, c.InnerInitrd)
-	a.File("inner/disk.img", 0o644, c.Disk)
+	sort.Strings(paths)
+	for _, p := range paths {
+		a.File(p, 0o644, c.Files[p])
+	}
+	if c.QEMU != "" {
+		if err := addQEMU(a, c.QEMU); err != nil {
+			return nil, err
+		}
+	}
 	a.File("init", 0o755, []byte(fmt.Sprintf(`#!/bin/sh
 export PATH=/bin
 mount -t proc proc /proc
@@ -67,11 +89,11 @@ if [ ! -c /dev/kvm ]; then echo "%sFAIL no /dev/kvm in the outer guest"; powerof
 echo "%s$(cut -d' ' -f1 /proc/uptime)"
 mkdir /newroot
 mount -t tmpfs -o size=1200m root /newroot
-cp -a /bin /inner /init2 /newroot/
-mkdir /newroot/proc /newroot/sys /newroot/dev /newroot/tmp /newroot/run
+for d in /*; do case $d in /proc|/sys|/dev|/newroot) ;; *) cp -a $d /newroot/ ;; esac; done
+mkdir -p /newroot/proc /newroot/sys /newroot/dev /newroot/tmp /newroot/run
 umount /proc /sys /dev
 exec switch_root /newroot /init2
-`, strings.Join(OuterModules, " "), vmmprocVerdict, outerKVM)))
+`, strings.Join(modules, " "), c.Fail, outerKVM)))
 	a.File("init2", 0o755, []byte(fmt.Sprintf(`#!/bin/sh
 export PATH=/bin
 mount -t proc proc /proc
@@ -80,10 +102,35 @@ mount -t sysfs sys /sys
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
 echo +memory +pids > /sys/fs/cgroup/cgroup.subtree_control
 mkdir /sys/fs/cgroup/husk-pod
-vmmproc /inner/vmlinuz /inner/initrd /inner/disk.img
+%s %s
 echo "%s$? uptime $(cut -d' ' -f1 /proc/uptime)"
 dmesg | grep 'type=1326' | sed 's/^/%s/'
 poweroff -f
-`, vmmprocRC, vmmprocAudit)))
+`, name, c.Args, c.RC, c.Audit)))
 	return a.Bytes(), nil
+}
+
+// VMMProcConfig is what the outer guest of a vmmproc run holds.
+type VMMProcConfig struct {
+	Busybox     []byte
+	Kernel      *Kernel
+	VMMProc     string // the static vmmproc binary
+	InnerInitrd []byte
+	Disk        []byte
+}
+
+// VMMProcOuterInitrd builds the outer initrd of a vmmproc run.
+func VMMProcOuterInitrd(c VMMProcConfig) ([]byte, error) {
+	kernel, err := os.ReadFile(c.Kernel.Vmlinuz)
+	if err != nil {
+		return nil, err
+	}
+	return confinedOuter{
+		Busybox: c.Busybox, Kernel: c.Kernel, Program: c.VMMProc,
+		Args: "/inner/vmlinuz /inner/initrd /inner/disk.img",
+		Files: map[string][]byte{
+			"inner/vmlinuz": kernel, "inner/initrd": c.InnerInitrd, "inner/disk.img": c.Disk,
+		},
+		Fail: vmmprocVerdict, RC: vmmprocRC, Audit: vmmprocAudit,
+	}.initrd()
 }

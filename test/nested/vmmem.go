@@ -1,0 +1,116 @@
+package nested
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// The vmmem run (P10 in make bench): the outer guest boots the guest image
+// (the virt handler's kernel and initrd with husk's agent) once in the
+// builtin hypervisor's confined VMM process and once in QEMU microvm with
+// vhost-vsock, and measures each VMM process once its agent has answered
+// (test/nested/vmmem).
+
+// Markers the vmmem run prints.
+const (
+	vmmemLine  = "HUSK-VMMEM: "
+	vmmemError = "HUSK-VMMEM-ERROR: "
+	vmmemRC    = "HUSK-VMMEM-RC: "
+)
+
+// vhostModules give the outer guest /dev/vhost-vsock, for QEMU's
+// vhost-vsock-device, in dependency order.
+var vhostModules = []string{"vhost_iotlb", "vhost", "vsock", "vmw_vsock_virtio_transport_common", "vhost_vsock"}
+
+// VMMem is one VMM's memory in the vmmem run, in KiB, and the seconds from
+// its start to the agent's answer.
+type VMMem struct {
+	PSSKiB, GuestPSSKiB, RSSKiB, GuestRSSKiB uint64
+	AgentSecs                                float64
+}
+
+// OverheadPSSKiB is the process's PSS less its guest's memory.
+func (m VMMem) OverheadPSSKiB() uint64 { return m.PSSKiB - min(m.GuestPSSKiB, m.PSSKiB) }
+
+// BuildVMMem builds test/nested/vmmem into out: static, with cgo for
+// libseccomp, as the agent is built (the VMM process's allow-list).
+func BuildVMMem(ctx context.Context, repo, out string) error {
+	cmd := exec.CommandContext(ctx, "go", "build", "-tags", "seccomp netgo osusergo", "-trimpath",
+		"-ldflags=-s -w -extldflags=-static", "-o", out, "./test/nested/vmmem")
+	cmd.Dir = repo
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("building vmmem: %v\n%s", err, b)
+	}
+	return nil
+}
+
+// RunVMMem boots the outer guest with vmmem and the guest image's kernel
+// and initrd, each VM with memMiB of memory, and returns each VMM's
+// numbers by name ("builtin", "qemu-microvm") and the outer console. tee,
+// when not nil, sees the console as it comes.
+func RunVMMem(ctx context.Context, as *Assets, vmmem, guestKernel, guestInitrd string, memMiB int, dir string, tee io.Writer) (map[string]VMMem, string, error) {
+	kernel, err := os.ReadFile(guestKernel)
+	if err != nil {
+		return nil, "", err
+	}
+	initrd, err := os.ReadFile(guestInitrd)
+	if err != nil {
+		return nil, "", err
+	}
+	outer, err := confinedOuter{
+		Busybox: as.Busybox, Kernel: as.Kernel, Modules: vhostModules, Program: vmmem,
+		Args:  fmt.Sprintf("/guest/vmlinuz /guest/initrd /bin/qemu-system-x86_64 %d", memMiB),
+		Files: map[string][]byte{"guest/vmlinuz": kernel, "guest/initrd": initrd},
+		QEMU:  as.QEMU,
+		Fail:  vmmemError, RC: vmmemRC, Audit: vmmemError + "seccomp audit: ",
+	}.initrd()
+	if err != nil {
+		return nil, "", err
+	}
+	outerPath := filepath.Join(dir, "vmmem-outer.cpio")
+	if err := os.WriteFile(outerPath, outer, 0o644); err != nil {
+		return nil, "", err
+	}
+	var console bytes.Buffer
+	var out io.Writer = &console
+	if tee != nil {
+		out = io.MultiWriter(&console, tee)
+	}
+	runErr := RunQEMU(ctx, as.QEMU, QEMUArgs(as.Kernel.Vmlinuz, outerPath, "console=ttyS0 panic=-1 quiet", 2048+2*memMiB), out)
+	text := console.String()
+	res := ParseVMMem(text)
+	var errs []string
+	for _, m := range regexp.MustCompile(regexp.QuoteMeta(vmmemError)+`.*`).FindAllString(text, -1) {
+		errs = append(errs, strings.TrimSpace(strings.TrimPrefix(m, vmmemError)))
+	}
+	switch {
+	case runErr != nil:
+		return res, text, fmt.Errorf("outer QEMU: %w", runErr)
+	case len(errs) > 0:
+		return res, text, fmt.Errorf("vmmem: %s", strings.Join(errs, "; "))
+	case len(res) != 2:
+		return res, text, fmt.Errorf("vmmem printed %d of 2 results", len(res))
+	}
+	return res, text, nil
+}
+
+// ParseVMMem reads the vmmem lines of an outer console.
+func ParseVMMem(console string) map[string]VMMem {
+	re := regexp.MustCompile(regexp.QuoteMeta(vmmemLine) + `(\S+) pss_kib (\d+) guest_pss_kib (\d+) rss_kib (\d+) guest_rss_kib (\d+) agent_s (\S+)`)
+	res := map[string]VMMem{}
+	for _, m := range re.FindAllStringSubmatch(console, -1) {
+		n := func(i int) uint64 { v, _ := strconv.ParseUint(m[i], 10, 64); return v }
+		secs, _ := strconv.ParseFloat(m[6], 64)
+		res[m[1]] = VMMem{PSSKiB: n(2), GuestPSSKiB: n(3), RSSKiB: n(4), GuestRSSKiB: n(5), AgentSecs: secs}
+	}
+	return res
+}

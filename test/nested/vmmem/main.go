@@ -1,0 +1,230 @@
+// Command vmmem runs in the nested harness's outer guest, which has a real
+// /dev/kvm, and measures P10 (shared/TARGETS.md): what a pod's VM costs
+// the host beyond its guest's memory. It boots the guest image (husk's
+// kernel and initrd with the agent) twice, one after the other: through
+// runtime/virt/builtin, in the confined VMM process the shim runs (this
+// binary is that process too, re-executed), and in QEMU microvm with a
+// vhost-vsock device. Each is measured at the same point: the agent has
+// answered Check over vsock, and the guest has then idled for a settle
+// time. Built static with cgo (libseccomp), as the shim is.
+//
+//	vmmem KERNEL INITRD QEMU MEM_MIB
+//
+// It prints one line per VMM,
+//
+//	HUSK-VMMEM: <vmm> pss_kib N guest_pss_kib N rss_kib N guest_rss_kib N agent_s S
+//
+// (agent_s: VMM start to the agent's answer), "HUSK-VMMEM-ERROR: ..." for
+// what failed, and exits 1 if anything did.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mdlayher/vsock"
+
+	"github.com/huskrt/husk/agent/api"
+	"github.com/huskrt/husk/agent/client"
+	"github.com/huskrt/husk/runtime/virt"
+	"github.com/huskrt/husk/runtime/virt/builtin"
+)
+
+const (
+	linePrefix  = "HUSK-VMMEM: "
+	errorPrefix = "HUSK-VMMEM-ERROR: "
+	// params are what the virt handler puts first on a guest's command line.
+	params = "console=ttyS0 reboot=k panic=-1 quiet"
+	// settle is how long the guest idles after the agent's answer.
+	settle = 3 * time.Second
+	// qemuCID is the QEMU guest's vsock context id.
+	qemuCID = 3
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == builtin.ProcessArg {
+		builtin.Main()
+	}
+	if len(os.Args) != 5 {
+		fmt.Fprintln(os.Stderr, "usage: vmmem KERNEL INITRD QEMU MEM_MIB")
+		os.Exit(2)
+	}
+	kernel, initrd, qemu := os.Args[1], os.Args[2], os.Args[3]
+	mem, err := strconv.ParseUint(os.Args[4], 10, 64)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 240*time.Second)
+	defer cancel()
+	failed := false
+	for _, m := range []struct {
+		name string
+		run  func(context.Context, string, string, uint64) (usage, error)
+	}{
+		{"builtin", builtinVM},
+		{"qemu-microvm", func(ctx context.Context, k, i string, mem uint64) (usage, error) { return qemuVM(ctx, qemu, k, i, mem) }},
+	} {
+		u, err := m.run(ctx, kernel, initrd, mem)
+		if err != nil {
+			fmt.Printf("%s%s: %v\n", errorPrefix, m.name, err)
+			failed = true
+			continue
+		}
+		fmt.Printf("%s%s pss_kib %d guest_pss_kib %d rss_kib %d guest_rss_kib %d agent_s %.3f\n",
+			linePrefix, m.name, u.pss, u.guestPss, u.rss, u.guestRss, u.agent.Seconds())
+	}
+	if failed {
+		os.Exit(1)
+	}
+}
+
+// usage is a VMM process's memory, in KiB, and how long its agent took.
+type usage struct {
+	pss, guestPss, rss, guestRss uint64
+	agent                        time.Duration
+}
+
+// builtinVM boots the guest as the virt handler does and measures its VMM
+// process.
+func builtinVM(ctx context.Context, kernel, initrd string, mem uint64) (usage, error) {
+	dir := "/run/husk/vmmem"
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return usage{}, err
+	}
+	start := time.Now()
+	v, err := builtin.New().Start(ctx, &virt.VMConfig{
+		ID: "vmmem", Dir: dir, Kernel: kernel, Initrd: initrd,
+		KernelParams: strings.Fields(params), VCPUs: 1, MemoryMiB: mem, DiskSlots: 1,
+	})
+	if err != nil {
+		return usage{}, err
+	}
+	defer v.Stop(context.WithoutCancel(ctx))
+	if err := checkAgent(ctx, func(ctx context.Context) (net.Conn, error) { return v.Dial(ctx, api.AgentPort) }); err != nil {
+		return usage{}, fmt.Errorf("%w (VMM: %v)", err, v.Err())
+	}
+	agent := time.Since(start)
+	time.Sleep(settle)
+	u, err := measure(v.Pid(), mem)
+	u.agent = agent
+	return u, err
+}
+
+// qemuVM boots the guest in QEMU microvm, as shipped, with KVM and a
+// vhost-vsock device for the agent, and measures QEMU's process.
+func qemuVM(ctx context.Context, qemu, kernel, initrd string, mem uint64) (usage, error) {
+	start := time.Now()
+	cmd := exec.CommandContext(ctx, qemu, "-L", "/usr/share/qemu", "-M", "microvm", "-accel", "kvm", "-cpu", "host",
+		"-m", strconv.FormatUint(mem, 10), "-smp", "1", "-nodefaults", "-no-user-config", "-display", "none",
+		"-serial", "file:/run/qemu-console.log", "-no-reboot", "-kernel", kernel, "-initrd", initrd, "-append", params,
+		"-device", fmt.Sprintf("vhost-vsock-device,guest-cid=%d", qemuCID))
+	cmd.Env = append(os.Environ(), "LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu")
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		return usage{}, err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	defer func() {
+		cmd.Process.Signal(syscall.SIGKILL)
+		<-done
+	}()
+	dial := func(ctx context.Context) (net.Conn, error) {
+		select {
+		case err := <-done:
+			done <- err
+			console, _ := os.ReadFile("/run/qemu-console.log")
+			return nil, fmt.Errorf("QEMU exited: %v: %s; console ends: %s", err, out.String(), tail(string(console), 600))
+		default:
+		}
+		return vsock.Dial(qemuCID, api.AgentPort, nil)
+	}
+	if err := checkAgent(ctx, dial); err != nil {
+		return usage{}, err
+	}
+	agent := time.Since(start)
+	time.Sleep(settle)
+	u, err := measure(cmd.Process.Pid, mem)
+	u.agent = agent
+	return u, err
+}
+
+// checkAgent dials until the agent answers Check, for at most two minutes.
+func checkAgent(ctx context.Context, dial func(context.Context) (net.Conn, error)) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	var last error
+	for ctx.Err() == nil {
+		conn, err := dial(ctx)
+		if err == nil {
+			cl := client.New(conn, client.Options{CallTimeout: 5 * time.Second})
+			_, err = cl.Check(ctx)
+			cl.Close()
+			if err == nil {
+				return nil
+			}
+		} else if strings.Contains(err.Error(), "QEMU exited") {
+			return err
+		}
+		last = err
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("the agent did not answer: %v", last)
+}
+
+// measure reads pid's smaps: total PSS and RSS, and those of the guest's
+// RAM (the mapping of at least memMiB with the most resident pages).
+func measure(pid int, memMiB uint64) (usage, error) {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "smaps"))
+	if err != nil {
+		return usage{}, err
+	}
+	var u usage
+	var size, rss, pss uint64
+	found := false
+	flush := func() {
+		if size >= memMiB<<10 && rss >= u.guestRss {
+			u.guestRss, u.guestPss, found = rss, pss, true
+		}
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 2 {
+			continue
+		}
+		n, _ := strconv.ParseUint(f[1], 10, 64)
+		switch f[0] {
+		case "Size:":
+			size, rss, pss = n, 0, 0
+		case "Rss:":
+			rss = n
+			u.rss += n
+		case "Pss:":
+			pss = n
+			u.pss += n
+			flush()
+		}
+	}
+	if !found {
+		return u, errors.New("no mapping as large as the guest's memory")
+	}
+	return u, nil
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}

@@ -1,0 +1,54 @@
+package nested
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/huskrt/husk/internal/guestimage"
+)
+
+// TestNestedGuestImageBothVMMs boots the guest image the virt handler
+// uses, with its agent, in the builtin hypervisor's confined VMM process
+// and in QEMU microvm with vhost-vsock, in the same outer guest: in both
+// the agent answers Check over vsock, and each VMM's memory is read as
+// make bench's P10 reads it (logged here, compared there).
+func TestNestedGuestImageBothVMMs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the nested-KVM harness runs QEMU TCG for about a minute; skipped with -short")
+	}
+	wd, _ := os.Getwd()
+	repo, err := RepoRoot(wd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	as, err := FindAssets(repo)
+	skipIfMissing(t, err)
+	guest := filepath.Join(repo, ".tools", "guest")
+	if _, err := guestimage.Load(guest); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("no guest image (make test builds it): %v", err)
+		}
+		t.Skipf("needs the guest image (make guest): %v", err)
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "vmmem")
+	if err := BuildVMMem(context.Background(), repo, bin); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
+	defer cancel()
+	var tee io.Writer
+	if testing.Verbose() {
+		tee = prefixWriter{os.Stderr}
+	}
+	res, console, err := RunVMMem(ctx, as, bin, filepath.Join(guest, guestimage.KernelFile), filepath.Join(guest, guestimage.InitrdFile), 256, dir, tee)
+	if err != nil {
+		t.Fatalf("%v\nconsole ends:\n%s", err, tail(console, 80))
+	}
+	for name, m := range res {
+		t.Logf("%s: agent after %.2f s; PSS %d KiB of which guest %d KiB: %d KiB beside the guest", name, m.AgentSecs, m.PSSKiB, m.GuestPSSKiB, m.OverheadPSSKiB())
+	}
+}
