@@ -249,17 +249,26 @@ func (t *Task) Kill(ctx context.Context, execID string, sig syscall.Signal, all 
 	return p.p.Signal(ctx, sig, all)
 }
 
-// Exec prepares a new process in the running container.
+// Exec prepares a new process in the running container, once the
+// sandbox's hooks have admitted it (process.exec). The hooks are asked
+// without t.mu held: a slow module must not hold up State, Kill or the
+// recording of an exit for up to its deadline. So the exec is checked
+// before the hooks and again after them: the container may have stopped
+// or been deleted meanwhile, or got an exec of the same id, and the exec
+// then fails as it would have at first, with nothing created.
 func (t *Task) Exec(ctx context.Context, execID string, spec *specs.Process, stdio handler.Stdio) error {
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	if _, ok := t.execs[execID]; ok {
-		return fmt.Errorf("exec %q of task %s: %w", execID, t.ID, errdefs.ErrAlreadyExists)
-	}
-	if _, err := t.init.state.Next(OpExec); err != nil {
-		return fmt.Errorf("exec in container %s: %w", t.ID, err)
+	err := t.canExecLocked(execID)
+	t.mu.Unlock()
+	if err != nil {
+		return err
 	}
 	if err := t.sb.admitExec(ctx, t.ID, execID, spec); err != nil {
+		return err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err := t.canExecLocked(execID); err != nil {
 		return err
 	}
 	p, err := t.c.Exec(ctx, execID, spec, stdio)
@@ -267,6 +276,18 @@ func (t *Task) Exec(ctx context.Context, execID string, spec *specs.Process, std
 		return err
 	}
 	t.execs[execID] = &proc{execID: execID, p: p, stdio: stdio, state: Created, exited: make(chan struct{})}
+	return nil
+}
+
+// canExecLocked says why exec execID cannot be added now, if it cannot.
+// Preconditions: t.mu is held.
+func (t *Task) canExecLocked(execID string) error {
+	if _, ok := t.execs[execID]; ok {
+		return fmt.Errorf("exec %q of task %s: %w", execID, t.ID, errdefs.ErrAlreadyExists)
+	}
+	if _, err := t.init.state.Next(OpExec); err != nil {
+		return fmt.Errorf("exec in container %s: %w", t.ID, err)
+	}
 	return nil
 }
 
@@ -399,11 +420,10 @@ func (t *Task) Delete(ctx context.Context, execID string) (ProcessStatus, error)
 	}
 
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	if err := t.advanceLocked(p, OpDelete); err != nil {
+		t.mu.Unlock()
 		return ProcessStatus{}, err
 	}
-	t.sb.auditDelete(ctx, t.ID, p.exit)
 	var errs []error
 	for id, x := range t.execs {
 		errs = append(errs, x.p.Close(ctx))
@@ -411,6 +431,10 @@ func (t *Task) Delete(ctx context.Context, execID string) (ProcessStatus, error)
 	}
 	errs = append(errs, p.p.Close(ctx), t.c.Delete(ctx))
 	st := ProcessStatus{Pid: p.p.Pid(), State: Deleted, Exit: p.exit}
+	t.mu.Unlock()
+	// container.delete cannot stop a delete: its hooks hear of it once it
+	// is done, without t.mu held, like every hook a task asks.
+	t.sb.auditDelete(ctx, t.ID, st.Exit)
 	for _, err := range errs {
 		if err != nil {
 			return st, fmt.Errorf("delete %s: %w", t.ID, err)
