@@ -121,6 +121,7 @@ func (m *Manager) Create(ctx context.Context, req *handler.CreateRequest, obs Ob
 		return nil, fmt.Errorf("sandbox %s: %w", pod.SandboxID, errdefs.ErrAlreadyExists)
 	}
 	req.SandboxID, req.StateDir, req.Config = sb.ID, sb.Dir, sb.Config
+	req.PodSandbox = pod.CRI && pod.IsSandbox
 	ch, err := m.containerHandler(sb.Handler, pod, req.Spec.Annotations)
 	if err != nil {
 		if !ok {

@@ -30,6 +30,7 @@ type vmHandler struct {
 	closed   int
 	closedAt []int // how many containers were created when a close came
 	created  int
+	pause    []bool // each create's PodSandbox
 }
 
 func (h *vmHandler) Name() string { return "virt" }
@@ -57,6 +58,7 @@ func (s *vmSandbox) Create(ctx context.Context, req *handler.CreateRequest) (han
 	s.h.mu.Lock()
 	defer s.h.mu.Unlock()
 	s.h.rootfs = append(s.h.rootfs, r)
+	s.h.pause = append(s.h.pause, req.PodSandbox)
 	s.h.created++
 	return &fakeContainer{init: newFakeProc(1), execs: map[string]*fakeProc{}}, nil
 }
@@ -115,6 +117,9 @@ func TestSandboxPartLifecycle(t *testing.T) {
 	}
 	if h.opened != 1 || h.created != 3 {
 		t.Fatalf("%d sandboxes set up for %d containers, want 1 for 3", h.opened, h.created)
+	}
+	if !slices.Equal(h.pause, []bool{true, false, false}) {
+		t.Errorf("PodSandbox of the creates %v, want only the CRI's sandbox container's set", h.pause)
 	}
 	for i, task := range tasks {
 		if m.Deleted(ctx, task) != (i == len(tasks)-1) {

@@ -50,6 +50,10 @@ type CreateRequest struct {
 	// Policy asks the pod's hooks at the container's steps the handler
 	// takes itself (container.rootfs); nil asks nothing.
 	Policy Policy
+	// PodSandbox is set for the CRI's sandbox (pause) container, which
+	// only holds the pod's namespaces: a handler whose sandbox holds them
+	// itself (a VM) need not run it.
+	PodSandbox bool
 }
 
 // Handler runs containers of one kind (linux, wasm, virt). Containers live

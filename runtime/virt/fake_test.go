@@ -161,7 +161,9 @@ func (v *fakeVM) DetachDisk(ctx context.Context, serial string) error {
 func (v *fakeVM) Stats(ctx context.Context) (VMStats, error) {
 	return VMStats{MemoryMiB: v.cfg.MemoryMiB}, nil
 }
-func (v *fakeVM) Pid() int              { return 0 }
+
+// Pid is the test's: the process that runs the "VM".
+func (v *fakeVM) Pid() int              { return os.Getpid() }
 func (v *fakeVM) Done() <-chan struct{} { return v.done }
 func (v *fakeVM) Err() error            { return v.err }
 

@@ -445,3 +445,86 @@ func TestVMShapeBounded(t *testing.T) {
 		t.Errorf("kernel params %q, want %q", got, want)
 	}
 }
+
+// TestPauseContainer: the CRI's sandbox container of a VM pod runs nothing
+// in the guest (no disk, no agent container) and answers as pause does:
+// its pid is the VM's process, SIGTERM ends it with 0, other signals but
+// SIGKILL are ignored, exec is refused, and the VM's end ends it with 255.
+func TestPauseContainer(t *testing.T) {
+	e := newEnv(t)
+	sb := e.sandbox()
+	req := e.request("pause", handler.Stdio{}, "/pause")
+	req.PodSandbox = true
+	c, err := sb.Create(e.ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm := e.hv.started[0]
+	if len(vm.disks) != 0 {
+		t.Errorf("the pause container attached disks %v", vm.disks)
+	}
+	p := c.Init()
+	if err := p.Start(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if p.Pid() != vm.Pid() {
+		t.Errorf("pid %d, want the VM's %d", p.Pid(), vm.Pid())
+	}
+	if pids, err := c.Pids(e.ctx); err != nil || len(pids) != 0 {
+		t.Errorf("pids %v, %v: want none", pids, err)
+	}
+	if _, err := c.Exec(e.ctx, "x", &specs.Process{Args: []string{"true"}, Cwd: "/"}, handler.Stdio{}); !errdefs.IsNotImplemented(err) {
+		t.Errorf("exec into the pause container: %v", err)
+	}
+	if _, err := c.Stats(e.ctx); err != nil {
+		t.Errorf("stats: %v", err)
+	}
+	if err := p.Signal(e.ctx, syscall.SIGUSR1, false); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.Done():
+		t.Fatal("SIGUSR1 ended the pause container")
+	case <-time.After(50 * time.Millisecond):
+	}
+	// A real container of the pod still runs beside it.
+	c1, err := sb.Create(e.ctx, e.request("c1", handler.Stdio{}, "true"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c1.Init().Start(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ex := waitExit(t, c1.Init()); ex.Status != 0 {
+		t.Errorf("c1 exit %+v", ex)
+	}
+	if err := c1.Delete(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Signal(e.ctx, syscall.SIGTERM, false); err != nil {
+		t.Fatal(err)
+	}
+	if ex := waitExit(t, p); ex.Status != 0 || ex.Pid != vm.Pid() {
+		t.Errorf("exit after SIGTERM %+v, want 0", ex)
+	}
+	if err := c.Delete(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// A second pod: its pause container ends with its VM.
+	e2 := newEnv(t)
+	sb2 := e2.sandbox()
+	req2 := e2.request("pause2", handler.Stdio{}, "/pause")
+	req2.PodSandbox = true
+	c2, err := sb2.Create(e2.ctx, req2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c2.Init().Start(e2.ctx); err != nil {
+		t.Fatal(err)
+	}
+	e2.hv.started[0].end(errCrashed)
+	if ex := waitExit(t, c2.Init()); ex.Status != 255 {
+		t.Errorf("exit after the VM's end %+v, want 255", ex)
+	}
+}

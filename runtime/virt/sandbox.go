@@ -29,6 +29,7 @@ var agentCallTimeout = client.DefaultCallTimeout
 
 type sandboxConfig struct {
 	id, hostname string
+	stateDir     string // the sandbox's (the VM's cgroup record)
 	hv           Hypervisor
 	vm           VMConfig
 	boot         time.Duration
@@ -215,6 +216,9 @@ func (s *sandbox) Create(ctx context.Context, req *handler.CreateRequest) (handl
 	if err := s.deadErr(); err != nil {
 		return nil, fmt.Errorf("container %s: %w: %w", req.ID, err, errdefs.ErrUnavailable)
 	}
+	if req.PodSandbox {
+		return newPauseContainer(s, req.ID), nil
+	}
 	c, err := createContainer(ctx, s, req)
 	if err != nil {
 		return nil, err
@@ -248,7 +252,7 @@ func (s *sandbox) Close(ctx context.Context) error {
 	if err := s.vm.Stop(ctx); err != nil {
 		return fmt.Errorf("stopping the VM of %s: %w", s.cfg.id, err)
 	}
-	return nil
+	return removeVMCgroup(s.cfg.stateDir)
 }
 
 // Measure reports the VM's counters for the shim's metrics.
