@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/containerd/errdefs"
 
+	"github.com/huskrt/husk/internal/logging"
 	"github.com/huskrt/husk/runtime/handler"
 )
 
@@ -78,20 +78,28 @@ func (h *Handler) NewSandbox(ctx context.Context, req *handler.SandboxRequest) (
 	if err := os.Chmod(dir, 0o700); err != nil {
 		return nil, err
 	}
+	cg := vmCgroup(req)
+	if err := createVMCgroup(req.StateDir, cg); err != nil {
+		return nil, err
+	}
 	s, err := startSandbox(ctx, sandboxConfig{
 		id:       req.ID,
 		hostname: hostname(req),
+		stateDir: req.StateDir,
 		hv:       h.hv,
 		vm: VMConfig{
 			ID: req.ID, Dir: dir, Kernel: img.kernel, Initrd: img.initrd,
 			KernelParams: append(append([]string{}, baseKernelParams...), vm.KernelParams...),
 			VCPUs:        vm.VCPUs, MemoryMiB: vm.MemoryMiB,
-			DiskSlots: cfg.DiskSlots, Cgroup: podCgroup(req),
+			DiskSlots: cfg.DiskSlots, Cgroup: cg,
 		},
 		boot:  boot,
 		cache: cfg.RootfsCache,
 	})
 	if err != nil {
+		if rerr := removeVMCgroup(req.StateDir); rerr != nil {
+			logging.L(ctx).Warn("removing the VM's cgroup", "sandbox", req.ID, "error", rerr)
+		}
 		return nil, err
 	}
 	return s, nil
@@ -105,19 +113,6 @@ func hostname(req *handler.SandboxRequest) string {
 	return req.ID
 }
 
-// podCgroup is the cgroup the VM's process joins: the pod's, when the
-// sandbox container names a cgroupfs-style one.
-func podCgroup(req *handler.SandboxRequest) string {
-	if req.Spec == nil || req.Spec.Linux == nil {
-		return ""
-	}
-	p := req.Spec.Linux.CgroupsPath
-	if !strings.HasPrefix(p, "/") {
-		return "" // systemd-style: not handled yet
-	}
-	return filepath.Dir(p)
-}
-
 // Cleanup removes what a dead shim left of a container on the host: the
 // rootfs mount it made to build the container's image. The guest's side
 // goes with the VM (CleanupSandbox).
@@ -129,6 +124,9 @@ func (*Handler) Cleanup(ctx context.Context, stateDir, id, bundle string) (int, 
 func (h *Handler) CleanupSandbox(ctx context.Context, stateDir string) error {
 	dir := vmDir(stateDir)
 	if err := h.hv.Cleanup(ctx, dir); err != nil {
+		return err
+	}
+	if err := removeVMCgroup(stateDir); err != nil {
 		return err
 	}
 	return os.RemoveAll(dir)
