@@ -114,12 +114,14 @@ func hostJSONGet(ctx context.Context, mod api.Module, stack []uint64) {
 // hostSetNew implements husk.set_new(ptr, len i32) -> i32: it registers the
 // JSON array of strings at [ptr, ptr+len) as a set of the instance and
 // returns its id, or -1 (not an array of strings, too many sets or
-// members).
+// members, or more than maxSetBytes held by the instance's sets).
 func hostSetNew(ctx context.Context, mod api.Module, stack []uint64) {
 	ptr, n := uint32(stack[0]), uint32(stack[1])
 	stack[0] = api.EncodeI32(-1)
 	in, ok := callInstance(ctx)
-	if !ok || len(in.sets) >= maxSets {
+	// The text's length bounds the set's cost from below: refuse before
+	// decoding what cannot fit.
+	if !ok || len(in.sets) >= maxSets || in.setBytes+int(n) > maxSetBytes {
 		return
 	}
 	b, ok := mod.Memory().Read(ptr, n)
@@ -127,9 +129,10 @@ func hostSetNew(ctx context.Context, mod api.Module, stack []uint64) {
 		return
 	}
 	set, ok := newSet(b)
-	if !ok {
+	if !ok || in.setBytes+set.cost > maxSetBytes {
 		return
 	}
+	in.setBytes += set.cost
 	in.sets = append(in.sets, set)
 	stack[0] = api.EncodeI32(int32(len(in.sets) - 1))
 }

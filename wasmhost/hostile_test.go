@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/huskrt/husk/wasmhost"
 )
@@ -72,4 +74,69 @@ func TestModuleTextIsEscaped(t *testing.T) {
 	if !errors.Is(err, wasmhost.ErrABI) || hasControl(err.Error()) || !strings.Contains(err.Error(), `imports env\x1b[2J.now\nlevel=ERROR msg=forged\u202e, which husk does not provide`) {
 		t.Errorf("Load: %q, want the import's names escaped", err)
 	}
+}
+
+// decideOnce loads testdata/<name>.wat with a 64 MiB limit and returns
+// its decision.
+func decideOnce(t *testing.T, h *wasmhost.Host, name string) (string, error) {
+	t.Helper()
+	m, err := load(t, h, name, wasmhost.ModuleConfig{MemoryLimitPages: 1024, Timeout: 10 * time.Second})
+	if err != nil {
+		return "", err
+	}
+	out, err := m.Decide(context.Background(), "container.create", []byte(`{}`))
+	return string(out), err
+}
+
+// TestTablesAreBounded: tables are host memory outside the memory limit
+// (8 bytes an entry in wazero, which accepts 2^32 entries). A module
+// declaring more than MaxTableEntries fails to load; a table declared
+// without a maximum cannot grow past its share (one table.grow of 2^26
+// entries cost 515 MiB and 2 s).
+func TestTablesAreBounded(t *testing.T) {
+	h := newHost(t, wasmhost.Config{MaxInstances: 1})
+	_, err := load(t, h, "bigtable", wasmhost.ModuleConfig{})
+	if !errors.Is(err, wasmhost.ErrLoad) || !strings.Contains(err.Error(), "declares tables of 67108864 entries, over husk's limit of 1048576") {
+		t.Errorf("Load(bigtable): %v, want refused for its table", err)
+	}
+	// tablegrow allows when table.grow returned -1.
+	if out, err := decideOnce(t, h, "tablegrow"); err != nil || out != `{"allow":true}` {
+		t.Errorf("tablegrow: %s, %v; want table.grow refused", out, err)
+	}
+}
+
+// TestSetsAreBounded: what husk.set_new keeps for an instance is bounded
+// in bytes, not only in sets and members (eight sets of one 32 MiB string
+// cost 291 MiB of host memory).
+func TestSetsAreBounded(t *testing.T) {
+	h := newHost(t, wasmhost.Config{MaxInstances: 1})
+	// bigsets allows when set_new returned -1 before its eighth set.
+	if out, err := decideOnce(t, h, "bigsets"); err != nil || out != `{"allow":true}` {
+		t.Errorf("bigsets: %s, %v; want a set refused", out, err)
+	}
+}
+
+// TestMemoryIsOutsideTheGoHeap: an instance's memory is one mapping of the
+// limit, grown without copying: a module that grows to its 64 MiB limit
+// page by page (1.6 s and 287 MiB of host memory when wazero grew a Go
+// slice) holds no Go heap for it, so the limit is what the host pays.
+func TestMemoryIsOutsideTheGoHeap(t *testing.T) {
+	h := newHost(t, wasmhost.Config{MaxInstances: 1})
+	heap := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	before := heap()
+	m := mustLoad(t, h, "growpages", wasmhost.ModuleConfig{MemoryLimitPages: 1024, Timeout: 10 * time.Second})
+	if out, err := m.Decide(context.Background(), "container.create", []byte(`{}`)); err != nil || string(out) != `{"allow":true}` {
+		t.Fatalf("growpages: %s, %v", out, err)
+	}
+	after := heap() // the instance, at 64 MiB of memory, is alive in the pool
+	t.Logf("Go heap: %d MiB before, %d MiB with the instance at its limit", before>>20, after>>20)
+	if after > before+16<<20 {
+		t.Errorf("the Go heap grew by %d MiB for a module at its 64 MiB limit, want its memory outside the heap", (after-before)>>20)
+	}
+	runtime.KeepAlive(m)
 }

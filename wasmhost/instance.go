@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/sys"
 )
 
@@ -17,6 +18,7 @@ type instance struct {
 	m        *Module
 	mod      api.Module
 	mem      api.Memory
+	linear   *linearMemory // backs mem; unmapped by close
 	allocFn  api.Function
 	decideFn api.Function
 	initFn   api.Function // nil when the module does not export husk_init
@@ -25,6 +27,7 @@ type instance struct {
 	logs     int          // husk.log lines in the current call
 	q        query        // the current call's JSON input, for husk.json_*
 	sets     []*stringSet // registered by husk.set_new
+	setBytes int          // their cost, at most maxSetBytes
 }
 
 // callKey is the context key under which a call's *instance travels to
@@ -36,12 +39,14 @@ type callKey struct{}
 func (m *Module) newInstance(ctx context.Context) (*instance, error) {
 	ctx, cancel := context.WithTimeout(ctx, m.host.cfg.InitTimeout)
 	defer cancel()
-	in := &instance{m: m}
+	in := &instance{m: m, linear: new(linearMemory)}
 	in.output.max = maxOutputHead
 	ctx = context.WithValue(ctx, callKey{}, in)
+	ctx = experimental.WithMemoryAllocator(ctx, in.linear.allocator())
 	cfg := m.base.WithStdout(&in.output).WithStderr(&in.output)
 	mod, err := m.rt.InstantiateModule(ctx, m.compiled, cfg)
 	if err != nil {
+		in.linear.unmap()
 		return nil, in.instantiateError(err)
 	}
 	in.mod = mod
@@ -50,16 +55,23 @@ func (m *Module) newInstance(ctx context.Context) (*instance, error) {
 	in.decideFn = mod.ExportedFunction(ExportDecide)
 	in.initFn = mod.ExportedFunction(ExportInit)
 	if in.mem == nil || in.allocFn == nil || in.decideFn == nil { // checkABI saw them
-		_ = mod.Close(ctx)
+		in.close()
 		return nil, errorf(m.cfg.Name, "init", ErrABI, "exports missing after instantiation")
 	}
 	if in.initFn != nil {
 		if err := in.callInit(ctx); err != nil {
-			_ = mod.Close(ctx)
+			in.close()
 			return nil, err
 		}
 	}
 	return in, nil
+}
+
+// close closes the instance and returns its memory to the kernel. No call
+// may be running in it.
+func (in *instance) close() {
+	_ = in.mod.Close(context.Background())
+	in.linear.unmap()
 }
 
 // instantiateError classifies a failure to instantiate: a deadline or exit

@@ -180,12 +180,19 @@ func (q *query) stringIs(start, end int, s string) bool {
 type stringSet struct {
 	members  map[string]struct{}
 	prefixes []string // the members, for prefix matching
+	cost     int      // bytes charged to maxSetBytes
 }
 
 // Limits on the sets of one instance.
 const (
 	maxSets       = 256
 	maxSetMembers = 1 << 14
+	// maxSetBytes bounds the host memory an instance's sets hold, all
+	// together: their JSON text plus setMemberCost per member (the map
+	// entry and the string headers). Eight sets of a 32 MiB string cost
+	// 291 MiB of host memory, beyond the module's own limit, before this.
+	maxSetBytes   = 4 << 20
+	setMemberCost = 64
 )
 
 // newSet parses a JSON array of strings.
@@ -194,7 +201,7 @@ func newSet(b []byte) (*stringSet, bool) {
 	if json.Unmarshal(b, &ss) != nil || len(ss) > maxSetMembers {
 		return nil, false
 	}
-	set := &stringSet{members: make(map[string]struct{}, len(ss)), prefixes: ss}
+	set := &stringSet{members: make(map[string]struct{}, len(ss)), prefixes: ss, cost: len(b) + setMemberCost*len(ss)}
 	for _, s := range ss {
 		set.members[s] = struct{}{}
 	}

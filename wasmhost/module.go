@@ -66,6 +66,12 @@ func (h *Host) Load(ctx context.Context, wasm []byte, cfg ModuleConfig) (*Module
 	if cfg.Config == nil {
 		cfg.Config = []byte("{}")
 	}
+	// Tables are host memory the memory limit does not cover: bound them
+	// before wazero sees the module.
+	wasm, err := limitTables(wasm)
+	if err != nil {
+		return nil, &Error{Module: cfg.Name, Op: "load", Kind: ErrLoad, Err: err}
+	}
 	m := &Module{host: h, cfg: cfg}
 	m.rt = wazero.NewRuntimeWithConfig(ctx, h.runtimeConfig(cfg.MemoryLimitPages))
 	if err := m.load(ctx, wasm); err != nil {

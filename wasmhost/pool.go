@@ -53,7 +53,7 @@ func (p *pool) put(in *instance) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
-		_ = in.mod.Close(context.Background())
+		in.close()
 		return
 	}
 	p.idle <- in // never blocks: at most cap(idle) instances exist
@@ -61,14 +61,22 @@ func (p *pool) put(in *instance) {
 
 // discard closes an instance whose call failed and frees its slot.
 func (p *pool) discard(in *instance) {
-	_ = in.mod.Close(context.Background())
+	in.close()
 	<-p.slots
 }
 
-// close makes put close instances instead of keeping them. The module's
-// runtime closes those that are idle.
+// close makes put close instances instead of keeping them, and closes
+// those that are idle. Instances in a call are closed when they come back.
 func (p *pool) close() {
 	p.mu.Lock()
 	p.closed = true
 	p.mu.Unlock()
+	for {
+		select {
+		case in := <-p.idle:
+			in.close()
+		default:
+			return
+		}
+	}
 }

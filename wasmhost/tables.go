@@ -1,0 +1,157 @@
+package wasmhost
+
+import "fmt"
+
+// MaxTableEntries bounds the entries of a module's tables, all tables
+// together. wazero keeps 8 bytes of host memory per entry and accepts
+// tables of up to 2^32 entries, declared (allocated at instantiation) or
+// reached with table.grow, none of which counts against the memory limit:
+// one table.grow cost 515 MiB and 2 s. 2^20 entries are 8 MiB; a Go
+// module declares about 5500, C and Rust ones a few dozen.
+const MaxTableEntries = 1 << 20
+
+// Wasm binary format constants (WebAssembly core spec, 5.5).
+const (
+	sectionTable = 4
+	refFunc      = 0x70
+	refExtern    = 0x6f
+	limitsMin    = 0x00 // min
+	limitsMinMax = 0x01 // min, max
+)
+
+// limitTables returns wasm with every table bounded: a module whose tables
+// declare more than MaxTableEntries initial entries in all is refused, and
+// a table without a maximum, or with a larger one than its share, gets
+// its share as maximum (its initial size plus an equal part of what the
+// initial sizes leave of MaxTableEntries), so that table.grow past it
+// fails (returns -1) as the spec says it may. Only the table section is
+// rewritten, and only when a maximum changes; wasm is returned as is
+// otherwise. Structure errors are left for wazero to report.
+func limitTables(wasm []byte) ([]byte, error) {
+	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" {
+		return wasm, nil // wazero says why
+	}
+	for off := 8; off < len(wasm); {
+		id := wasm[off]
+		size, n, ok := readU32(wasm[off+1:])
+		start := off + 1 + n
+		end := start + int(size)
+		if !ok || end > len(wasm) || end < start {
+			return wasm, nil
+		}
+		if id != sectionTable {
+			off = end
+			continue
+		}
+		payload, err := boundTables(wasm[start:end])
+		if err != nil || payload == nil {
+			return wasm, err
+		}
+		out := make([]byte, 0, len(wasm)+len(payload)-int(size))
+		out = append(out, wasm[:off]...)
+		out = append(out, sectionTable)
+		out = appendU32(out, uint32(len(payload)))
+		out = append(out, payload...)
+		return append(out, wasm[end:]...), nil
+	}
+	return wasm, nil
+}
+
+// table is a table type as the binary format writes it.
+type table struct {
+	ref      byte
+	min, max uint32
+	hasMax   bool
+}
+
+// boundTables returns the table section's payload p with bounded maxima,
+// or nil when every table already has one within bounds.
+func boundTables(p []byte) ([]byte, error) {
+	count, n, ok := readU32(p)
+	if !ok || count > MaxTableEntries {
+		return nil, nil
+	}
+	p = p[n:]
+	tables := make([]table, 0, count)
+	var sumMin uint64
+	for range count {
+		if len(p) < 2 {
+			return nil, nil
+		}
+		t := table{ref: p[0]}
+		if t.ref != refFunc && t.ref != refExtern {
+			// Tables with initializers (0x40) or typed references come
+			// with proposals no toolchain emits for hooks.
+			return nil, fmt.Errorf("declares a table of type %#x: husk accepts funcref and externref tables", t.ref)
+		}
+		flag := p[1]
+		p = p[2:]
+		if t.min, n, ok = readU32(p); !ok {
+			return nil, nil
+		}
+		p = p[n:]
+		switch flag {
+		case limitsMin:
+		case limitsMinMax:
+			if t.max, n, ok = readU32(p); !ok {
+				return nil, nil
+			}
+			p = p[n:]
+			t.hasMax = true
+		default:
+			return nil, nil
+		}
+		sumMin += uint64(t.min)
+		tables = append(tables, t)
+	}
+	if len(p) != 0 {
+		return nil, nil // wazero reports the section's size mismatch
+	}
+	if sumMin > MaxTableEntries {
+		return nil, fmt.Errorf("declares tables of %d entries, over husk's limit of %d in all (8 bytes of host memory each)", sumMin, MaxTableEntries)
+	}
+	share := (MaxTableEntries - uint32(sumMin)) / max(uint32(len(tables)), 1)
+	changed := false
+	for i, t := range tables {
+		if bound := t.min + share; !t.hasMax || t.max > bound {
+			tables[i].max, tables[i].hasMax, changed = bound, true, true
+		}
+	}
+	if !changed {
+		return nil, nil
+	}
+	out := appendU32(nil, uint32(len(tables)))
+	for _, t := range tables {
+		out = append(out, t.ref, limitsMinMax)
+		out = appendU32(out, t.min)
+		out = appendU32(out, t.max)
+	}
+	return out, nil
+}
+
+// readU32 decodes an unsigned LEB128 of at most 5 bytes at the start of b.
+func readU32(b []byte) (v uint32, n int, ok bool) {
+	var shift uint
+	for n < len(b) && n < 5 {
+		c := b[n]
+		n++
+		v |= uint32(c&0x7f) << shift
+		if c&0x80 == 0 {
+			return v, n, true
+		}
+		shift += 7
+	}
+	return 0, n, false
+}
+
+// appendU32 appends v as unsigned LEB128.
+func appendU32(b []byte, v uint32) []byte {
+	for {
+		c := byte(v & 0x7f)
+		v >>= 7
+		if v == 0 {
+			return append(b, c)
+		}
+		b = append(b, c|0x80)
+	}
+}
