@@ -31,6 +31,7 @@ reason = %q
 	cleanupContainer(t, id)
 	ctr(t, "run", "-d", "--memory-limit", fmt.Sprint(64<<20), "--runtime", husk, "--runtime-config-path", cfg,
 		devenv.BusyboxRef, id, "sleep", "1000")
+	from := logSize(t)
 	if err := updateMemory(t, id, 48<<20); err != nil {
 		t.Fatalf("update under an audit-mode hook: %v", err)
 	}
@@ -43,8 +44,7 @@ reason = %q
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		b, _ := os.ReadFile(bench.LogPath())
-		lines := strings.Split(string(b), "\n")
+		lines := logLinesSince(t, from)
 		var missing []string
 		for what, parts := range wants {
 			if !anyLineHasAll(lines, parts) {
@@ -76,4 +76,28 @@ func anyLineHasAll(lines []string, parts []string) bool {
 		}
 	}
 	return false
+}
+
+// logSize is the size of containerd's log now: logLinesSince(logSize())
+// reads only what is logged after, not what an earlier run of a test left.
+func logSize(t *testing.T) int64 {
+	t.Helper()
+	fi, err := os.Stat(bench.LogPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}
+
+// logLinesSince returns the lines of containerd's log from byte offset on.
+func logLinesSince(t *testing.T, offset int64) []string {
+	t.Helper()
+	b, err := os.ReadFile(bench.LogPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if offset > int64(len(b)) {
+		offset = 0
+	}
+	return strings.Split(string(b[offset:]), "\n")
 }
