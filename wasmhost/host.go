@@ -18,9 +18,16 @@ const DefaultCacheDir = "/var/cache/husk/wasm"
 
 // Defaults for the zero values of Config.
 const (
-	DefaultMaxOutput   = 1 << 20
-	DefaultInitTimeout = 5 * time.Second
+	DefaultMaxOutput      = 1 << 20
+	DefaultInitTimeout    = 5 * time.Second
+	DefaultCompileTimeout = 30 * time.Second
 )
+
+// compileWorkers is how many goroutines compile one module's functions.
+// wazero checks for cancellation between functions only when it compiles
+// with more than one, so this is what makes CompileTimeout stop a
+// compilation rather than wait for its end.
+const compileWorkers = 2
 
 // Config configures a Host. It is copied by New; the zero value is usable.
 type Config struct {
@@ -38,6 +45,11 @@ type Config struct {
 	// InitTimeout bounds starting one instance: instantiation, _initialize
 	// and husk_init. 0: DefaultInitTimeout.
 	InitTimeout time.Duration
+	// CompileTimeout bounds compiling one module (once per machine with a
+	// CacheDir): a Go module takes 0.5–3 s of CPU. A compilation past it
+	// stops at the next function and the load fails with ErrTimeout.
+	// 0: DefaultCompileTimeout.
+	CompileTimeout time.Duration
 	// Log receives what modules write through husk.log (at most
 	// maxLogLines lines of maxLogBytes per call). nil: discarded. ctx is
 	// the context of the Decide call (or of Load, for husk_init).
@@ -54,6 +66,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.InitTimeout <= 0 {
 		c.InitTimeout = DefaultInitTimeout
+	}
+	if c.CompileTimeout <= 0 {
+		c.CompileTimeout = DefaultCompileTimeout
 	}
 	return c
 }

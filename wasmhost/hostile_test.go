@@ -3,7 +3,10 @@ package wasmhost_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -11,6 +14,7 @@ import (
 	"time"
 
 	"github.com/huskrt/husk/wasmhost"
+	"github.com/huskrt/husk/wasmhost/wasmtest"
 )
 
 // controlChars are what a hostile module puts in text that reaches logs
@@ -139,4 +143,46 @@ func TestMemoryIsOutsideTheGoHeap(t *testing.T) {
 		t.Errorf("the Go heap grew by %d MiB for a module at its 64 MiB limit, want its memory outside the heap", (after-before)>>20)
 	}
 	runtime.KeepAlive(m)
+}
+
+// manyFunctions returns the path of a WAT module with n functions, each a
+// few dozen instructions: wazero compiles it function by function.
+func manyFunctions(t *testing.T, n int) string {
+	var b strings.Builder
+	b.WriteString("(module\n  (memory (export \"memory\") 1)\n  (func (export \"husk_hook_abi_v1\"))\n")
+	b.WriteString("  (func (export \"husk_alloc\") (param i32) (result i32) (i32.const 1024))\n")
+	b.WriteString("  (func (export \"husk_decide\") (param i32 i32 i32 i32) (result i64) (i64.const 0))\n")
+	for i := range n {
+		fmt.Fprintf(&b, "  (func $f%d (param $x i32) (result i32)\n    (local.get $x)", i)
+		for j := range 20 {
+			fmt.Fprintf(&b, " (i32.const %d) (i32.mul) (i32.const %d) (i32.xor)", i+j, j)
+		}
+		b.WriteString(")\n")
+	}
+	b.WriteString(")\n")
+	path := filepath.Join(t.TempDir(), "many.wat")
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestCompileHasADeadline: compiling is bounded like every other phase: a
+// module whose compilation runs past CompileTimeout fails to load with a
+// timeout (before, a 3 MB module compiled for 2.7 s, using 458 MiB, with
+// no deadline), and the same module loads under a sufficient one.
+func TestCompileHasADeadline(t *testing.T) {
+	wasm := wasmtest.WAT(t, manyFunctions(t, 5000))
+	cfg := wasmhost.ModuleConfig{Name: "many", Timeout: time.Second, MemoryLimitPages: 16}
+	h := newHost(t, wasmhost.Config{CompileTimeout: time.Millisecond})
+	_, err := h.Load(context.Background(), wasm, cfg)
+	if !errors.Is(err, wasmhost.ErrTimeout) || !strings.Contains(err.Error(), `module "many": load: deadline exceeded (1ms): compiling the module took too long`) {
+		t.Fatalf("Load under a 1ms compile deadline: %v, want a timeout", err)
+	}
+	h = newHost(t, wasmhost.Config{})
+	m, err := h.Load(context.Background(), wasm, cfg)
+	if err != nil {
+		t.Fatalf("Load under the default deadline: %v", err)
+	}
+	_ = m.Close(context.Background())
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 )
 
@@ -93,9 +94,16 @@ func (h *Host) Load(ctx context.Context, wasm []byte, cfg ModuleConfig) (*Module
 // load compiles wasm into m and instantiates the host modules it may import.
 func (m *Module) load(ctx context.Context, wasm []byte) error {
 	unlock := m.host.compileLock(wasm)
-	compiled, err := m.rt.CompileModule(ctx, wasm)
+	cctx, cancel := context.WithTimeout(experimental.WithCompilationWorkers(ctx, compileWorkers), m.host.cfg.CompileTimeout)
+	compiled, err := m.rt.CompileModule(cctx, wasm)
+	late := cctx.Err() != nil && ctx.Err() == nil
+	cancel()
 	unlock()
-	if err != nil {
+	switch {
+	case err != nil && late:
+		return &Error{Module: m.cfg.Name, Op: "load", Kind: ErrTimeout, Limit: m.host.cfg.CompileTimeout,
+			Err: errors.New("compiling the module took too long")}
+	case err != nil:
 		return &Error{Module: m.cfg.Name, Op: "load", Kind: ErrLoad, Err: err}
 	}
 	m.compiled = compiled
