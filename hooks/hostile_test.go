@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/bits"
 	"os"
 	"path/filepath"
 	"strings"
@@ -148,5 +149,32 @@ func TestDeadlineCoversDecisionAndPatch(t *testing.T) {
 	t.Logf("decision of %d bytes: %+v", len(decision), out.Cause)
 	if err != nil || out.Allowed || !errors.Is(out.Cause, wasmhost.ErrTimeout) {
 		t.Fatalf("Run: allowed %v, cause %v, %v; want denied by a timeout", out.Allowed, out.Cause, err)
+	}
+}
+
+// TestDocsStateTheResourceModel keeps §8 of docs/hooks.md, what a module
+// can cost the host, in step with the bounds in the code.
+func TestDocsStateTheResourceModel(t *testing.T) {
+	doc, err := os.ReadFile("../docs/hooks.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, model, ok := strings.Cut(string(doc), "## 8. What a module can cost the host")
+	if !ok {
+		t.Fatal("docs/hooks.md has no §8 on what a module can cost the host")
+	}
+	for _, want := range []string{
+		fmt.Sprintf("at most %d MiB", wasmhost.DefaultMaxModuleSize>>20),
+		fmt.Sprintf("| %d s, checked between functions", int(wasmhost.DefaultCompileTimeout.Seconds())),
+		fmt.Sprintf("| %d s |", int(wasmhost.DefaultInitTimeout.Seconds())),
+		fmt.Sprintf("2^%d entries", bits.Len(wasmhost.MaxTableEntries)-1),
+		fmt.Sprintf("%d MiB per instance", wasmhost.MaxTableEntries*8>>20),
+		fmt.Sprintf("a decision of %d MiB", wasmhost.DefaultMaxOutput>>20),
+		fmt.Sprintf("at most %d operations", hooks.MaxOps),
+		fmt.Sprintf("at most %d values and %d MiB of JSON", hooks.MaxCopyValues, hooks.MaxCopyBytes>>20),
+	} {
+		if !strings.Contains(model, want) {
+			t.Errorf("docs/hooks.md §8 does not say %q", want)
+		}
 	}
 }
