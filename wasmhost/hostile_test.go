@@ -186,3 +186,25 @@ func TestCompileHasADeadline(t *testing.T) {
 	}
 	_ = m.Close(context.Background())
 }
+
+// TestSleepEndsAtTheDeadline: with the clock grant a module's WASI sleep
+// is real, and a host function is not stopped by closing the module: a
+// sleep of an hour held the call, and the step waiting on it, for the
+// hour. It now ends at the call's deadline.
+func TestSleepEndsAtTheDeadline(t *testing.T) {
+	h := newHost(t, wasmhost.Config{MaxInstances: 1})
+	m := mustLoad(t, h, "sleep", wasmhost.ModuleConfig{Grants: wasmhost.GrantClock, Timeout: 100 * time.Millisecond})
+	done := make(chan error, 1)
+	go func() {
+		_, err := m.Decide(context.Background(), "container.create", []byte(`{}`))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, wasmhost.ErrTimeout) {
+			t.Errorf("Decide: %v, want the deadline exceeded", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a module's sleep held its call 30 s past a 100ms deadline")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tetratelabs/wazero/api"
@@ -28,6 +29,28 @@ type instance struct {
 	q        query        // the current call's JSON input, for husk.json_*
 	sets     []*stringSet // registered by husk.set_new
 	setBytes int          // their cost, at most maxSetBytes
+
+	// stopped is closed when a deadline or the caller ends the instance:
+	// it wakes a sleep in a host function, which closing the module does
+	// not interrupt.
+	stopped  chan struct{}
+	stopOnce sync.Once
+}
+
+// stop ends the sleeps of the instance, now and later; it is being
+// closed.
+func (in *instance) stop() { in.stopOnce.Do(func() { close(in.stopped) }) }
+
+// sleep is the instance's WASI sleep under GrantClock: real, but ended by
+// stop, so that a module sleeping for an hour cannot hold a call past its
+// deadline (wazero's own sleep cannot be interrupted).
+func (in *instance) sleep(ns int64) {
+	t := time.NewTimer(time.Duration(ns))
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-in.stopped:
+	}
 }
 
 // callKey is the context key under which a call's *instance travels to
@@ -39,11 +62,15 @@ type callKey struct{}
 func (m *Module) newInstance(ctx context.Context) (*instance, error) {
 	ctx, cancel := context.WithTimeout(ctx, m.host.cfg.InitTimeout)
 	defer cancel()
-	in := &instance{m: m, linear: new(linearMemory)}
+	in := &instance{m: m, linear: new(linearMemory), stopped: make(chan struct{})}
+	defer context.AfterFunc(ctx, in.stop)() // runs before cancel: only a deadline or the caller stops it
 	in.output.max = maxOutputHead
 	ctx = context.WithValue(ctx, callKey{}, in)
 	ctx = experimental.WithMemoryAllocator(ctx, in.linear.allocator())
 	cfg := m.base.WithStdout(&in.output).WithStderr(&in.output)
+	if m.cfg.Grants&GrantClock != 0 {
+		cfg = cfg.WithNanosleep(in.sleep)
+	}
 	mod, err := m.rt.InstantiateModule(ctx, m.compiled, cfg)
 	if err != nil {
 		in.linear.unmap()
@@ -154,9 +181,11 @@ func (in *instance) decide(ctx context.Context, deadline time.Time, point string
 func (in *instance) bound(ctx context.Context, deadline time.Time) (context.Context, func() (intact bool)) {
 	timer := time.AfterFunc(time.Until(deadline), func() {
 		_ = in.mod.CloseWithExitCode(context.Background(), sys.ExitCodeDeadlineExceeded)
+		in.stop()
 	})
 	stop := context.AfterFunc(ctx, func() {
 		_ = in.mod.CloseWithExitCode(context.Background(), sys.ExitCodeContextCanceled)
+		in.stop()
 	})
 	callCtx := context.WithValue(context.WithoutCancel(ctx), callKey{}, in)
 	return callCtx, func() bool {
