@@ -35,21 +35,56 @@ type instance struct {
 	// not interrupt.
 	stopped  chan struct{}
 	stopOnce sync.Once
+
+	mu       sync.Mutex
+	sleeping bool   // in sleep; guarded by mu
+	killed   uint32 // the exit code kill closed (or will close) the module with; guarded by mu
 }
 
-// stop ends the sleeps of the instance, now and later; it is being
-// closed.
+// stop ends the sleeps of the instance, now and later.
 func (in *instance) stop() { in.stopOnce.Do(func() { close(in.stopped) }) }
 
+// kill ends the call running in the instance (from the deadline's timer or
+// the caller's context): it closes the module with code, which its code
+// sees at the next loop iteration, and wakes a sleep. A module asleep in a
+// host function is closed by that function's goroutine once it wakes:
+// wazero frees the module's resources on close, which the host function
+// may still be reading.
+func (in *instance) kill(code uint32) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.killed != 0 {
+		return
+	}
+	in.killed = code
+	if !in.sleeping {
+		_ = in.mod.CloseWithExitCode(context.Background(), code)
+	}
+	in.stop()
+}
+
 // sleep is the instance's WASI sleep under GrantClock: real, but ended by
-// stop, so that a module sleeping for an hour cannot hold a call past its
+// kill, so that a module sleeping for an hour cannot hold a call past its
 // deadline (wazero's own sleep cannot be interrupted).
 func (in *instance) sleep(ns int64) {
+	in.mu.Lock()
+	if in.killed != 0 {
+		in.mu.Unlock()
+		return
+	}
+	in.sleeping = true
+	in.mu.Unlock()
 	t := time.NewTimer(time.Duration(ns))
-	defer t.Stop()
 	select {
 	case <-t.C:
 	case <-in.stopped:
+	}
+	t.Stop()
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.sleeping = false
+	if in.killed != 0 && in.mod != nil {
+		_ = in.mod.CloseWithExitCode(context.Background(), in.killed)
 	}
 }
 
@@ -179,14 +214,8 @@ func (in *instance) decide(ctx context.Context, deadline time.Time, point string
 // release stops the watch and reports whether the instance is intact: false
 // when the deadline or ctx closed it, even if the call had completed.
 func (in *instance) bound(ctx context.Context, deadline time.Time) (context.Context, func() (intact bool)) {
-	timer := time.AfterFunc(time.Until(deadline), func() {
-		_ = in.mod.CloseWithExitCode(context.Background(), sys.ExitCodeDeadlineExceeded)
-		in.stop()
-	})
-	stop := context.AfterFunc(ctx, func() {
-		_ = in.mod.CloseWithExitCode(context.Background(), sys.ExitCodeContextCanceled)
-		in.stop()
-	})
+	timer := time.AfterFunc(time.Until(deadline), func() { in.kill(sys.ExitCodeDeadlineExceeded) })
+	stop := context.AfterFunc(ctx, func() { in.kill(sys.ExitCodeContextCanceled) })
 	callCtx := context.WithValue(context.WithoutCancel(ctx), callKey{}, in)
 	return callCtx, func() bool {
 		t, c := timer.Stop(), stop()
