@@ -111,7 +111,7 @@ func (h *Hypervisor) spawn(ctx context.Context, cfg *virt.VMConfig, ccfg *childC
 		id: cfg.ID, dir: cfg.Dir, memoryMiB: cfg.MemoryMiB, slots: cfg.DiskSlots,
 		replyTimeout: orDefault(h.replyTimeout, defaultReplyTimeout),
 		stopTimeout:  orDefault(h.stopTimeout, defaultStopTimeout),
-		stderr:       &tail{log: log},
+		stderr:       &tail{Log: log},
 		done:         make(chan struct{}),
 	}
 	env := childEnv

@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/huskrt/husk/internal/reaper"
 	"github.com/huskrt/husk/runtime/virt"
+	"github.com/huskrt/husk/runtime/virt/internal/vmproc"
 	"github.com/huskrt/husk/vmm/virtio/blk"
 	"github.com/huskrt/husk/vmm/virtio/vsock"
 )
@@ -240,23 +240,8 @@ func (v *vm) Stats(ctx context.Context) (virt.VMStats, error) {
 	return s, nil
 }
 
-// rss is process pid's resident set in bytes (0 if unknown), from
-// /proc/<pid>/statm: the kernel's count, not the VMM's.
-func rss(pid int) uint64 {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/statm")
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 2 {
-		return 0
-	}
-	pages, err := strconv.ParseUint(f[1], 10, 64)
-	if err != nil {
-		return 0
-	}
-	return pages * uint64(os.Getpagesize())
-}
+// rss is process pid's resident set in bytes (0 if unknown).
+func rss(pid int) uint64 { return vmproc.RSS(pid) }
 
 // Pid is the VMM process's pid.
 func (v *vm) Pid() int { return v.cmd.Process.Pid }
