@@ -25,6 +25,8 @@ import (
 //   - vmw_vsock_virtio_transport (with vsock and
 //     vmw_vsock_virtio_transport_common): the agent's channel to the host;
 //   - virtio-rng: entropy from the host (hw_random);
+//   - virtio_console: virtio-serial ports, the agent's channel to a host
+//     without vsock (a QEMU without /dev/vhost-vsock; agent/serial);
 //   - erofs, overlay, ext4: image layers, the container rootfs, volumes.
 var AgentModules = []string{
 	"virtio_mmio",
@@ -34,6 +36,7 @@ var AgentModules = []string{
 	"vmw_vsock_virtio_transport_common",
 	"vmw_vsock_virtio_transport",
 	"virtio-rng",
+	"virtio_console",
 	"erofs",
 	"overlay",
 	"ext4",
