@@ -21,6 +21,9 @@ import (
 //
 //   - virtio_mmio: the transport of the built-in VMM's devices (matched by
 //     ACPI id LNRO0005, or virtio_mmio.device= on the command line);
+//   - virtio_pci: the transport of the qemu backend's devices (q35; its
+//     disks are hot-plugged into PCIe root ports, which the kernel drives
+//     itself);
 //   - virtio_blk, virtio_net: container disks and the pod network;
 //   - vmw_vsock_virtio_transport (with vsock and
 //     vmw_vsock_virtio_transport_common): the agent's channel to the host;
@@ -30,6 +33,7 @@ import (
 //   - erofs, overlay, ext4: image layers, the container rootfs, volumes.
 var AgentModules = []string{
 	"virtio_mmio",
+	"virtio_pci",
 	"virtio_blk",
 	"virtio_net",
 	"vsock",
