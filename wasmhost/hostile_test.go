@@ -208,3 +208,47 @@ func TestSleepEndsAtTheDeadline(t *testing.T) {
 		t.Fatal("a module's sleep held its call 30 s past a 100ms deadline")
 	}
 }
+
+// watModule writes the module text body (between the standard exports and
+// the closing parenthesis) to a file and returns its binary.
+func watModule(t *testing.T, body string) []byte {
+	t.Helper()
+	text := "(module\n  (memory (export \"memory\") 1)\n  (func (export \"husk_hook_abi_v1\"))\n" +
+		"  (func (export \"husk_alloc\") (param i32) (result i32) (i32.const 1024))\n" +
+		"  (func (export \"husk_decide\") (param i32 i32 i32 i32) (result i64) (i64.const 0))\n" + body + ")\n"
+	path := filepath.Join(t.TempDir(), "m.wat")
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return wasmtest.WAT(t, path)
+}
+
+// TestDefinitionsAreBounded: wazero spends host memory and time on every
+// definition of a module, for every instance, outside the memory limit
+// and before any deadline (three million globals: 4.6 s and 536 MiB; four
+// million empty tables: 4.4 s and 610 MiB). A module with more of a kind
+// than husk's bound fails to load before wazero decodes it; one at the
+// bound loads.
+func TestDefinitionsAreBounded(t *testing.T) {
+	h := newHost(t, wasmhost.Config{MaxInstances: 1})
+	cfg := wasmhost.ModuleConfig{Name: "m", Timeout: time.Second, MemoryLimitPages: 16}
+	for _, tt := range []struct {
+		def  string
+		n    int
+		msg  string
+		fits bool
+	}{
+		{"(global i32 (i32.const 0))\n", 1 << 14, "", true},
+		{"(global i32 (i32.const 0))\n", 1<<14 + 1, "declares 16385 globals, over husk's limit of 16384", false},
+		{"(table 0 funcref)\n", 64, "", true},
+		{"(table 0 funcref)\n", 65, "declares 65 tables, over husk's limit of 64", false},
+	} {
+		_, err := h.Load(context.Background(), watModule(t, strings.Repeat(tt.def, tt.n)), cfg)
+		switch {
+		case tt.fits && err != nil:
+			t.Errorf("%d × %s: %v", tt.n, tt.def, err)
+		case !tt.fits && (!errors.Is(err, wasmhost.ErrLoad) || !strings.Contains(err.Error(), tt.msg)):
+			t.Errorf("%d × %s: %v, want refused saying %q", tt.n, tt.def, err, tt.msg)
+		}
+	}
+}

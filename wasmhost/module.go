@@ -67,9 +67,9 @@ func (h *Host) Load(ctx context.Context, wasm []byte, cfg ModuleConfig) (*Module
 	if cfg.Config == nil {
 		cfg.Config = []byte("{}")
 	}
-	// Tables are host memory the memory limit does not cover: bound them
-	// before wazero sees the module.
-	wasm, err := limitTables(wasm)
+	// Definitions and tables are host memory the memory limit does not
+	// cover: bound them before wazero sees the module.
+	wasm, err := boundModule(wasm)
 	if err != nil {
 		return nil, &Error{Module: cfg.Name, Op: "load", Kind: ErrLoad, Err: err}
 	}
