@@ -226,7 +226,8 @@ func watModule(t *testing.T, body string) []byte {
 // TestDefinitionsAreBounded: wazero spends host memory and time on every
 // definition of a module, for every instance, outside the memory limit
 // and before any deadline (three million globals: 4.6 s and 536 MiB; four
-// million empty tables: 4.4 s and 610 MiB). A module with more of a kind
+// million empty tables: 4.4 s and 610 MiB; one function of 50 million
+// locals: 5.8 s and 1.3 GiB). A module with more of a kind
 // than husk's bound fails to load before wazero decodes it; one at the
 // bound loads.
 func TestDefinitionsAreBounded(t *testing.T) {
@@ -242,13 +243,17 @@ func TestDefinitionsAreBounded(t *testing.T) {
 		{"(global i32 (i32.const 0))\n", 1<<14 + 1, "declares 16385 globals, over husk's limit of 16384", false},
 		{"(table 0 funcref)\n", 64, "", true},
 		{"(table 0 funcref)\n", 65, "declares 65 tables, over husk's limit of 64", false},
+		// A function's locals (50 million in a 122-byte module: 5.8 s, 1.3 GiB).
+		{"(func (local" + strings.Repeat(" i32", 1<<14) + "))\n", 1, "", true},
+		{"(func (local" + strings.Repeat(" i32", 1<<14+1) + "))\n", 1, "declares over 16384 locals, husk's limit", false},
+		{"(func (local" + strings.Repeat(" i64", 1<<13) + "))\n", 129, "declares over 1048576 locals in all", false},
 	} {
 		_, err := h.Load(context.Background(), watModule(t, strings.Repeat(tt.def, tt.n)), cfg)
 		switch {
 		case tt.fits && err != nil:
-			t.Errorf("%d × %s: %v", tt.n, tt.def, err)
+			t.Errorf("%d × %.40s: %v", tt.n, tt.def, err)
 		case !tt.fits && (!errors.Is(err, wasmhost.ErrLoad) || !strings.Contains(err.Error(), tt.msg)):
-			t.Errorf("%d × %s: %v, want refused saying %q", tt.n, tt.def, err, tt.msg)
+			t.Errorf("%d × %.40s: %v, want refused saying %q", tt.n, tt.def, err, tt.msg)
 		}
 	}
 }
