@@ -13,6 +13,7 @@ require (
 	github.com/containerd/ttrpc v1.2.9
 	github.com/containerd/typeurl/v2 v2.3.0
 	github.com/creack/pty v1.1.24
+	github.com/hashicorp/yamux v0.1.2
 	github.com/lmittmann/tint v1.2.1
 	github.com/mdlayher/vsock v1.3.0
 	github.com/open-policy-agent/opa v1.21.1

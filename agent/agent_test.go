@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -44,8 +45,11 @@ type bench struct {
 	ctx     context.Context
 	cl      *client.Client
 	streams string // the stream socket
-	rootfs  string
-	state   string
+	// dial connects to an agent port as the host does: the Unix sockets
+	// standing in for vsock, or a serial session.
+	dial   func(port uint32) (net.Conn, error)
+	rootfs string
+	state  string
 }
 
 func newBench(t *testing.T) *bench {
@@ -86,13 +90,20 @@ func newBench(t *testing.T) *bench {
 			t.Errorf("Serve: %v", err)
 		}
 	})
-	return &bench{t: t, ctx: ctx, cl: cl, streams: streamL.Addr().String(), rootfs: rootfs, state: state}
+	streams := streamL.Addr().String()
+	dial := func(port uint32) (net.Conn, error) {
+		if port != api.StreamPort {
+			return nil, fmt.Errorf("port %d: %w", port, syscall.ECONNREFUSED)
+		}
+		return net.Dial("unix", streams)
+	}
+	return &bench{t: t, ctx: ctx, cl: cl, streams: streams, dial: dial, rootfs: rootfs, state: state}
 }
 
 // stream attaches a new stream and returns its id and connection.
 func (b *bench) stream() (uint64, net.Conn) {
 	b.t.Helper()
-	c, err := net.Dial("unix", b.streams)
+	c, err := b.dial(api.StreamPort)
 	if err != nil {
 		b.t.Fatal(err)
 	}
@@ -151,7 +162,10 @@ func readAll(t *testing.T, c net.Conn) string {
 // over streams of their own, its exit status comes back, and deleting it
 // leaves nothing in the agent's state.
 func TestContainerRunsWithStreams(t *testing.T) {
-	b := newBench(t)
+	runWithStreams(t, newBench(t))
+}
+
+func runWithStreams(t *testing.T, b *bench) {
 	check, err := b.cl.Check(b.ctx)
 	if err != nil || check.ProtocolVersion != api.ProtocolVersion || check.KernelRelease == "" {
 		t.Fatalf("check: %+v, %v", check, err)

@@ -1,8 +1,9 @@
 // Command husk-agent is the guest agent: PID 1 of a VirtContainer's VM. It
 // mounts what the guest needs, loads the image's kernel modules, and serves
-// the host's calls (agent/api) on vsock, running the pod's containers with
-// husk's Linux engine. It must be static: the guest image holds nothing
-// else (make guest builds it).
+// the host's calls (agent/api) on vsock, and on the virtio-serial port
+// named husk.agent where the VM has one (agent/serial: a host without
+// vsock), running the pod's containers with husk's Linux engine. It must
+// be static: the guest image holds nothing else (make guest builds it).
 //
 // Outside a VM, for tests and development, -listen and -streams name Unix
 // sockets instead, and nothing of the machine is touched.
@@ -24,6 +25,7 @@ import (
 
 	"github.com/huskrt/husk/agent"
 	"github.com/huskrt/husk/agent/api"
+	"github.com/huskrt/husk/agent/serial"
 	"github.com/huskrt/husk/internal/logging"
 	"github.com/huskrt/husk/internal/reaper"
 	"github.com/huskrt/husk/runtime/linux"
@@ -78,18 +80,54 @@ func run(ctx context.Context, guest bool, listen, streams, state string) error {
 	if err != nil {
 		return err
 	}
+	var ls agent.Listeners
 	agentL, err := listener(listen, api.AgentPort)
-	if err != nil {
-		return err
+	if err == nil {
+		streamL, serr := listener(streams, api.StreamPort)
+		if serr != nil {
+			agentL.Close()
+		}
+		err = serr
+		if err == nil {
+			ls.Agent, ls.Streams = append(ls.Agent, agentL), append(ls.Streams, streamL)
+			logging.L(ctx).Info("serving", "agent", agentL.Addr().String(), "streams", streamL.Addr().String(), "guest", guest)
+		}
 	}
-	streamL, err := listener(streams, api.StreamPort)
-	if err != nil {
-		agentL.Close()
-		return err
+	if !guest {
+		if err != nil {
+			return err
+		}
+		return svc.Serve(ctx, ls.Agent[0], ls.Streams[0])
 	}
-	logging.L(ctx).Info("serving", "agent", agentL.Addr().String(), "streams", streamL.Addr().String(), "guest", guest)
-	return svc.Serve(ctx, agentL, streamL)
+	// A VM without vsock has the serial port, which must come within
+	// serialWait; one with vsock is served on the port too if it comes,
+	// without waiting for it.
+	srv := serial.NewServer(api.AgentPort, api.StreamPort)
+	ls.Agent, ls.Streams = append(ls.Agent, srv.Listener(api.AgentPort)), append(ls.Streams, srv.Listener(api.StreamPort))
+	serveSerial := func(port string) {
+		logging.L(ctx).Info("serving", "serial", port, "guest", guest)
+		_ = srv.Serve(ctx, serial.DevicePort(port))
+	}
+	if err != nil {
+		logging.L(ctx).Warn("no vsock; looking for the serial port", "error", err, "port", serial.PortName)
+		port, perr := serial.WaitPort(ctx, serial.PortName, serialWait)
+		if perr != nil {
+			return fmt.Errorf("no channel to the host: %w; and %w", err, perr)
+		}
+		go serveSerial(port)
+	} else {
+		go func() {
+			if port, err := serial.WaitPort(ctx, serial.PortName, serialWait); err == nil {
+				serveSerial(port)
+			}
+		}()
+	}
+	return svc.ServeAll(ctx, ls)
 }
+
+// serialWait is how long the guest looks for the serial port: the driver
+// adds it, and learns its name, after it loads.
+const serialWait = 10 * time.Second
 
 // listener listens on the Unix socket path, or on vsock port when path is
 // empty. The vsock transport's module may still be settling just after it
