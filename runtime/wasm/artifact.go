@@ -17,6 +17,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/huskrt/husk/internal/containerdapi"
 	"github.com/huskrt/husk/internal/logging"
 	"github.com/huskrt/husk/runtime/handler"
 	"github.com/huskrt/husk/runtime/wasm/ociimage"
@@ -64,7 +65,7 @@ func (p *program) fromImage(ctx context.Context, req *handler.CreateRequest, pro
 	}
 	ctx, cancel := context.WithTimeout(ctx, imageTimeout)
 	defer cancel()
-	st, err := ociimage.Dial(req.ContainerdAddress, req.Namespace)
+	st, err := containerdapi.Dial(req.ContainerdAddress, req.Namespace)
 	if err != nil {
 		return nil, err
 	}

@@ -10,7 +10,8 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// Store is what Find and Fetch read from containerd: Client in the shim.
+// Store is what Find and Fetch read from containerd: containerdapi.Client
+// in the shim.
 type Store interface {
 	// ImageOf returns the image name recorded for container id, "" if
 	// it has none (ctr run --rootfs).

@@ -1,4 +1,9 @@
-package ociimage
+// Package containerdapi is the shim's client of containerd's gRPC API: the
+// generated clients of the few services husk reads (containers, images,
+// content), not containerd's client package, which would pull most of
+// containerd into the shim. The Wasm handler reads an artifact's module
+// through it, and the shim a container's image for the hooks' events.
+package containerdapi
 
 import (
 	"context"
@@ -18,9 +23,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 )
 
-// Client is a Store over containerd's gRPC API: only the containers,
-// images and content services' generated clients, not containerd's client
-// package (which would pull most of containerd into the shim).
+// Client reads containerd's records and content in one namespace (it is
+// an ociimage.Store).
 type Client struct {
 	conn       *grpc.ClientConn
 	namespace  string
@@ -33,7 +37,7 @@ type Client struct {
 // the shim's -address) for namespace. It connects on first use.
 func Dial(address, namespace string) (*Client, error) {
 	if address == "" {
-		return nil, fmt.Errorf("no containerd address to find the image with: %w", errdefs.ErrFailedPrecondition)
+		return nil, fmt.Errorf("no containerd address: %w", errdefs.ErrFailedPrecondition)
 	}
 	conn, err := grpc.NewClient("unix://"+address, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -55,7 +59,9 @@ func (c *Client) ctx(ctx context.Context) context.Context {
 	return namespaces.WithNamespace(ctx, c.namespace)
 }
 
-// ImageOf returns container id's image name.
+// ImageOf returns the image name containerd recorded for container id: ""
+// when the record names none (ctr run --rootfs, and every container the
+// CRI creates: it keeps the image in its own metadata).
 func (c *Client) ImageOf(ctx context.Context, id string) (string, error) {
 	r, err := c.containers.Get(c.ctx(ctx), &containersapi.GetContainerRequest{ID: id})
 	if err != nil {
