@@ -9,7 +9,8 @@ import (
 )
 
 // Hypervisor is a VM backend: "builtin" (husk's VMM, in a confined process
-// of its own per VM) or, later, "qemu". It knows nothing of containers.
+// of its own per VM) or "qemu" (QEMU's q35 machine). It knows nothing of
+// containers.
 type Hypervisor interface {
 	// Name is the backend's name in configuration and in sandbox.vm.
 	Name() string
@@ -46,6 +47,17 @@ type VMConfig struct {
 	Cgroup string
 	// Console receives the guest's serial console; nil discards it.
 	Console io.Writer
+	// QEMU configures the qemu backend; other backends ignore it.
+	QEMU QEMUConfig
+}
+
+// QEMUConfig is the qemu backend's part of a VM's configuration ([virt.qemu]).
+type QEMUConfig struct {
+	// Binary is qemu-system-x86_64's absolute path.
+	Binary string
+	// Accel is "kvm", "tcg", or "auto": KVM where /dev/kvm runs a guest,
+	// else TCG.
+	Accel string
 }
 
 // VM is a running VM.

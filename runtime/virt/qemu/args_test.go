@@ -1,0 +1,145 @@
+package qemu
+
+import (
+	"context"
+	"errors"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/containerd/errdefs"
+
+	"github.com/huskrt/husk/runtime/virt"
+)
+
+// twoFDChannel is a channel whose devices name two inherited descriptors.
+type twoFDChannel struct{ noAgentChannel }
+
+func (twoFDChannel) devices(first int) ([]string, []*os.File) {
+	return []string{"-device", "chan,fd=" + itoa(first) + ",fd2=" + itoa(first+1)}, []*os.File{os.Stdin, os.Stdout}
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+// value returns the argument after the first occurrence of opt.
+func value(a []string, opt string) string {
+	i := slices.Index(a, opt)
+	if i < 0 || i+1 >= len(a) {
+		return ""
+	}
+	return a[i+1]
+}
+
+// values returns the arguments after each occurrence of opt.
+func values(a []string, opt string) []string {
+	var vs []string
+	for i := 0; i+1 < len(a); i++ {
+		if a[i] == opt {
+			vs = append(vs, a[i+1])
+		}
+	}
+	return vs
+}
+
+func TestArgs(t *testing.T) {
+	cfg := &virt.VMConfig{
+		ID: "pod,id=evil", Kernel: "/img/vmlinuz", Initrd: "/img/initrd.img",
+		KernelParams: []string{"console=ttyS0", "panic=-1"}, VCPUs: 2, MemoryMiB: 512, DiskSlots: 3,
+	}
+	for _, tc := range []struct{ accel, cpu string }{{AccelKVM, "host"}, {AccelTCG, "max"}} {
+		a := args(cfg, tc.accel, twoFDChannel{})
+		if m := value(a, "-machine"); !strings.HasPrefix(m, "q35,accel="+tc.accel+",") {
+			t.Errorf("%s: -machine %q", tc.accel, m)
+		}
+		if c := value(a, "-cpu"); c != tc.cpu {
+			t.Errorf("%s: -cpu %q, want %q", tc.accel, c, tc.cpu)
+		}
+	}
+	a := args(cfg, AccelTCG, twoFDChannel{})
+	for opt, want := range map[string]string{
+		"-name": "husk-pod,,id=evil", "-smp": "2", "-m": "512",
+		"-kernel": "/img/vmlinuz", "-initrd": "/img/initrd.img", "-append": "console=ttyS0 panic=-1",
+		"-sandbox": "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
+		"-mon":     "chardev=qmp,mode=control",
+	} {
+		if got := value(a, opt); got != want {
+			t.Errorf("%s %q, want %q", opt, got, want)
+		}
+	}
+	for _, flag := range []string{"-nodefaults", "-no-user-config", "-no-reboot", "-S"} {
+		if !slices.Contains(a, flag) {
+			t.Errorf("no %s in %q", flag, a)
+		}
+	}
+	if !slices.Contains(values(a, "-chardev"), "socket,id=qmp,fd=3") {
+		t.Errorf("QMP is not on fd 3: %q", values(a, "-chardev"))
+	}
+	var ports []string
+	for _, d := range values(a, "-device") {
+		if strings.HasPrefix(d, "pcie-root-port,") {
+			ports = append(ports, d)
+		}
+	}
+	if len(ports) != 3 || !strings.Contains(ports[2], "id=slot2,") || !strings.Contains(ports[2], "chassis=3") {
+		t.Errorf("root ports %q, want slot0..slot2 with chassis 1..3", ports)
+	}
+	if d := values(a, "-device"); d[len(d)-1] != "chan,fd=4,fd2=5" {
+		t.Errorf("the channel's device %q, want its descriptors after QMP's", d[len(d)-1])
+	}
+}
+
+func TestCheckConfig(t *testing.T) {
+	good := virt.VMConfig{ID: "p", Dir: "/run/p", Kernel: "k", Initrd: "i", VCPUs: 1, MemoryMiB: 128, DiskSlots: 2}
+	if err := checkConfig(&good); err != nil {
+		t.Fatal(err)
+	}
+	for name, mut := range map[string]func(*virt.VMConfig){
+		"no id":           func(c *virt.VMConfig) { c.ID = "" },
+		"relative dir":    func(c *virt.VMConfig) { c.Dir = "run/p" },
+		"no kernel":       func(c *virt.VMConfig) { c.Kernel = "" },
+		"no vcpus":        func(c *virt.VMConfig) { c.VCPUs = 0 },
+		"little memory":   func(c *virt.VMConfig) { c.MemoryMiB = 16 },
+		"many slots":      func(c *virt.VMConfig) { c.DiskSlots = maxSlots + 1 },
+		"relative binary": func(c *virt.VMConfig) { c.QEMU.Binary = "qemu" },
+	} {
+		c := good
+		mut(&c)
+		if err := checkConfig(&c); !errors.Is(err, errdefs.ErrInvalidArgument) {
+			t.Errorf("%s: %v, want invalid argument", name, err)
+		}
+	}
+}
+
+func TestAccel(t *testing.T) {
+	h := New()
+	h.kvmOnce.Do(func() { h.kvmErr = errors.New("no KVM (test)") })
+	ctx := context.Background()
+	if a, err := h.accel(ctx, AccelAuto); a != AccelTCG || err != nil {
+		t.Errorf("auto without KVM: %q, %v", a, err)
+	}
+	if _, err := h.accel(ctx, AccelKVM); err == nil {
+		t.Error("kvm without KVM: no error")
+	}
+	if _, err := h.accel(ctx, "hvf"); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Errorf("hvf: %v", err)
+	}
+	h = New()
+	h.kvmOnce.Do(func() {})
+	if a, _ := h.accel(ctx, AccelAuto); a != AccelKVM {
+		t.Errorf("auto with KVM: %q", a)
+	}
+}
+
+// TestStartWithoutChannel: a host with no channel to the agent fails
+// Start at once, saying why, with nothing started.
+func TestStartWithoutChannel(t *testing.T) {
+	h := New()
+	h.newChannel = func() (channel, error) { return nil, errNoChannel }
+	h.kvmOnce.Do(func() {})
+	_, err := h.Start(context.Background(), &virt.VMConfig{ID: "p", Dir: t.TempDir(), Kernel: "k", Initrd: "i", VCPUs: 1, MemoryMiB: 128, DiskSlots: 1})
+	if !errors.Is(err, errdefs.ErrNotImplemented) {
+		t.Errorf("Start: %v, want not implemented", err)
+	}
+}
