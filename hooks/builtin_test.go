@@ -122,7 +122,7 @@ func TestBuiltinsThroughTheEngine(t *testing.T) {
 	}
 	create := func(image string) *hooks.ContainerCreateEvent {
 		ev := createEvent(false)
-		ev.Container.Image = image
+		ev.Container.Image = hooks.NullString(image)
 		return ev
 	}
 	tests := []struct {
@@ -137,6 +137,8 @@ func TestBuiltinsThroughTheEngine(t *testing.T) {
 			event: create("docker.io/library/nginx:1.27")},
 		{policy: "allowed-images", point: hooks.ContainerCreate, config: map[string]any{"images": []any{"docker.io/library/"}},
 			event: create("evil.example.com/miner:latest"), reason: "image evil.example.com/miner:latest is not allowed"},
+		{policy: "allowed-images", point: hooks.ContainerCreate, config: map[string]any{"images": []any{"docker.io/library/"}},
+			event: create(""), reason: "image unknown: husk knows no image name for this container (as for ctr run --rootfs), and only listed images may run"},
 		{policy: "exec-allowlist", point: hooks.ProcessExec, config: map[string]any{"commands": []any{"/bin/ls"}},
 			event: &hooks.ProcessExecEvent{ExecID: "e", Process: hooks.Process{Args: hooks.List{"/bin/ls", "-l"}}}},
 		{policy: "exec-allowlist", point: hooks.ProcessExec, config: map[string]any{"commands": []any{"/bin/ls"}},

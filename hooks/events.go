@@ -67,8 +67,41 @@ type Sandbox struct {
 
 // Container identifies the container an event is about.
 type Container struct {
-	ID    string `json:"id"`
-	Image string `json:"image,omitempty"` // image name, when known
+	ID string `json:"id"`
+	// Image is the name of the image the container was made from, as its
+	// client gave it to containerd (docs/hooks.md says where husk takes
+	// it from under each client); null when husk does not know it, as
+	// for a root filesystem given as a directory (ctr run --rootfs).
+	Image NullString `json:"image"`
+}
+
+// NullString is a fact an event carries that husk may not know: it encodes
+// as a JSON string when known and as null when not (the Go value ""), never
+// as "". A policy that needs the fact thus sees that it is unknown, and
+// cannot mistake it for a value that simply matches nothing; the member is
+// always present, so a JSON Patch "test" can read it either way.
+type NullString string
+
+// MarshalJSON encodes "" as null.
+func (s NullString) MarshalJSON() ([]byte, error) {
+	if s == "" {
+		return []byte("null"), nil
+	}
+	return json.Marshal(string(s))
+}
+
+// UnmarshalJSON accepts a string or null (as "").
+func (s *NullString) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*s = ""
+		return nil
+	}
+	var v string
+	if err := json.Unmarshal(b, &v); err != nil {
+		return fmt.Errorf("want a string or null: %w", err)
+	}
+	*s = NullString(v)
+	return nil
 }
 
 // SandboxCreateEvent is sandbox.create: a pod is being set up. A patch may

@@ -3,7 +3,9 @@ package runtime
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
+	"time"
 
 	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/errdefs"
@@ -17,6 +19,12 @@ import (
 // annImageName is the image a CRI container was made from.
 const annImageName = "io.kubernetes.cri.image-name"
 
+// imageTimeout bounds the read of a container's record for its image.
+// containerd answers it from its metadata store in about a millisecond;
+// one that does not answer within this leaves the image unknown to the
+// hooks (null in their events) instead of holding up the create.
+const imageTimeout = time.Second
+
 // HookOptions configure the hook engine of every sandbox.
 type HookOptions struct {
 	// CacheDir is where compiled modules are shared (hooks.DefaultCacheDir
@@ -24,6 +32,11 @@ type HookOptions struct {
 	CacheDir string
 	// Observe is told of every hook call (for metrics).
 	Observe func(hooks.Call)
+	// ImageOf returns the image name containerd recorded for container id
+	// in namespace ("" when the record names none). The shim reads it from
+	// containerd; nil leaves only the CRI's annotation. It is asked once
+	// per container, and only in sandboxes with hooks.
+	ImageOf func(ctx context.Context, namespace, id string) (string, error)
 }
 
 // openHooks starts loading the sandbox's hook chain from its config, in
@@ -45,6 +58,7 @@ func (s *Sandbox) openHooks(ctx context.Context, opts HookOptions) error {
 		return fmt.Errorf("loading the hooks of sandbox %s: %w", s.ID, err)
 	}
 	s.engine.Store(e)
+	s.readImage = opts.ImageOf
 	return nil
 }
 
@@ -56,7 +70,7 @@ func (s *Sandbox) closeHooks(ctx context.Context) {
 		return
 	}
 	if s.admitted {
-		_, _ = s.ask(ctx, &hooks.SandboxDeleteEvent{Sandbox: s.hookSandbox(nil)})
+		_, _ = s.ask(ctx, &hooks.SandboxDeleteEvent{Sandbox: s.hookSandbox(s.annotations)})
 	}
 	s.engine.Store(nil)
 	// A call that took the engine before the Store ends first, or fails.
@@ -100,6 +114,7 @@ func (m *Manager) admitSandbox(ctx context.Context, s *Sandbox, spec *specs.Spec
 	patched, err := s.ask(ctx, ev)
 	if err != nil || !patched {
 		s.admitted = err == nil
+		s.annotations = maps.Clone(spec.Annotations)
 		return err
 	}
 	if name := ev.Sandbox.Handler; name != s.Handler.Name() {
@@ -117,6 +132,7 @@ func (m *Manager) admitSandbox(ctx context.Context, s *Sandbox, spec *specs.Spec
 	}
 	spec.Annotations = ev.Sandbox.Annotations
 	s.admitted = true
+	s.annotations = maps.Clone(spec.Annotations)
 	return nil
 }
 
@@ -126,13 +142,11 @@ func (m *Manager) admitSandbox(ctx context.Context, s *Sandbox, spec *specs.Spec
 // container is created). Patches land in req.Spec. container.rootfs is
 // asked later, by the handler, when it attaches the root filesystem
 // (policy.Rootfs).
-func (s *Sandbox) admitContainer(ctx context.Context, req *handler.CreateRequest, handlerName string) error {
+func (s *Sandbox) admitContainer(ctx context.Context, req *handler.CreateRequest, v hookView) error {
 	if s == nil || s.engine.Load() == nil {
 		return nil
 	}
-	sb := s.hookSandbox(req.Spec.Annotations)
-	sb.Handler = handlerName
-	ctr := hookContainer(req)
+	sb, ctr := v.sandbox, v.container
 
 	create := &hooks.ContainerCreateEvent{Sandbox: sb, Container: ctr, Spec: req.Spec}
 	if _, err := s.ask(ctx, create); err != nil {
@@ -170,11 +184,11 @@ func (s *Sandbox) admitContainer(ctx context.Context, req *handler.CreateRequest
 }
 
 // admitExec asks process.exec; a patch may change the env and user.
-func (s *Sandbox) admitExec(ctx context.Context, containerID, execID string, p *specs.Process) error {
+func (s *Sandbox) admitExec(ctx context.Context, v hookView, execID string, p *specs.Process) error {
 	if s == nil || s.engine.Load() == nil {
 		return nil
 	}
-	ev := &hooks.ProcessExecEvent{Sandbox: s.hookSandbox(nil), Container: hooks.Container{ID: containerID}, ExecID: execID, Process: hookProcess(p)}
+	ev := &hooks.ProcessExecEvent{Sandbox: v.sandbox, Container: v.container, ExecID: execID, Process: hookProcess(p)}
 	if _, err := s.ask(ctx, ev); err != nil {
 		return err
 	}
@@ -187,30 +201,69 @@ func (s *Sandbox) admitExec(ctx context.Context, containerID, execID string, p *
 // naming hook and reason): limits are part of what a policy admitted at
 // container.create and container.cgroups, and an update must not undo that
 // unseen.
-func (s *Sandbox) admitUpdate(ctx context.Context, containerID string, res *specs.LinuxResources) error {
+func (s *Sandbox) admitUpdate(ctx context.Context, v hookView, res *specs.LinuxResources) error {
 	if s == nil || s.engine.Load() == nil {
 		return nil
 	}
-	ev := &hooks.ContainerUpdateEvent{Sandbox: s.hookSandbox(nil), Container: hooks.Container{ID: containerID}, Resources: res}
+	ev := &hooks.ContainerUpdateEvent{Sandbox: v.sandbox, Container: v.container, Resources: res}
 	_, err := s.ask(ctx, ev)
 	return err
 }
 
 // auditDelete asks container.delete (audit).
-func (s *Sandbox) auditDelete(ctx context.Context, containerID string, e handler.Exit) {
+func (s *Sandbox) auditDelete(ctx context.Context, v hookView, e handler.Exit) {
 	if s == nil || s.engine.Load() == nil {
 		return
 	}
-	ev := &hooks.ContainerDeleteEvent{Sandbox: s.hookSandbox(nil), Container: hooks.Container{ID: containerID},
+	ev := &hooks.ContainerDeleteEvent{Sandbox: v.sandbox, Container: v.container,
 		Status: hooks.ExitStatus{ExitCode: uint32(e.Status), ExitedAt: e.At}}
 	if _, err := s.ask(ctx, ev); err != nil {
-		logging.L(ctx).Warn("hook objected to a delete (audit)", "id", containerID, "error", err)
+		logging.L(ctx).Warn("hook objected to a delete (audit)", "id", v.container.ID, "error", err)
 	}
 }
 
-// hookContainer is the container of req as events name it.
-func hookContainer(req *handler.CreateRequest) hooks.Container {
-	return hooks.Container{ID: req.ID, Image: req.Spec.Annotations[annImageName]}
+// hookView is how the hooks' events name a container and its pod: fixed
+// when the container is created, and the same in every event about it,
+// from container.create to container.delete.
+type hookView struct {
+	sandbox   hooks.Sandbox // the handler running the container, and its spec's annotations
+	container hooks.Container
+}
+
+// hookView returns container req, run by the handler called handlerName,
+// as the hooks' events name it. In a sandbox without hooks nothing is
+// looked up.
+func (s *Sandbox) hookView(ctx context.Context, req *handler.CreateRequest, handlerName string) hookView {
+	if s == nil || s.engine.Load() == nil {
+		return hookView{container: hooks.Container{ID: req.ID}}
+	}
+	sb := s.hookSandbox(maps.Clone(req.Spec.Annotations))
+	sb.Handler = handlerName
+	return hookView{sandbox: sb, container: hooks.Container{ID: req.ID, Image: hooks.NullString(s.imageOf(ctx, req))}}
+}
+
+// imageOf returns the name of the image container req is made from: the
+// one containerd recorded for the container, which every client that
+// creates a container from an image sets (ctr, nerdctl, containerd's Go
+// client); else the CRI's annotation (the CRI keeps the image in its own
+// metadata and leaves the record's empty); else "", unknown (a root
+// filesystem given as a directory: ctr run --rootfs), which events carry
+// as null. A record that cannot be read within imageTimeout counts as
+// naming none, and is logged.
+func (s *Sandbox) imageOf(ctx context.Context, req *handler.CreateRequest) string {
+	if s.readImage != nil {
+		lctx, cancel := context.WithTimeout(ctx, imageTimeout)
+		name, err := s.readImage(lctx, req.Namespace, req.ID)
+		cancel()
+		switch {
+		case err != nil:
+			logging.L(ctx).Warn("cannot read the container's record: its image is unknown to hooks unless the CRI named it",
+				"id", req.ID, "error", err)
+		case name != "":
+			return name
+		}
+	}
+	return req.Spec.Annotations[annImageName]
 }
 
 // policy is the handler.Policy of a sandbox, or of one container of it:
@@ -221,12 +274,10 @@ type policy struct {
 	container hooks.Container // zero for the sandbox's own steps
 }
 
-// containerPolicy is the Policy a handler asks about container req, which
-// the handler called handlerName runs.
-func (s *Sandbox) containerPolicy(req *handler.CreateRequest, handlerName string) *policy {
-	sb := s.hookSandbox(req.Spec.Annotations)
-	sb.Handler = handlerName
-	return &policy{s: s, sandbox: sb, container: hookContainer(req)}
+// containerPolicy is the Policy a handler asks about the container v
+// names.
+func (s *Sandbox) containerPolicy(v hookView) *policy {
+	return &policy{s: s, sandbox: v.sandbox, container: v.container}
 }
 
 // VM asks sandbox.vm. A patched shape is checked against handler.VM's

@@ -148,10 +148,11 @@ func (m *Manager) Create(ctx context.Context, req *handler.CreateRequest, obs Ob
 	if err != nil {
 		return nil, err
 	}
-	if err := sb.admitContainer(ctx, req, ch.h.Name()); err != nil {
+	hv := sb.hookView(ctx, req, ch.h.Name())
+	if err := sb.admitContainer(ctx, req, hv); err != nil {
 		return nil, err
 	}
-	req.Policy = sb.containerPolicy(req, ch.h.Name())
+	req.Policy = sb.containerPolicy(hv)
 	c, kind, err := ch.create(ctx, part, req)
 	if err != nil {
 		return nil, err
@@ -162,7 +163,7 @@ func (m *Manager) Create(ctx context.Context, req *handler.CreateRequest, obs Ob
 		m.mu.Unlock()
 	}
 	t := newTask(context.WithoutCancel(ctx), req.ID, req.Bundle, kind, c, req.Stdio, obs)
-	t.SandboxID, t.SandboxDir, t.sb = sb.ID, sb.Dir, sb
+	t.SandboxID, t.SandboxDir, t.sb, t.hooks = sb.ID, sb.Dir, sb, hv
 	return t, nil
 }
 

@@ -31,6 +31,12 @@ type Sandbox struct {
 	// sandbox be, so sandbox.delete is due.
 	engine   atomic.Pointer[hooks.Engine]
 	admitted bool
+	// annotations are the sandbox's, as sandbox.create admitted them, for
+	// sandbox.delete.
+	annotations map[string]string
+	// readImage reads a container's image from containerd's record, for
+	// the hooks' events (HookOptions.ImageOf); set with engine.
+	readImage func(ctx context.Context, namespace, id string) (string, error)
 
 	mu  sync.Mutex      // guards rec
 	rec persist.Sandbox // what delete needs after a crash

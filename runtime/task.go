@@ -45,6 +45,9 @@ type Task struct {
 	c   handler.Container
 	obs Observer
 	sb  *Sandbox // asks the sandbox's hooks; nil in tests without one
+	// hooks is how the sandbox's hooks' events name the container and its
+	// pod (empty in a sandbox without hooks).
+	hooks hookView
 	// oomDone is closed once the container's OOM channel is and every OOM
 	// kill it reported is published: the init's exit waits for it.
 	oomDone chan struct{}
@@ -263,7 +266,7 @@ func (t *Task) Exec(ctx context.Context, execID string, spec *specs.Process, std
 	if err != nil {
 		return err
 	}
-	if err := t.sb.admitExec(ctx, t.ID, execID, spec); err != nil {
+	if err := t.sb.admitExec(ctx, t.hooks, execID, spec); err != nil {
 		return err
 	}
 	t.mu.Lock()
@@ -311,7 +314,7 @@ func (t *Task) Update(ctx context.Context, res *specs.LinuxResources) error {
 	if err := t.checkContainer(OpUpdate); err != nil {
 		return err
 	}
-	if err := t.sb.admitUpdate(ctx, t.ID, res); err != nil {
+	if err := t.sb.admitUpdate(ctx, t.hooks, res); err != nil {
 		return err
 	}
 	return t.containerOp(ctx, OpUpdate, func(ctx context.Context) error { return t.c.Update(ctx, res) })
@@ -434,7 +437,7 @@ func (t *Task) Delete(ctx context.Context, execID string) (ProcessStatus, error)
 	t.mu.Unlock()
 	// container.delete cannot stop a delete: its hooks hear of it once it
 	// is done, without t.mu held, like every hook a task asks.
-	t.sb.auditDelete(ctx, t.ID, st.Exit)
+	t.sb.auditDelete(ctx, t.hooks, st.Exit)
 	for _, err := range errs {
 		if err != nil {
 			return st, fmt.Errorf("delete %s: %w", t.ID, err)

@@ -47,7 +47,7 @@ type service struct {
 	sd      shutdown.Service
 	metrics *metrics
 	// containerd is containerd's gRPC address (the shim's -address), for
-	// handlers that read a container's image.
+	// handlers that read a container's image and for the hooks' events.
 	containerd string
 
 	mu    sync.Mutex
@@ -64,7 +64,6 @@ var _ taskAPI.TTRPCTaskService = (*service)(nil)
 func newService(ctx context.Context, mgr *runtime.Manager, pub shim.Publisher, sd shutdown.Service, level *slog.LevelVar) *service {
 	m := newMetrics()
 	m.reg.MustRegister(sandboxCollector{measure: mgr.Measure})
-	mgr.HookOptions = runtime.HookOptions{CacheDir: hooks.DefaultCacheDir, Observe: m.observeHook}
 	s := &service{
 		ctx:     ctx,
 		level:   level,
@@ -75,7 +74,10 @@ func newService(ctx context.Context, mgr *runtime.Manager, pub shim.Publisher, s
 		tasks:   make(map[string]*runtime.Task),
 	}
 	s.gate = newExitGate(s.taskCount, s.exit)
+	recs := &records{address: func() string { return s.containerd }}
+	mgr.HookOptions = runtime.HookOptions{CacheDir: hooks.DefaultCacheDir, Observe: m.observeHook, ImageOf: recs.ImageOf}
 	sd.RegisterCallback(func(context.Context) error { return m.close() })
+	sd.RegisterCallback(func(context.Context) error { return recs.close() })
 	return s
 }
 

@@ -8,6 +8,8 @@
 //	        "docker.io/library/" or "registry.example.com/team/app:"
 //	        (end a prefix with "/" or ":" so that "docker.io/library/nginx"
 //	        does not also allow "docker.io/library/nginx-evil")
+//
+// A container whose image husk does not know ("image": null) is denied.
 package main
 
 import (
@@ -51,9 +53,13 @@ func decide(ev sdk.Event) sdk.Decision {
 	if image.PrefixIn(allowed) {
 		return sdk.Allow()
 	}
-	name, _ := image.Str()
-	if name == "" {
-		return sdk.Deny("the container's image is not known, and only allowed images may run")
+	// husk sends null for an image it does not know: fail closed.
+	name, ok := image.Str()
+	if !ok || name == "" {
+		return sdk.Deny(unknown)
 	}
 	return sdk.Deny("image " + name + " is not allowed")
 }
+
+// unknown is the reason given for a container whose image is null.
+const unknown = "image unknown: husk knows no image name for this container (as for ctr run --rootfs), and only listed images may run"

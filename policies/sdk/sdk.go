@@ -41,6 +41,21 @@
 // ev.Point(), and avoid encoding/json, fmt, regexp and loops over the
 // event in the hot path (Members and Elems iterate in the module).
 //
+// # Facts husk does not know
+//
+// A member an event always carries but whose value husk may not know is
+// null, never "" (docs/hooks.md, §2): /container/image is null for a
+// container made from a root filesystem directory (ctr run --rootfs), and
+// whenever neither containerd's record of the container nor the CRI names
+// an image. Value.IsNull tells; Str then reports that the value is not a
+// string. Decide what unknown means for the policy before comparing: a
+// name that matches no denied prefix is not an allowed one.
+//
+//	image := ev.At("/container/image")
+//	if image.IsNull() {
+//		return sdk.Deny("image unknown")
+//	}
+//
 // The package builds for any GOOS, so that policies are unit-tested
 // natively: call the policy's function with NewEvent, or go through the
 // registered functions with Configure and Decide.

@@ -39,7 +39,7 @@ func policy(t *testing.T, name string) string {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
-		for _, p := range []string{"deny-privileged", "readonly-rootfs", "exec-allowlist"} {
+		for _, p := range []string{"deny-privileged", "readonly-rootfs", "exec-allowlist", "allowed-images"} {
 			if policyErr = build.Go(ctx, filepath.Join(root, "policies", p), filepath.Join(policyDir, p+".wasm")); policyErr != nil {
 				return
 			}
