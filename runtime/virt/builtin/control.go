@@ -31,6 +31,11 @@ type control struct {
 	next    uint64           // guarded by mu
 	pending map[uint64]*call // guarded by mu
 	broken  error            // guarded by mu
+	// settled is closed once the channel is broken and onBroken has
+	// returned: a call that finds it broken waits for that, so that no
+	// caller hears of the break before the VMM was dealt with.
+	settled     chan struct{}
+	settledOnce sync.Once
 }
 
 // call is a request waiting for its reply.
@@ -47,7 +52,7 @@ type callResult struct {
 }
 
 func newControl(c *net.UnixConn, onBroken func(error)) *control {
-	ctl := &control{c: c, onBroken: onBroken, pending: make(map[uint64]*call)}
+	ctl := &control{c: c, onBroken: onBroken, pending: make(map[uint64]*call), settled: make(chan struct{})}
 	go ctl.read()
 	return ctl
 }
@@ -61,6 +66,7 @@ func (ctl *control) call(ctx context.Context, req *request, fds []int, timeout t
 	if ctl.broken != nil {
 		err := ctl.broken
 		ctl.mu.Unlock()
+		<-ctl.settled
 		return nil, err
 	}
 	ctl.next++
@@ -174,6 +180,7 @@ func (ctl *control) fail(err error) {
 	if ctl.onBroken != nil {
 		ctl.onBroken(err)
 	}
+	ctl.settle()
 	for _, cl := range pending {
 		cl.done <- callResult{err: err}
 	}
@@ -191,5 +198,8 @@ func (ctl *control) close(err error) {
 		}
 	}
 	ctl.mu.Unlock()
+	ctl.settle()
 	ctl.c.Close()
 }
+
+func (ctl *control) settle() { ctl.settledOnce.Do(func() { close(ctl.settled) }) }
