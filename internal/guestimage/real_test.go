@@ -78,24 +78,7 @@ func TestAgentBootsInQEMU(t *testing.T) {
 	if err != nil {
 		t.Skip("no qemu-system-x86_64: apt-get install qemu-system-x86")
 	}
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go command to build the agent")
-	}
-	dir := t.TempDir()
-	agent := filepath.Join(dir, "husk-agent")
-	// As make agent builds it: static, with cgo for libcontainer's nsenter.
-	build := exec.Command(goTool, "build", "-tags", "seccomp netgo osusergo", "-trimpath",
-		"-ldflags=-s -w -extldflags=-static", "-o", agent, "../../cmd/husk-agent")
-	build.Env = append(os.Environ(), "CGO_ENABLED=1")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the agent: %v\n%s", err, out)
-	}
-	img := filepath.Join(dir, "guest")
-	m, err := Build(context.Background(), Options{KernelDir: kdir, Agent: agent, OutDir: img})
-	if err != nil {
-		t.Fatal(err)
-	}
+	img, m := buildGuest(t, kdir)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
@@ -130,6 +113,31 @@ func TestAgentBootsInQEMU(t *testing.T) {
 		<-exited
 		t.Fatalf("the agent did not serve within the timeout; console:\n%s", console.String())
 	}
+}
+
+// buildGuest builds the agent as make agent does (static, with cgo for
+// libcontainer's nsenter) and a guest image of it from the kernel package
+// in kdir, and returns the image's directory and manifest.
+func buildGuest(t *testing.T, kdir string) (string, *Manifest) {
+	t.Helper()
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command to build the agent")
+	}
+	dir := t.TempDir()
+	agent := filepath.Join(dir, "husk-agent")
+	build := exec.Command(goTool, "build", "-tags", "seccomp netgo osusergo", "-trimpath",
+		"-ldflags=-s -w -extldflags=-static", "-o", agent, "../../cmd/husk-agent")
+	build.Env = append(os.Environ(), "CGO_ENABLED=1")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the agent: %v\n%s", err, out)
+	}
+	img := filepath.Join(dir, "guest")
+	m, err := Build(context.Background(), Options{KernelDir: kdir, Agent: agent, OutDir: img})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img, m
 }
 
 // lineWaiter keeps what QEMU prints and closes found once want appears.
