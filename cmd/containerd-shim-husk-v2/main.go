@@ -10,6 +10,7 @@ import (
 	"github.com/huskrt/husk/runtime/linux"
 	"github.com/huskrt/husk/runtime/virt"
 	"github.com/huskrt/husk/runtime/virt/builtin"
+	"github.com/huskrt/husk/runtime/virt/qemu"
 	"github.com/huskrt/husk/runtime/wasm"
 	"github.com/huskrt/husk/shim"
 )
@@ -36,5 +37,5 @@ func main() {
 			builtin.Main() // a pod's confined VMM process, re-executed by the builtin hypervisor
 		}
 	}
-	shim.Run(context.Background(), linux.New(), wasm.New(), virt.New(builtin.New()))
+	shim.Run(context.Background(), linux.New(), wasm.New(), virt.New(builtin.New(), qemu.New()))
 }

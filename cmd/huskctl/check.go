@@ -11,6 +11,9 @@ import (
 
 	"github.com/huskrt/husk/internal/guestimage"
 	"github.com/huskrt/husk/runtime/config"
+	"github.com/huskrt/husk/runtime/virt"
+	"github.com/huskrt/husk/runtime/virt/builtin"
+	"github.com/huskrt/husk/runtime/virt/qemu"
 	"github.com/huskrt/husk/vmm"
 	"github.com/huskrt/husk/vmm/kvm"
 )
@@ -18,9 +21,11 @@ import (
 const checkUsage = `usage: huskctl check [--config PATH]
 
 Says what this host can run, handler by handler, and why not: for the VM
-handler, whether /dev/kvm runs a guest and how fast, whether the guest
-image is built and intact, and whether mkfs.erofs is installed. Exits 1
-when the configured default handler cannot run here.
+handler, which hypervisor backends this host can use (builtin: whether
+/dev/kvm runs a guest and how fast; qemu: its binary, accelerator and agent
+channel), whether the guest image is built and intact, and whether
+mkfs.erofs is installed. Only the configured backend ([virt] hypervisor) is
+required. Exits 1 when the configured default handler cannot run here.
 `
 
 // finding is one line of huskctl check's report.
@@ -28,6 +33,9 @@ type finding struct {
 	what string
 	err  error // nil: fine
 	note string
+	// optional findings are reported but do not stop the handler: a
+	// backend the configuration does not use.
+	optional bool
 }
 
 // runCheck implements "huskctl check".
@@ -53,17 +61,22 @@ func runCheck(ctx context.Context, args []string) error {
 // checkVirt lists what the VM handler needs and whether this host has it.
 func checkVirt(ctx context.Context, cfg *config.Config) []finding {
 	var fs []finding
+	b := finding{what: builtin.Name + " VMM", optional: cfg.Virt.Hypervisor != builtin.Name}
 	per, err := vmm.ProbeSpeed(ctx)
 	switch {
 	case errors.Is(err, kvm.ErrUnavailable):
-		fs = append(fs, finding{what: "KVM", err: err, note: "no usable /dev/kvm: load kvm-intel or kvm-amd, or run in a VM with nested virtualisation"})
+		b.err, b.note = err, "no usable /dev/kvm: load kvm-intel or kvm-amd, or run in a VM with nested virtualisation"
 	case err != nil:
-		fs = append(fs, finding{what: "KVM", err: err})
+		b.err = err
 	case per > vmm.SlowInstruction:
-		fs = append(fs, finding{what: "KVM", note: fmt.Sprintf("slow: %v a guest instruction (hardware: under %v); nested on an emulated CPU, Linux guests boot in seconds; an emulating KVM cannot boot them at all", per, vmm.SlowInstruction)})
+		b.note = fmt.Sprintf("KVM is slow: %v a guest instruction (hardware: under %v); nested on an emulated CPU, Linux guests boot in seconds; an emulating KVM cannot boot them at all", per, vmm.SlowInstruction)
 	default:
-		fs = append(fs, finding{what: "KVM", note: fmt.Sprintf("hardware-assisted, %v a guest instruction", per)})
+		b.note = fmt.Sprintf("KVM is hardware-assisted, %v a guest instruction", per)
 	}
+	fs = append(fs, b)
+	q := finding{what: qemu.Name, optional: cfg.Virt.Hypervisor != qemu.Name}
+	q.note, q.err = qemu.New().Probe(ctx, virt.QEMUConfig{Binary: cfg.Virt.QEMU.Binary, Accel: cfg.Virt.QEMU.Accel})
+	fs = append(fs, q)
 	if m, err := guestimage.Load(cfg.Virt.GuestImage); err != nil {
 		fs = append(fs, finding{what: "guest image", err: err, note: "build it: make guest, or huskctl guest build --out " + cfg.Virt.GuestImage})
 	} else {
@@ -81,7 +94,7 @@ func checkVirt(ctx context.Context, cfg *config.Config) []finding {
 func report(w io.Writer, handler string, fs []finding) bool {
 	ok := true
 	for _, f := range fs {
-		ok = ok && f.err == nil
+		ok = ok && (f.err == nil || f.optional)
 	}
 	verdict := "can run here"
 	if !ok {
@@ -90,7 +103,10 @@ func report(w io.Writer, handler string, fs []finding) bool {
 	fmt.Fprintf(w, "%s: %s\n", handler, verdict)
 	for _, f := range fs {
 		mark := "ok  "
-		if f.err != nil {
+		switch {
+		case f.err != nil && f.optional:
+			mark = "no  " // not needed by this configuration
+		case f.err != nil:
 			mark = "FAIL"
 		}
 		fmt.Fprintf(w, "  %s %-12s", mark, f.what)

@@ -22,3 +22,20 @@ func TestReport(t *testing.T) {
 		t.Errorf("report %q", got)
 	}
 }
+
+// TestReportOptional: a backend the configuration does not use is shown
+// but does not stop the handler.
+func TestReportOptional(t *testing.T) {
+	var b strings.Builder
+	fs := []finding{{what: "builtin VMM", err: errors.New("no /dev/kvm"), optional: true}, {what: "qemu", note: "tcg"}}
+	if !report(&b, "virt", fs) {
+		t.Fatalf("an unused backend's failure stopped the handler:\n%s", b.String())
+	}
+	if !strings.Contains(b.String(), "no   builtin VMM  no /dev/kvm") {
+		t.Errorf("report %q", b.String())
+	}
+	fs[1].err = errors.New("no vhost-vsock")
+	if report(&b, "virt", fs) {
+		t.Error("the configured backend's failure did not stop the handler")
+	}
+}

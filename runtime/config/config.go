@@ -72,8 +72,10 @@ type Linux struct {
 // Virt configures the VirtContainer handler: each pod in a VM of its own.
 type Virt struct {
 	// Hypervisor runs the VMs: "builtin", husk's VMM in a confined process
-	// per VM.
+	// per VM, or "qemu", a qemu-system-x86_64 process per VM.
 	Hypervisor string `toml:"hypervisor"`
+	// QEMU configures the qemu hypervisor.
+	QEMU VirtQEMU `toml:"qemu"`
 	// GuestImage is the directory holding the guest image (make guest,
 	// huskctl guest build): vmlinuz, initrd.img and manifest.json.
 	GuestImage string `toml:"guest_image"`
@@ -98,6 +100,15 @@ type Virt struct {
 	RootfsCache string `toml:"rootfs_cache"`
 }
 
+// VirtQEMU configures the qemu hypervisor ([virt.qemu]).
+type VirtQEMU struct {
+	// Binary is the qemu-system-x86_64 to run.
+	Binary string `toml:"binary"`
+	// Accel is "auto" (KVM where /dev/kvm runs a guest, else TCG), "kvm"
+	// or "tcg".
+	Accel string `toml:"accel"`
+}
+
 // Default returns the built-in configuration that files override.
 func Default() Config {
 	return Config{
@@ -108,6 +119,7 @@ func Default() Config {
 		Log: Log{Level: LevelInfo},
 		Virt: Virt{
 			Hypervisor:   "builtin",
+			QEMU:         VirtQEMU{Binary: "/usr/bin/qemu-system-x86_64", Accel: "auto"},
 			GuestImage:   "/var/cache/husk/guest",
 			VCPUs:        1,
 			MemoryMiB:    256,

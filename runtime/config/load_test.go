@@ -150,6 +150,24 @@ log.level = "info"
 			errs:  []wantErr{{"config.toml", 2, 3, "runtime.state_dir"}},
 		},
 		{
+			name:  "the qemu hypervisor and its keys",
+			files: map[string]string{"config.toml": "[virt]\nhypervisor = \"qemu\"\n[virt.qemu]\nbinary = \"/opt/qemu/bin/qemu-system-x86_64\"\naccel = \"tcg\"\n"},
+			want: func(c *Config) {
+				c.Virt.Hypervisor = "qemu"
+				c.Virt.QEMU = VirtQEMU{Binary: "/opt/qemu/bin/qemu-system-x86_64", Accel: "tcg"}
+			},
+			sources: []string{"config.toml"},
+		},
+		{
+			name:  "bad qemu keys",
+			files: map[string]string{"config.toml": "[virt]\nhypervisor = \"xen\"\n[virt.qemu]\nbinary = \"qemu-system-x86_64\"\naccel = \"hvf\"\n"},
+			errs: []wantErr{
+				{"config.toml", 2, 1, "virt.hypervisor"},
+				{"config.toml", 4, 1, "virt.qemu.binary"},
+				{"config.toml", 5, 1, "virt.qemu.accel"},
+			},
+		},
+		{
 			name:  "unclean state_dir",
 			files: map[string]string{"config.toml": "[runtime]\nstate_dir = \"/run//husk/\"\n"},
 			errs:  []wantErr{{"config.toml", 2, 1, "runtime.state_dir"}},

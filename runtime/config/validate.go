@@ -48,8 +48,14 @@ const maxDiskSlots = 16
 
 func (v *Virt) validate() []problem {
 	var ps []problem
-	if v.Hypervisor != "builtin" {
-		ps = append(ps, problem{"hypervisor", fmt.Errorf("unknown hypervisor %q (want builtin)", v.Hypervisor)})
+	if v.Hypervisor != "builtin" && v.Hypervisor != "qemu" {
+		ps = append(ps, problem{"hypervisor", fmt.Errorf("unknown hypervisor %q (want builtin or qemu)", v.Hypervisor)})
+	}
+	if err := absClean(v.QEMU.Binary); err != nil {
+		ps = append(ps, problem{"qemu.binary", err})
+	}
+	if a := v.QEMU.Accel; a != "auto" && a != "kvm" && a != "tcg" {
+		ps = append(ps, problem{"qemu.accel", fmt.Errorf("unknown accelerator %q (want auto, kvm or tcg)", a)})
 	}
 	for _, p := range []struct{ key, path string }{{"guest_image", v.GuestImage}, {"rootfs_cache", v.RootfsCache}} {
 		if err := absClean(p.path); err != nil {

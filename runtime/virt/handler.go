@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/containerd/errdefs"
 
@@ -22,11 +23,24 @@ var baseKernelParams = []string{"console=ttyS0", "reboot=k", "panic=-1", "quiet"
 
 // Handler is the VirtContainer handler.
 type Handler struct {
-	hv Hypervisor
+	hvs []Hypervisor // the backends of this build; [virt] hypervisor picks one
 }
 
-// New returns the handler, running VMs with hv.
-func New(hv Hypervisor) *Handler { return &Handler{hv: hv} }
+// New returns the handler, running VMs with the backend among hvs that the
+// configuration names.
+func New(hvs ...Hypervisor) *Handler { return &Handler{hvs: hvs} }
+
+// hypervisor returns the backend named name.
+func (h *Handler) hypervisor(name string) (Hypervisor, error) {
+	var names []string
+	for _, hv := range h.hvs {
+		if hv.Name() == name {
+			return hv, nil
+		}
+		names = append(names, hv.Name())
+	}
+	return nil, fmt.Errorf("hypervisor %q is not available in this build (it has %s): %w", name, strings.Join(names, ", "), errdefs.ErrInvalidArgument)
+}
 
 // Name returns "virt".
 func (*Handler) Name() string { return Name }
@@ -39,15 +53,16 @@ func vmDir(stateDir string) string { return filepath.Join(stateDir, Name) }
 // pod.
 func (h *Handler) NewSandbox(ctx context.Context, req *handler.SandboxRequest) (handler.Sandbox, error) {
 	cfg := req.Config.Virt
-	if cfg.Hypervisor != h.hv.Name() {
-		return nil, fmt.Errorf("hypervisor %q is not available in this build (it has %q): %w", cfg.Hypervisor, h.hv.Name(), errdefs.ErrInvalidArgument)
+	hv, err := h.hypervisor(cfg.Hypervisor)
+	if err != nil {
+		return nil, err
 	}
 	img, err := loadImage(cfg.GuestImage)
 	if err != nil {
 		return nil, err
 	}
 	vm := handler.VM{
-		Hypervisor:   h.hv.Name(),
+		Hypervisor:   hv.Name(),
 		VCPUs:        cfg.VCPUs,
 		MemoryMiB:    cfg.MemoryMiB,
 		KernelParams: append([]string{}, cfg.KernelParams...),
@@ -86,12 +101,13 @@ func (h *Handler) NewSandbox(ctx context.Context, req *handler.SandboxRequest) (
 		id:       req.ID,
 		hostname: hostname(req),
 		stateDir: req.StateDir,
-		hv:       h.hv,
+		hv:       hv,
 		vm: VMConfig{
 			ID: req.ID, Dir: dir, Kernel: img.kernel, Initrd: img.initrd,
 			KernelParams: append(append([]string{}, baseKernelParams...), vm.KernelParams...),
 			VCPUs:        vm.VCPUs, MemoryMiB: vm.MemoryMiB,
 			DiskSlots: cfg.DiskSlots, Cgroup: cg,
+			QEMU: QEMUConfig{Binary: cfg.QEMU.Binary, Accel: cfg.QEMU.Accel},
 		},
 		boot:  boot,
 		cache: cfg.RootfsCache,
@@ -121,10 +137,14 @@ func (*Handler) Cleanup(ctx context.Context, stateDir, id, bundle string) (int, 
 }
 
 // CleanupSandbox ends the VM a dead shim left and removes its directory.
+// Every backend is asked: the configuration may have changed since the VM
+// started, and each finds only its own record in the directory.
 func (h *Handler) CleanupSandbox(ctx context.Context, stateDir string) error {
 	dir := vmDir(stateDir)
-	if err := h.hv.Cleanup(ctx, dir); err != nil {
-		return err
+	for _, hv := range h.hvs {
+		if err := hv.Cleanup(ctx, dir); err != nil {
+			return err
+		}
 	}
 	if err := removeVMCgroup(stateDir); err != nil {
 		return err

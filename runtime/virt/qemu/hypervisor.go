@@ -101,23 +101,25 @@ func (h *Hypervisor) accel(ctx context.Context, want string) (string, error) {
 }
 
 // Probe says whether this host can run the qemu backend as configured:
-// the binary and the accelerator it would use, and the agent channel.
-func (h *Hypervisor) Probe(ctx context.Context, cfg virt.QEMUConfig) (string, error) {
+// the binary, the accelerator it would use and the agent channel. The
+// note says what was found, also when err says what is missing.
+func (h *Hypervisor) Probe(ctx context.Context, cfg virt.QEMUConfig) (note string, err error) {
 	bin := orDefaultString(cfg.Binary, DefaultBinary)
 	if err := unix.Access(bin, unix.X_OK); err != nil {
 		return "", fmt.Errorf("%s: %w", bin, err)
 	}
 	accel, err := h.accel(ctx, cfg.Accel)
 	if err != nil {
-		return "", err
+		return bin, err
 	}
+	note = fmt.Sprintf("%s, accel %s", bin, accel)
 	ch, err := h.newChannel()
 	if err != nil {
-		return "", err
+		return note, err
 	}
-	kind := ch.kind()
+	note += ", agent over " + ch.kind()
 	ch.close()
-	return fmt.Sprintf("%s, accel %s, agent over %s", bin, accel, kind), nil
+	return note, nil
 }
 
 // checkConfig validates what Start needs of cfg.
