@@ -28,9 +28,9 @@ var ErrGuestProtocol = errors.New("the guest broke the serial session's protocol
 // guard reads the guest's yamux frames on their way to the host's yamux
 // session and fails the read, ending the session, at the first frame a
 // guest of ours never sends: yamux itself would accept a stream the guest
-// opens (holding it for an Accept the host never makes) and answers every
+// opens (holding it for an Accept the host never makes), answers every
 // ping from a goroutine of its own (unbounded while the guest does not
-// read the answers). A data frame over the window fails here before any
+// read the answers), and keeps a session whose guest went away. A data frame over the window fails here before any
 // of it is buffered (yamux would refuse it too).
 type guard struct {
 	r         io.Reader
@@ -113,6 +113,10 @@ func (g *guard) frame() error {
 			return fmt.Errorf("%w: it started a ping", ErrGuestProtocol)
 		}
 	case frameGoAway:
+		// Our guest never sends one but on a protocol error it then
+		// ends the session for; the host ends it here instead of
+		// keeping a session that refuses every stream.
+		return fmt.Errorf("%w: it went away (code %d)", ErrGuestProtocol, length)
 	default:
 		return fmt.Errorf("%w: frame type %d", ErrGuestProtocol, typ)
 	}

@@ -40,6 +40,10 @@ type Config struct {
 	DialTimeout time.Duration
 }
 
+// streamOpenTimeout ends a session whose guest does not acknowledge a
+// stream in time (the guest's yamux acknowledges as it accepts, at once).
+const streamOpenTimeout = 30 * time.Second
+
 // DefaultConfig is the configuration New uses.
 var DefaultConfig = Config{
 	MaxStreams:    256,
@@ -121,12 +125,15 @@ func (s *Session) start() {
 	}
 	g := &guard{r: sc.rest(), maxLength: s.cfg.Window}
 	ycfg := yamux.DefaultConfig()
-	ycfg.AcceptBacklog = 1 // the guard ends the session before yamux takes a stream
+	// The guard ends the session before yamux takes a stream the guest
+	// opens; the backlog also bounds the host's streams awaiting the
+	// guest's ACK, which StreamOpenTimeout bounds in time.
+	ycfg.AcceptBacklog = 64
 	ycfg.EnableKeepAlive = true
 	ycfg.KeepAliveInterval = s.cfg.KeepAlive
 	ycfg.ConnectionWriteTimeout = s.cfg.WriteTimeout
 	ycfg.MaxStreamWindowSize = s.cfg.Window
-	ycfg.StreamOpenTimeout = s.cfg.DialTimeout
+	ycfg.StreamOpenTimeout = streamOpenTimeout
 	ycfg.StreamCloseTimeout = time.Minute
 	ycfg.LogOutput = io.Discard // a guest could flood the shim's log with yamux's warnings
 	mux, err := yamux.Client(guardedConn{Reader: g, WriteCloser: s.conn}, ycfg)

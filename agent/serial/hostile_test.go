@@ -69,6 +69,7 @@ func TestAGuestThatBreaksTheProtocolEndsItsSession(t *testing.T) {
 		{"sends a frame over the window", frame(frameData, 0, 1, 256<<10+1)},
 		{"sends another version", []byte{1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}},
 		{"sends an unknown type", frame(9, 0, 0, 0)},
+		{"goes away", frame(frameGoAway, 0, 0, 0)},
 		{"hides a ping after data", append(append(frame(frameData, 0, 1, 5), "HSKS!"...), frame(framePing, flagSYN, 0, 1)...)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -320,3 +320,44 @@ func TestCloseEndsABlockedRead(t *testing.T) {
 		t.Fatalf("Read after Close = %v, want net.ErrClosed", err)
 	}
 }
+
+// TestHammer: many goroutines dial, echo and close at once on one
+// session; every stream gets its own bytes back.
+func TestHammer(t *testing.T) {
+	hostEnd, guestEnd := socketpair(t)
+	echoServer(t, once(guestEnd))
+	s, _ := New(hostEnd)
+	defer s.Close()
+	const workers, rounds = 8, 25
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := range rounds {
+				c, err := s.Dial(dialCtx(t), 1024)
+				if err != nil {
+					errs <- err
+					return
+				}
+				msg := []byte{byte(w), byte(r), 'x', 'y'}
+				if _, err := c.Write(msg); err != nil {
+					errs <- err
+					return
+				}
+				got := make([]byte, len(msg))
+				if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, msg) {
+					errs <- errors.Join(err, errors.New("echo differs: "+string(got)))
+					return
+				}
+				c.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}

@@ -19,9 +19,11 @@ import (
 // TestAgentAnswersOverVirtioSerialInQEMU boots the image in QEMU (TCG:
 // no KVM or vhost-vsock needed) with the agent's virtio-serial port on a
 // chardev socket, as the qemu backend does on a host without vsock, and
-// reaches the agent's Check through the host's serial Session; then the
-// host goes away and comes back, and a fresh session answers again: the
-// agent saw the port hang up and reopened it.
+// reaches the agent's Check through the host's serial Session, connecting
+// once the agent waits for a host on its port; then the host goes away and
+// comes back once the agent has reopened the port, and a fresh session
+// answers again. Both times the guest learns of the host's connection
+// from the driver's wake-up (its fallback would take a second).
 //
 // The machine is QEMU's default (i440fx) with virtio-serial-pci: microvm
 // with virtio-serial-device does not boot Debian's kernel under TCG here
@@ -74,18 +76,19 @@ func TestAgentAnswersOverVirtioSerialInQEMU(t *testing.T) {
 		t.Fatalf(format+"\nconsole:\n%s", append(args, console.String())...)
 	}
 
-	// QEMU listens on the socket before the guest runs.
-	var conn net.Conn
-	for conn == nil {
-		conn, err = net.Dial("unix", sock)
-		if err != nil {
-			select {
-			case err := <-exited:
-				exited <- err
-				fail("QEMU ended (%v) before listening on %s", err, sock)
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
+	// The host connects once the agent has found its port (it then waits
+	// for a host: the driver wakes it when one connects).
+	select {
+	case <-console.found:
+	case err := <-exited:
+		exited <- err
+		fail("QEMU ended (%v) before the agent served its serial port", err)
+	case <-ctx.Done():
+		fail("the agent did not serve its serial port in time")
+	}
+	conn, err := net.Dial("unix", sock)
+	if err != nil {
+		fail("connecting to the port: %v", err)
 	}
 	check := func(conn net.Conn, what string) (*serial.Session, *client.Client, time.Duration) {
 		t.Helper()
@@ -128,25 +131,26 @@ func TestAgentAnswersOverVirtioSerialInQEMU(t *testing.T) {
 		fail("writing a stream header: %v", err)
 	}
 
-	// The host goes away (a shim that exits) and comes back.
+	// The host goes away (a shim that exits) and, once the guest has seen
+	// it go and reopened its port, comes back.
 	cl1.Close()
 	s1.Close()
+	for !strings.Contains(console.String(), "reopening the port") {
+		select {
+		case <-ctx.Done():
+			fail("the agent did not log the first session's end")
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	t0 := time.Now()
 	conn, err = net.Dial("unix", sock)
 	if err != nil {
 		fail("reconnecting: %v", err)
 	}
-	t0 := time.Now()
 	s2, cl2, _ := check(conn, "second session")
 	again := time.Since(t0)
 	cl2.Close()
 	s2.Close()
-	// The guest says so on its console, which TCG's UART may deliver late.
-	for deadline := time.Now().Add(time.Minute); !strings.Contains(console.String(), "reopening the port"); {
-		if time.Now().After(deadline) {
-			fail("the agent did not log the first session's end")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 	t.Logf("%s: Check over virtio-serial %v after QEMU started (TCG); Check round trip median %v, max %v over %d; a reconnected host answered in %v",
 		m.Release, first.Round(time.Millisecond), rtts[n/2].Round(time.Microsecond), rtts[n-1].Round(time.Microsecond), n, again.Round(time.Millisecond))
 }
