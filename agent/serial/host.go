@@ -96,7 +96,6 @@ type Session struct {
 	mu   sync.Mutex
 	mux  *yamux.Session // guarded by mu; set before ready is closed
 	err  error          // guarded by mu: why the session ended
-	grd  *guard         // guarded by mu
 	shut bool           // guarded by mu: Close was called
 }
 
@@ -144,7 +143,7 @@ func (s *Session) start() {
 	}
 	s.mu.Lock()
 	closed := s.shut
-	s.mux, s.grd = mux, g
+	s.mux = mux
 	s.mu.Unlock()
 	close(s.ready)
 	if closed {
@@ -153,7 +152,9 @@ func (s *Session) start() {
 	<-mux.CloseChan()
 	err = g.failure()
 	if err == nil {
-		err = errors.New("serial session ended")
+		// yamux keeps its reason: a keep-alive unanswered, a write
+		// that timed out, the connection's end.
+		err = errors.New("the serial session ended: the guest stopped answering, or the port closed")
 	}
 	s.end(err)
 }
