@@ -34,7 +34,8 @@ type confinedOuter struct {
 	Modules []string // loaded after OuterModules
 	Program string   // host path of the static program; /bin/<its name> in the guest
 	Args    string   // its arguments (shell words)
-	// Files are more files, by their path in the guest (no leading /).
+	// Files are more files, by their path in the guest (no leading /);
+	// those under usr/bin/ are executable.
 	Files map[string][]byte
 	// QEMU, when set, is the host's qemu-system-x86_64, added with its
 	// libraries and microvm's firmware.
@@ -72,7 +73,11 @@ func (c confinedOuter) initrd() ([]byte, error) {
 	}
 	sort.Strings(paths)
 	for _, p := range paths {
-		a.File(p, 0o644, c.Files[p])
+		mode := os.FileMode(0o644)
+		if strings.HasPrefix(p, "usr/bin/") {
+			mode = 0o755
+		}
+		a.File(p, mode, c.Files[p])
 	}
 	if c.QEMU != "" {
 		if err := addQEMU(a, c.QEMU); err != nil {

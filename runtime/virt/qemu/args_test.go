@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/containerd/errdefs"
 
@@ -141,5 +144,28 @@ func TestStartWithoutChannel(t *testing.T) {
 	_, err := h.Start(context.Background(), &virt.VMConfig{ID: "p", Dir: t.TempDir(), Kernel: "k", Initrd: "i", VCPUs: 1, MemoryMiB: 128, DiskSlots: 1})
 	if !errors.Is(err, errdefs.ErrNotImplemented) {
 		t.Errorf("Start: %v, want not implemented", err)
+	}
+}
+
+// TestStartOfAQEMUThatExits: a QEMU that exits before it answers QMP
+// fails Start with how it ended, as soon as it ends (QMP sees the end of
+// its socket: the shim keeps no copy of QEMU's end). The reply timeout is
+// long enough that waiting for it would time the test out.
+func TestStartOfAQEMUThatExits(t *testing.T) {
+	f, err := exec.LookPath("false")
+	if err != nil {
+		t.Skip("no false(1) to stand for a QEMU that exits")
+	}
+	h := New()
+	h.newChannel = func() (channel, error) { return noAgentChannel{}, nil }
+	h.replyTimeout = time.Hour
+	dir := t.TempDir()
+	_, err = h.Start(context.Background(), &virt.VMConfig{ID: "p", Dir: dir, Kernel: "k", Initrd: "i", VCPUs: 1, MemoryMiB: 128,
+		QEMU: virt.QEMUConfig{Binary: f, Accel: AccelTCG}})
+	if !errors.Is(err, ErrQEMUFailed) {
+		t.Errorf("Start: %v, want QEMU failed", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, recordName)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the record after a failed Start: %v", err)
 	}
 }

@@ -188,7 +188,6 @@ func (h *Hypervisor) spawn(ctx context.Context, cfg *virt.VMConfig, accel string
 		ch.close()
 		return nil, err
 	}
-	defer childEnd.Close()
 	console := cfg.Console
 	if console == nil {
 		console = io.Discard
@@ -222,7 +221,10 @@ func (h *Hypervisor) spawn(ctx context.Context, cfg *virt.VMConfig, accel string
 		},
 	}
 	own := reaper.Spawn()
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	// QEMU's end is QEMU's alone now: when QEMU exits, QMP sees EOF.
+	childEnd.Close()
+	if err != nil {
 		own(0)
 		parentEnd.Close()
 		ch.close()
