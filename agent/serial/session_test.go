@@ -361,3 +361,51 @@ func TestHammer(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// BenchmarkStream measures one stream's throughput, guest to host, over
+// a socketpair: what the session (yamux, the guard) costs beside the port.
+func BenchmarkStream(b *testing.B) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	conns := make([]net.Conn, 2)
+	for i, fd := range fds {
+		f := os.NewFile(uintptr(fd), "socketpair")
+		conns[i], _ = net.FileConn(f)
+		f.Close()
+		defer conns[i].Close()
+	}
+	srv := NewServer(1025)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = srv.Serve(ctx, once(conns[1])) }()
+	chunk := make([]byte, 32<<10)
+	go func() {
+		c, err := srv.Listener(1025).Accept()
+		if err != nil {
+			return
+		}
+		for {
+			if _, err := c.Write(chunk); err != nil {
+				return
+			}
+		}
+	}()
+	s, _ := New(conns[0])
+	defer s.Close()
+	dctx, dcancel := context.WithTimeout(ctx, 20*time.Second)
+	defer dcancel()
+	c, err := s.Dial(dctx, 1025)
+	if err != nil {
+		b.Fatal(err)
+	}
+	buf := make([]byte, len(chunk))
+	b.SetBytes(int64(len(chunk)))
+	b.ResetTimer()
+	for range b.N {
+		if _, err := io.ReadFull(c, buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
