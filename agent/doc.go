@@ -1,7 +1,9 @@
 // Package agent is husk-agent's service: PID 1 of a VirtContainer's VM,
-// serving the host's calls (agent/api) over vsock and running the pod's
-// containers with the same Linux engine as LinuxContainer (runtime/linux,
-// libcontainer), inside the guest.
+// serving the host's calls (agent/api) over vsock, or over a virtio-serial
+// port where the host has no vsock (agent/serial: ServeAll takes both
+// channels' listeners), and running the pod's containers with the same
+// Linux engine as LinuxContainer (runtime/linux, libcontainer), inside
+// the guest.
 //
 // The host is the agent's only client and is trusted by it; what the agent
 // must hold to is the other direction: it answers every call within the
