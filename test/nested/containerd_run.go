@@ -3,11 +3,15 @@ package nested
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -17,6 +21,9 @@ type ContainerdResult struct {
 	Verdict    string        // after "HUSK-CTR-VERDICT: ", "" when none was printed
 	Wall       time.Duration // QEMU's run, start to exit
 	InitrdSize int           // bytes of the outer initrd
+	// Frozen says QEMU was ended because the outer guest had stopped
+	// running (see runQEMUWatched).
+	Frozen bool
 }
 
 // Passed reports whether the scenario passed.
@@ -59,7 +66,7 @@ func RunContainerd(ctx context.Context, as *Assets, c ContainerdConfig, dir stri
 		out = io.MultiWriter(&console, tee)
 	}
 	start := time.Now()
-	err = RunQEMU(ctx, as.QEMU, QEMUArgs(c.Kernel.Vmlinuz, outerPath, "console=ttyS0 panic=-1 quiet", ContainerdMemMiB), out)
+	r.Frozen, err = runQEMUWatched(ctx, as.QEMU, QEMUArgs(c.Kernel.Vmlinuz, outerPath, "console=ttyS0 panic=-1 quiet", ContainerdMemMiB), out)
 	r.Wall = time.Since(start)
 	r.Console = console.String()
 	_ = os.WriteFile(filepath.Join(dir, "containerd-console.log"), console.Bytes(), 0o644)
@@ -67,4 +74,102 @@ func RunContainerd(ctx context.Context, as *Assets, c ContainerdConfig, dir stri
 		r.Verdict = strings.TrimSpace(m[1])
 	}
 	return r, err
+}
+
+// A frozen outer guest: QEMU's TCG has been seen to stop the whole outer
+// guest while husk's VMM ran a guest in it (nested SVM), its vCPU thread
+// halted for good and not even the guest's own timers firing, so neither
+// the scenario's watchdog nor anything else in it ran again
+// (TestNestedBoot met the same, once in about a dozen runs under load).
+// A scenario keeps the guest busy, so a guest that uses less than
+// frozenCPU of QEMU's CPU time and prints nothing for frozenAfter has
+// frozen. (Variables for the test.)
+var (
+	frozenAfter = 45 * time.Second
+	frozenCPU   = 500 * time.Millisecond
+)
+
+// runQEMUWatched is RunQEMU, but it also kills QEMU once the outer guest
+// has frozen, and then says so.
+func runQEMUWatched(ctx context.Context, qemu string, args []string, out io.Writer) (frozen bool, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cw := &countingWriter{w: out}
+	cmd := exec.CommandContext(ctx, qemu, args...)
+	cmd.Stdout, cmd.Stderr = cw, cw
+	if err := cmd.Start(); err != nil {
+		return false, fmt.Errorf("qemu: %w", err)
+	}
+	var isFrozen atomic.Bool
+	done := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(5 * time.Second)
+		defer tick.Stop()
+		pid := cmd.Process.Pid
+		cpu, printed, since := cpuTime(pid), cw.n.Load(), time.Now()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			if c, n := cpuTime(pid), cw.n.Load(); c-cpu >= frozenCPU || n != printed {
+				cpu, printed, since = c, n, time.Now()
+				continue
+			}
+			if time.Since(since) >= frozenAfter {
+				isFrozen.Store(true)
+				cancel()
+				return
+			}
+		}
+	}()
+	err = cmd.Wait()
+	close(done)
+	switch {
+	case isFrozen.Load():
+		return true, fmt.Errorf("qemu: the outer guest froze (no output and under %v of CPU time in %v)", frozenCPU, frozenAfter)
+	case err != nil && ctx.Err() != nil:
+		return false, fmt.Errorf("qemu: %w (%w)", ctx.Err(), err)
+	case err != nil:
+		return false, fmt.Errorf("qemu: %w", err)
+	}
+	return false, nil
+}
+
+// cpuTime is process pid's user and system time so far, 0 when unknown.
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// pid (comm) state ...: utime and stime are fields 14 and 15, the
+	// 12th and 13th after comm.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseUint(f[11], 10, 64)
+	s, _ := strconv.ParseUint(f[12], 10, 64)
+	return time.Duration(u+s) * time.Second / clockTicks
+}
+
+// clockTicks is USER_HZ, the unit of /proc/<pid>/stat's times (100 on
+// every Linux architecture Go supports).
+const clockTicks = 100
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n atomic.Int64
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n.Add(int64(n))
+	return n, err
 }

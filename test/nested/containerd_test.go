@@ -47,27 +47,67 @@ check_clean
 const virtScenario = `
 VIRT="--runtime $RUNTIME --annotation io.husk.handler=virt"
 
-# Output and an exit status, from a container that sees the guest's
-# command line: it runs in a VM.
+# Stdin to its end, output and an exit status, from a container that
+# sees the guest's command line: it runs in a VM.
 t=$(up)
-out=$(ctr run --rm $VIRT "$IMAGE" v-hello sh -c 'echo hello; grep -o ` + ContainerdGuestMarker + ` /proc/cmdline; exit 3' 2> /tmp/v-hello.err)
+out=$(printf 'line one\nline two\n' | ctr run --rm $VIRT "$IMAGE" v-hello sh -c 'cat; echo hello; grep -o ` + ContainerdGuestMarker + ` /proc/cmdline; exit 3' 2> /tmp/v-hello.err)
 rc=$?
 [ $rc = 3 ] || note "ctr run v-hello: $(cat /tmp/v-hello.err)"
 note "time: virt ctr run --rm, start to end (shim, VM boot, rootfs image, create, start, exit, delete): $(since $t) s"
-expect "virt: output reaches ctr, from inside the VM" "$out" "$(printf 'hello\n` + ContainerdGuestMarker + `')"
+expect "virt: stdin reaches the process to its end, its output reaches ctr, from inside the VM" "$out" "$(printf 'line one\nline two\nhello\n` + ContainerdGuestMarker + `')"
 expect "virt: exit status 3 reaches ctr" "$rc" 3
 wait_no_vmm "virt: no VMM process after ctr run --rm"
-
-# Standard input, to its end.
-out=$(printf 'line one\nline two\n' | ctr run --rm $VIRT "$IMAGE" v-stdin sh -c 'cat; echo done' 2> /tmp/v-stdin.err) ||
-  note "ctr run v-stdin: $(cat /tmp/v-stdin.err)"
-expect "virt: stdin reaches the process, then its end" "$out" "$(printf 'line one\nline two\ndone')"
 
 # A terminal: ctr run -t needs one of its own.
 ptyrun ctr run --rm -t $VIRT "$IMAGE" v-tty sh -c 'test -t 0 && test -t 1 && echo tty-ok $(tty); exit 4' > /tmp/v-tty.out 2>&1
 rc=$?
 expect "virt: ctr run -t, the process has a terminal" "$(tr -d '\r' < /tmp/v-tty.out)" "tty-ok /dev/pts/0"
 expect "virt: ctr run -t, exit status 4 reaches ctr" "$rc" 4
+
+# A shim group (io.husk.group): one shim, but each container its own
+# sandbox, so its own VM; the shim outlives the first one's deletion.
+# Then R1 on the second.
+grp="--annotation io.husk.group=g1"
+ctr run -d $VIRT $grp "$IMAGE" grp-a sleep 1000 || fail "ctr run -d grp-a"
+ctr run -d $VIRT $grp "$IMAGE" grp-b sleep 1000 || fail "ctr run -d grp-b"
+wait_status grp-a RUNNING
+wait_status grp-b RUNNING
+expect "virt group: one shim for two containers" "$(shim_pids | wc -l)" 1
+expect "virt group: a VM for each container" "$(vmm_pids | wc -l)" 2
+ba=$(ctr task exec --exec-id b1 grp-a cat /proc/sys/kernel/random/boot_id)
+bb=$(ctr task exec --exec-id b2 grp-b cat /proc/sys/kernel/random/boot_id)
+[ -n "$ba" ] && [ -n "$bb" ] && [ "$ba" != "$bb" ] || fail "virt group: boot ids '$ba' and '$bb' are not two guests'"
+ctr task kill -s SIGKILL grp-a || fail "ctr task kill grp-a"
+wait_stopped grp-a
+ctr task delete grp-a > /dev/null 2>&1 || fail "ctr task delete grp-a"
+ctr containers delete grp-a || fail "ctr containers delete grp-a"
+i=0
+while [ "$(vmm_pids | wc -l)" != 1 ] && [ $i -lt 50 ]; do usleep 200000; i=$((i+1)); done
+expect "virt group: the other container's VM and the shim stay" "$(vmm_pids | wc -l) $(shim_pids | wc -l)" "1 1"
+expect "virt group: the other container still answers" "$(ctr task exec --exec-id b3 grp-b echo still-here)" "still-here"
+
+# R1: the shim of a running VM container (grp-b) is killed; containerd
+# runs the shim's delete, and the deletes must leave no VMM process. A
+# VMM process ends by itself when its shim's end of the control channel
+# closes; it is stopped (SIGSTOP) first, so that only the delete command's
+# cleanup (the recorded pid, checked by its start time) can end it.
+vmm=$(vmm_pids)
+shim=$(shim_pids group:g1)
+[ -n "$vmm" ] && [ -n "$shim" ] || fail "R1: VMM process '$vmm', shim '$shim'"
+kill -STOP $vmm
+usleep 100000
+expect "R1: the VMM process is stopped" "$(cut -d' ' -f3 /proc/$vmm/stat)" "T"
+t=$(up)
+kill -9 $shim
+# containerd sees the shim go, runs its delete and forgets the task.
+i=0
+while ctr task ls | grep -q '^grp-b .*RUNNING' && [ $i -lt 150 ]; do usleep 200000; i=$((i+1)); done
+ctr task delete grp-b > /dev/null 2>&1
+ctr task ls | grep -q '^grp-b ' && fail "R1: task grp-b left after ctr task delete"
+ctr containers delete grp-b || fail "ctr containers delete grp-b"
+wait_no_vmm "R1: no VMM process after the shim's SIGKILL and the deletes"
+note "time: R1, the shim's SIGKILL to no VMM process: $(since $t) s"
+grep -q 'msg="cleaning up dead shim" id=grp-b ' /tmp/containerd.log || fail "R1: containerd did not clean up after the dead shim"
 
 # A pod outside CRI: the CRI's annotations make pod1 the pod's sandbox
 # (pause) container, which runs nothing in the guest, and join pod1-a and
@@ -120,49 +160,33 @@ expect "virt pod: SIGTERM ends the sandbox container with status 0" "$(echo "$ou
 ctr containers delete pod1 || fail "ctr containers delete pod1"
 wait_no_vmm "virt pod: no VMM process after the pod's deletion"
 
-# R1: the shim of a running VM container is killed; containerd runs the
-# shim's delete, and the deletes must leave no VMM process. A VMM process
-# ends by itself when its shim's end of the control channel closes; it is
-# stopped (SIGSTOP) first, so that only the delete command's cleanup
-# (the recorded pid, checked by its start time) can end it.
-ctr run -d $VIRT "$IMAGE" r1 sleep 1000 || fail "ctr run -d r1"
-wait_status r1 RUNNING
-vmm=$(vmm_pids)
-shim=$(shim_pids r1)
-[ -n "$vmm" ] && [ -n "$shim" ] || fail "R1: VMM process '$vmm', shim '$shim'"
-kill -STOP $vmm
-usleep 100000
-expect "R1: the VMM process is stopped" "$(cut -d' ' -f3 /proc/$vmm/stat)" "T"
-t=$(up)
-kill -9 $shim
-# containerd sees the shim go, runs its delete and forgets the task.
-i=0
-while ctr task ls | grep -q '^r1 .*RUNNING' && [ $i -lt 150 ]; do usleep 200000; i=$((i+1)); done
-ctr task delete r1 > /dev/null 2>&1
-ctr task ls | grep -q '^r1 ' && fail "R1: task r1 left after ctr task delete"
-ctr containers delete r1 || fail "ctr containers delete r1"
-wait_no_vmm "R1: no VMM process after the shim's SIGKILL and the deletes"
-note "time: R1, the shim's SIGKILL to no VMM process: $(since $t) s"
-grep -q 'msg="cleaning up dead shim" id=r1 ' /tmp/containerd.log || fail "R1: containerd did not clean up after the dead shim"
-
 check_clean
 `
+
+// The containerd run's bounds. Its scenario takes about 2 minutes of the
+// outer guest's time on a quiet 2-core machine (five VM boots of 6 to 14 s
+// in TCG, and the rest) and three times that with other QEMUs and builds
+// beside it; a hang must still fail, not stall CI.
+const (
+	containerdScenarioTimeout = 420 * time.Second
+	containerdTimeout         = containerdScenarioTimeout + 120*time.Second
+)
 
 // TestNestedContainerd is husk end to end through a real containerd, in
 // the outer guest (which has a /dev/kvm): a private containerd 2.x with
 // the static husk shim on its PATH, driven by ctr (see containerd_initrd.go).
 // The Linux handler runs linuxScenario. Then the VM handler, each
 // container in a VM booted from the guest image (make guest, built here)
-// by husk's VMM in its confined process: a ctr run's output and exit
-// status (from inside the guest), stdin, a terminal, execs into a running
-// container (output, status, stdin, a terminal), a kill whose status
-// reaches ctr, a pod (the CRI's annotations): its sandbox container and
-// two others in one shim and one VM, and R1 (the shim of a running VM container is
-// SIGKILLed, its VMM process stopped so that it cannot end by itself;
-// containerd's cleanup and the deletes leave no VMM process).
-// After each container's end no VMM process is left, and at the end no
-// task, container, shim, mount, state directory, per-container disk image
-// or cgroup.
+// by husk's VMM in its confined process (virtScenario): a ctr run's stdin,
+// output and exit status (from inside the guest); a terminal; a shim
+// group (one shim, a VM for each of its containers) and R1 on it (the
+// shim SIGKILLed with a VM running, its VMM process stopped so that it
+// cannot end by itself: containerd's cleanup and the deletes leave no VMM
+// process); a pod (the CRI's annotations): its sandbox container and two
+// others in one shim and one VM, execs into one (output, status, stdin, a
+// terminal), kills whose status reaches ctr. After each container's end
+// no VMM process is left, and at the end no task, container, shim, mount,
+// state directory, per-container disk image or cgroup.
 func TestNestedContainerd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the containerd run boots QEMU TCG for about two minutes; skipped with -short")
@@ -195,19 +219,29 @@ func TestNestedContainerd(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
-	defer cancel()
 	var tee io.Writer
 	if testing.Verbose() {
 		tee = prefixWriter{os.Stderr}
 	}
-	r, err := RunContainerd(ctx, as, ContainerdConfig{
-		Tools: tools, Shim: shim, Ptyrun: ptyrun, Image: image,
-		GuestKernel:   filepath.Join(img, guestimage.KernelFile),
-		GuestInitrd:   filepath.Join(img, guestimage.InitrdFile),
-		GuestManifest: filepath.Join(img, guestimage.ManifestFile),
-		Scenario:      linuxScenario + virtScenario,
-	}, dir, tee)
+	run := func() (*ContainerdResult, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), containerdTimeout)
+		defer cancel()
+		return RunContainerd(ctx, as, ContainerdConfig{
+			Tools: tools, Shim: shim, Ptyrun: ptyrun, Image: image,
+			GuestKernel:     filepath.Join(img, guestimage.KernelFile),
+			GuestInitrd:     filepath.Join(img, guestimage.InitrdFile),
+			GuestManifest:   filepath.Join(img, guestimage.ManifestFile),
+			Scenario:        linuxScenario + virtScenario,
+			ScenarioTimeout: containerdScenarioTimeout,
+		}, dir, tee)
+	}
+	r, err := run()
+	// A freeze of the whole outer guest is QEMU's (see runQEMUWatched),
+	// not husk's: retried once, and said; a second one fails.
+	if r != nil && r.Frozen {
+		t.Logf("attempt 1: %v after %v, retrying once; console:\n%s", err, r.Wall.Round(time.Millisecond), tail(r.Console, 30))
+		r, err = run()
+	}
 	if r == nil {
 		t.Fatal(err)
 	}
