@@ -135,15 +135,15 @@ func TestAccel(t *testing.T) {
 	}
 }
 
-// TestStartWithoutChannel: a host with no channel to the agent fails
-// Start at once, saying why, with nothing started.
+// TestStartWithoutChannel: a channel that cannot be opened fails Start at
+// once, saying why, with nothing started.
 func TestStartWithoutChannel(t *testing.T) {
 	h := New()
-	h.newChannel = func() (channel, error) { return nil, errNoChannel }
+	h.newChannel = func() (channel, error) { return nil, errdefs.ErrUnavailable }
 	h.kvmOnce.Do(func() {})
 	_, err := h.Start(context.Background(), &virt.VMConfig{ID: "p", Dir: t.TempDir(), Kernel: "k", Initrd: "i", VCPUs: 1, MemoryMiB: 128, DiskSlots: 1})
-	if !errors.Is(err, errdefs.ErrNotImplemented) {
-		t.Errorf("Start: %v, want not implemented", err)
+	if !errors.Is(err, errdefs.ErrUnavailable) {
+		t.Errorf("Start: %v, want the channel's error", err)
 	}
 }
 

@@ -7,16 +7,15 @@ import (
 	"net"
 	"os"
 
-	"github.com/containerd/errdefs"
 	"github.com/mdlayher/vsock"
 	"golang.org/x/sys/unix"
 )
 
 // channel is how the host reaches the agent's ports in one VM. Start
-// chooses one kind before QEMU starts (vhost-vsock where the host has
-// /dev/vhost-vsock; other kinds plug in here, such as a virtio-serial
-// port multiplexed on the host); it adds its devices to QEMU's command
-// line and dials ports for VM.Dial.
+// chooses one kind before QEMU starts: vhost-vsock where the host has
+// /dev/vhost-vsock, else a virtio-serial port carrying the ports
+// multiplexed (agent/serial). It adds its devices to QEMU's command line
+// and dials ports for VM.Dial.
 type channel interface {
 	// kind names it in logs and errors.
 	kind() string
@@ -24,6 +23,9 @@ type channel interface {
 	// descriptors QEMU inherits for them: the first is fd firstFD in
 	// QEMU, the next firstFD+1, and so on.
 	devices(firstFD int) (args []string, files []*os.File)
+	// started is called once QEMU has inherited the descriptors (or
+	// failed to start): the shim closes its copies of them.
+	started()
 	// dial connects to guest port, bounded by ctx.
 	dial(ctx context.Context, port uint32) (net.Conn, error)
 	// close releases what the channel holds on the host once QEMU has
@@ -34,15 +36,13 @@ type channel interface {
 // vhostVsockPath is the host's vhost-vsock device.
 const vhostVsockPath = "/dev/vhost-vsock"
 
-// errNoChannel is Start's error on a host with no channel to the agent.
-var errNoChannel = fmt.Errorf("%w: no channel to the guest's agent: this host has no %s (load vhost_vsock)", errdefs.ErrNotImplemented, vhostVsockPath)
-
-// newChannel chooses the agent channel for a VM.
+// newChannel chooses the agent channel for a VM: vhost-vsock where the
+// host has it, else virtio-serial.
 func newChannel() (channel, error) {
 	if _, err := os.Stat(vhostVsockPath); err == nil {
 		return openVsock()
 	}
-	return nil, errNoChannel
+	return openSerial()
 }
 
 // vsockChannel is a vhost-vsock device: the host opens /dev/vhost-vsock,
@@ -100,6 +100,10 @@ func setGuestCID(f *os.File, cid uint32) error {
 
 func (c *vsockChannel) kind() string { return "vhost-vsock" }
 
+// started closes the shim's copy of the vhost descriptor: QEMU's holds
+// the CID for as long as QEMU runs.
+func (c *vsockChannel) started() { c.vhost.Close() }
+
 func (c *vsockChannel) devices(firstFD int) ([]string, []*os.File) {
 	return []string{"-device", fmt.Sprintf("vhost-vsock-pci,id=vsock,guest-cid=%d,vhostfd=%d,disable-legacy=on", c.cid, firstFD)},
 		[]*os.File{c.vhost}
@@ -136,4 +140,7 @@ func (c *vsockChannel) dial(ctx context.Context, port uint32) (net.Conn, error) 
 	}
 }
 
-func (c *vsockChannel) close() error { return c.vhost.Close() }
+func (c *vsockChannel) close() error {
+	c.vhost.Close() // closed already once QEMU started
+	return nil
+}

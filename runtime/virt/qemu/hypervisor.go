@@ -222,8 +222,10 @@ func (h *Hypervisor) spawn(ctx context.Context, cfg *virt.VMConfig, accel string
 	}
 	own := reaper.Spawn()
 	err = cmd.Start()
-	// QEMU's end is QEMU's alone now: when QEMU exits, QMP sees EOF.
+	// QEMU's ends are QEMU's alone now: when QEMU exits, QMP and the
+	// agent's channel see EOF.
 	childEnd.Close()
+	ch.started()
 	if err != nil {
 		own(0)
 		parentEnd.Close()

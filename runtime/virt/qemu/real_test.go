@@ -29,6 +29,7 @@ type noAgentChannel struct{}
 func (noAgentChannel) kind() string                       { return "none (test)" }
 func (noAgentChannel) devices(int) ([]string, []*os.File) { return nil, nil }
 func (noAgentChannel) close() error                       { return nil }
+func (noAgentChannel) started()                           {}
 func (noAgentChannel) dial(context.Context, uint32) (net.Conn, error) {
 	return nil, errors.New("no agent channel (test)")
 }
@@ -113,8 +114,8 @@ func (c *console) waitFor(ctx context.Context, v virt.VM, re *regexp.Regexp, n i
 
 // TestBootAndHotPlugTCG boots the guest image in QEMU on this host
 // (TCG where /dev/kvm cannot run a guest) as the virt handler would, with
-// no agent channel (this host has no vhost-vsock; the nested test reaches
-// the agent): the agent comes up, a disk attached after boot appears in
+// no agent channel (TestAgentOverTheHostsChannel reaches the agent; here
+// the guest kernel's own lines are the proof): the agent comes up, a disk attached after boot appears in
 // the guest with its size (the kernel's virtio_blk line), detaching it
 // completes only once the guest has let the PCIe device go, its slot takes
 // another disk, the VM's process is in the given cgroup, and Stop and a
