@@ -257,3 +257,33 @@ func TestDefinitionsAreBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestControlFlowIsBounded: wazero's compile time grows with the square of
+// a function's blocks and branches and cannot be stopped inside a
+// function: one function of 40000 empty blocks (a 120 KB module) took 51 s
+// to compile. Such a module fails to load at once; a function of a
+// thousand blocks compiles.
+func TestControlFlowIsBounded(t *testing.T) {
+	h := newHost(t, wasmhost.Config{MaxInstances: 1})
+	cfg := wasmhost.ModuleConfig{Name: "m", Timeout: time.Second, MemoryLimitPages: 16}
+	blocks := func(n int) []byte {
+		return watModule(t, "(func "+strings.Repeat("(block) ", n)+")\n")
+	}
+	if _, err := h.Load(context.Background(), blocks(1000), cfg); err != nil {
+		t.Fatalf("1000 blocks: %v", err)
+	}
+	wasm := blocks(40000)
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.Load(context.Background(), wasm, cfg)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, wasmhost.ErrLoad) || !strings.Contains(err.Error(), "control flow would cost wazero too much to compile") {
+			t.Errorf("40000 blocks: %v, want refused for its control flow", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("40000 blocks still compiling after 20 s")
+	}
+}
