@@ -130,6 +130,10 @@ expect "virt pod: one VMM process for the pod's three containers" "$(vmm_pids | 
 expect "virt pod: one shim for the pod's three containers" "$(shim_pids | wc -l)" 1
 vmm=$(vmm_pids)
 grep -q "^0::/$CONTAINERD_NAMESPACE/pod1$" /proc/$vmm/cgroup || fail "virt: the VMM process is not in the sandbox container's cgroup: $(cat /proc/$vmm/cgroup)"
+mem=$(cat /sys/fs/cgroup/$CONTAINERD_NAMESPACE/pod1/memory.current)
+[ "$mem" -gt $((32 << 20)) ] && note "ok: virt pod: the VM's cgroup is charged its guest's memory ($((mem >> 20)) MiB)" ||
+  fail "virt pod: the VM's cgroup is charged '$mem' bytes, not the guest's memory"
+ctr task metrics pod1-a > /tmp/pod1-a.metrics 2>&1 || fail "ctr task metrics pod1-a: $(cat /tmp/pod1-a.metrics)"
 t=$(up)
 out=$(ctr task exec --exec-id e1 pod1-a sh -c 'echo exec-ok $(cat /proc/1/comm)')
 note "time: virt ctr task exec, start to end: $(since $t) s"
