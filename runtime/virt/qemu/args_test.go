@@ -169,3 +169,23 @@ func TestStartOfAQEMUThatExits(t *testing.T) {
 		t.Errorf("the record after a failed Start: %v", err)
 	}
 }
+
+// TestDiskStatsFromQEMU: only attached slots' devices count, each once,
+// whatever else QEMU's reply holds; a reply that is not a list fails.
+func TestDiskStatsFromQEMU(t *testing.T) {
+	v := &vm{slots: []slot{{serial: "a", state: slotAttached}, {serial: "b", state: slotDetaching}, {}}}
+	got, err := v.diskStats([]byte(`[
+		{"qdev": "/machine/peripheral/blk0/virtio-backend", "stats": {"rd_operations": 3, "rd_bytes": 4096, "wr_operations": 1, "wr_bytes": 512}},
+		{"qdev": "/machine/peripheral/blk0/virtio-backend", "stats": {"rd_operations": 99}},
+		{"qdev": "/machine/peripheral/blk1/virtio-backend", "stats": {"rd_operations": 7}},
+		{"qdev": "/machine/peripheral/blk10/virtio-backend", "stats": {"rd_operations": 8}},
+		{"qdev": "/machine/peripheral/blk2/virtio-backend", "stats": {"rd_operations": 9}},
+		{"qdev": "", "stats": {}}]`))
+	want := []virt.DiskStats{{Serial: "a", Reads: 3, BytesRead: 4096, Writes: 1, BytesWritten: 512}}
+	if err != nil || len(got) != 1 || got[0] != want[0] {
+		t.Errorf("diskStats = %+v, %v; want %+v", got, err, want)
+	}
+	if _, err := v.diskStats([]byte(`{"rd_operations": 1}`)); !errors.Is(err, ErrQMP) {
+		t.Errorf("an object: %v, want ErrQMP", err)
+	}
+}

@@ -214,6 +214,15 @@ func TestBootAndHotPlugTCG(t *testing.T) {
 	if err != nil || st.RSSBytes == 0 || st.MemoryMiB != 256 || st.Uptime <= 0 {
 		t.Errorf("stats %+v, %v", st, err)
 	}
+	serials := map[string]virt.DiskStats{}
+	for _, d := range st.Disks {
+		serials[d.Serial] = d
+	}
+	// The guest's kernel read husk-second's partition table when it
+	// probed it, before it probed husk-again.
+	if _, ok := serials["husk-again"]; len(st.Disks) != 2 || !ok || serials["husk-second"].Reads == 0 {
+		t.Errorf("disk stats %+v, want husk-second (read) and husk-again", st.Disks)
+	}
 	if err := v.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
