@@ -87,6 +87,7 @@ func RunContainerd(ctx context.Context, as *Assets, c ContainerdConfig, dir stri
 var (
 	frozenAfter = 45 * time.Second
 	frozenCPU   = 500 * time.Millisecond
+	frozenTick  = 5 * time.Second // how often QEMU is looked at
 )
 
 // runQEMUWatched is RunQEMU, but it also kills QEMU once the outer guest
@@ -103,7 +104,7 @@ func runQEMUWatched(ctx context.Context, qemu string, args []string, out io.Writ
 	var isFrozen atomic.Bool
 	done := make(chan struct{})
 	go func() {
-		tick := time.NewTicker(5 * time.Second)
+		tick := time.NewTicker(frozenTick)
 		defer tick.Stop()
 		pid := cmd.Process.Pid
 		cpu, printed, since := cpuTime(pid), cw.n.Load(), time.Now()

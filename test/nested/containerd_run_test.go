@@ -12,8 +12,8 @@ import (
 // TestFrozenGuestIsKilled: a "QEMU" that neither prints nor runs is ended
 // as frozen, long before its own end; one that prints now and then is not.
 func TestFrozenGuestIsKilled(t *testing.T) {
-	defer func(after time.Duration) { frozenAfter = after }(frozenAfter)
-	frozenAfter = 3 * time.Second
+	defer func(after, tick time.Duration) { frozenAfter, frozenTick = after, tick }(frozenAfter, frozenTick)
+	frozenAfter, frozenTick = 2*time.Second, 250*time.Millisecond
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
@@ -22,11 +22,11 @@ func TestFrozenGuestIsKilled(t *testing.T) {
 	if !frozen || err == nil {
 		t.Errorf("a silent idle process: frozen %v, err %v", frozen, err)
 	}
-	if d := time.Since(start); d > 20*time.Second {
+	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("ended as frozen after %v", d)
 	}
 
-	frozen, err = runQEMUWatched(ctx, "sh", []string{"-c", "for i in 1 2 3 4 5 6 7; do echo $i; sleep 1; done"}, io.Discard)
+	frozen, err = runQEMUWatched(ctx, "sh", []string{"-c", "for i in 1 2 3 4 5; do echo $i; sleep 1; done"}, io.Discard)
 	if frozen || err != nil {
 		t.Errorf("a process that prints: frozen %v, err %v", frozen, err)
 	}
