@@ -227,7 +227,8 @@ func watModule(t *testing.T, body string) []byte {
 // definition of a module, for every instance, outside the memory limit
 // and before any deadline (three million globals: 4.6 s and 536 MiB; four
 // million empty tables: 4.4 s and 610 MiB; one function of 50 million
-// locals: 5.8 s and 1.3 GiB). A module with more of a kind
+// locals: 5.8 s and 1.3 GiB; a type of three million parameters: minutes).
+// A module with more of a kind
 // than husk's bound fails to load before wazero decodes it; one at the
 // bound loads.
 func TestDefinitionsAreBounded(t *testing.T) {
@@ -247,6 +248,9 @@ func TestDefinitionsAreBounded(t *testing.T) {
 		{"(func (local" + strings.Repeat(" i32", 1<<14) + "))\n", 1, "", true},
 		{"(func (local" + strings.Repeat(" i32", 1<<14+1) + "))\n", 1, "declares over 16384 locals, husk's limit", false},
 		{"(func (local" + strings.Repeat(" i64", 1<<13) + "))\n", 129, "declares over 1048576 locals in all", false},
+		// A function type's parameters (three million: minutes to load).
+		{"(type (func (param" + strings.Repeat(" i32", 1000) + ")))\n", 1, "", true},
+		{"(type (func (param" + strings.Repeat(" i32", 1001) + ")))\n", 1, "has 1001 parameters, over husk's limit of 1000", false},
 	} {
 		_, err := h.Load(context.Background(), watModule(t, strings.Repeat(tt.def, tt.n)), cfg)
 		switch {

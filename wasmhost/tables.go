@@ -63,6 +63,11 @@ func boundModule(wasm []byte) ([]byte, error) {
 				return nil, fmt.Errorf("declares %d %s, over husk's limit of %d", count, limit.name, limit.max)
 			}
 		}
+		if id == sectionType {
+			if err := checkTypes(wasm[start:end]); err != nil {
+				return nil, err
+			}
+		}
 		if id == sectionCode {
 			if err := checkLocals(wasm[start:end]); err != nil {
 				return nil, err
@@ -74,6 +79,38 @@ func boundModule(wasm []byte) ([]byte, error) {
 		off = end
 	}
 	return limitTables(wasm)
+}
+
+// maxParams bounds the parameters, and the results, of a function type,
+// as the WebAssembly JS API's implementation limits do (1000 each):
+// wazero took minutes to load a 3 MB module declaring a type of three
+// million parameters.
+const (
+	maxParams   = 1000
+	sectionType = 1
+	funcType    = 0x60
+)
+
+// checkTypes checks the function types of the type section p. Types of
+// other forms (from proposals wazero may not accept) are left to wazero.
+func checkTypes(p []byte) error {
+	r := reader{b: p}
+	count := r.u32()
+	for i := range count {
+		if r.bad || r.byte_() != funcType {
+			return nil
+		}
+		for _, what := range []string{"parameters", "results"} {
+			n := r.u32()
+			if n > maxParams {
+				return fmt.Errorf("type %d has %d %s, over husk's limit of %d", i, n, what, maxParams)
+			}
+			for range n {
+				r.type_()
+			}
+		}
+	}
+	return nil
 }
 
 // Bounds on the locals functions declare. wazero accepts 2^32 locals in
