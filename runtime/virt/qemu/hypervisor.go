@@ -76,7 +76,9 @@ func (h *Hypervisor) Name() string { return Name }
 // the builtin VMM's probe runs a few instructions in a VM of its own.
 func (h *Hypervisor) kvmUsable(ctx context.Context) error {
 	h.kvmOnce.Do(func() {
-		_, h.kvmErr = vmm.ProbeSpeed(ctx)
+		// Once for the shim's life: not cut short by the first caller's
+		// context (the probe has a deadline of its own).
+		_, h.kvmErr = vmm.ProbeSpeed(context.WithoutCancel(ctx))
 	})
 	return h.kvmErr
 }
