@@ -132,6 +132,9 @@ func TestAgentOverTheHostsChannel(t *testing.T) {
 	if r.ExitStatus != 0 || !strings.Contains(text, marker) || !strings.Contains(text, "serials rootfs-c1") {
 		fail("c1 exited %d printing %q; want status 0, the guest's command line (%s) and the disk's serial", r.ExitStatus, text, marker)
 	}
+	if st, err := v.Stats(ctx); err == nil {
+		t.Logf("QEMU's RSS with the container run: %d MiB (guest memory 256 MiB, accel %s)", st.RSSBytes>>20, v.(*vm).accel)
+	}
 	if err := cl.DeleteContainer(ctx, "c1"); err != nil {
 		fail("delete: %v", err)
 	}

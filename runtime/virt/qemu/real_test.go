@@ -286,3 +286,34 @@ func readRecord(dir string) (int, error) {
 	}
 	return r.Pid, nil
 }
+
+// TestGuestPanicEndsTheVM: a guest kernel that panics (here: no root to
+// mount, its init missing) reboots with panic=-1, which ends QEMU
+// (-no-reboot): Done closes by itself and Err says the guest rebooted.
+func TestGuestPanicEndsTheVM(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots Debian's kernel in QEMU until it panics; skipped with -short")
+	}
+	needQEMU(t)
+	kernel, initrd := guestImage(t)
+	h := New()
+	h.newChannel = func() (channel, error) { return noAgentChannel{}, nil }
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	con := newConsole()
+	v, err := h.Start(ctx, &virt.VMConfig{ID: "qemu-panic", Dir: t.TempDir(), Kernel: kernel, Initrd: initrd,
+		KernelParams: []string{"console=ttyS0", "reboot=k", "panic=-1", "rdinit=/husk-no-such-init"},
+		VCPUs:        1, MemoryMiB: 128, DiskSlots: 1, Console: con})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Stop(context.Background())
+	select {
+	case <-v.Done():
+	case <-ctx.Done():
+		t.Fatalf("the VM did not end; console:\n%s", con.String())
+	}
+	if err := v.Err(); !errors.Is(err, ErrReboot) {
+		t.Errorf("Err = %v, want ErrReboot; console:\n%s", err, con.String())
+	}
+}
