@@ -96,6 +96,10 @@ func (v *vm) plug(ctx context.Context, q *qmpClient, i int, path string, readOnl
 			_, _ = q.execute(context.WithoutCancel(ctx), "blockdev-del", map[string]any{"node-name": nodeName(i)}, nil)
 		}
 	}()
+	// A deletion reported for the slot's previous device is not this one's.
+	v.mu.Lock()
+	delete(v.deleted, deviceID(i))
+	v.mu.Unlock()
 	_, err = q.execute(ctx, "device_add", map[string]any{
 		"driver": "virtio-blk-pci", "id": deviceID(i), "bus": portID(i), "drive": nodeName(i),
 		"serial": serial, "disable-legacy": "on",
@@ -129,7 +133,12 @@ func (v *vm) DetachDisk(ctx context.Context, serial string) error {
 
 	gone := v.deletedChan(deviceID(i))
 	if !retry {
-		if _, err := q.execute(ctx, "device_del", map[string]any{"id": deviceID(i)}, nil); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+		_, err := q.execute(ctx, "device_del", map[string]any{"id": deviceID(i)}, nil)
+		switch {
+		case errors.Is(err, errdefs.ErrNotFound):
+			// Gone already: the guest ejected it.
+			v.closeDeleted(deviceID(i))
+		case err != nil:
 			v.setSlot(i, slot{serial: serial, state: slotAttached})
 			return fmt.Errorf("qemu: detach %q: %w", serial, err)
 		}
@@ -158,6 +167,18 @@ func (v *vm) DetachDisk(ctx context.Context, serial string) error {
 	v.mu.Unlock()
 	v.setSlot(i, slot{})
 	return nil
+}
+
+// closeDeleted marks device id deleted.
+func (v *vm) closeDeleted(id string) {
+	c := v.deletedChan(id)
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	select {
+	case <-c:
+	default:
+		close(c)
+	}
 }
 
 // deletedChan is closed when QEMU reports device id deleted.

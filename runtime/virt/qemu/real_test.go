@@ -223,6 +223,41 @@ func TestBootAndHotPlugTCG(t *testing.T) {
 	if _, ok := serials["husk-again"]; len(st.Disks) != 2 || !ok || serials["husk-second"].Reads == 0 {
 		t.Errorf("disk stats %+v, want husk-second (read) and husk-again", st.Disks)
 	}
+	// A device that left without DetachDisk (as when the guest ejects
+	// it through ACPI): DetachDisk then releases the slot's node and
+	// descriptor without waiting for an event that has come already.
+	qv.diskMu.Lock()
+	slotOf := -1
+	for i, sl := range qv.slots {
+		if sl.serial == "husk-second" {
+			slotOf = i
+		}
+	}
+	qv.diskMu.Unlock()
+	if _, err := qv.qmp.execute(ctx, "device_del", map[string]any{"id": deviceID(slotOf)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	// The event is recorded though no detach waits for it.
+	for recorded := false; !recorded; {
+		qv.mu.Lock()
+		c, ok := qv.deleted[deviceID(slotOf)]
+		qv.mu.Unlock()
+		if ok {
+			select {
+			case <-c:
+				recorded = true
+			default:
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("no DEVICE_DELETED recorded for a device that left behind the backend's back")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if err := v.DetachDisk(ctx, "husk-second"); err != nil {
+		t.Fatalf("detaching a disk the guest let go already: %v", err)
+	}
 	if err := v.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}

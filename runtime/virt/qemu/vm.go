@@ -49,7 +49,7 @@ type vm struct {
 	qmp        *qmpClient               // guarded by mu; nil until Start has negotiated it
 	killReason error                    // guarded by mu; why the shim killed QEMU, if it did
 	shutdown   string                   // guarded by mu; the reason of QEMU's SHUTDOWN event
-	deleted    map[string]chan struct{} // guarded by mu; DEVICE_DELETED waiters by device id
+	deleted    map[string]chan struct{} // guarded by mu; by device id, closed once QEMU reported it deleted
 
 	diskMu sync.Mutex
 	slots  []slot // guarded by diskMu
@@ -112,16 +112,35 @@ func (v *vm) event(e qmpEvent) {
 		if json.Unmarshal(e.Data, &d) != nil || d.Device == "" {
 			return
 		}
+		// Recorded whether or not a detach waits for it: the guest can
+		// eject a device itself (ACPI). Only the slots' device ids are
+		// kept, so events cannot grow the map.
+		if !v.isDeviceID(d.Device) {
+			return
+		}
 		v.mu.Lock()
-		if c, ok := v.deleted[d.Device]; ok {
-			select {
-			case <-c:
-			default:
-				close(c)
-			}
+		c, ok := v.deleted[d.Device]
+		if !ok {
+			c = make(chan struct{})
+			v.deleted[d.Device] = c
+		}
+		select {
+		case <-c:
+		default:
+			close(c)
 		}
 		v.mu.Unlock()
 	}
+}
+
+// isDeviceID says whether id names one of the VM's disk slots' devices.
+func (v *vm) isDeviceID(id string) bool {
+	for i := range v.slots { // the slice's length never changes
+		if id == deviceID(i) {
+			return true
+		}
+	}
+	return false
 }
 
 // wait reaps QEMU, classifies its end, releases the channel, removes the
