@@ -114,7 +114,7 @@ func (h *Handler) NewSandbox(ctx context.Context, req *handler.SandboxRequest) (
 	})
 	if err != nil {
 		if rerr := removeVMCgroup(req.StateDir); rerr != nil {
-			logging.L(ctx).Warn("removing the VM's cgroup", "sandbox", req.ID, "error", rerr)
+			logging.L(ctx).Warn("removing the VM's cgroup", "error", rerr)
 		}
 		return nil, err
 	}

@@ -84,7 +84,7 @@ func startSandbox(ctx context.Context, cfg sandboxConfig) (_ *sandbox, retErr er
 	if err := cl.CreateSandbox(ctx, cfg.id, cfg.hostname); err != nil {
 		return nil, fmt.Errorf("the agent of %s's VM: %w", cfg.id, err)
 	}
-	logging.L(ctx).Info("VM ready", "sandbox", cfg.id, "vmm_pid", vm.Pid(), "kernel", check.KernelRelease,
+	logging.L(ctx).Info("VM ready", "vmm_pid", vm.Pid(), "kernel", check.KernelRelease,
 		"agent", check.AgentVersion, "boot", time.Since(start).Round(time.Millisecond))
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s := &sandbox{cfg: cfg, vm: vm, cl: cl, ctx: sctx, cancel: cancel,
@@ -138,7 +138,7 @@ func (s *sandbox) watchVM() {
 		return
 	}
 	s.why = fmt.Errorf("the VM of sandbox %s ended: %v", s.cfg.id, s.vm.Err())
-	logging.L(s.ctx).Error("VM ended under its containers", "sandbox", s.cfg.id, "error", s.why)
+	logging.L(s.ctx).Error("VM ended under its containers", "error", s.why)
 	close(s.dead)
 	s.cancel()
 }
@@ -170,7 +170,7 @@ func (s *sandbox) watchOOM() {
 			if s.ctx.Err() != nil || errors.Is(err, client.ErrBroken) || errors.Is(err, client.ErrClosed) {
 				break
 			}
-			logging.L(s.ctx).Warn("OOM watch", "sandbox", s.cfg.id, "error", err)
+			logging.L(s.ctx).Warn("OOM watch", "error", err)
 			time.Sleep(100 * time.Millisecond)
 		}
 		for _, id := range ids {
@@ -244,7 +244,7 @@ func (s *sandbox) Close(ctx context.Context) error {
 	defer cancel()
 	if s.deadErr() == nil {
 		if err := s.cl.DestroySandbox(ctx, s.cfg.id); err != nil {
-			logging.L(ctx).Warn("agent: destroying the sandbox", "sandbox", s.cfg.id, "error", err)
+			logging.L(ctx).Warn("agent: destroying the sandbox", "error", err)
 		}
 	}
 	s.cancel()
