@@ -18,8 +18,16 @@ import (
 var createEvent = hookstest.CreateEvent
 
 func builtin(t testing.TB, name string, points ...hooks.Point) config.Hook {
-	return hook(name, goModule(t, "../policies/"+name), points...)
+	h := hook(name, goModule(t, "../policies/"+name), points...)
+	if changers[name] {
+		h.Kind = config.HookChange
+	}
+	return h
 }
+
+// changers are the built-in policies that patch (docs/hooks.md §6 says
+// each one's kind).
+var changers = map[string]bool{"readonly-rootfs": true, "resource-defaults": true, "vm-sizing": true}
 
 func TestDenyPrivileged(t *testing.T) {
 	e := newEngine(t, []config.Hook{builtin(t, "deny-privileged", hooks.ContainerCreate)}, hooks.Options{})

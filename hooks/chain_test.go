@@ -48,13 +48,93 @@ func TestChainOrderAndPatchVisibility(t *testing.T) {
 		t.Errorf("Hooks = %q", got)
 	}
 
-	e = newEngine(t, []config.Hook{check, patch}, hooks.Options{})
+	// Two checking hooks: the second is asked after the first, and a
+	// denial stops the chain.
+	wantWritable := expectReadonly(t, "want-writable")
+	wantWritable.Config["want"] = false
+	e = newEngine(t, []config.Hook{check, wantWritable}, hooks.Options{})
 	out, err = e.Run(context.Background(), hooks.ContainerRootfs, rootfsEvent())
 	if err != nil || out.Allowed || out.Hook != "want-readonly" || out.Reason != "expected true at /readonly, got false" {
-		t.Fatalf("check then patch: %+v, %v; want denied by want-readonly", out, err)
+		t.Fatalf("check then check: %+v, %v; want denied by want-readonly", out, err)
 	}
-	if out.Patched() {
-		t.Errorf("a hook after the denial patched: %+v", out.Patches)
+}
+
+// TestChangingHooksRunBeforeCheckingHooks: a changing hook written after a
+// checking hook in the config is still asked before it, so the checking
+// hook sees the event as the step will take it, patch included.
+func TestChangingHooksRunBeforeCheckingHooks(t *testing.T) {
+	patch := scripted(t, "set-readonly", setReadonly, hooks.ContainerRootfs)
+	check := expectReadonly(t, "want-readonly")
+	unset := scripted(t, "set-writable", `{"allow":true,"patch":[{"op":"replace","path":"/readonly","value":false}]}`, hooks.ContainerRootfs)
+	wantWritable := expectReadonly(t, "want-writable")
+	wantWritable.Config["want"] = false
+
+	e := newEngine(t, []config.Hook{check, patch}, hooks.Options{})
+	if got := e.Hooks(hooks.ContainerRootfs); strings.Join(got, ",") != "set-readonly,want-readonly" {
+		t.Errorf("Hooks = %q, want the changing hook first", got)
+	}
+	out, err := e.Run(context.Background(), hooks.ContainerRootfs, rootfsEvent())
+	if err != nil || !out.Allowed || len(out.Patches) != 1 || out.Patches[0].Hook != "set-readonly" {
+		t.Fatalf("check written before patch: %+v, %v; want the patch applied, then the check allowing it", out, err)
+	}
+
+	// The checking hook sees the last changing hook's result: a change
+	// written last undoes the first, and the check written first denies it.
+	e = newEngine(t, []config.Hook{check, patch, wantWritable, unset}, hooks.Options{})
+	if got := e.Hooks(hooks.ContainerRootfs); strings.Join(got, ",") != "set-readonly,set-writable,want-readonly,want-writable" {
+		t.Errorf("Hooks = %q, want changing hooks then checking hooks, each in config order", got)
+	}
+	out, err = e.Run(context.Background(), hooks.ContainerRootfs, rootfsEvent())
+	if err != nil || out.Allowed || out.Hook != "want-readonly" || out.Reason != "expected true at /readonly, got false" {
+		t.Fatalf("a change undone by a later change: %+v, %v; want denied by want-readonly", out, err)
+	}
+}
+
+// TestCheckingHookMayNotPatch: a checking hook that answers with a patch
+// has failed: its on_error decides (deny by default), and its patch is
+// never applied.
+func TestCheckingHookMayNotPatch(t *testing.T) {
+	sneaky := scripted(t, "sneaky", setReadonly, hooks.ContainerRootfs)
+	sneaky.Kind = config.HookCheck
+
+	e := newEngine(t, []config.Hook{sneaky}, hooks.Options{})
+	out, err := e.Run(context.Background(), hooks.ContainerRootfs, rootfsEvent())
+	if err != nil || out.Allowed || out.Hook != "sneaky" || !errors.Is(out.Cause, hooks.ErrCheckPatched) || out.Patched() {
+		t.Fatalf("checking hook patching: %+v, %v; want denied with ErrCheckPatched", out, err)
+	}
+	if msg := out.Err().Error(); !strings.Contains(msg, `kind = "change"`) {
+		t.Errorf("the error does not say how to let the hook patch: %s", msg)
+	}
+
+	sneaky.OnError = config.HookAllow
+	e = newEngine(t, []config.Hook{sneaky}, hooks.Options{})
+	out, err = e.Run(context.Background(), hooks.ContainerRootfs, rootfsEvent())
+	if err != nil || !out.Allowed || out.Patched() || !strings.Contains(string(out.Event), `"readonly":false`) {
+		t.Fatalf("checking hook patching, on_error = allow: %+v, %v; want allowed, unpatched", out, err)
+	}
+}
+
+// TestRecheckAsksOnlyCheckingHooks: Recheck asks a point's checking hooks
+// about an event a later point changed, never its changing hooks, and a
+// denial names the later point.
+func TestRecheckAsksOnlyCheckingHooks(t *testing.T) {
+	patch := scripted(t, "set-readonly", setReadonly, hooks.ContainerRootfs)
+	check := expectReadonly(t, "want-readonly")
+
+	e := newEngine(t, []config.Hook{patch, check}, hooks.Options{})
+	if !e.Checks(hooks.ContainerRootfs) || e.Checks(hooks.ContainerCreate) {
+		t.Errorf("Checks: rootfs %v, create %v", e.Checks(hooks.ContainerRootfs), e.Checks(hooks.ContainerCreate))
+	}
+	out, err := e.Recheck(context.Background(), hooks.ContainerRootfs, rootfsEvent(), hooks.ContainerStart)
+	if err != nil || out.Allowed || out.Patched() || out.Hook != "want-readonly" || out.After != hooks.ContainerStart {
+		t.Fatalf("Recheck: %+v, %v; want denied by want-readonly, the changing hook not asked", out, err)
+	}
+	want := `hook "want-readonly" denied container.rootfs (as changed at container.start): expected true at /readonly, got false`
+	if got := out.Err().Error(); got != want {
+		t.Errorf("error %q, want %q", got, want)
+	}
+	if _, err := e.Recheck(context.Background(), hooks.ContainerRootfs, rootfsEvent(), ""); !errdefs.IsInvalidArgument(err) {
+		t.Errorf("Recheck after no point: %v, want invalid argument", err)
 	}
 }
 

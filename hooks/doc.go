@@ -4,9 +4,12 @@
 // A point (container.create, process.exec, ...) has an event, a versioned
 // JSON schema given by the *Event types, and rules saying what a patch may
 // change there. The Engine runs the chain of a point: the hooks configured
-// for it ([[hook]] in config.toml), in order, each a Wasm module loaded by
-// package wasmhost that answers with a Decision: allow, deny with a reason,
-// or allow with a JSON Patch (RFC 6902) within the point's rules.
+// for it ([[hook]] in config.toml), each a Wasm module loaded by package
+// wasmhost that answers with a Decision: allow, deny with a reason, or
+// allow with a JSON Patch (RFC 6902) within the point's rules. Changing
+// hooks (kind = "change") are asked first, then checking hooks, which
+// see the final event and may not patch; Engine.Recheck asks a point's
+// checking hooks again about an event a later point changed.
 //
 // The runtime calls the engine at each point and acts on the outcome:
 //

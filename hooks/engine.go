@@ -70,7 +70,7 @@ const (
 type Engine struct {
 	host    *wasmhost.Host
 	hooks   []*hook           // in config order
-	chains  map[Point][]*hook // the hooks of each point, in config order
+	chains  map[Point][]*hook // the hooks of each point: its changing hooks, then its checking hooks, each in config order
 	observe func(Call)
 	loading sync.WaitGroup     // the modules' loads
 	cancel  context.CancelFunc // of the loads' context
@@ -86,6 +86,7 @@ type Engine struct {
 type hook struct {
 	name    string
 	path    string // the module's file
+	kind    config.HookKind
 	mode    config.HookMode
 	onError config.HookOnError
 	timeout time.Duration    // of a whole call: the module's, then reading and applying its decision
@@ -154,11 +155,21 @@ func start(ctx context.Context, cfg []config.Hook, opts Options) (*Engine, error
 	}
 	e := &Engine{host: host, chains: make(map[Point][]*hook), observe: opts.Observe}
 	for _, c := range cfg {
-		h := &hook{name: c.Name, path: c.Module, mode: c.Mode, onError: c.OnError, ready: make(chan struct{})}
+		h := &hook{name: c.Name, path: c.Module, kind: c.Kind, mode: c.Mode, onError: c.OnError, ready: make(chan struct{})}
 		h.timeout, _ = c.Timeout.Parse() // validated above
 		e.hooks = append(e.hooks, h)
-		for _, p := range c.Points {
-			e.chains[Point(p)] = append(e.chains[Point(p)], h)
+	}
+	// Changing hooks first, so that every checking hook sees the event as
+	// the step will take it (Kubernetes admission's order: mutating, then
+	// validating webhooks).
+	for _, kind := range []config.HookKind{config.HookChange, config.HookCheck} {
+		for i, c := range cfg {
+			if c.Kind != kind {
+				continue
+			}
+			for _, p := range c.Points {
+				e.chains[Point(p)] = append(e.chains[Point(p)], e.hooks[i])
+			}
 		}
 	}
 	// Loads outlive the caller's context (Start returns before they end)
@@ -304,7 +315,8 @@ func guestLog(ctx context.Context, hook string, level slog.Level, msg string) {
 	logging.L(ctx).Log(ctx, level, msg, "hook", hook, "from", "module")
 }
 
-// Hooks returns the names of the hooks asked at point, in chain order.
+// Hooks returns the names of the hooks asked at point, in chain order:
+// the changing hooks, then the checking hooks, each in config order.
 func (e *Engine) Hooks(point Point) []string {
 	chain := e.chains[point]
 	names := make([]string, len(chain))

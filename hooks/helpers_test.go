@@ -84,10 +84,14 @@ func hook(name, module string, points ...hooks.Point) config.Hook {
 }
 
 // scripted returns a hook running decision.wat, whose decision is the JSON
-// of decision.
+// of decision: a changing hook when the decision has a patch, else a
+// checking one.
 func scripted(tb testing.TB, name, decision string, points ...hooks.Point) config.Hook {
 	tb.Helper()
 	h := hook(name, watModule(tb, "decision"), points...)
+	if strings.Contains(decision, `"patch"`) {
+		h.Kind = config.HookChange
+	}
 	if err := json.Unmarshal([]byte(decision), &h.Config); err != nil {
 		tb.Fatalf("decision %s: %v", decision, err)
 	}

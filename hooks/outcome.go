@@ -12,7 +12,10 @@ import (
 
 // Outcome is the result of running the chain of a point.
 type Outcome struct {
-	Point   Point
+	Point Point
+	// After is, for Engine.Recheck, the later point whose changing hooks
+	// changed what Point's checking hooks had approved; empty for Run.
+	After   Point
 	Allowed bool
 	// Hook is the hook that denied (by its decision, or by failing with
 	// on_error = deny); empty when allowed.
@@ -63,12 +66,13 @@ func (o *Outcome) Err() error {
 	if o.Allowed {
 		return nil
 	}
-	return &DeniedError{Point: o.Point, Hook: o.Hook, Reason: o.Reason, Cause: o.Cause}
+	return &DeniedError{Point: o.Point, After: o.After, Hook: o.Hook, Reason: o.Reason, Cause: o.Cause}
 }
 
 // DeniedError is a step denied by a hook.
 type DeniedError struct {
 	Point  Point
+	After  Point // the later point whose change was denied (Engine.Recheck), if any
 	Hook   string
 	Reason string
 	Cause  error // the hook's failure, when it denied by failing
@@ -76,14 +80,18 @@ type DeniedError struct {
 
 // Error says which hook denied which step and why, as the user sees it.
 func (e *DeniedError) Error() string {
+	point := string(e.Point)
+	if e.After != "" {
+		point += " (as changed at " + string(e.After) + ")"
+	}
 	if e.Cause != nil {
-		return fmt.Sprintf("hook %s failed at %s (on_error = deny): %v", strconv.Quote(e.Hook), e.Point, e.Cause)
+		return fmt.Sprintf("hook %s failed at %s (on_error = deny): %v", strconv.Quote(e.Hook), point, e.Cause)
 	}
 	reason := e.Reason
 	if reason == "" {
 		reason = "no reason given"
 	}
-	return fmt.Sprintf("hook %s denied %s: %s", strconv.Quote(e.Hook), e.Point, reason)
+	return fmt.Sprintf("hook %s denied %s: %s", strconv.Quote(e.Hook), point, reason)
 }
 
 // Unwrap returns errdefs.ErrPermissionDenied and the cause, if any.

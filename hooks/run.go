@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"slices"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -22,11 +23,19 @@ import (
 // schema.
 var ErrBadPatch = errors.New("bad patch")
 
-// Run asks the chain of point about event, in config order, and returns
-// the outcome. event is the point's *Event type (or a pointer to it), or
-// its JSON ([]byte or json.RawMessage), which must match the schema.
+// ErrCheckPatched is the cause of a checking hook's failure by answering
+// with a patch: a checking hook (kind = "check") may allow or deny, never
+// change the step, since the hooks after it would not see its change.
+var ErrCheckPatched = errors.New(`a checking hook may not patch (kind = "check"; a hook that changes steps is kind = "change")`)
+
+// Run asks the chain of point about event and returns the outcome: first
+// its changing hooks, then its checking hooks, each in config order. event
+// is the point's *Event type (or a pointer to it), or its JSON ([]byte or
+// json.RawMessage), which must match the schema.
 //
-// Each hook sees the event as patched by the hooks before it. An enforcing
+// Each hook sees the event as patched by the hooks before it, so every
+// checking hook sees the final event; a checking hook's patch is a
+// failure (ErrCheckPatched). An enforcing
 // hook's denial stops the chain; an auditing hook's denial, patch or
 // failure is only logged. A hook that fails (trap, deadline, memory,
 // garbage, missing export, a patch that is not allowed or does not apply)
@@ -38,6 +47,32 @@ var ErrBadPatch = errors.New("bad patch")
 // unknown point, an event that does not match it) and for ctx ending; the
 // Outcome then denies. A denial is not an error: see Outcome.Err.
 func (e *Engine) Run(ctx context.Context, point Point, event any) (Outcome, error) {
+	return e.run(ctx, point, event, "")
+}
+
+// Recheck asks only the checking hooks of point about event, which a
+// later point's changing hooks changed (after): they approved the step
+// before that change, and must see what it will now be. The outcome and
+// errors are Run's; a denial's Outcome has After set.
+func (e *Engine) Recheck(ctx context.Context, point Point, event any, after Point) (Outcome, error) {
+	if !after.Valid() {
+		return Outcome{Point: point}, fmt.Errorf("hooks: recheck of %s after unknown point %q: %w", point, after, errdefs.ErrInvalidArgument)
+	}
+	return e.run(ctx, point, event, after)
+}
+
+// Checks reports whether point has checking hooks.
+func (e *Engine) Checks(point Point) bool {
+	for _, h := range e.chains[point] {
+		if h.kind == config.HookCheck {
+			return true
+		}
+	}
+	return false
+}
+
+// run asks the chain of point, or with after set only its checking hooks.
+func (e *Engine) run(ctx context.Context, point Point, event any, after Point) (Outcome, error) {
 	info, ok := points[point]
 	if !ok {
 		return Outcome{Point: point}, fmt.Errorf("hooks: unknown point %q: %w", point, errdefs.ErrInvalidArgument)
@@ -49,6 +84,9 @@ func (e *Engine) Run(ctx context.Context, point Point, event any) (Outcome, erro
 	}
 	out := Outcome{Point: point, Allowed: true}
 	chain := e.chains[point]
+	if after != "" {
+		chain = slices.DeleteFunc(slices.Clone(chain), func(h *hook) bool { return h.kind != config.HookCheck })
+	}
 	if len(chain) == 0 {
 		return out, nil
 	}
@@ -72,6 +110,9 @@ func (e *Engine) Run(ctx context.Context, point Point, event any) (Outcome, erro
 		audit := h.mode == config.HookAudit
 		log := func(level slog.Level, msg string, more ...any) {
 			if l := logging.L(ctx); l.Enabled(ctx, level) { // the attributes cost a decode
+				if after != "" {
+					more = append(more, "changed_at", after)
+				}
 				l.Log(ctx, level, msg, eventAttrs(raw, point, h, more...)...)
 			}
 		}
@@ -83,12 +124,12 @@ func (e *Engine) Run(ctx context.Context, point Point, event any) (Outcome, erro
 			log(slog.LevelError, "hook failed; going on", "mode", h.mode, "on_error", h.onError, "error", err)
 		case err != nil:
 			log(slog.LevelError, "hook failed; denying", "on_error", h.onError, "error", err)
-			return Outcome{Point: point, Hook: h.name, Reason: err.Error(), Cause: err, Event: raw, Patches: out.Patches}, nil
+			return Outcome{Point: point, After: after, Hook: h.name, Reason: err.Error(), Cause: err, Event: raw, Patches: out.Patches}, nil
 		case !d.Allow && audit:
 			log(slog.LevelWarn, "audit: hook would deny", "reason", d.Reason)
 		case !d.Allow:
 			log(slog.LevelWarn, "hook denied", "reason", d.Reason)
-			return Outcome{Point: point, Hook: h.name, Reason: d.Reason, Event: raw, Patches: out.Patches}, nil
+			return Outcome{Point: point, After: after, Hook: h.name, Reason: d.Reason, Event: raw, Patches: out.Patches}, nil
 		case patched != nil && audit:
 			log(slog.LevelInfo, "audit: hook would patch", "patch", opsAttr(d.Patch))
 		case patched != nil:
@@ -133,6 +174,9 @@ func (h *hook) decide(ctx context.Context, point Point, info pointInfo, event []
 	}
 	if !d.Allow || len(d.Patch) == 0 {
 		return d, nil, nil
+	}
+	if h.kind == config.HookCheck {
+		return Decision{}, nil, fmt.Errorf("module %q: %w", h.name, ErrCheckPatched)
 	}
 	if err := checkOps(info.rules, d.Patch); err != nil {
 		return Decision{}, nil, fmt.Errorf("module %q: %w", h.name, err)

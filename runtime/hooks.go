@@ -142,6 +142,11 @@ func (m *Manager) admitSandbox(ctx context.Context, s *Sandbox, spec *specs.Spec
 // container is created). Patches land in req.Spec. container.rootfs is
 // asked later, by the handler, when it attaches the root filesystem
 // (policy.Rootfs).
+//
+// Whenever a later point's changing hooks patch the container, the
+// checking hooks of container.create are asked again with the spec as it
+// now stands (recheckCreate): they approved the whole spec, and a patch of
+// its user, mount options, resources or root must not undo that unseen.
 func (s *Sandbox) admitContainer(ctx context.Context, req *handler.CreateRequest, v hookView) error {
 	if s == nil || s.engine.Load() == nil {
 		return nil
@@ -161,26 +166,58 @@ func (s *Sandbox) admitContainer(ctx context.Context, req *handler.CreateRequest
 	for i, m := range spec.Mounts {
 		ev := &hooks.ContainerMountEvent{Sandbox: sb, Container: ctr, Mount: hooks.Mount{
 			Destination: m.Destination, Type: m.Type, Source: m.Source, Options: m.Options}}
-		if _, err := s.ask(ctx, ev); err != nil {
+		patched, err := s.ask(ctx, ev)
+		if err != nil {
 			return err
 		}
 		spec.Mounts[i].Options = ev.Mount.Options
+		if patched {
+			if err := s.recheckCreate(ctx, v, spec, hooks.ContainerMount); err != nil {
+				return err
+			}
+		}
 	}
 
 	if spec.Linux != nil {
 		ev := &hooks.ContainerCgroupsEvent{Sandbox: sb, Container: ctr, CgroupsPath: spec.Linux.CgroupsPath, Resources: spec.Linux.Resources}
-		if _, err := s.ask(ctx, ev); err != nil {
+		patched, err := s.ask(ctx, ev)
+		if err != nil {
 			return err
 		}
 		spec.Linux.Resources = ev.Resources
+		if patched {
+			if err := s.recheckCreate(ctx, v, spec, hooks.ContainerCgroups); err != nil {
+				return err
+			}
+		}
 	}
 
 	start := &hooks.ContainerStartEvent{Sandbox: sb, Container: ctr, Process: hookProcess(spec.Process)}
-	if _, err := s.ask(ctx, start); err != nil {
+	patched, err := s.ask(ctx, start)
+	if err != nil {
 		return err
 	}
 	applyProcess(spec.Process, start.Process)
+	if patched {
+		return s.recheckCreate(ctx, v, spec, hooks.ContainerStart)
+	}
 	return nil
+}
+
+// recheckCreate asks the checking hooks of container.create about spec,
+// the container's spec as a later point's changing hooks (after) left it;
+// a denial is the returned error, naming both points.
+func (s *Sandbox) recheckCreate(ctx context.Context, v hookView, spec *specs.Spec, after hooks.Point) error {
+	e := s.engine.Load()
+	if e == nil || !e.Checks(hooks.ContainerCreate) {
+		return nil
+	}
+	ev := &hooks.ContainerCreateEvent{Sandbox: v.sandbox, Container: v.container, Spec: spec}
+	out, err := e.Recheck(ctx, hooks.ContainerCreate, ev, after)
+	if err != nil {
+		return err
+	}
+	return out.Err()
 }
 
 // admitExec asks process.exec; a patch may change the env and user.
@@ -272,12 +309,13 @@ type policy struct {
 	s         *Sandbox
 	sandbox   hooks.Sandbox
 	container hooks.Container // zero for the sandbox's own steps
+	spec      *specs.Spec     // the container's spec as admitted; nil for the sandbox's own steps
 }
 
 // containerPolicy is the Policy a handler asks about the container v
-// names.
-func (s *Sandbox) containerPolicy(v hookView) *policy {
-	return &policy{s: s, sandbox: v.sandbox, container: v.container}
+// names, whose spec admitContainer admitted.
+func (s *Sandbox) containerPolicy(v hookView, spec *specs.Spec) *policy {
+	return &policy{s: s, sandbox: v.sandbox, container: v.container, spec: spec}
 }
 
 // VM asks sandbox.vm. A patched shape is checked against handler.VM's
@@ -301,11 +339,24 @@ func (p *policy) VM(ctx context.Context, vm *handler.VM) error {
 	return nil
 }
 
-// Rootfs asks container.rootfs.
+// Rootfs asks container.rootfs. When its changing hooks patched it,
+// container.create's checking hooks are asked again with the spec's root
+// as the container will now have it.
 func (p *policy) Rootfs(ctx context.Context, r *handler.Rootfs) error {
 	ev := &hooks.ContainerRootfsEvent{Sandbox: p.sandbox, Container: p.container, Mounts: rootfsMounts(r.Mounts), Readonly: r.Readonly}
-	if _, err := p.s.ask(ctx, ev); err != nil {
+	patched, err := p.s.ask(ctx, ev)
+	if err != nil {
 		return err
+	}
+	if patched && p.spec != nil && p.spec.Root != nil {
+		spec := *p.spec // the handler's spec is not changed here
+		root := *spec.Root
+		root.Readonly = ev.Readonly
+		spec.Root = &root
+		v := hookView{sandbox: p.sandbox, container: p.container}
+		if err := p.s.recheckCreate(ctx, v, &spec, hooks.ContainerRootfs); err != nil {
+			return err
+		}
 	}
 	r.Readonly = ev.Readonly
 	return nil

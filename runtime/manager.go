@@ -152,7 +152,7 @@ func (m *Manager) Create(ctx context.Context, req *handler.CreateRequest, obs Ob
 	if err := sb.admitContainer(ctx, req, hv); err != nil {
 		return nil, err
 	}
-	req.Policy = sb.containerPolicy(hv)
+	req.Policy = sb.containerPolicy(hv, req.Spec)
 	c, kind, err := ch.create(ctx, part, req)
 	if err != nil {
 		return nil, err

@@ -72,14 +72,19 @@ func (s *vmSandbox) Close(context.Context) error {
 }
 
 // decisionHook is a hook at points whose decision is the given JSON
-// (wasmhost/testdata/decision.wat answers with its configuration).
+// (wasmhost/testdata/decision.wat answers with its configuration): a
+// changing hook when the decision has a patch, else a checking one.
 func decisionHook(t *testing.T, decision string, points ...string) config.Hook {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "decision.wasm")
 	if err := os.WriteFile(path, wasmtest.WAT(t, filepath.Join("..", "wasmhost", "testdata", "decision.wat")), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	h := config.Hook{Name: "scripted", Module: path, Points: points, Mode: config.DefaultHookMode,
+	kind := config.HookCheck
+	if strings.Contains(decision, `"patch"`) {
+		kind = config.HookChange
+	}
+	h := config.Hook{Name: "scripted", Module: path, Points: points, Kind: kind, Mode: config.DefaultHookMode,
 		OnError: config.DefaultHookOnError, Timeout: "5s", MemoryLimit: "16MiB"}
 	if err := json.Unmarshal([]byte(decision), &h.Config); err != nil {
 		t.Fatal(err)

@@ -109,6 +109,7 @@ func TestFailedPodCgroupSetupClosesHooks(t *testing.T) {
 		Name:        "missing",
 		Module:      filepath.Join(t.TempDir(), "missing.wasm"),
 		Points:      []string{"sandbox.create", "sandbox.delete"},
+		Kind:        config.DefaultHookKind,
 		Mode:        config.DefaultHookMode,
 		OnError:     config.HookAllow,
 		Timeout:     "1s",

@@ -56,7 +56,7 @@ func slowHook(t *testing.T, point string) config.Hook {
 	if err := os.WriteFile(path, wasmtest.WAT(t, filepath.Join("testdata", "slow.wat")), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return config.Hook{Name: "slow", Module: path, Points: []string{point}, Mode: config.HookEnforce,
+	return config.Hook{Name: "slow", Module: path, Points: []string{point}, Kind: config.HookCheck, Mode: config.HookEnforce,
 		OnError: config.HookAllow, Timeout: config.Duration(slowDeadline.String()), MemoryLimit: "1MiB"}
 }
 

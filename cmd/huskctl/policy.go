@@ -30,6 +30,7 @@ const policyUsage = `usage: huskctl policy test --module M.wasm --point POINT --
             --point NAME         the point (container.create, process.exec, ...)
             --event PATH         the event JSON ("-": stdin), as docs/hooks.md describes
             --config PATH        the hook's config table as a JSON object
+            --kind KIND          check (default: a patch is a failure) or change
             --timeout D          call deadline (default 1s)
             --memory-limit SIZE  memory limit (default 64MiB)
             --json               print the outcome as one JSON object
@@ -74,6 +75,7 @@ func policyTest(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	point := fs.String("point", "", "the point")
 	eventPath := fs.String("event", "", "the event JSON")
 	configPath := fs.String("config", "", "the hook's config table as JSON")
+	kind := fs.String("kind", string(config.DefaultHookKind), "the hook's kind: check or change")
 	timeout := fs.String("timeout", string(config.DefaultHookTimeout), "call deadline")
 	memory := fs.String("memory-limit", string(config.DefaultHookMemoryLimit), "memory limit")
 	asJSON := fs.Bool("json", false, "print the outcome as JSON")
@@ -96,7 +98,7 @@ func policyTest(ctx context.Context, args []string, stdout, stderr io.Writer) in
 
 	h := config.Hook{
 		Name: hookName(*module), Module: *module, Points: []string{*point},
-		Mode: config.HookEnforce, OnError: config.HookDeny,
+		Kind: config.HookKind(*kind), Mode: config.HookEnforce, OnError: config.HookDeny,
 		Timeout: config.Duration(*timeout), MemoryLimit: config.ByteSize(*memory),
 	}
 	if abs, err := filepath.Abs(*module); err == nil {

@@ -40,10 +40,10 @@ func TestTOMLRoundTrips(t *testing.T) {
 	changed.Linux.SystemdCgroup = true
 	changed.Linux.NoPivotRoot = true
 	changed.Hooks = []Hook{
-		{Name: "a", Module: "/a.wasm", Points: []string{"container.create"}, Mode: HookEnforce, OnError: HookDeny, Timeout: "100ms", MemoryLimit: "64MiB"},
+		{Name: "a", Module: "/a.wasm", Points: []string{"container.create"}, Kind: HookCheck, Mode: HookEnforce, OnError: HookDeny, Timeout: "100ms", MemoryLimit: "64MiB"},
 		{
 			Name: "b", Module: "/b c.wasm", SHA256: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
-			Points: []string{"process.exec", "container.start"}, Mode: HookAudit, OnError: HookAllow,
+			Points: []string{"process.exec", "container.start"}, Kind: HookChange, Mode: HookAudit, OnError: HookAllow,
 			Timeout: "1s", MemoryLimit: "8MiB", Grants: []HookGrant{GrantClock},
 			Config: map[string]any{"allow": []any{"/bin/sh"}, "n": int64(2), "t": map[string]any{"x": "y"}},
 		},

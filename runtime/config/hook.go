@@ -25,6 +25,11 @@ type Hook struct {
 	SHA256 string `toml:"sha256,omitempty"`
 	// Points are the points the hook is asked at (HookPoints lists them).
 	Points []string `toml:"points"`
+	// Kind says whether the hook changes steps or only checks them:
+	// changing hooks run first at each point, then checking hooks see the
+	// final event (and container.create's see the container again when a
+	// later point changes it); a checking hook's patch is a failure.
+	Kind HookKind `toml:"kind"`
 	// Mode is what a denial does: stop the step (enforce) or be logged (audit).
 	Mode HookMode `toml:"mode"`
 	// OnError is the outcome when the module fails (trap, deadline, memory,
@@ -64,6 +69,20 @@ var HookPoints = []string{
 	"sandbox.delete",
 }
 
+// HookKind is whether a hook may change the steps it is asked about.
+type HookKind string
+
+// The hook kinds.
+const (
+	// HookChange hooks are asked first at each point, in config order, and
+	// may patch the event (and deny).
+	HookChange HookKind = "change"
+	// HookCheck hooks are asked after every changing hook of the point,
+	// so they see the final event; they allow or deny, and a patch from
+	// one is a failure.
+	HookCheck HookKind = "check"
+)
+
 // HookMode is what a hook's denial does.
 type HookMode string
 
@@ -98,6 +117,7 @@ var HookGrants = []HookGrant{GrantClock, GrantRandom}
 
 // Defaults of the [[hook]] keys that have one.
 const (
+	DefaultHookKind        = HookCheck
 	DefaultHookMode        = HookEnforce
 	DefaultHookOnError     = HookDeny
 	DefaultHookTimeout     = Duration("1s")
@@ -122,6 +142,9 @@ func (h Hook) WithDefaults() Hook {
 	}
 	if len(h.Config) == 0 {
 		h.Config = nil
+	}
+	if h.Kind == "" {
+		h.Kind = DefaultHookKind
 	}
 	if h.Mode == "" {
 		h.Mode = DefaultHookMode

@@ -22,6 +22,7 @@ func TestLoadHooks(t *testing.T) {
 		Name:        "deny-privileged",
 		Module:      "/usr/lib/husk/policies/deny-privileged.wasm",
 		Points:      []string{"container.create"},
+		Kind:        HookCheck,
 		Mode:        HookEnforce,
 		OnError:     HookDeny,
 		Timeout:     "1s",
@@ -46,6 +47,7 @@ name = "ro"
 module = "/p/ro.wasm"
 sha256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 points = ["container.rootfs", "container.create"]
+kind = "change"
 mode = "audit"
 on_error = "allow"
 timeout = "2s"
@@ -61,6 +63,7 @@ x = true
 				Name: "ro", Module: "/p/ro.wasm",
 				SHA256: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
 				Points: []string{"container.rootfs", "container.create"},
+				Kind:   HookChange,
 				Mode:   HookAudit, OnError: HookAllow, Timeout: "2s", MemoryLimit: "1536KiB",
 				Grants: []HookGrant{GrantRandom, GrantClock},
 				Config: map[string]any{
@@ -94,9 +97,9 @@ mode = "audit"
 			},
 			want: []Hook{
 				denyPrivileged,
-				{Name: "a1", Module: "/a1.wasm", Points: []string{"sandbox.vm"}, Mode: HookEnforce, OnError: HookDeny, Timeout: "1s", MemoryLimit: "64MiB"},
-				{Name: "a2", Module: "/a2.wasm", Points: []string{"sandbox.delete"}, Mode: HookAudit, OnError: HookDeny, Timeout: "1s", MemoryLimit: "64MiB"},
-				{Name: "b", Module: "/b.wasm", Points: []string{"process.exec"}, Mode: HookEnforce, OnError: HookDeny, Timeout: "1s", MemoryLimit: "64MiB"},
+				{Name: "a1", Module: "/a1.wasm", Points: []string{"sandbox.vm"}, Kind: HookCheck, Mode: HookEnforce, OnError: HookDeny, Timeout: "1s", MemoryLimit: "64MiB"},
+				{Name: "a2", Module: "/a2.wasm", Points: []string{"sandbox.delete"}, Kind: HookCheck, Mode: HookAudit, OnError: HookDeny, Timeout: "1s", MemoryLimit: "64MiB"},
+				{Name: "b", Module: "/b.wasm", Points: []string{"process.exec"}, Kind: HookCheck, Mode: HookEnforce, OnError: HookDeny, Timeout: "1s", MemoryLimit: "64MiB"},
 			},
 		},
 		{
@@ -120,11 +123,13 @@ timeout = "forever"
 memory_limit = "16MB"
 grants = ["network"]
 sha256 = "E3B0"
+kind = "mutate"
 `},
 			errs: []wantErr{
 				{"config.toml", 9, 1, "hook[1].module"},
 				{"config.toml", 16, 1, "hook[1].sha256"},
 				{"config.toml", 10, 1, "hook[1].points"},
+				{"config.toml", 17, 1, "hook[1].kind"},
 				{"config.toml", 11, 1, "hook[1].mode"},
 				{"config.toml", 12, 1, "hook[1].on_error"},
 				{"config.toml", 13, 1, "hook[1].timeout"},

@@ -64,6 +64,11 @@ func (h *Hook) validate() []problem {
 	if err := validPoints(h.Points); err != nil {
 		ps = append(ps, problem{"points", err})
 	}
+	switch h.Kind {
+	case HookChange, HookCheck:
+	default:
+		ps = append(ps, problem{"kind", fmt.Errorf("unknown kind %q (want %s or %s)", string(h.Kind), HookChange, HookCheck)})
+	}
 	switch h.Mode {
 	case HookEnforce, HookAudit:
 	default:

@@ -94,7 +94,7 @@ func buildPolicies(ctx context.Context, dir string, names ...string) (map[string
 // mount and start.
 func p6Hooks(mods map[string]string) []config.Hook {
 	mk := func(name string, cfg map[string]any, points ...string) config.Hook {
-		return config.Hook{Name: name, Module: mods[name], Points: points, Config: cfg}.WithDefaults()
+		return config.Hook{Name: name, Module: mods[name], Points: points, Kind: builtinKind(name), Config: cfg}.WithDefaults()
 	}
 	return []config.Hook{
 		mk("deny-privileged", nil, "container.create"),
@@ -110,7 +110,7 @@ func p6Hooks(mods map[string]string) []config.Hook {
 // the first create depends on the points.
 func mixedHooks(mods map[string]string) []config.Hook {
 	mk := func(name, module string, cfg map[string]any, points ...string) config.Hook {
-		return config.Hook{Name: name, Module: mods[module], Points: points, Config: cfg}.WithDefaults()
+		return config.Hook{Name: name, Module: mods[module], Points: points, Kind: builtinKind(module), Config: cfg}.WithDefaults()
 	}
 	return []config.Hook{
 		mk("deny-privileged", "deny-privileged", nil, "container.create"),
@@ -119,6 +119,16 @@ func mixedHooks(mods map[string]string) []config.Hook {
 		mk("audit-delete", "audit-log", map[string]any{"level": "debug"}, "container.delete"),
 		mk("audit-pod-delete", "audit-log", map[string]any{"level": "debug"}, "sandbox.delete"),
 	}
+}
+
+// builtinKind is the kind a built-in policy is configured with: change
+// for those that patch, check for the others (docs/hooks.md §6).
+func builtinKind(policy string) config.HookKind {
+	switch policy {
+	case "readonly-rootfs", "resource-defaults", "vm-sizing":
+		return config.HookChange
+	}
+	return config.HookCheck
 }
 
 // hookTOML renders hooks as [[hook]] tables.
@@ -132,7 +142,7 @@ func hookTOML(hs []config.Hook) string {
 			}
 			fmt.Fprintf(&b, "%q", p)
 		}
-		b.WriteString("]\n")
+		fmt.Fprintf(&b, "]\nkind = %q\n", h.Kind)
 		if len(h.Config) > 0 {
 			b.WriteString("[hook.config]\n")
 			for k, v := range h.Config {
@@ -302,7 +312,7 @@ func benchBuiltins(ctx context.Context, res *hooksResult, mods map[string]string
 			return &hooks.ContainerDeleteEvent{Sandbox: sb, Container: ctr}
 		}},
 	} {
-		h := config.Hook{Name: b.policy, Module: mods[b.policy], Points: []string{string(b.point)}, Config: b.config}.WithDefaults()
+		h := config.Hook{Name: b.policy, Module: mods[b.policy], Points: []string{string(b.point)}, Kind: builtinKind(b.policy), Config: b.config}.WithDefaults()
 		e, err := hooks.New(ctx, []config.Hook{h}, hooks.Options{CacheDir: cacheDir})
 		if err != nil {
 			return err

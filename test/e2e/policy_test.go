@@ -118,6 +118,7 @@ func TestPolicyReadonlyRootfsPatch(t *testing.T) {
 name = "ro"
 module = %q
 points = ["container.create", "container.rootfs"]
+kind = "change"
 `, policy(t, "readonly-rootfs")))
 	id := name(t, "")
 	cleanupContainer(t, id)
