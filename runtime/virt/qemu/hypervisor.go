@@ -219,7 +219,12 @@ func (h *Hypervisor) spawn(ctx context.Context, cfg *virt.VMConfig, accel string
 		ExtraFiles: append([]*os.File{childEnd}, chFiles...),
 		WaitDelay:  time.Second,
 		SysProcAttr: &syscall.SysProcAttr{
-			Setpgid: true,
+			// New PID, IPC and UTS namespaces: QEMU sees no other
+			// process (it cannot signal or trace one by pid) and no
+			// host IPC. The network namespace stays the host's: vsock
+			// may be per-namespace, and taps are passed in.
+			Cloneflags: unix.CLONE_NEWPID | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS,
+			Setpgid:    true,
 		},
 	}
 	own := reaper.Spawn()

@@ -155,6 +155,13 @@ func TestBootAndHotPlugTCG(t *testing.T) {
 	if r, err := readRecord(dir); err != nil || r != v.Pid() {
 		t.Fatalf("record: pid %d, %v; want %d", r, err, v.Pid())
 	}
+	for _, ns := range []string{"pid", "ipc", "uts"} {
+		ours, _ := os.Readlink("/proc/self/ns/" + ns)
+		its, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", v.Pid(), ns))
+		if err != nil || its == ours {
+			t.Errorf("QEMU's %s namespace is %q (%v), the shim's is %q: want its own", ns, its, err, ours)
+		}
+	}
 	if cg != "" {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", v.Pid()))
 		if err != nil || !regexp.MustCompile(`(?m):`+regexp.QuoteMeta(cg)+`$`).Match(b) {
