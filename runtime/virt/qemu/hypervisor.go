@@ -258,7 +258,7 @@ func (h *Hypervisor) spawn(ctx context.Context, cfg *virt.VMConfig, accel string
 			return nil, err
 		}
 	}
-	q, err := dialQMP(ctx, parentEnd, v.replyTimeout, v.event)
+	q, err := dialQMP(ctx, parentEnd, v.replyTimeout, v.event, v.kill)
 	if err != nil {
 		return nil, v.startErr(err)
 	}

@@ -71,11 +71,14 @@ type qmpEvent struct {
 
 // qmpClient speaks QMP over a Unix socket to one QEMU: one command at a
 // time, each bounded by its context and by replyTimeout, events handed to
-// onEvent (called from the reading goroutine: it must not block).
+// onEvent (called from the reading goroutine: it must not block). A peer
+// that breaks the protocol closes the channel and is reported to
+// onBroken, once (the VM kills such a QEMU).
 type qmpClient struct {
 	conn         *net.UnixConn
 	replyTimeout time.Duration
 	onEvent      func(qmpEvent)
+	onBroken     func(error)
 
 	sem  chan struct{} // holds one token: the right to send a command
 	next uint64        // the next command's id; guarded by sem
@@ -90,9 +93,9 @@ type qmpClient struct {
 
 // dialQMP takes over conn, reads QEMU's greeting and negotiates
 // capabilities (none), bounded by ctx.
-func dialQMP(ctx context.Context, conn *net.UnixConn, replyTimeout time.Duration, onEvent func(qmpEvent)) (*qmpClient, error) {
+func dialQMP(ctx context.Context, conn *net.UnixConn, replyTimeout time.Duration, onEvent func(qmpEvent), onBroken func(error)) (*qmpClient, error) {
 	c := &qmpClient{
-		conn: conn, replyTimeout: replyTimeout, onEvent: onEvent,
+		conn: conn, replyTimeout: replyTimeout, onEvent: onEvent, onBroken: onBroken,
 		sem:     make(chan struct{}, 1),
 		closed:  make(chan struct{}),
 		greeted: make(chan json.RawMessage, 1),
@@ -199,6 +202,9 @@ func (c *qmpClient) fail(err error) {
 	c.err = err
 	c.conn.Close()
 	close(c.closed)
+	if c.onBroken != nil && errors.Is(err, ErrQMP) {
+		go c.onBroken(err)
+	}
 }
 
 func (c *qmpClient) close() { c.fail(errQMPClosed) }

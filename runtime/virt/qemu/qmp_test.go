@@ -80,11 +80,15 @@ func (f *fakeQEMU) negotiate() {
 }
 
 // dial runs dialQMP against f in the background.
-func dial(t *testing.T, f *fakeQEMU, us *net.UnixConn, timeout time.Duration, onEvent func(qmpEvent)) *qmpClient {
+func dial(t *testing.T, f *fakeQEMU, us *net.UnixConn, timeout time.Duration, onEvent func(qmpEvent), onBroken ...func(error)) *qmpClient {
 	t.Helper()
 	done := make(chan struct{})
 	go func() { f.negotiate(); close(done) }()
-	c, err := dialQMP(context.Background(), us, timeout, onEvent)
+	var broken func(error)
+	if len(onBroken) > 0 {
+		broken = onBroken[0]
+	}
+	c, err := dialQMP(context.Background(), us, timeout, onEvent, broken)
 	<-done
 	if err != nil {
 		t.Fatal(err)
@@ -139,7 +143,8 @@ func TestQMPHostilePeer(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f, us := newFakeQEMU(t)
-			c := dial(t, f, us, 5*time.Second, nil)
+			broken := make(chan error, 1)
+			c := dial(t, f, us, 5*time.Second, nil, func(err error) { broken <- err })
 			go func() {
 				_, id, _ := f.command()
 				f.send(tc.reply(id))
@@ -150,6 +155,9 @@ func TestQMPHostilePeer(t *testing.T) {
 			}
 			if _, err := c.execute(context.Background(), "query-status", nil, nil); !errors.Is(err, ErrQMP) {
 				t.Errorf("after: %v, want ErrQMP", err)
+			}
+			if err := <-broken; !errors.Is(err, ErrQMP) {
+				t.Errorf("onBroken got %v, want ErrQMP", err)
 			}
 		})
 	}
@@ -286,12 +294,12 @@ func TestQMPGreetingBounded(t *testing.T) {
 	_, us := newFakeQEMU(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	if _, err := dialQMP(ctx, us, time.Second, nil); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := dialQMP(ctx, us, time.Second, nil, nil); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("silent peer: %v", err)
 	}
 	f, us := newFakeQEMU(t)
 	f.conn.Close()
-	if _, err := dialQMP(context.Background(), us, time.Second, nil); !errors.Is(err, errQMPClosed) {
+	if _, err := dialQMP(context.Background(), us, time.Second, nil, nil); !errors.Is(err, errQMPClosed) {
 		t.Errorf("closed peer: %v", err)
 	}
 }
