@@ -114,7 +114,7 @@ func run(ctx context.Context, qcfg virt.QEMUConfig, kernel, initrd, rootfs, mark
 	stopped = true
 	say("Stop took %v; Err %v", time.Since(t0).Round(time.Millisecond), v.Err())
 	if err := v.Err(); err != nil {
-		return fmt.Errorf("Err after Stop: %w", err)
+		return fmt.Errorf("the VM ended with an error after Stop: %w", err)
 	}
 	if err := unix.Kill(pid, 0); !errors.Is(err, unix.ESRCH) {
 		return fmt.Errorf("QEMU %d still there after Stop (kill 0: %v)", pid, err)
