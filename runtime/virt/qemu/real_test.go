@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -50,11 +51,19 @@ func guestImage(t *testing.T) (kernel, initrd string) {
 		dir = filepath.Dir(dir)
 	}
 	img := filepath.Join(dir, ".tools", "guest")
-	if _, err := guestimage.Load(img); err != nil {
+	m, err := guestimage.Load(img)
+	if err != nil {
 		if os.Getenv("CI") != "" {
 			t.Fatalf("no guest image (make test builds it): %v", err)
 		}
 		t.Skipf("needs the guest image (make guest): %v", err)
+	}
+	// An image built before the agent loaded virtio_pci sees no device
+	// of a q35 machine.
+	for _, mod := range []string{"virtio_pci", "virtio_console"} {
+		if !slices.Contains(m.Modules, mod+".ko") && !slices.Contains(m.Builtin, mod) {
+			t.Fatalf("the guest image in %s predates the qemu backend (no %s): rebuild it with make guest", img, mod)
+		}
 	}
 	return filepath.Join(img, guestimage.KernelFile), filepath.Join(img, guestimage.InitrdFile)
 }
