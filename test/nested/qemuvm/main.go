@@ -102,6 +102,9 @@ func run(ctx context.Context, qcfg virt.QEMUConfig, kernel, initrd, rootfs, mark
 	}
 	defer cl.Close()
 	say("agent answered Check %v after Start began", time.Since(start).Round(time.Millisecond))
+	if st, err := v.Stats(ctx); err == nil {
+		say("QEMU's RSS once the agent answered: %d MiB (guest memory %d MiB)", st.RSSBytes>>20, st.MemoryMiB)
+	}
 
 	if err := container(ctx, v, cl, rootfs, marker); err != nil {
 		return fmt.Errorf("%w; console ends:\n%s", err, consoleTail())
