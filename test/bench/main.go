@@ -130,7 +130,7 @@ func run(tools, shimDir string, runs int) error {
 	if res.Hooks, err = benchHooks(ctx, c, dir, rootfs, runs); err != nil {
 		return err
 	}
-	res.VMM = benchVMM(ctx) // P7, P8, P9, P10 (vmm.go); reports what it could not measure
+	res.VMM = benchVMM(ctx) // P7, P8, P9, P10, P12 (vmm.go, p12.go); reports what it could not measure
 	if err := save(res); err != nil {
 		return err
 	}

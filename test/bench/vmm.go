@@ -1,9 +1,10 @@
 package main
 
-// The VMM side of the bench (shared/TARGETS.md P7, P8, P9, P10), beside QEMU
-// microvm in the same run. It reports and never fails the bench: a part
+// The VMM side of the bench (shared/TARGETS.md P7, P8, P9, P10, P12),
+// beside QEMU in the same run. It reports and never fails the bench: a part
 // that cannot run (no /dev/kvm, no QEMU, no nested assets) says why in
-// its row. HUSK_BENCH_ONLY=vmm runs only this part (no containerd):
+// its row. HUSK_BENCH_ONLY=vmm runs only this part (no host containerd),
+// HUSK_BENCH_ONLY=p12 only P12:
 //
 //	HUSK_BENCH_ONLY=vmm go run ./test/bench
 
@@ -35,8 +36,10 @@ type vmmResult struct {
 	P9 *nestedBoot `json:"p9_nested_boot_to_init,omitempty"`
 	// P10: a VM pod's VMM process, guest image booted and its agent
 	// answering, in the nested harness: PSS and the guest RAM's share.
-	P10    map[string]nested.VMMem `json:"p10_vm_pod_memory,omitempty"`
-	Errors map[string]string       `json:"errors,omitempty"`
+	P10 map[string]nested.VMMem `json:"p10_vm_pod_memory,omitempty"`
+	// P12: ctr run → first output of a VM container, seconds, per backend.
+	P12    p12Times          `json:"p12_vm_container_first_output_secs,omitempty"`
+	Errors map[string]string `json:"errors,omitempty"`
 }
 
 type vmmMem struct {
@@ -55,15 +58,32 @@ type nestedBoot struct {
 const p8GuestMiB = 128
 
 func init() {
-	if os.Getenv("HUSK_BENCH_ONLY") != "vmm" {
-		return
+	switch os.Getenv("HUSK_BENCH_ONLY") {
+	case "vmm":
+		r := benchVMM(context.Background())
+		printVMMTable(r)
+		os.Exit(0)
+	case "p12":
+		r := &vmmResult{Errors: map[string]string{}}
+		dir, err := os.MkdirTemp("", "hbench-p12")
+		if err == nil {
+			defer os.RemoveAll(dir)
+			var root string
+			if root, err = devenv.RepoRoot(); err == nil {
+				r.P12, err = p12(context.Background(), root, dir)
+			}
+		}
+		if err != nil {
+			r.Errors["P12"] = err.Error()
+		}
+		fmt.Println("| id | what | QEMU | husk | husk/QEMU | target |")
+		fmt.Println("|---|---|---|---|---|---|")
+		printP12Row(r)
+		os.Exit(0)
 	}
-	r := benchVMM(context.Background())
-	printVMMTable(r)
-	os.Exit(0)
 }
 
-// benchVMM measures P7, P8, P9 and P10; errors go into the result.
+// benchVMM measures P7, P8, P9, P10 and P12; errors go into the result.
 func benchVMM(ctx context.Context) *vmmResult {
 	r := &vmmResult{P8: map[string]vmmMem{}, Errors: map[string]string{}}
 	fail := func(what string, err error) {
@@ -126,6 +146,11 @@ func benchVMM(ctx context.Context) *vmmResult {
 	} else {
 		r.P10 = m
 	}
+	if t, err := p12(ctx, root, dir); err != nil {
+		fail("P12", err)
+	} else {
+		r.P12 = t
+	}
 	return r
 }
 
@@ -139,9 +164,9 @@ func p10(ctx context.Context, root, dir string) (map[string]nested.VMMem, error)
 	if err != nil {
 		return nil, err
 	}
-	guest := filepath.Join(root, ".tools", "guest")
-	if _, err := guestimage.Load(guest); err != nil {
-		return nil, fmt.Errorf("%w (make guest builds it)", err)
+	guest, err := nested.BuildGuestImage(ctx, root, dir)
+	if err != nil {
+		return nil, err
 	}
 	bin := filepath.Join(dir, "vmmem")
 	if err := nested.BuildVMMem(ctx, root, bin); err != nil {
@@ -302,6 +327,7 @@ func printVMMTable(r *vmmResult) {
 	} else {
 		fmt.Printf("| P10 | VM pod memory: VMM PSS less guest RAM | — | not measured: %s | — | ≤ 20 MiB and ≤ 0.5 |\n", r.Errors["P10"])
 	}
+	printP12Row(r)
 }
 
 // p9 runs the nested harness with its P9 part (test/nested): the usual
@@ -335,4 +361,16 @@ func p9(ctx context.Context, root, dir, vmmBin string) (*nestedBoot, error) {
 		return nil, fmt.Errorf("P9 lines husk %v qemu %v (qemu: %v); console ends:\n%s", hok, qok, err, strings.Join(lines[max(0, len(lines)-40):], "\n"))
 	}
 	return &nestedBoot{HuskSecs: h.ToInit, QEMUSecs: q.ToInit, HuskUptimeSecs: h.InnerUptime, QEMUUptimeSecs: q.InnerUptime}, nil
+}
+
+// printP12Row prints P12's row of the VMM table.
+func printP12Row(r *vmmResult) {
+	hb, qb := r.P12["builtin"], r.P12["qemu"]
+	if len(hb) == 0 || len(qb) == 0 {
+		fmt.Printf("| P12 | VM container: `ctr run` → first output | — | not measured: %s | — | ≤ 0.7 |\n", r.Errors["P12"])
+		return
+	}
+	h, q := summarize(hb), summarize(qb)
+	fmt.Printf("| P12 | VM container: `ctr run` → first output, nested harness, median of %d interleaved (QEMU column: husk's qemu backend, q35 + KVM, same guest image) | %.2f s | %.2f s | %.2f | ≤ 0.7 |\n",
+		len(hb), q.Median, h.Median, h.Median/q.Median)
 }

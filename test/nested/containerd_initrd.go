@@ -2,7 +2,9 @@ package nested
 
 import (
 	"fmt"
+	"maps"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -159,6 +161,12 @@ type ContainerdConfig struct {
 	Scenario string
 	// ScenarioTimeout bounds the scenario; 0 means DefaultScenarioTimeout.
 	ScenarioTimeout time.Duration
+	// QEMU, when set, is the host's qemu-system-x86_64: the outer guest
+	// gets it at /usr/bin with its libraries and the q35 firmware, and the
+	// vhost-vsock modules, so that the VM handler's qemu backend runs there.
+	QEMU string
+	// Files are more files, by their path in the guest (no leading /).
+	Files map[string][]byte
 }
 
 // ContainerdOuterInitrd builds the outer initrd of a containerd run.
@@ -167,8 +175,26 @@ func ContainerdOuterInitrd(c ContainerdConfig) ([]byte, error) {
 		return nil, fmt.Errorf("nested: ContainerdConfig needs Busybox, Kernel, Tools, Shim and Image")
 	}
 	a := base(c.Busybox)
-	if err := addModules(a, c.Kernel, ContainerdModules); err != nil {
+	modules := ContainerdModules
+	if c.QEMU != "" {
+		modules = append(append([]string{}, modules...), vhostModules...)
+		if err := addQEMU(a, c.QEMU); err != nil {
+			return nil, err
+		}
+		if err := addFile(a, c.QEMU, "usr/bin/qemu-system-x86_64", 0o755); err != nil {
+			return nil, err
+		}
+		for dst, src := range q35Firmware {
+			if err := addFile(a, src, dst, 0o644); err != nil {
+				return nil, fmt.Errorf("%w: QEMU q35 firmware: %v", ErrMissing, err)
+			}
+		}
+	}
+	if err := addModules(a, c.Kernel, modules); err != nil {
 		return nil, err
+	}
+	for _, p := range slices.Sorted(maps.Keys(c.Files)) {
+		a.File(p, 0o644, c.Files[p])
 	}
 	for _, x := range []struct{ src, dst string }{
 		{c.Tools.Containerd, "bin/containerd"},
@@ -216,7 +242,7 @@ func ContainerdOuterInitrd(c ContainerdConfig) ([]byte, error) {
 	a.File("etc/husk/config.toml", 0o644, []byte(husk))
 	a.File("etc/husk-nested/lib.sh", 0o644, []byte(scenarioLib))
 	a.File("etc/husk-nested/scenario.sh", 0o644, []byte(c.Scenario))
-	a.File("etc/husk-nested/stage2", 0o755, []byte(containerdStage2(int(timeout.Seconds()))))
+	a.File("etc/husk-nested/stage2", 0o755, []byte(containerdStage2(int(timeout.Seconds()), modules)))
 	a.File("init", 0o755, []byte(containerdInit))
 	return a.Bytes(), nil
 }
@@ -318,7 +344,7 @@ check_clean() {
 // containerdStage2 is the outer init after the chroot, PID 1: mounts,
 // modules, containerd, the image, the scenario under a watchdog of
 // timeoutSec, the verdict.
-func containerdStage2(timeoutSec int) string {
+func containerdStage2(timeoutSec int, modules []string) string {
 	return fmt.Sprintf(`#!/bin/sh
 export PATH=/bin
 export LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu
@@ -370,5 +396,5 @@ else
   echo "${V}PASS"
 fi
 poweroff -f
-`, ContainerdNamespace, ContainerdImageRef, ctrMarker, ctrVerdict, strings.Join(ContainerdModules, " "), timeoutSec)
+`, ContainerdNamespace, ContainerdImageRef, ctrMarker, ctrVerdict, strings.Join(modules, " "), timeoutSec)
 }
