@@ -10,7 +10,7 @@ LDFLAGS := -X github.com/huskrt/husk/version.Version=$(VERSION) -X github.com/hu
 BUILDTAGS := seccomp
 export CGO_ENABLED := 1
 
-.PHONY: all build install test unit integration demo bench containerd tools clean lint fuzz fuzz-short nested-assets proto agent guest guest-if-missing
+.PHONY: all build install test unit integration demo bench containerd tools clean lint fuzz fuzz-short nested-assets proto agent guest
 
 all: build
 
@@ -47,10 +47,6 @@ guest: build agent nested-assets
 # The agent's ttrpc API (agent/api): protoc from apt, its Go plugins from
 # .tools/bin (hack/install-tools.sh). agent/api's tests fail when the
 # committed code differs from what this writes.
-# The guest image, built once: make guest rebuilds it.
-guest-if-missing:
-	@test -f .tools/guest/manifest.json || $(MAKE) guest
-
 proto:
 	PATH=$(TOOLS):$$PATH protoc --proto_path=. --go_out=paths=source_relative:. --go-ttrpc_out=paths=source_relative:. agent/api/agent.proto
 
@@ -65,7 +61,7 @@ unit:
 # containerd) and tier 3 (nested KVM). Tests that need root, KVM or tools say
 # so and skip; the run ends with every skipped test, its reason, and the
 # counts (hack/testreport). CI runs as root with the tools.
-test: tools nested-assets build guest-if-missing lint
+test: tools nested-assets build guest lint
 	$(MAKE) fuzz-short
 	$(GO) build -o $(BIN)/testreport ./hack/testreport
 	set -o pipefail; $(GO) test -json -tags '$(BUILDTAGS)' -count=1 -timeout 30m ./... | $(BIN)/testreport
@@ -91,7 +87,7 @@ fuzz:
 fuzz-short:
 	$(MAKE) fuzz FUZZTIME=10s
 
-demo: tools build guest-if-missing
+demo: tools build guest
 	$(BIN)/huskctl dev demo --tools $(TOOLS) --shim-dir $(CURDIR)/$(BIN) --guest $(CURDIR)/.tools/guest
 
 bench: tools build
