@@ -73,10 +73,12 @@ func checkVirt(ctx context.Context, cfg *config.Config) []finding {
 	default:
 		b.note = fmt.Sprintf("KVM is hardware-assisted, %v a guest instruction", per)
 	}
-	fs = append(fs, b)
 	q := finding{what: qemu.Name, optional: cfg.Virt.Hypervisor != qemu.Name}
 	q.note, q.err = qemu.New().Probe(ctx, virt.QEMUConfig{Binary: cfg.Virt.QEMU.Binary, Accel: cfg.Virt.QEMU.Accel})
-	fs = append(fs, q)
+	if b.err != nil && !b.optional && q.err == nil {
+		b.note += `; [virt] hypervisor = "qemu" would run VMs here`
+	}
+	fs = append(fs, b, q)
 	if m, err := guestimage.Load(cfg.Virt.GuestImage); err != nil {
 		fs = append(fs, finding{what: "guest image", err: err, note: "build it: make guest, or huskctl guest build --out " + cfg.Virt.GuestImage})
 	} else {
