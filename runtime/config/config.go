@@ -107,6 +107,9 @@ type VirtQEMU struct {
 	// Accel is "auto" (KVM where /dev/kvm runs a guest, else TCG), "kvm"
 	// or "tcg".
 	Accel string `toml:"accel"`
+	// User, when set, is the user (a name or a number) QEMU runs as,
+	// with that user's groups; "" leaves it the shim's.
+	User string `toml:"user"`
 }
 
 // Default returns the built-in configuration that files override.

@@ -151,20 +151,21 @@ log.level = "info"
 		},
 		{
 			name:  "the qemu hypervisor and its keys",
-			files: map[string]string{"config.toml": "[virt]\nhypervisor = \"qemu\"\n[virt.qemu]\nbinary = \"/opt/qemu/bin/qemu-system-x86_64\"\naccel = \"tcg\"\n"},
+			files: map[string]string{"config.toml": "[virt]\nhypervisor = \"qemu\"\n[virt.qemu]\nbinary = \"/opt/qemu/bin/qemu-system-x86_64\"\naccel = \"tcg\"\nuser = \"husk-qemu\"\n"},
 			want: func(c *Config) {
 				c.Virt.Hypervisor = "qemu"
-				c.Virt.QEMU = VirtQEMU{Binary: "/opt/qemu/bin/qemu-system-x86_64", Accel: "tcg"}
+				c.Virt.QEMU = VirtQEMU{Binary: "/opt/qemu/bin/qemu-system-x86_64", Accel: "tcg", User: "husk-qemu"}
 			},
 			sources: []string{"config.toml"},
 		},
 		{
 			name:  "bad qemu keys",
-			files: map[string]string{"config.toml": "[virt]\nhypervisor = \"xen\"\n[virt.qemu]\nbinary = \"qemu-system-x86_64\"\naccel = \"hvf\"\n"},
+			files: map[string]string{"config.toml": "[virt]\nhypervisor = \"xen\"\n[virt.qemu]\nbinary = \"qemu-system-x86_64\"\naccel = \"hvf\"\nuser = \"root:root\"\n"},
 			errs: []wantErr{
 				{"config.toml", 2, 1, "virt.hypervisor"},
 				{"config.toml", 4, 1, "virt.qemu.binary"},
 				{"config.toml", 5, 1, "virt.qemu.accel"},
+				{"config.toml", 6, 1, "virt.qemu.user"},
 			},
 		},
 		{

@@ -57,6 +57,9 @@ func (v *Virt) validate() []problem {
 	if a := v.QEMU.Accel; a != "auto" && a != "kvm" && a != "tcg" {
 		ps = append(ps, problem{"qemu.accel", fmt.Errorf("unknown accelerator %q (want auto, kvm or tcg)", a)})
 	}
+	if u := v.QEMU.User; u != "" && !validUser(u) {
+		ps = append(ps, problem{"qemu.user", fmt.Errorf("%q: want a user name or number (a-z, 0-9, '_', '-', '.')", u)})
+	}
 	for _, p := range []struct{ key, path string }{{"guest_image", v.GuestImage}, {"rootfs_cache", v.RootfsCache}} {
 		if err := absClean(p.path); err != nil {
 			ps = append(ps, problem{p.key, err})
@@ -114,4 +117,17 @@ func absClean(p string) error {
 		return fmt.Errorf("must be a clean path, got %q (want %q)", p, filepath.Clean(p))
 	}
 	return nil
+}
+
+// validUser says whether u can be a user's name or number.
+func validUser(u string) bool {
+	if len(u) > 32 || u[0] == '-' {
+		return false
+	}
+	for _, r := range u {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.') {
+			return false
+		}
+	}
+	return true
 }

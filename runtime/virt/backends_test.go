@@ -42,7 +42,7 @@ func TestHandlerPicksTheConfiguredBackend(t *testing.T) {
 	cfg := config.Default()
 	cfg.Virt.GuestImage = fakeImage(t, filepath.Join(dir, "guest"))
 	cfg.Virt.Hypervisor = "qemu"
-	cfg.Virt.QEMU = config.VirtQEMU{Binary: "/opt/qemu", Accel: "tcg"}
+	cfg.Virt.QEMU = config.VirtQEMU{Binary: "/opt/qemu", Accel: "tcg", User: "husk-qemu"}
 	state := filepath.Join(dir, "state")
 	req := &handler.SandboxRequest{ID: "pod", Namespace: "ns", StateDir: state, Config: &cfg}
 	if _, err := h.NewSandbox(context.Background(), req); !errors.Is(err, errNotBooted) {
@@ -51,7 +51,7 @@ func TestHandlerPicksTheConfiguredBackend(t *testing.T) {
 	if len(b.started) != 0 || len(q.started) != 1 {
 		t.Fatalf("started: builtin %d, qemu %d; want qemu once", len(b.started), len(q.started))
 	}
-	if got := q.started[0].QEMU; got != (QEMUConfig{Binary: "/opt/qemu", Accel: "tcg"}) {
+	if got := q.started[0].QEMU; got != (QEMUConfig{Binary: "/opt/qemu", Accel: "tcg", User: "husk-qemu"}) {
 		t.Errorf("the qemu backend got %+v", got)
 	}
 	cfg.Virt.Hypervisor = "xen"

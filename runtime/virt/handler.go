@@ -107,7 +107,7 @@ func (h *Handler) NewSandbox(ctx context.Context, req *handler.SandboxRequest) (
 			KernelParams: append(append([]string{}, baseKernelParams...), vm.KernelParams...),
 			VCPUs:        vm.VCPUs, MemoryMiB: vm.MemoryMiB,
 			DiskSlots: cfg.DiskSlots, Cgroup: cg,
-			QEMU: QEMUConfig{Binary: cfg.QEMU.Binary, Accel: cfg.QEMU.Accel},
+			QEMU: QEMUConfig{Binary: cfg.QEMU.Binary, Accel: cfg.QEMU.Accel, User: cfg.QEMU.User},
 		},
 		boot:  boot,
 		cache: cfg.RootfsCache,

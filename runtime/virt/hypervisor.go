@@ -58,6 +58,8 @@ type QEMUConfig struct {
 	// Accel is "kvm", "tcg", or "auto": KVM where /dev/kvm runs a guest,
 	// else TCG.
 	Accel string
+	// User is the user QEMU runs as, with its groups; "" is the shim's.
+	User string
 }
 
 // VM is a running VM.

@@ -3,11 +3,14 @@ package qemu
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 
 	"io"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -47,15 +50,30 @@ func TestAgentOverTheHostsChannel(t *testing.T) {
 	defer cancel()
 	const marker = "husk.qemu-agent-test"
 	start := time.Now()
+	// QEMU runs as nobody where there is one (and the shim is root):
+	// everything it needs but the guest image is passed to it open.
+	qcfg := virt.QEMUConfig{}
+	if _, err := user.Lookup("nobody"); err == nil && os.Getuid() == 0 {
+		qcfg.User = "nobody"
+	} else {
+		t.Logf("QEMU runs as this test's user: no user nobody to run it as, or not root (%v)", err)
+	}
 	v, err := h.Start(ctx, &virt.VMConfig{
 		ID: "qemu-agent", Dir: t.TempDir(), Kernel: kernel, Initrd: initrd,
 		KernelParams: []string{"console=ttyS0", "reboot=k", "panic=-1", "quiet", marker},
-		VCPUs:        1, MemoryMiB: 256, DiskSlots: 2, Console: con,
+		VCPUs:        1, MemoryMiB: 256, DiskSlots: 2, Console: con, QEMU: qcfg,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer v.Stop(context.Background())
+	if qcfg.User != "" {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", v.Pid()))
+		nobody, _ := user.Lookup("nobody")
+		if err != nil || !regexp.MustCompile(`(?m)^Uid:\s+`+nobody.Uid+`\s+`+nobody.Uid+`\s`).Match(b) {
+			t.Errorf("QEMU does not run as nobody (%v):\n%s", err, b)
+		}
+	}
 	fail := func(f string, a ...any) {
 		t.Helper()
 		t.Fatalf(f+"\nconsole:\n%s", append(a, con.String())...)

@@ -189,3 +189,18 @@ func TestDiskStatsFromQEMU(t *testing.T) {
 		t.Errorf("an object: %v, want ErrQMP", err)
 	}
 }
+
+func TestCredential(t *testing.T) {
+	if c, err := credential(""); c != nil || err != nil {
+		t.Errorf(`credential("") = %+v, %v; want the shim's user`, c, err)
+	}
+	for _, name := range []string{"root", "0"} {
+		c, err := credential(name)
+		if err != nil || c == nil || c.Uid != 0 || c.Gid != 0 {
+			t.Errorf("credential(%q) = %+v, %v; want uid and gid 0", name, c, err)
+		}
+	}
+	if _, err := credential("husk-no-such-user"); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Errorf("an unknown user: %v, want invalid argument", err)
+	}
+}

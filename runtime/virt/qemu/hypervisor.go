@@ -172,19 +172,24 @@ func (h *Hypervisor) Start(ctx context.Context, cfg *virt.VMConfig) (virt.VM, er
 	if err != nil {
 		return nil, fmt.Errorf("qemu: %w", err)
 	}
+	cred, err := credential(cfg.QEMU.User)
+	if err != nil {
+		return nil, fmt.Errorf("qemu: %w", err)
+	}
 	ch, err := h.newChannel()
 	if err != nil {
 		return nil, fmt.Errorf("qemu: starting VM %s: %w", cfg.ID, err)
 	}
-	v, err := h.spawn(ctx, cfg, accel, ch)
+	v, err := h.spawn(ctx, cfg, accel, cred, ch)
 	if err != nil {
 		return nil, fmt.Errorf("qemu: starting VM %s: %w", cfg.ID, err)
 	}
 	return v, nil
 }
 
-// spawn starts QEMU with ch as its agent channel (which it then owns).
-func (h *Hypervisor) spawn(ctx context.Context, cfg *virt.VMConfig, accel string, ch channel) (_ *vm, err error) {
+// spawn starts QEMU as cred (nil: the shim's user) with ch as its agent
+// channel (which it then owns).
+func (h *Hypervisor) spawn(ctx context.Context, cfg *virt.VMConfig, accel string, cred *syscall.Credential, ch channel) (_ *vm, err error) {
 	parentEnd, childEnd, err := socketpair()
 	if err != nil {
 		ch.close()
@@ -225,6 +230,7 @@ func (h *Hypervisor) spawn(ctx context.Context, cfg *virt.VMConfig, accel string
 			// may be per-namespace, and taps are passed in.
 			Cloneflags: unix.CLONE_NEWPID | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS,
 			Setpgid:    true,
+			Credential: cred, // nil: the shim's user
 		},
 	}
 	own := reaper.Spawn()
