@@ -53,10 +53,14 @@ func TestAgentOverTheHostsChannel(t *testing.T) {
 	// QEMU runs as nobody where there is one (and the shim is root):
 	// everything it needs but the guest image is passed to it open.
 	qcfg := virt.QEMUConfig{}
-	if _, err := user.Lookup("nobody"); err == nil && os.Getuid() == 0 {
-		qcfg.User = "nobody"
-	} else {
+	_, err = user.Lookup("nobody")
+	switch {
+	case err != nil || os.Getuid() != 0:
 		t.Logf("QEMU runs as this test's user: no user nobody to run it as, or not root (%v)", err)
+	case !othersCanRead(kernel) || !othersCanRead(initrd):
+		t.Logf("QEMU runs as this test's user: the guest image in %s is not readable by others", filepath.Dir(kernel))
+	default:
+		qcfg.User = "nobody"
 	}
 	v, err := h.Start(ctx, &virt.VMConfig{
 		ID: "qemu-agent", Dir: t.TempDir(), Kernel: kernel, Initrd: initrd,
@@ -164,6 +168,25 @@ func TestAgentOverTheHostsChannel(t *testing.T) {
 	}
 	if err := v.Err(); err != nil {
 		t.Errorf("Err after Stop: %v", err)
+	}
+}
+
+// othersCanRead says whether a user with no rights of owner or group can
+// read the file at path: every directory above it searchable, the file
+// readable, by others.
+func othersCanRead(path string) bool {
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm()&0o004 == 0 {
+		return false
+	}
+	for dir := filepath.Dir(path); ; dir = filepath.Dir(dir) {
+		di, err := os.Stat(dir)
+		if err != nil || di.Mode().Perm()&0o001 == 0 {
+			return false
+		}
+		if dir == filepath.Dir(dir) {
+			return true
+		}
 	}
 }
 
