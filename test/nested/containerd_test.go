@@ -113,7 +113,8 @@ grep -q 'msg="cleaning up dead shim" id=grp-b ' /tmp/containerd.log || fail "R1:
 # (pause) container, which runs nothing in the guest, and join pod1-a and
 # pod1-b to its shim and its VM. pod1-a's ctr run waits for it: execs into
 # it (output, status, stdin, a terminal), then a SIGKILL whose status
-# reaches that ctr run; pod1-b traps SIGTERM.
+# reaches that ctr run; pod1-b is paused and resumed, then traps the
+# SIGTERM that ctr task kill --all sends to all its processes.
 ann="--annotation io.kubernetes.cri.container-type=container --annotation io.kubernetes.cri.sandbox-id=pod1"
 t=$(up)
 ctr run -d $VIRT --annotation io.kubernetes.cri.container-type=sandbox "$IMAGE" pod1 /pause || fail "ctr run -d pod1"
@@ -148,10 +149,16 @@ ba=$(ctr task exec --exec-id b1 pod1-a cat /proc/sys/kernel/random/boot_id)
 bb=$(ctr task exec --exec-id b2 pod1-b cat /proc/sys/kernel/random/boot_id)
 [ -n "$ba" ] && [ "$ba" != "$(cat /proc/sys/kernel/random/boot_id)" ] || fail "virt pod: boot id '$ba' is not a guest's"
 expect "virt pod: both containers in the same guest (boot id)" "$bb" "$ba"
-ctr task kill pod1-b || fail "ctr task kill pod1-b"
+ctr task pause pod1-b || fail "ctr task pause pod1-b"
+wait_status pod1-b PAUSED && note "ok: virt: ctr task pause"
+ctr task resume pod1-b || fail "ctr task resume pod1-b"
+wait_status pod1-b RUNNING && note "ok: virt: ctr task resume"
+n=$(ctr task ps pod1-a | tail -n +2 | wc -l)
+[ "$n" -ge 1 ] && note "ok: virt: ctr task ps lists the guest's processes ($n)" || fail "virt: ctr task ps pod1-a: $(ctr task ps pod1-a 2>&1)"
+ctr task kill --all pod1-b || fail "ctr task kill --all pod1-b"
 wait_stopped pod1-b
 out=$(ctr task delete pod1-b 2>&1 | grep -o 'exit code [0-9]*')
-expect "virt pod: SIGTERM ends pod1-b through its trap, status 42" "$out" "exit code 42"
+expect "virt pod: SIGTERM to all of pod1-b ends it through its trap, status 42" "$out" "exit code 42"
 ctr containers delete pod1-b || fail "ctr containers delete pod1-b"
 ctr task kill -s SIGKILL pod1-a || fail "ctr task kill pod1-a"
 wait $runpid
