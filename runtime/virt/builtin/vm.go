@@ -250,29 +250,13 @@ func (v *vm) Pid() int { return v.cmd.Process.Pid }
 // within the stop timeout (or ctx), and waits until it is reaped (bounded
 // by ctx). A VM that has ended already is not an error.
 func (v *vm) Stop(ctx context.Context) error {
-	select {
-	case <-v.done:
-		return nil
-	default:
+	// The reply's own deadline is later than the grace, so that a VMM
+	// that does not stop is killed for that, not for a late reply.
+	ask := func(grace context.Context) { v.ctl.call(grace, &request{Op: opStop}, nil, 2*v.stopTimeout) }
+	if err := vmproc.Stop(ctx, v.stopTimeout, v.done, ask, v.kill); err != nil {
+		return fmt.Errorf("builtin: stop: VMM process %d: %w", v.Pid(), err)
 	}
-	grace, cancel := context.WithTimeout(ctx, v.stopTimeout)
-	defer cancel()
-	// The reply (or the channel's end as the process exits) is not what
-	// matters: the process's end is. The reply's own deadline is later
-	// than the grace, so that a VMM that does not stop is killed for that.
-	go v.ctl.call(grace, &request{Op: opStop}, nil, 2*v.stopTimeout)
-	select {
-	case <-v.done:
-		return nil
-	case <-grace.Done():
-	}
-	v.kill(fmt.Errorf("did not stop within %v", v.stopTimeout))
-	select {
-	case <-v.done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("builtin: stop: VMM process %d killed, not yet reaped: %w", v.Pid(), ctx.Err())
-	}
+	return nil
 }
 
 // Done is closed when the VMM process has ended and been reaped.

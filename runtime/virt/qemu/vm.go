@@ -282,29 +282,16 @@ func (v *vm) Pid() int { return v.cmd.Process.Pid }
 // stop timeout (or ctx), and waits until it is reaped (bounded by ctx).
 // A VM that has ended already is not an error.
 func (v *vm) Stop(ctx context.Context) error {
-	select {
-	case <-v.done:
-		return nil
-	default:
+	ask := func(grace context.Context) {
+		if q, err := v.client(); err == nil {
+			// The reply may not come (QEMU exits): QEMU's end is what counts.
+			q.execute(grace, "quit", nil, nil)
+		}
 	}
-	grace, cancel := context.WithTimeout(ctx, v.stopTimeout)
-	defer cancel()
-	if q, err := v.client(); err == nil {
-		// The reply may not come (QEMU exits): QEMU's end is what counts.
-		go q.execute(grace, "quit", nil, nil)
+	if err := vmproc.Stop(ctx, v.stopTimeout, v.done, ask, v.kill); err != nil {
+		return fmt.Errorf("qemu: stop: QEMU process %d: %w", v.Pid(), err)
 	}
-	select {
-	case <-v.done:
-		return nil
-	case <-grace.Done():
-	}
-	v.kill(fmt.Errorf("did not quit within %v", v.stopTimeout))
-	select {
-	case <-v.done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("qemu: stop: QEMU process %d killed, not yet reaped: %w", v.Pid(), ctx.Err())
-	}
+	return nil
 }
 
 // Done is closed when QEMU has ended and been reaped.
