@@ -140,14 +140,17 @@ func (h *Hypervisor) spawn(ctx context.Context, cfg *virt.VMConfig, ccfg *childC
 	own(cmd.Process.Pid)
 	v.cmd, v.started = cmd, time.Now()
 	v.ctl = newControl(parentEnd, v.channelBroken)
+	// The record is written before the process can be reaped (wait
+	// removes it once it is): a VMM that exits at once must leave none.
+	recErr := writeProcessRecord(cfg.Dir, cmd.Process.Pid)
 	go v.wait()
 	defer func() {
 		if err != nil {
 			v.abort()
 		}
 	}()
-	if err := writeProcessRecord(cfg.Dir, cmd.Process.Pid); err != nil {
-		return nil, fmt.Errorf("recording the VMM process: %w", err)
+	if recErr != nil {
+		return nil, v.startErr(fmt.Errorf("recording the VMM process: %w", recErr))
 	}
 	if cfg.Cgroup != "" {
 		// Before the VM exists: guest memory is charged to the cgroup of

@@ -247,6 +247,9 @@ func (h *Hypervisor) spawn(ctx context.Context, cfg *virt.VMConfig, accel string
 	}
 	own(cmd.Process.Pid)
 	v.cmd, v.started = cmd, time.Now()
+	// The record is written before QEMU can be reaped (wait removes it
+	// once it is): a QEMU that exits at once must leave none.
+	recErr := vmproc.Write(filepath.Join(cfg.Dir, recordName), cmd.Process.Pid)
 	go v.wait()
 	defer func() {
 		if err != nil {
@@ -254,8 +257,8 @@ func (h *Hypervisor) spawn(ctx context.Context, cfg *virt.VMConfig, accel string
 			v.abort()
 		}
 	}()
-	if err := vmproc.Write(filepath.Join(cfg.Dir, recordName), cmd.Process.Pid); err != nil {
-		return nil, fmt.Errorf("recording QEMU's process: %w", err)
+	if recErr != nil {
+		return nil, v.startErr(fmt.Errorf("recording QEMU's process: %w", recErr))
 	}
 	if cfg.Cgroup != "" {
 		// Before the guest runs: its memory is charged to the cgroup of
