@@ -19,6 +19,7 @@ import (
 	"github.com/huskrt/husk/internal/reaper"
 	"github.com/huskrt/husk/runtime/resource/cgroups"
 	"github.com/huskrt/husk/runtime/virt"
+	"github.com/huskrt/husk/runtime/virt/internal/vmproc"
 )
 
 // Name is the backend's name in configuration and in sandbox.vm.
@@ -75,8 +76,8 @@ func (h *Hypervisor) Start(ctx context.Context, cfg *virt.VMConfig) (virt.VM, er
 		return nil, err
 	}
 	ccfg.Debug = logging.L(ctx).Enabled(ctx, slog.LevelDebug)
-	if r, err := readProcessRecord(cfg.Dir); err == nil {
-		if start, running, ok := startTime(r.Pid); ok && running && start == r.StartTime {
+	if r, err := vmproc.Read(recordPath(cfg.Dir)); err == nil {
+		if r.Running() {
 			return nil, fmt.Errorf("builtin: %w: VMM process %d runs for %s", errdefs.ErrAlreadyExists, r.Pid, cfg.Dir)
 		}
 	}
@@ -142,7 +143,7 @@ func (h *Hypervisor) spawn(ctx context.Context, cfg *virt.VMConfig, ccfg *childC
 	v.ctl = newControl(parentEnd, v.channelBroken)
 	// The record is written before the process can be reaped (wait
 	// removes it once it is): a VMM that exits at once must leave none.
-	recErr := writeProcessRecord(cfg.Dir, cmd.Process.Pid)
+	recErr := vmproc.Write(recordPath(cfg.Dir), cmd.Process.Pid)
 	go v.wait()
 	defer func() {
 		if err != nil {

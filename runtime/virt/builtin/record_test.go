@@ -12,17 +12,9 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-)
 
-func TestStartTime(t *testing.T) {
-	start, running, ok := startTime(os.Getpid())
-	if !ok || !running || start == 0 {
-		t.Fatalf("startTime(self) = %d, %v, %v", start, running, ok)
-	}
-	if _, _, ok := startTime(1 << 30); ok {
-		t.Error("a pid that cannot exist has a start time")
-	}
-}
+	"github.com/huskrt/husk/runtime/virt/internal/vmproc"
+)
 
 // sleeper starts a process that is not a VMM, for Cleanup to kill or
 // spare.
@@ -42,7 +34,7 @@ func sleeper(t *testing.T) *exec.Cmd {
 func TestCleanupKillsTheRecordedProcess(t *testing.T) {
 	dir := t.TempDir()
 	cmd := sleeper(t)
-	if err := writeProcessRecord(dir, cmd.Process.Pid); err != nil {
+	if err := vmproc.Write(recordPath(dir), cmd.Process.Pid); err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range []string{vsockName, "other"} {
@@ -71,10 +63,10 @@ func TestCleanupKillsTheRecordedProcess(t *testing.T) {
 func TestCleanupSparesAReusedPid(t *testing.T) {
 	dir := t.TempDir()
 	cmd := sleeper(t)
-	if err := writeProcessRecord(dir, cmd.Process.Pid); err != nil {
+	if err := vmproc.Write(recordPath(dir), cmd.Process.Pid); err != nil {
 		t.Fatal(err)
 	}
-	r, err := readProcessRecord(dir)
+	r, err := vmproc.Read(recordPath(dir))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +78,7 @@ func TestCleanupSparesAReusedPid(t *testing.T) {
 	if err := New().Cleanup(context.Background(), dir); err != nil {
 		t.Fatal(err)
 	}
-	if _, running, ok := startTime(cmd.Process.Pid); !ok || !running {
+	if _, running, ok := vmproc.StartTime(cmd.Process.Pid); !ok || !running {
 		t.Error("Cleanup killed a process that only had the recorded pid")
 	}
 	if _, err := os.Stat(filepath.Join(dir, recordName)); !errors.Is(err, os.ErrNotExist) {
@@ -103,7 +95,7 @@ func TestCleanupNothingToDo(t *testing.T) {
 	if err := h.Cleanup(ctx, t.TempDir()); err != nil {
 		t.Errorf("empty dir: %v", err)
 	}
-	for _, bad := range []string{`garbage`, `{"pid":1,"start_time":1}`, `{"pid":12,"start_time":1,"x":1}`, string(make([]byte, maxRecord+1))} {
+	for _, bad := range []string{`garbage`, `{"pid":1,"start_time":1}`, `{"pid":12,"start_time":1,"x":1}`, string(make([]byte, vmproc.MaxRecord+1))} {
 		dir := t.TempDir()
 		os.WriteFile(filepath.Join(dir, recordName), []byte(bad), 0o600)
 		if err := h.Cleanup(ctx, dir); err == nil {

@@ -2,7 +2,6 @@ package qemu
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -294,19 +293,7 @@ func (v *vm) startErr(err error) error {
 // same process, waits for it (bounded by ctx), and removes the record. A
 // VM already gone is not an error.
 func (h *Hypervisor) Cleanup(ctx context.Context, dir string) error {
-	rec := filepath.Join(dir, recordName)
-	r, err := vmproc.Read(rec)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		// Never started, or Stop or an earlier Cleanup removed it.
-	case err != nil:
-		return fmt.Errorf("qemu: cleanup: %w", err)
-	default:
-		if err := vmproc.Kill(ctx, r); err != nil {
-			return fmt.Errorf("qemu: cleanup: %w", err)
-		}
-	}
-	if err := vmproc.Remove(rec); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := vmproc.Cleanup(ctx, filepath.Join(dir, recordName)); err != nil {
 		return fmt.Errorf("qemu: cleanup: %w", err)
 	}
 	return nil

@@ -171,3 +171,21 @@ func RSS(pid int) uint64 {
 	}
 	return pages * uint64(os.Getpagesize())
 }
+
+// Cleanup ends the VM process a dead shim left behind, as recorded at
+// path: it kills it if it is still the recorded one (Kill), then removes
+// the record. No record is not an error (the VM never started, or it was
+// stopped or cleaned up already); a record that cannot be read is.
+func Cleanup(ctx context.Context, path string) error {
+	r, err := Read(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		return err
+	default:
+		if err := Kill(ctx, r); err != nil {
+			return err
+		}
+	}
+	return Remove(path)
+}
