@@ -1,16 +1,13 @@
 package nested
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
-	"strings"
 
 	"github.com/huskrt/husk/internal/cpio"
 )
@@ -46,25 +43,8 @@ func addQEMU(a *cpio.Archive, qemu string) error {
 		return err
 	}
 	a.File("bin/qemu-system-x86_64", 0o755, b)
-	out, err := exec.Command("ldd", qemu).Output()
-	if err != nil {
-		return fmt.Errorf("%w: ldd %s: %v", ErrMissing, qemu, err)
-	}
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) < 2 {
-			continue
-		}
-		lib := f[len(f)-2] // "name => /path (addr)" or "/path (addr)"
-		if !strings.HasPrefix(lib, "/") {
-			continue // the vDSO
-		}
-		data, err := os.ReadFile(lib) // follows symlinks
-		if err != nil {
-			return err
-		}
-		a.File(strings.TrimPrefix(lib, "/"), 0o755, data)
+	if err := addLibraries(a, qemu); err != nil {
+		return err
 	}
 	for _, fw := range qemuFirmware {
 		data, err := os.ReadFile(filepath.Join("/usr/share/qemu", fw))
