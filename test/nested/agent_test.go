@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -27,31 +26,9 @@ import (
 // that the container ran in the inner guest (it sees the inner kernel's
 // command line).
 func TestNestedAgent(t *testing.T) {
-	if testing.Short() {
-		t.Skip("the nested-KVM harness runs QEMU TCG for about a minute; skipped with -short")
-	}
-	if runtime.GOOS != "linux" || runtime.GOARCH != "amd64" {
-		t.Skip("the nested-KVM harness needs linux/amd64")
-	}
-	qemu, err := QEMU()
-	skipIfMissing(t, err)
-	busyboxPath, err := StaticBusybox()
-	skipIfMissing(t, err)
-	mkfs, err := exec.LookPath("mkfs.erofs")
-	if err != nil {
-		t.Skip("needs mkfs.erofs (Debian's erofs-utils; make tools installs it)")
-	}
-	wd, _ := os.Getwd()
-	repo, err := RepoRoot(wd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kernel, err := FindKernel(repo)
-	skipIfMissing(t, err)
-	busybox, err := os.ReadFile(busyboxPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	repo, as := nestedSetup(t, "about a minute")
+	qemu, busybox, kernel := as.QEMU, as.Busybox, as.Kernel
+	mkfs := lookMkfsErofs(t)
 
 	dir := t.TempDir()
 	driver := buildStatic(t, repo, dir, "./test/nested/agentdriver", "agentdriver")

@@ -5,7 +5,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"testing"
 	"time"
 
@@ -199,19 +198,7 @@ const (
 // no VMM process is left, and at the end no task, container, shim, mount,
 // state directory, per-container disk image or cgroup.
 func TestNestedContainerd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("the containerd run boots QEMU TCG for about two minutes; skipped with -short")
-	}
-	if runtime.GOOS != "linux" || runtime.GOARCH != "amd64" {
-		t.Skip("the nested-KVM harness needs linux/amd64")
-	}
-	wd, _ := os.Getwd()
-	repo, err := RepoRoot(wd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	as, err := FindAssets(repo)
-	skipIfMissing(t, err)
+	repo, as := nestedSetup(t, "about four minutes (a containerd run)")
 	tools, err := FindContainerdTools(repo)
 	skipIfMissing(t, err)
 

@@ -22,15 +22,53 @@ import (
 const Timeout = 360 * time.Second
 
 // skipIfMissing skips the test when an asset is missing, fails it on any
-// other error: never a silent pass.
+// other error: never a silent pass. Under CI (CI set) a missing asset
+// fails it too: make test installs every one, and the nested tier must run.
 func skipIfMissing(t *testing.T, err error) {
 	t.Helper()
+	if errors.Is(err, ErrMissing) && os.Getenv("CI") != "" {
+		t.Fatalf("under CI the nested tier must run: %v", err)
+	}
 	if errors.Is(err, ErrMissing) {
 		t.Skip(err)
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// lookMkfsErofs finds mkfs.erofs, which root filesystems for VMs are made
+// with, or skips (fails under CI) without it.
+func lookMkfsErofs(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("mkfs.erofs")
+	if err != nil {
+		skipIfMissing(t, fmt.Errorf("%w: mkfs.erofs (Debian's erofs-utils; make tools installs it)", ErrMissing))
+	}
+	return p
+}
+
+// nestedSetup is the start of every nested test: it skips under -short
+// (about says how long the test runs QEMU TCG) and off linux/amd64, and
+// returns the repository's root and the harness's assets (QEMU, a static
+// busybox, the cached kernel), skipping (failing under CI) when one is
+// missing.
+func nestedSetup(t *testing.T, about string) (string, *Assets) {
+	t.Helper()
+	if testing.Short() {
+		t.Skipf("the nested-KVM harness runs QEMU TCG for %s; skipped with -short", about)
+	}
+	if runtime.GOOS != "linux" || runtime.GOARCH != "amd64" {
+		t.Skip("the nested-KVM harness needs linux/amd64")
+	}
+	wd, _ := os.Getwd()
+	repo, err := RepoRoot(wd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	as, err := FindAssets(repo)
+	skipIfMissing(t, err)
+	return repo, as
 }
 
 // buildStatic builds a command of the module as a static binary.
@@ -60,27 +98,8 @@ func buildStatic(t *testing.T, repo, dir, pkg, name string) string {
 // VMM created there), and the guest's ACPI power-off ends the VMM with
 // exit status 0.
 func TestNestedBoot(t *testing.T) {
-	if testing.Short() {
-		t.Skip("the nested-KVM harness runs QEMU TCG for about 30 s; skipped with -short")
-	}
-	if runtime.GOOS != "linux" || runtime.GOARCH != "amd64" {
-		t.Skip("the nested-KVM harness needs linux/amd64")
-	}
-	qemu, err := QEMU()
-	skipIfMissing(t, err)
-	busyboxPath, err := StaticBusybox()
-	skipIfMissing(t, err)
-	wd, _ := os.Getwd()
-	repo, err := RepoRoot(wd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kernel, err := FindKernel(repo)
-	skipIfMissing(t, err)
-	busybox, err := os.ReadFile(busyboxPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	repo, as := nestedSetup(t, "about 30 s")
+	qemu, busybox, kernel := as.QEMU, as.Busybox, as.Kernel
 
 	dir := t.TempDir()
 	vmm := buildStatic(t, repo, dir, "./cmd/husk-vmm-test", "husk-vmm")

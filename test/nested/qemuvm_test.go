@@ -2,12 +2,10 @@ package nested
 
 import (
 	"context"
-	"errors"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"testing"
 	"time"
 
@@ -23,42 +21,13 @@ import (
 // the inner guest, the disk is detached once the guest lets it go, Stop
 // leaves no QEMU, and Cleanup ends a second VM's QEMU from its directory.
 func TestNestedQEMUBackend(t *testing.T) {
-	if testing.Short() {
-		t.Skip("the nested-KVM harness runs QEMU TCG for about a minute; skipped with -short")
-	}
-	if runtime.GOOS != "linux" || runtime.GOARCH != "amd64" {
-		t.Skip("the nested-KVM harness needs linux/amd64")
-	}
-	ci := os.Getenv("CI") != ""
-	missing := func(err error) {
-		t.Helper()
-		if errors.Is(err, ErrMissing) && ci {
-			t.Fatalf("under CI the nested tier must run: %v", err)
-		}
-		skipIfMissing(t, err)
-	}
-	wd, _ := os.Getwd()
-	repo, err := RepoRoot(wd)
+	repo, as := nestedSetup(t, "about a minute")
+	mkfs := lookMkfsErofs(t)
+	dir := t.TempDir()
+	guest, err := BuildGuestImage(context.Background(), repo, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	as, err := FindAssets(repo)
-	missing(err)
-	guest := filepath.Join(repo, ".tools", "guest")
-	if _, err := guestimage.Load(guest); err != nil {
-		if ci {
-			t.Fatalf("no guest image (make test builds it): %v", err)
-		}
-		t.Skipf("needs the guest image (make guest): %v", err)
-	}
-	mkfs, err := exec.LookPath("mkfs.erofs")
-	if err != nil {
-		if ci {
-			t.Fatal("no mkfs.erofs (make tools installs erofs-utils)")
-		}
-		t.Skip("needs mkfs.erofs (Debian's erofs-utils; make tools installs it)")
-	}
-	dir := t.TempDir()
 	rootDir := filepath.Join(dir, "rootfs")
 	if err := devenv.BusyboxRootfs(rootDir); err != nil {
 		t.Fatal(err)
@@ -79,7 +48,7 @@ func TestNestedQEMUBackend(t *testing.T) {
 	}
 	start := time.Now()
 	verdict, lines, console, err := RunQEMUVM(ctx, as, bin, filepath.Join(guest, guestimage.KernelFile), filepath.Join(guest, guestimage.InitrdFile), rootfs, dir, tee)
-	missing(err)
+	skipIfMissing(t, err)
 	for _, l := range lines {
 		t.Log(l)
 	}

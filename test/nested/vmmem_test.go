@@ -16,16 +16,7 @@ import (
 // the agent answers Check over vsock, and each VMM's memory is read as
 // make bench's P10 reads it (logged here, compared there).
 func TestNestedGuestImageBothVMMs(t *testing.T) {
-	if testing.Short() {
-		t.Skip("the nested-KVM harness runs QEMU TCG for about a minute; skipped with -short")
-	}
-	wd, _ := os.Getwd()
-	repo, err := RepoRoot(wd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	as, err := FindAssets(repo)
-	skipIfMissing(t, err)
+	repo, as := nestedSetup(t, "about a minute")
 	dir := t.TempDir()
 	guest, err := BuildGuestImage(context.Background(), repo, dir)
 	if err != nil {

@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -26,27 +25,8 @@ import (
 // forbidden system call kills the VMM process (SIGSYS) and only it; and
 // that Stop and a later shim's Cleanup end a running one.
 func TestNestedVMMProcess(t *testing.T) {
-	if testing.Short() {
-		t.Skip("the nested-KVM harness runs QEMU TCG for about a minute; skipped with -short")
-	}
-	if runtime.GOOS != "linux" || runtime.GOARCH != "amd64" {
-		t.Skip("the nested-KVM harness needs linux/amd64")
-	}
-	qemu, err := QEMU()
-	skipIfMissing(t, err)
-	busyboxPath, err := StaticBusybox()
-	skipIfMissing(t, err)
-	wd, _ := os.Getwd()
-	repo, err := RepoRoot(wd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kernel, err := FindKernel(repo)
-	skipIfMissing(t, err)
-	busybox, err := os.ReadFile(busyboxPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	repo, as := nestedSetup(t, "about a minute")
+	qemu, busybox, kernel := as.QEMU, as.Busybox, as.Kernel
 
 	dir := t.TempDir()
 	proc := buildVMMProc(t, repo, dir)
