@@ -162,7 +162,11 @@ type CreateSandboxRequest struct {
 	// sandbox_id is the pod's sandbox id, as containerd named it.
 	SandboxId string `protobuf:"bytes,1,opt,name=sandbox_id,json=sandboxId,proto3" json:"sandbox_id,omitempty"`
 	// hostname is the pod's hostname (empty: leave the guest's).
-	Hostname      string `protobuf:"bytes,2,opt,name=hostname,proto3" json:"hostname,omitempty"`
+	Hostname string `protobuf:"bytes,2,opt,name=hostname,proto3" json:"hostname,omitempty"`
+	// network is the pod's network as the host found it in the pod's
+	// network namespace (what the CNI plugins left there), after the
+	// sandbox.network hooks; absent: the guest has loopback only.
+	Network       *Network `protobuf:"bytes,3,opt,name=network,proto3" json:"network,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -211,6 +215,358 @@ func (x *CreateSandboxRequest) GetHostname() string {
 	return ""
 }
 
+func (x *CreateSandboxRequest) GetNetwork() *Network {
+	if x != nil {
+		return x.Network
+	}
+	return nil
+}
+
+// Network is what the agent configures in the guest before any container
+// runs: links first, then their addresses, then routes (so that a gateway
+// is reachable when its route is added), then neighbours.
+type Network struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// interfaces are the VM's network devices (at most 16).
+	Interfaces []*Interface `protobuf:"bytes,1,rep,name=interfaces,proto3" json:"interfaces,omitempty"`
+	// routes are added in order (at most 256).
+	Routes []*Route `protobuf:"bytes,2,rep,name=routes,proto3" json:"routes,omitempty"`
+	// neighbors are static ARP/NDP entries (at most 1024).
+	Neighbors     []*Neighbor `protobuf:"bytes,3,rep,name=neighbors,proto3" json:"neighbors,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Network) Reset() {
+	*x = Network{}
+	mi := &file_agent_api_agent_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Network) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Network) ProtoMessage() {}
+
+func (x *Network) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_api_agent_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Network.ProtoReflect.Descriptor instead.
+func (*Network) Descriptor() ([]byte, []int) {
+	return file_agent_api_agent_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Network) GetInterfaces() []*Interface {
+	if x != nil {
+		return x.Interfaces
+	}
+	return nil
+}
+
+func (x *Network) GetRoutes() []*Route {
+	if x != nil {
+		return x.Routes
+	}
+	return nil
+}
+
+func (x *Network) GetNeighbors() []*Neighbor {
+	if x != nil {
+		return x.Neighbors
+	}
+	return nil
+}
+
+// Interface is one of the VM's virtio-net devices.
+type Interface struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// mac is the device's hardware address (6 bytes), the one the host gave
+	// the VM's NIC: the agent finds the guest's link by it.
+	Mac []byte `protobuf:"bytes,1,opt,name=mac,proto3" json:"mac,omitempty"`
+	// name is the name the link gets in the guest (the name of the pod's
+	// interface on the host, "eth0" usually): at most 15 bytes, no '/',
+	// ':' or whitespace.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// mtu is the link's MTU (68 to 65535).
+	Mtu uint32 `protobuf:"varint,3,opt,name=mtu,proto3" json:"mtu,omitempty"`
+	// addresses are the link's addresses (at most 64).
+	Addresses     []*IPAddress `protobuf:"bytes,4,rep,name=addresses,proto3" json:"addresses,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Interface) Reset() {
+	*x = Interface{}
+	mi := &file_agent_api_agent_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Interface) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Interface) ProtoMessage() {}
+
+func (x *Interface) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_api_agent_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Interface.ProtoReflect.Descriptor instead.
+func (*Interface) Descriptor() ([]byte, []int) {
+	return file_agent_api_agent_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Interface) GetMac() []byte {
+	if x != nil {
+		return x.Mac
+	}
+	return nil
+}
+
+func (x *Interface) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Interface) GetMtu() uint32 {
+	if x != nil {
+		return x.Mtu
+	}
+	return 0
+}
+
+func (x *Interface) GetAddresses() []*IPAddress {
+	if x != nil {
+		return x.Addresses
+	}
+	return nil
+}
+
+// IPAddress is an address with its prefix length.
+type IPAddress struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// ip is 4 bytes (IPv4) or 16 (IPv6).
+	Ip []byte `protobuf:"bytes,1,opt,name=ip,proto3" json:"ip,omitempty"`
+	// prefix_len is at most 32 or 128.
+	PrefixLen     uint32 `protobuf:"varint,2,opt,name=prefix_len,json=prefixLen,proto3" json:"prefix_len,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IPAddress) Reset() {
+	*x = IPAddress{}
+	mi := &file_agent_api_agent_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IPAddress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IPAddress) ProtoMessage() {}
+
+func (x *IPAddress) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_api_agent_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IPAddress.ProtoReflect.Descriptor instead.
+func (*IPAddress) Descriptor() ([]byte, []int) {
+	return file_agent_api_agent_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *IPAddress) GetIp() []byte {
+	if x != nil {
+		return x.Ip
+	}
+	return nil
+}
+
+func (x *IPAddress) GetPrefixLen() uint32 {
+	if x != nil {
+		return x.PrefixLen
+	}
+	return 0
+}
+
+// Route is a route of the guest's main table.
+type Route struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// destination and prefix_len are the network the route leads to; a
+	// default route is 0.0.0.0/0 or ::/0 (ip 4 or 16 bytes).
+	Destination *IPAddress `protobuf:"bytes,1,opt,name=destination,proto3" json:"destination,omitempty"`
+	// gateway is the next hop (same family as destination); empty: the
+	// destination is on the link.
+	Gateway []byte `protobuf:"bytes,2,opt,name=gateway,proto3" json:"gateway,omitempty"`
+	// device is the interface's name, as in Interface.name.
+	Device string `protobuf:"bytes,3,opt,name=device,proto3" json:"device,omitempty"`
+	// source is the preferred source address; empty: none.
+	Source []byte `protobuf:"bytes,4,opt,name=source,proto3" json:"source,omitempty"`
+	// scope is the route's RT_SCOPE_* (0 universe, 253 link, 254 host).
+	Scope         uint32 `protobuf:"varint,5,opt,name=scope,proto3" json:"scope,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Route) Reset() {
+	*x = Route{}
+	mi := &file_agent_api_agent_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Route) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Route) ProtoMessage() {}
+
+func (x *Route) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_api_agent_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Route.ProtoReflect.Descriptor instead.
+func (*Route) Descriptor() ([]byte, []int) {
+	return file_agent_api_agent_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Route) GetDestination() *IPAddress {
+	if x != nil {
+		return x.Destination
+	}
+	return nil
+}
+
+func (x *Route) GetGateway() []byte {
+	if x != nil {
+		return x.Gateway
+	}
+	return nil
+}
+
+func (x *Route) GetDevice() string {
+	if x != nil {
+		return x.Device
+	}
+	return ""
+}
+
+func (x *Route) GetSource() []byte {
+	if x != nil {
+		return x.Source
+	}
+	return nil
+}
+
+func (x *Route) GetScope() uint32 {
+	if x != nil {
+		return x.Scope
+	}
+	return 0
+}
+
+// Neighbor is a static neighbour entry.
+type Neighbor struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// ip is the neighbour's address (4 or 16 bytes).
+	Ip []byte `protobuf:"bytes,1,opt,name=ip,proto3" json:"ip,omitempty"`
+	// mac is its hardware address (6 bytes).
+	Mac []byte `protobuf:"bytes,2,opt,name=mac,proto3" json:"mac,omitempty"`
+	// device is the interface's name, as in Interface.name.
+	Device        string `protobuf:"bytes,3,opt,name=device,proto3" json:"device,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Neighbor) Reset() {
+	*x = Neighbor{}
+	mi := &file_agent_api_agent_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Neighbor) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Neighbor) ProtoMessage() {}
+
+func (x *Neighbor) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_api_agent_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Neighbor.ProtoReflect.Descriptor instead.
+func (*Neighbor) Descriptor() ([]byte, []int) {
+	return file_agent_api_agent_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *Neighbor) GetIp() []byte {
+	if x != nil {
+		return x.Ip
+	}
+	return nil
+}
+
+func (x *Neighbor) GetMac() []byte {
+	if x != nil {
+		return x.Mac
+	}
+	return nil
+}
+
+func (x *Neighbor) GetDevice() string {
+	if x != nil {
+		return x.Device
+	}
+	return ""
+}
+
 // CreateSandboxResponse is empty.
 type CreateSandboxResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -220,7 +576,7 @@ type CreateSandboxResponse struct {
 
 func (x *CreateSandboxResponse) Reset() {
 	*x = CreateSandboxResponse{}
-	mi := &file_agent_api_agent_proto_msgTypes[3]
+	mi := &file_agent_api_agent_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -232,7 +588,7 @@ func (x *CreateSandboxResponse) String() string {
 func (*CreateSandboxResponse) ProtoMessage() {}
 
 func (x *CreateSandboxResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_api_agent_proto_msgTypes[3]
+	mi := &file_agent_api_agent_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -245,7 +601,7 @@ func (x *CreateSandboxResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSandboxResponse.ProtoReflect.Descriptor instead.
 func (*CreateSandboxResponse) Descriptor() ([]byte, []int) {
-	return file_agent_api_agent_proto_rawDescGZIP(), []int{3}
+	return file_agent_api_agent_proto_rawDescGZIP(), []int{8}
 }
 
 // DestroySandboxRequest names the pod to tear down.
@@ -259,7 +615,7 @@ type DestroySandboxRequest struct {
 
 func (x *DestroySandboxRequest) Reset() {
 	*x = DestroySandboxRequest{}
-	mi := &file_agent_api_agent_proto_msgTypes[4]
+	mi := &file_agent_api_agent_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -271,7 +627,7 @@ func (x *DestroySandboxRequest) String() string {
 func (*DestroySandboxRequest) ProtoMessage() {}
 
 func (x *DestroySandboxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_api_agent_proto_msgTypes[4]
+	mi := &file_agent_api_agent_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -284,7 +640,7 @@ func (x *DestroySandboxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DestroySandboxRequest.ProtoReflect.Descriptor instead.
 func (*DestroySandboxRequest) Descriptor() ([]byte, []int) {
-	return file_agent_api_agent_proto_rawDescGZIP(), []int{4}
+	return file_agent_api_agent_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *DestroySandboxRequest) GetSandboxId() string {
@@ -303,7 +659,7 @@ type DestroySandboxResponse struct {
 
 func (x *DestroySandboxResponse) Reset() {
 	*x = DestroySandboxResponse{}
-	mi := &file_agent_api_agent_proto_msgTypes[5]
+	mi := &file_agent_api_agent_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -315,7 +671,7 @@ func (x *DestroySandboxResponse) String() string {
 func (*DestroySandboxResponse) ProtoMessage() {}
 
 func (x *DestroySandboxResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_api_agent_proto_msgTypes[5]
+	mi := &file_agent_api_agent_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -328,7 +684,7 @@ func (x *DestroySandboxResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DestroySandboxResponse.ProtoReflect.Descriptor instead.
 func (*DestroySandboxResponse) Descriptor() ([]byte, []int) {
-	return file_agent_api_agent_proto_rawDescGZIP(), []int{5}
+	return file_agent_api_agent_proto_rawDescGZIP(), []int{10}
 }
 
 // Rootfs is a block device the host attached for a container's root
@@ -351,7 +707,7 @@ type Rootfs struct {
 
 func (x *Rootfs) Reset() {
 	*x = Rootfs{}
-	mi := &file_agent_api_agent_proto_msgTypes[6]
+	mi := &file_agent_api_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -363,7 +719,7 @@ func (x *Rootfs) String() string {
 func (*Rootfs) ProtoMessage() {}
 
 func (x *Rootfs) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_api_agent_proto_msgTypes[6]
+	mi := &file_agent_api_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -376,7 +732,7 @@ func (x *Rootfs) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Rootfs.ProtoReflect.Descriptor instead.
 func (*Rootfs) Descriptor() ([]byte, []int) {
-	return file_agent_api_agent_proto_rawDescGZIP(), []int{6}
+	return file_agent_api_agent_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Rootfs) GetDiskSerial() string {
@@ -427,7 +783,7 @@ type Stdio struct {
 
 func (x *Stdio) Reset() {
 	*x = Stdio{}
-	mi := &file_agent_api_agent_proto_msgTypes[7]
+	mi := &file_agent_api_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -439,7 +795,7 @@ func (x *Stdio) String() string {
 func (*Stdio) ProtoMessage() {}
 
 func (x *Stdio) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_api_agent_proto_msgTypes[7]
+	mi := &file_agent_api_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -452,7 +808,7 @@ func (x *Stdio) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Stdio.ProtoReflect.Descriptor instead.
 func (*Stdio) Descriptor() ([]byte, []int) {
-	return file_agent_api_agent_proto_rawDescGZIP(), []int{7}
+	return file_agent_api_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Stdio) GetStdin() uint64 {
@@ -501,7 +857,7 @@ type CreateContainerRequest struct {
 
 func (x *CreateContainerRequest) Reset() {
 	*x = CreateContainerRequest{}
-	mi := &file_agent_api_agent_proto_msgTypes[8]
+	mi := &file_agent_api_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -513,7 +869,7 @@ func (x *CreateContainerRequest) String() string {
 func (*CreateContainerRequest) ProtoMessage() {}
 
 func (x *CreateContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_api_agent_proto_msgTypes[8]
+	mi := &file_agent_api_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -526,7 +882,7 @@ func (x *CreateContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateContainerRequest.ProtoReflect.Descriptor instead.
 func (*CreateContainerRequest) Descriptor() ([]byte, []int) {
-	return file_agent_api_agent_proto_rawDescGZIP(), []int{8}
+	return file_agent_api_agent_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CreateContainerRequest) GetContainerId() string {
@@ -568,7 +924,7 @@ type CreateContainerResponse struct {
 
 func (x *CreateContainerResponse) Reset() {
 	*x = CreateContainerResponse{}
-	mi := &file_agent_api_agent_proto_msgTypes[9]
+	mi := &file_agent_api_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -580,7 +936,7 @@ func (x *CreateContainerResponse) String() string {
 func (*CreateContainerResponse) ProtoMessage() {}
 
 func (x *CreateContainerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_api_agent_proto_msgTypes[9]
+	mi := &file_agent_api_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -593,7 +949,7 @@ func (x *CreateContainerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateContainerResponse.ProtoReflect.Descriptor instead.
 func (*CreateContainerResponse) Descriptor() ([]byte, []int) {
-	return file_agent_api_agent_proto_rawDescGZIP(), []int{9}
+	return file_agent_api_agent_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CreateContainerResponse) GetPid() uint32 {
@@ -614,7 +970,7 @@ type StartContainerRequest struct {
 
 func (x *StartContainerRequest) Reset() {
 	*x = StartContainerRequest{}
-	mi := &file_agent_api_agent_proto_msgTypes[10]
+	mi := &file_agent_api_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -626,7 +982,7 @@ func (x *StartContainerRequest) String() string {
 func (*StartContainerRequest) ProtoMessage() {}
 
 func (x *StartContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_api_agent_proto_msgTypes[10]
+	mi := &file_agent_api_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -639,7 +995,7 @@ func (x *StartContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartContainerRequest.ProtoReflect.Descriptor instead.
 func (*StartContainerRequest) Descriptor() ([]byte, []int) {
-	return file_agent_api_agent_proto_rawDescGZIP(), []int{10}
+	return file_agent_api_agent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *StartContainerRequest) GetContainerId() string {
@@ -660,7 +1016,7 @@ type StartContainerResponse struct {
 
 func (x *StartContainerResponse) Reset() {
 	*x = StartContainerResponse{}
-	mi := &file_agent_api_agent_proto_msgTypes[11]
+	mi := &file_agent_api_agent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -672,7 +1028,7 @@ func (x *StartContainerResponse) String() string {
 func (*StartContainerResponse) ProtoMessage() {}
 
 func (x *StartContainerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_api_agent_proto_msgTypes[11]
+	mi := &file_agent_api_agent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -685,7 +1041,7 @@ func (x *StartContainerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartContainerResponse.ProtoReflect.Descriptor instead.
 func (*StartContainerResponse) Descriptor() ([]byte, []int) {
-	return file_agent_api_agent_proto_rawDescGZIP(), []int{11}
+	return file_agent_api_agent_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *StartContainerResponse) GetPid() uint32 {
@@ -712,7 +1068,7 @@ type ExecProcessRequest struct {
 
 func (x *ExecProcessRequest) Reset() {
 	*x = ExecProcessRequest{}
-	mi := &file_agent_api_agent_proto_msgTypes[12]
+	mi := &file_agent_api_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -724,7 +1080,7 @@ func (x *ExecProcessRequest) String() string {
 func (*ExecProcessRequest) ProtoMessage() {}
 
 func (x *ExecProcessRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_api_agent_proto_msgTypes[12]
+	mi := &file_agent_api_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -737,7 +1093,7 @@ func (x *ExecProcessRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecProcessRequest.ProtoReflect.Descriptor instead.
 func (*ExecProcessRequest) Descriptor() ([]byte, []int) {
-	return file_agent_api_agent_proto_rawDescGZIP(), []int{12}
+	return file_agent_api_agent_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ExecProcessRequest) GetContainerId() string {
@@ -777,7 +1133,7 @@ type ExecProcessResponse struct {
 
 func (x *ExecProcessResponse) Reset() {
 	*x = ExecProcessResponse{}
-	mi := &file_agent_api_agent_proto_msgTypes[13]
+	mi := &file_agent_api_agent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -789,7 +1145,7 @@ func (x *ExecProcessResponse) String() string {
 func (*ExecProcessResponse) ProtoMessage() {}
 
 func (x *ExecProcessResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_api_agent_proto_msgTypes[13]
+	mi := &file_agent_api_agent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -802,7 +1158,7 @@ func (x *ExecProcessResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecProcessResponse.ProtoReflect.Descriptor instead.
 func (*ExecProcessResponse) Descriptor() ([]byte, []int) {
-	return file_agent_api_agent_proto_rawDescGZIP(), []int{13}
+	return file_agent_api_agent_proto_rawDescGZIP(), []int{18}
 }
 
 // StartProcessRequest names a prepared exec process.
@@ -818,7 +1174,7 @@ type StartProcessRequest struct {
 
 func (x *StartProcessRequest) Reset() {
 	*x = StartProcessRequest{}
-	mi := &file_agent_api_agent_proto_msgTypes[14]
+	mi := &file_agent_api_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -830,7 +1186,7 @@ func (x *StartProcessRequest) String() string {
 func (*StartProcessRequest) ProtoMessage() {}
 
 func (x *StartProcessRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_api_agent_proto_msgTypes[14]
+	mi := &file_agent_api_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -843,7 +1199,7 @@ func (x *StartProcessRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartProcessRequest.ProtoReflect.Descriptor instead.
 func (*StartProcessRequest) Descriptor() ([]byte, []int) {
-	return file_agent_api_agent_proto_rawDescGZIP(), []int{14}
+	return file_agent_api_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *StartProcessRequest) GetContainerId() string {
@@ -871,7 +1227,7 @@ type StartProcessResponse struct {
 
 func (x *StartProcessResponse) Reset() {
 	*x = StartProcessResponse{}
-	mi := &file_agent_api_agent_proto_msgTypes[15]
+	mi := &file_agent_api_agent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -883,7 +1239,7 @@ func (x *StartProcessResponse) String() string {
 func (*StartProcessResponse) ProtoMessage() {}
 
 func (x *StartProcessResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_api_agent_proto_msgTypes[15]
+	mi := &file_agent_api_agent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -896,7 +1252,7 @@ func (x *StartProcessResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartProcessResponse.ProtoReflect.Descriptor instead.
 func (*StartProcessResponse) Descriptor() ([]byte, []int) {
-	return file_agent_api_agent_proto_rawDescGZIP(), []int{15}
+	return file_agent_api_agent_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *StartProcessResponse) GetPid() uint32 {
@@ -923,7 +1279,7 @@ type SignalProcessRequest struct {
 
 func (x *SignalProcessRequest) Reset() {
 	*x = SignalProcessRequest{}
-	mi := &file_agent_api_agent_proto_msgTypes[16]
+	mi := &file_agent_api_agent_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -935,7 +1291,7 @@ func (x *SignalProcessRequest) String() string {
 func (*SignalProcessRequest) ProtoMessage() {}
 
 func (x *SignalProcessRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_api_agent_proto_msgTypes[16]
+	mi := &file_agent_api_agent_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -948,7 +1304,7 @@ func (x *SignalProcessRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignalProcessRequest.ProtoReflect.Descriptor instead.
 func (*SignalProcessRequest) Descriptor() ([]byte, []int) {
-	return file_agent_api_agent_proto_rawDescGZIP(), []int{16}
+	return file_agent_api_agent_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *SignalProcessRequest) GetContainerId() string {
@@ -988,7 +1344,7 @@ type SignalProcessResponse struct {
 
 func (x *SignalProcessResponse) Reset() {
 	*x = SignalProcessResponse{}
-	mi := &file_agent_api_agent_proto_msgTypes[17]
+	mi := &file_agent_api_agent_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1000,7 +1356,7 @@ func (x *SignalProcessResponse) String() string {
 func (*SignalProcessResponse) ProtoMessage() {}
 
 func (x *SignalProcessResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_api_agent_proto_msgTypes[17]
+	mi := &file_agent_api_agent_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1013,7 +1369,7 @@ func (x *SignalProcessResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignalProcessResponse.ProtoReflect.Descriptor instead.
 func (*SignalProcessResponse) Descriptor() ([]byte, []int) {
-	return file_agent_api_agent_proto_rawDescGZIP(), []int{17}
+	return file_agent_api_agent_proto_rawDescGZIP(), []int{22}
 }
 
 // WaitProcessRequest waits, for a bounded time, for a process to exit.
@@ -1032,7 +1388,7 @@ type WaitProcessRequest struct {
 
 func (x *WaitProcessRequest) Reset() {
 	*x = WaitProcessRequest{}
-	mi := &file_agent_api_agent_proto_msgTypes[18]
+	mi := &file_agent_api_agent_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1044,7 +1400,7 @@ func (x *WaitProcessRequest) String() string {
 func (*WaitProcessRequest) ProtoMessage() {}
 
 func (x *WaitProcessRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_api_agent_proto_msgTypes[18]
+	mi := &file_agent_api_agent_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1057,7 +1413,7 @@ func (x *WaitProcessRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitProcessRequest.ProtoReflect.Descriptor instead.
 func (*WaitProcessRequest) Descriptor() ([]byte, []int) {
-	return file_agent_api_agent_proto_rawDescGZIP(), []int{18}
+	return file_agent_api_agent_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *WaitProcessRequest) GetContainerId() string {
@@ -1100,7 +1456,7 @@ type WaitProcessResponse struct {
 
 func (x *WaitProcessResponse) Reset() {
 	*x = WaitProcessResponse{}
-	mi := &file_agent_api_agent_proto_msgTypes[19]
+	mi := &file_agent_api_agent_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1112,7 +1468,7 @@ func (x *WaitProcessResponse) String() string {
 func (*WaitProcessResponse) ProtoMessage() {}
 
 func (x *WaitProcessResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_api_agent_proto_msgTypes[19]
+	mi := &file_agent_api_agent_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1125,7 +1481,7 @@ func (x *WaitProcessResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitProcessResponse.ProtoReflect.Descriptor instead.
 func (*WaitProcessResponse) Descriptor() ([]byte, []int) {
-	return file_agent_api_agent_proto_rawDescGZIP(), []int{19}
+	return file_agent_api_agent_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *WaitProcessResponse) GetExited() bool {
@@ -1169,7 +1525,7 @@ type CloseStdinRequest struct {
 
 func (x *CloseStdinRequest) Reset() {
 	*x = CloseStdinRequest{}
-	mi := &file_agent_api_agent_proto_msgTypes[20]
+	mi := &file_agent_api_agent_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1181,7 +1537,7 @@ func (x *CloseStdinRequest) String() string {
 func (*CloseStdinRequest) ProtoMessage() {}
 
 func (x *CloseStdinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_api_agent_proto_msgTypes[20]
+	mi := &file_agent_api_agent_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1194,7 +1550,7 @@ func (x *CloseStdinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseStdinRequest.ProtoReflect.Descriptor instead.
 func (*CloseStdinRequest) Descriptor() ([]byte, []int) {
-	return file_agent_api_agent_proto_rawDescGZIP(), []int{20}
+	return file_agent_api_agent_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *CloseStdinRequest) GetContainerId() string {
@@ -1220,7 +1576,7 @@ type CloseStdinResponse struct {
 
 func (x *CloseStdinResponse) Reset() {
 	*x = CloseStdinResponse{}
-	mi := &file_agent_api_agent_proto_msgTypes[21]
+	mi := &file_agent_api_agent_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1232,7 +1588,7 @@ func (x *CloseStdinResponse) String() string {
 func (*CloseStdinResponse) ProtoMessage() {}
 
 func (x *CloseStdinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_api_agent_proto_msgTypes[21]
+	mi := &file_agent_api_agent_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1245,7 +1601,7 @@ func (x *CloseStdinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseStdinResponse.ProtoReflect.Descriptor instead.
 func (*CloseStdinResponse) Descriptor() ([]byte, []int) {
-	return file_agent_api_agent_proto_rawDescGZIP(), []int{21}
+	return file_agent_api_agent_proto_rawDescGZIP(), []int{26}
 }
 
 // ResizePtyRequest sets a terminal's size.
@@ -1265,7 +1621,7 @@ type ResizePtyRequest struct {
 
 func (x *ResizePtyRequest) Reset() {
 	*x = ResizePtyRequest{}
-	mi := &file_agent_api_agent_proto_msgTypes[22]
+	mi := &file_agent_api_agent_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1277,7 +1633,7 @@ func (x *ResizePtyRequest) String() string {
 func (*ResizePtyRequest) ProtoMessage() {}
 
 func (x *ResizePtyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_api_agent_proto_msgTypes[22]
+	mi := &file_agent_api_agent_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1290,7 +1646,7 @@ func (x *ResizePtyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResizePtyRequest.ProtoReflect.Descriptor instead.
 func (*ResizePtyRequest) Descriptor() ([]byte, []int) {
-	return file_agent_api_agent_proto_rawDescGZIP(), []int{22}
+	return file_agent_api_agent_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ResizePtyRequest) GetContainerId() string {
@@ -1330,7 +1686,7 @@ type ResizePtyResponse struct {
 
 func (x *ResizePtyResponse) Reset() {
 	*x = ResizePtyResponse{}
-	mi := &file_agent_api_agent_proto_msgTypes[23]
+	mi := &file_agent_api_agent_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1342,7 +1698,7 @@ func (x *ResizePtyResponse) String() string {
 func (*ResizePtyResponse) ProtoMessage() {}
 
 func (x *ResizePtyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_api_agent_proto_msgTypes[23]
+	mi := &file_agent_api_agent_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1355,7 +1711,7 @@ func (x *ResizePtyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResizePtyResponse.ProtoReflect.Descriptor instead.
 func (*ResizePtyResponse) Descriptor() ([]byte, []int) {
-	return file_agent_api_agent_proto_rawDescGZIP(), []int{23}
+	return file_agent_api_agent_proto_rawDescGZIP(), []int{28}
 }
 
 // DeleteProcessRequest names an exited exec process to forget.
@@ -1372,7 +1728,7 @@ type DeleteProcessRequest struct {
 
 func (x *DeleteProcessRequest) Reset() {
 	*x = DeleteProcessRequest{}
-	mi := &file_agent_api_agent_proto_msgTypes[24]
+	mi := &file_agent_api_agent_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1384,7 +1740,7 @@ func (x *DeleteProcessRequest) String() string {
 func (*DeleteProcessRequest) ProtoMessage() {}
 
 func (x *DeleteProcessRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_api_agent_proto_msgTypes[24]
+	mi := &file_agent_api_agent_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1397,7 +1753,7 @@ func (x *DeleteProcessRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteProcessRequest.ProtoReflect.Descriptor instead.
 func (*DeleteProcessRequest) Descriptor() ([]byte, []int) {
-	return file_agent_api_agent_proto_rawDescGZIP(), []int{24}
+	return file_agent_api_agent_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *DeleteProcessRequest) GetContainerId() string {
@@ -1423,7 +1779,7 @@ type DeleteProcessResponse struct {
 
 func (x *DeleteProcessResponse) Reset() {
 	*x = DeleteProcessResponse{}
-	mi := &file_agent_api_agent_proto_msgTypes[25]
+	mi := &file_agent_api_agent_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1435,7 +1791,7 @@ func (x *DeleteProcessResponse) String() string {
 func (*DeleteProcessResponse) ProtoMessage() {}
 
 func (x *DeleteProcessResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_api_agent_proto_msgTypes[25]
+	mi := &file_agent_api_agent_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1448,7 +1804,7 @@ func (x *DeleteProcessResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteProcessResponse.ProtoReflect.Descriptor instead.
 func (*DeleteProcessResponse) Descriptor() ([]byte, []int) {
-	return file_agent_api_agent_proto_rawDescGZIP(), []int{25}
+	return file_agent_api_agent_proto_rawDescGZIP(), []int{30}
 }
 
 // DeleteContainerRequest names a stopped container to remove.
@@ -1462,7 +1818,7 @@ type DeleteContainerRequest struct {
 
 func (x *DeleteContainerRequest) Reset() {
 	*x = DeleteContainerRequest{}
-	mi := &file_agent_api_agent_proto_msgTypes[26]
+	mi := &file_agent_api_agent_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1474,7 +1830,7 @@ func (x *DeleteContainerRequest) String() string {
 func (*DeleteContainerRequest) ProtoMessage() {}
 
 func (x *DeleteContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_api_agent_proto_msgTypes[26]
+	mi := &file_agent_api_agent_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1487,7 +1843,7 @@ func (x *DeleteContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteContainerRequest.ProtoReflect.Descriptor instead.
 func (*DeleteContainerRequest) Descriptor() ([]byte, []int) {
-	return file_agent_api_agent_proto_rawDescGZIP(), []int{26}
+	return file_agent_api_agent_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *DeleteContainerRequest) GetContainerId() string {
@@ -1506,7 +1862,7 @@ type DeleteContainerResponse struct {
 
 func (x *DeleteContainerResponse) Reset() {
 	*x = DeleteContainerResponse{}
-	mi := &file_agent_api_agent_proto_msgTypes[27]
+	mi := &file_agent_api_agent_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1518,7 +1874,7 @@ func (x *DeleteContainerResponse) String() string {
 func (*DeleteContainerResponse) ProtoMessage() {}
 
 func (x *DeleteContainerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_api_agent_proto_msgTypes[27]
+	mi := &file_agent_api_agent_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1531,7 +1887,7 @@ func (x *DeleteContainerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteContainerResponse.ProtoReflect.Descriptor instead.
 func (*DeleteContainerResponse) Descriptor() ([]byte, []int) {
-	return file_agent_api_agent_proto_rawDescGZIP(), []int{27}
+	return file_agent_api_agent_proto_rawDescGZIP(), []int{32}
 }
 
 // PauseContainerRequest names a container to freeze.
@@ -1545,7 +1901,7 @@ type PauseContainerRequest struct {
 
 func (x *PauseContainerRequest) Reset() {
 	*x = PauseContainerRequest{}
-	mi := &file_agent_api_agent_proto_msgTypes[28]
+	mi := &file_agent_api_agent_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1557,7 +1913,7 @@ func (x *PauseContainerRequest) String() string {
 func (*PauseContainerRequest) ProtoMessage() {}
 
 func (x *PauseContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_api_agent_proto_msgTypes[28]
+	mi := &file_agent_api_agent_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1570,7 +1926,7 @@ func (x *PauseContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseContainerRequest.ProtoReflect.Descriptor instead.
 func (*PauseContainerRequest) Descriptor() ([]byte, []int) {
-	return file_agent_api_agent_proto_rawDescGZIP(), []int{28}
+	return file_agent_api_agent_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *PauseContainerRequest) GetContainerId() string {
@@ -1589,7 +1945,7 @@ type PauseContainerResponse struct {
 
 func (x *PauseContainerResponse) Reset() {
 	*x = PauseContainerResponse{}
-	mi := &file_agent_api_agent_proto_msgTypes[29]
+	mi := &file_agent_api_agent_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1601,7 +1957,7 @@ func (x *PauseContainerResponse) String() string {
 func (*PauseContainerResponse) ProtoMessage() {}
 
 func (x *PauseContainerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_api_agent_proto_msgTypes[29]
+	mi := &file_agent_api_agent_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1614,7 +1970,7 @@ func (x *PauseContainerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseContainerResponse.ProtoReflect.Descriptor instead.
 func (*PauseContainerResponse) Descriptor() ([]byte, []int) {
-	return file_agent_api_agent_proto_rawDescGZIP(), []int{29}
+	return file_agent_api_agent_proto_rawDescGZIP(), []int{34}
 }
 
 // ResumeContainerRequest names a paused container to thaw.
@@ -1628,7 +1984,7 @@ type ResumeContainerRequest struct {
 
 func (x *ResumeContainerRequest) Reset() {
 	*x = ResumeContainerRequest{}
-	mi := &file_agent_api_agent_proto_msgTypes[30]
+	mi := &file_agent_api_agent_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1640,7 +1996,7 @@ func (x *ResumeContainerRequest) String() string {
 func (*ResumeContainerRequest) ProtoMessage() {}
 
 func (x *ResumeContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_api_agent_proto_msgTypes[30]
+	mi := &file_agent_api_agent_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1653,7 +2009,7 @@ func (x *ResumeContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeContainerRequest.ProtoReflect.Descriptor instead.
 func (*ResumeContainerRequest) Descriptor() ([]byte, []int) {
-	return file_agent_api_agent_proto_rawDescGZIP(), []int{30}
+	return file_agent_api_agent_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ResumeContainerRequest) GetContainerId() string {
@@ -1672,7 +2028,7 @@ type ResumeContainerResponse struct {
 
 func (x *ResumeContainerResponse) Reset() {
 	*x = ResumeContainerResponse{}
-	mi := &file_agent_api_agent_proto_msgTypes[31]
+	mi := &file_agent_api_agent_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1684,7 +2040,7 @@ func (x *ResumeContainerResponse) String() string {
 func (*ResumeContainerResponse) ProtoMessage() {}
 
 func (x *ResumeContainerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_api_agent_proto_msgTypes[31]
+	mi := &file_agent_api_agent_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1697,7 +2053,7 @@ func (x *ResumeContainerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeContainerResponse.ProtoReflect.Descriptor instead.
 func (*ResumeContainerResponse) Descriptor() ([]byte, []int) {
-	return file_agent_api_agent_proto_rawDescGZIP(), []int{31}
+	return file_agent_api_agent_proto_rawDescGZIP(), []int{36}
 }
 
 // UpdateContainerRequest gives a container new resources.
@@ -1713,7 +2069,7 @@ type UpdateContainerRequest struct {
 
 func (x *UpdateContainerRequest) Reset() {
 	*x = UpdateContainerRequest{}
-	mi := &file_agent_api_agent_proto_msgTypes[32]
+	mi := &file_agent_api_agent_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1725,7 +2081,7 @@ func (x *UpdateContainerRequest) String() string {
 func (*UpdateContainerRequest) ProtoMessage() {}
 
 func (x *UpdateContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_api_agent_proto_msgTypes[32]
+	mi := &file_agent_api_agent_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1738,7 +2094,7 @@ func (x *UpdateContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateContainerRequest.ProtoReflect.Descriptor instead.
 func (*UpdateContainerRequest) Descriptor() ([]byte, []int) {
-	return file_agent_api_agent_proto_rawDescGZIP(), []int{32}
+	return file_agent_api_agent_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *UpdateContainerRequest) GetContainerId() string {
@@ -1764,7 +2120,7 @@ type UpdateContainerResponse struct {
 
 func (x *UpdateContainerResponse) Reset() {
 	*x = UpdateContainerResponse{}
-	mi := &file_agent_api_agent_proto_msgTypes[33]
+	mi := &file_agent_api_agent_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1776,7 +2132,7 @@ func (x *UpdateContainerResponse) String() string {
 func (*UpdateContainerResponse) ProtoMessage() {}
 
 func (x *UpdateContainerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_api_agent_proto_msgTypes[33]
+	mi := &file_agent_api_agent_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1789,7 +2145,7 @@ func (x *UpdateContainerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateContainerResponse.ProtoReflect.Descriptor instead.
 func (*UpdateContainerResponse) Descriptor() ([]byte, []int) {
-	return file_agent_api_agent_proto_rawDescGZIP(), []int{33}
+	return file_agent_api_agent_proto_rawDescGZIP(), []int{38}
 }
 
 // StatsContainerRequest names a container whose metrics to read.
@@ -1803,7 +2159,7 @@ type StatsContainerRequest struct {
 
 func (x *StatsContainerRequest) Reset() {
 	*x = StatsContainerRequest{}
-	mi := &file_agent_api_agent_proto_msgTypes[34]
+	mi := &file_agent_api_agent_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1815,7 +2171,7 @@ func (x *StatsContainerRequest) String() string {
 func (*StatsContainerRequest) ProtoMessage() {}
 
 func (x *StatsContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_api_agent_proto_msgTypes[34]
+	mi := &file_agent_api_agent_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1828,7 +2184,7 @@ func (x *StatsContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsContainerRequest.ProtoReflect.Descriptor instead.
 func (*StatsContainerRequest) Descriptor() ([]byte, []int) {
-	return file_agent_api_agent_proto_rawDescGZIP(), []int{34}
+	return file_agent_api_agent_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *StatsContainerRequest) GetContainerId() string {
@@ -1853,7 +2209,7 @@ type StatsContainerResponse struct {
 
 func (x *StatsContainerResponse) Reset() {
 	*x = StatsContainerResponse{}
-	mi := &file_agent_api_agent_proto_msgTypes[35]
+	mi := &file_agent_api_agent_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1865,7 +2221,7 @@ func (x *StatsContainerResponse) String() string {
 func (*StatsContainerResponse) ProtoMessage() {}
 
 func (x *StatsContainerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_api_agent_proto_msgTypes[35]
+	mi := &file_agent_api_agent_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1878,7 +2234,7 @@ func (x *StatsContainerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsContainerResponse.ProtoReflect.Descriptor instead.
 func (*StatsContainerResponse) Descriptor() ([]byte, []int) {
-	return file_agent_api_agent_proto_rawDescGZIP(), []int{35}
+	return file_agent_api_agent_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *StatsContainerResponse) GetTypeUrl() string {
@@ -1906,7 +2262,7 @@ type ListPidsRequest struct {
 
 func (x *ListPidsRequest) Reset() {
 	*x = ListPidsRequest{}
-	mi := &file_agent_api_agent_proto_msgTypes[36]
+	mi := &file_agent_api_agent_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1918,7 +2274,7 @@ func (x *ListPidsRequest) String() string {
 func (*ListPidsRequest) ProtoMessage() {}
 
 func (x *ListPidsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_api_agent_proto_msgTypes[36]
+	mi := &file_agent_api_agent_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1931,7 +2287,7 @@ func (x *ListPidsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPidsRequest.ProtoReflect.Descriptor instead.
 func (*ListPidsRequest) Descriptor() ([]byte, []int) {
-	return file_agent_api_agent_proto_rawDescGZIP(), []int{36}
+	return file_agent_api_agent_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ListPidsRequest) GetContainerId() string {
@@ -1952,7 +2308,7 @@ type ListPidsResponse struct {
 
 func (x *ListPidsResponse) Reset() {
 	*x = ListPidsResponse{}
-	mi := &file_agent_api_agent_proto_msgTypes[37]
+	mi := &file_agent_api_agent_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1964,7 +2320,7 @@ func (x *ListPidsResponse) String() string {
 func (*ListPidsResponse) ProtoMessage() {}
 
 func (x *ListPidsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_api_agent_proto_msgTypes[37]
+	mi := &file_agent_api_agent_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1977,7 +2333,7 @@ func (x *ListPidsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPidsResponse.ProtoReflect.Descriptor instead.
 func (*ListPidsResponse) Descriptor() ([]byte, []int) {
-	return file_agent_api_agent_proto_rawDescGZIP(), []int{37}
+	return file_agent_api_agent_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ListPidsResponse) GetPids() []uint32 {
@@ -1999,7 +2355,7 @@ type WaitOOMRequest struct {
 
 func (x *WaitOOMRequest) Reset() {
 	*x = WaitOOMRequest{}
-	mi := &file_agent_api_agent_proto_msgTypes[38]
+	mi := &file_agent_api_agent_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2011,7 +2367,7 @@ func (x *WaitOOMRequest) String() string {
 func (*WaitOOMRequest) ProtoMessage() {}
 
 func (x *WaitOOMRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_api_agent_proto_msgTypes[38]
+	mi := &file_agent_api_agent_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2024,7 +2380,7 @@ func (x *WaitOOMRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitOOMRequest.ProtoReflect.Descriptor instead.
 func (*WaitOOMRequest) Descriptor() ([]byte, []int) {
-	return file_agent_api_agent_proto_rawDescGZIP(), []int{38}
+	return file_agent_api_agent_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *WaitOOMRequest) GetTimeoutMs() uint32 {
@@ -2047,7 +2403,7 @@ type WaitOOMResponse struct {
 
 func (x *WaitOOMResponse) Reset() {
 	*x = WaitOOMResponse{}
-	mi := &file_agent_api_agent_proto_msgTypes[39]
+	mi := &file_agent_api_agent_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2059,7 +2415,7 @@ func (x *WaitOOMResponse) String() string {
 func (*WaitOOMResponse) ProtoMessage() {}
 
 func (x *WaitOOMResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_api_agent_proto_msgTypes[39]
+	mi := &file_agent_api_agent_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2072,7 +2428,7 @@ func (x *WaitOOMResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitOOMResponse.ProtoReflect.Descriptor instead.
 func (*WaitOOMResponse) Descriptor() ([]byte, []int) {
-	return file_agent_api_agent_proto_rawDescGZIP(), []int{39}
+	return file_agent_api_agent_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *WaitOOMResponse) GetContainerIds() []string {
@@ -2093,7 +2449,7 @@ type GuestTimeRequest struct {
 
 func (x *GuestTimeRequest) Reset() {
 	*x = GuestTimeRequest{}
-	mi := &file_agent_api_agent_proto_msgTypes[40]
+	mi := &file_agent_api_agent_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2105,7 +2461,7 @@ func (x *GuestTimeRequest) String() string {
 func (*GuestTimeRequest) ProtoMessage() {}
 
 func (x *GuestTimeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_api_agent_proto_msgTypes[40]
+	mi := &file_agent_api_agent_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2118,7 +2474,7 @@ func (x *GuestTimeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GuestTimeRequest.ProtoReflect.Descriptor instead.
 func (*GuestTimeRequest) Descriptor() ([]byte, []int) {
-	return file_agent_api_agent_proto_rawDescGZIP(), []int{40}
+	return file_agent_api_agent_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *GuestTimeRequest) GetSetUnixNano() int64 {
@@ -2139,7 +2495,7 @@ type GuestTimeResponse struct {
 
 func (x *GuestTimeResponse) Reset() {
 	*x = GuestTimeResponse{}
-	mi := &file_agent_api_agent_proto_msgTypes[41]
+	mi := &file_agent_api_agent_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2151,7 +2507,7 @@ func (x *GuestTimeResponse) String() string {
 func (*GuestTimeResponse) ProtoMessage() {}
 
 func (x *GuestTimeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_api_agent_proto_msgTypes[41]
+	mi := &file_agent_api_agent_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2164,7 +2520,7 @@ func (x *GuestTimeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GuestTimeResponse.ProtoReflect.Descriptor instead.
 func (*GuestTimeResponse) Descriptor() ([]byte, []int) {
-	return file_agent_api_agent_proto_rawDescGZIP(), []int{41}
+	return file_agent_api_agent_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *GuestTimeResponse) GetUnixNano() int64 {
@@ -2184,11 +2540,37 @@ const file_agent_api_agent_proto_rawDesc = "" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12#\n" +
 	"\ragent_version\x18\x02 \x01(\tR\fagentVersion\x12%\n" +
 	"\x0ekernel_release\x18\x03 \x01(\tR\rkernelRelease\x12-\n" +
-	"\x13boot_time_unix_nano\x18\x04 \x01(\x03R\x10bootTimeUnixNano\"Q\n" +
+	"\x13boot_time_unix_nano\x18\x04 \x01(\x03R\x10bootTimeUnixNano\"\x83\x01\n" +
 	"\x14CreateSandboxRequest\x12\x1d\n" +
 	"\n" +
 	"sandbox_id\x18\x01 \x01(\tR\tsandboxId\x12\x1a\n" +
-	"\bhostname\x18\x02 \x01(\tR\bhostname\"\x17\n" +
+	"\bhostname\x18\x02 \x01(\tR\bhostname\x120\n" +
+	"\anetwork\x18\x03 \x01(\v2\x16.husk.agent.v1.NetworkR\anetwork\"\xa8\x01\n" +
+	"\aNetwork\x128\n" +
+	"\n" +
+	"interfaces\x18\x01 \x03(\v2\x18.husk.agent.v1.InterfaceR\n" +
+	"interfaces\x12,\n" +
+	"\x06routes\x18\x02 \x03(\v2\x14.husk.agent.v1.RouteR\x06routes\x125\n" +
+	"\tneighbors\x18\x03 \x03(\v2\x17.husk.agent.v1.NeighborR\tneighbors\"{\n" +
+	"\tInterface\x12\x10\n" +
+	"\x03mac\x18\x01 \x01(\fR\x03mac\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x10\n" +
+	"\x03mtu\x18\x03 \x01(\rR\x03mtu\x126\n" +
+	"\taddresses\x18\x04 \x03(\v2\x18.husk.agent.v1.IPAddressR\taddresses\":\n" +
+	"\tIPAddress\x12\x0e\n" +
+	"\x02ip\x18\x01 \x01(\fR\x02ip\x12\x1d\n" +
+	"\n" +
+	"prefix_len\x18\x02 \x01(\rR\tprefixLen\"\xa3\x01\n" +
+	"\x05Route\x12:\n" +
+	"\vdestination\x18\x01 \x01(\v2\x18.husk.agent.v1.IPAddressR\vdestination\x12\x18\n" +
+	"\agateway\x18\x02 \x01(\fR\agateway\x12\x16\n" +
+	"\x06device\x18\x03 \x01(\tR\x06device\x12\x16\n" +
+	"\x06source\x18\x04 \x01(\fR\x06source\x12\x14\n" +
+	"\x05scope\x18\x05 \x01(\rR\x05scope\"D\n" +
+	"\bNeighbor\x12\x0e\n" +
+	"\x02ip\x18\x01 \x01(\fR\x02ip\x12\x10\n" +
+	"\x03mac\x18\x02 \x01(\fR\x03mac\x12\x16\n" +
+	"\x06device\x18\x03 \x01(\tR\x06device\"\x17\n" +
 	"\x15CreateSandboxResponse\"6\n" +
 	"\x15DestroySandboxRequest\x12\x1d\n" +
 	"\n" +
@@ -2324,100 +2706,111 @@ func file_agent_api_agent_proto_rawDescGZIP() []byte {
 	return file_agent_api_agent_proto_rawDescData
 }
 
-var file_agent_api_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
+var file_agent_api_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
 var file_agent_api_agent_proto_goTypes = []any{
 	(*CheckRequest)(nil),            // 0: husk.agent.v1.CheckRequest
 	(*CheckResponse)(nil),           // 1: husk.agent.v1.CheckResponse
 	(*CreateSandboxRequest)(nil),    // 2: husk.agent.v1.CreateSandboxRequest
-	(*CreateSandboxResponse)(nil),   // 3: husk.agent.v1.CreateSandboxResponse
-	(*DestroySandboxRequest)(nil),   // 4: husk.agent.v1.DestroySandboxRequest
-	(*DestroySandboxResponse)(nil),  // 5: husk.agent.v1.DestroySandboxResponse
-	(*Rootfs)(nil),                  // 6: husk.agent.v1.Rootfs
-	(*Stdio)(nil),                   // 7: husk.agent.v1.Stdio
-	(*CreateContainerRequest)(nil),  // 8: husk.agent.v1.CreateContainerRequest
-	(*CreateContainerResponse)(nil), // 9: husk.agent.v1.CreateContainerResponse
-	(*StartContainerRequest)(nil),   // 10: husk.agent.v1.StartContainerRequest
-	(*StartContainerResponse)(nil),  // 11: husk.agent.v1.StartContainerResponse
-	(*ExecProcessRequest)(nil),      // 12: husk.agent.v1.ExecProcessRequest
-	(*ExecProcessResponse)(nil),     // 13: husk.agent.v1.ExecProcessResponse
-	(*StartProcessRequest)(nil),     // 14: husk.agent.v1.StartProcessRequest
-	(*StartProcessResponse)(nil),    // 15: husk.agent.v1.StartProcessResponse
-	(*SignalProcessRequest)(nil),    // 16: husk.agent.v1.SignalProcessRequest
-	(*SignalProcessResponse)(nil),   // 17: husk.agent.v1.SignalProcessResponse
-	(*WaitProcessRequest)(nil),      // 18: husk.agent.v1.WaitProcessRequest
-	(*WaitProcessResponse)(nil),     // 19: husk.agent.v1.WaitProcessResponse
-	(*CloseStdinRequest)(nil),       // 20: husk.agent.v1.CloseStdinRequest
-	(*CloseStdinResponse)(nil),      // 21: husk.agent.v1.CloseStdinResponse
-	(*ResizePtyRequest)(nil),        // 22: husk.agent.v1.ResizePtyRequest
-	(*ResizePtyResponse)(nil),       // 23: husk.agent.v1.ResizePtyResponse
-	(*DeleteProcessRequest)(nil),    // 24: husk.agent.v1.DeleteProcessRequest
-	(*DeleteProcessResponse)(nil),   // 25: husk.agent.v1.DeleteProcessResponse
-	(*DeleteContainerRequest)(nil),  // 26: husk.agent.v1.DeleteContainerRequest
-	(*DeleteContainerResponse)(nil), // 27: husk.agent.v1.DeleteContainerResponse
-	(*PauseContainerRequest)(nil),   // 28: husk.agent.v1.PauseContainerRequest
-	(*PauseContainerResponse)(nil),  // 29: husk.agent.v1.PauseContainerResponse
-	(*ResumeContainerRequest)(nil),  // 30: husk.agent.v1.ResumeContainerRequest
-	(*ResumeContainerResponse)(nil), // 31: husk.agent.v1.ResumeContainerResponse
-	(*UpdateContainerRequest)(nil),  // 32: husk.agent.v1.UpdateContainerRequest
-	(*UpdateContainerResponse)(nil), // 33: husk.agent.v1.UpdateContainerResponse
-	(*StatsContainerRequest)(nil),   // 34: husk.agent.v1.StatsContainerRequest
-	(*StatsContainerResponse)(nil),  // 35: husk.agent.v1.StatsContainerResponse
-	(*ListPidsRequest)(nil),         // 36: husk.agent.v1.ListPidsRequest
-	(*ListPidsResponse)(nil),        // 37: husk.agent.v1.ListPidsResponse
-	(*WaitOOMRequest)(nil),          // 38: husk.agent.v1.WaitOOMRequest
-	(*WaitOOMResponse)(nil),         // 39: husk.agent.v1.WaitOOMResponse
-	(*GuestTimeRequest)(nil),        // 40: husk.agent.v1.GuestTimeRequest
-	(*GuestTimeResponse)(nil),       // 41: husk.agent.v1.GuestTimeResponse
+	(*Network)(nil),                 // 3: husk.agent.v1.Network
+	(*Interface)(nil),               // 4: husk.agent.v1.Interface
+	(*IPAddress)(nil),               // 5: husk.agent.v1.IPAddress
+	(*Route)(nil),                   // 6: husk.agent.v1.Route
+	(*Neighbor)(nil),                // 7: husk.agent.v1.Neighbor
+	(*CreateSandboxResponse)(nil),   // 8: husk.agent.v1.CreateSandboxResponse
+	(*DestroySandboxRequest)(nil),   // 9: husk.agent.v1.DestroySandboxRequest
+	(*DestroySandboxResponse)(nil),  // 10: husk.agent.v1.DestroySandboxResponse
+	(*Rootfs)(nil),                  // 11: husk.agent.v1.Rootfs
+	(*Stdio)(nil),                   // 12: husk.agent.v1.Stdio
+	(*CreateContainerRequest)(nil),  // 13: husk.agent.v1.CreateContainerRequest
+	(*CreateContainerResponse)(nil), // 14: husk.agent.v1.CreateContainerResponse
+	(*StartContainerRequest)(nil),   // 15: husk.agent.v1.StartContainerRequest
+	(*StartContainerResponse)(nil),  // 16: husk.agent.v1.StartContainerResponse
+	(*ExecProcessRequest)(nil),      // 17: husk.agent.v1.ExecProcessRequest
+	(*ExecProcessResponse)(nil),     // 18: husk.agent.v1.ExecProcessResponse
+	(*StartProcessRequest)(nil),     // 19: husk.agent.v1.StartProcessRequest
+	(*StartProcessResponse)(nil),    // 20: husk.agent.v1.StartProcessResponse
+	(*SignalProcessRequest)(nil),    // 21: husk.agent.v1.SignalProcessRequest
+	(*SignalProcessResponse)(nil),   // 22: husk.agent.v1.SignalProcessResponse
+	(*WaitProcessRequest)(nil),      // 23: husk.agent.v1.WaitProcessRequest
+	(*WaitProcessResponse)(nil),     // 24: husk.agent.v1.WaitProcessResponse
+	(*CloseStdinRequest)(nil),       // 25: husk.agent.v1.CloseStdinRequest
+	(*CloseStdinResponse)(nil),      // 26: husk.agent.v1.CloseStdinResponse
+	(*ResizePtyRequest)(nil),        // 27: husk.agent.v1.ResizePtyRequest
+	(*ResizePtyResponse)(nil),       // 28: husk.agent.v1.ResizePtyResponse
+	(*DeleteProcessRequest)(nil),    // 29: husk.agent.v1.DeleteProcessRequest
+	(*DeleteProcessResponse)(nil),   // 30: husk.agent.v1.DeleteProcessResponse
+	(*DeleteContainerRequest)(nil),  // 31: husk.agent.v1.DeleteContainerRequest
+	(*DeleteContainerResponse)(nil), // 32: husk.agent.v1.DeleteContainerResponse
+	(*PauseContainerRequest)(nil),   // 33: husk.agent.v1.PauseContainerRequest
+	(*PauseContainerResponse)(nil),  // 34: husk.agent.v1.PauseContainerResponse
+	(*ResumeContainerRequest)(nil),  // 35: husk.agent.v1.ResumeContainerRequest
+	(*ResumeContainerResponse)(nil), // 36: husk.agent.v1.ResumeContainerResponse
+	(*UpdateContainerRequest)(nil),  // 37: husk.agent.v1.UpdateContainerRequest
+	(*UpdateContainerResponse)(nil), // 38: husk.agent.v1.UpdateContainerResponse
+	(*StatsContainerRequest)(nil),   // 39: husk.agent.v1.StatsContainerRequest
+	(*StatsContainerResponse)(nil),  // 40: husk.agent.v1.StatsContainerResponse
+	(*ListPidsRequest)(nil),         // 41: husk.agent.v1.ListPidsRequest
+	(*ListPidsResponse)(nil),        // 42: husk.agent.v1.ListPidsResponse
+	(*WaitOOMRequest)(nil),          // 43: husk.agent.v1.WaitOOMRequest
+	(*WaitOOMResponse)(nil),         // 44: husk.agent.v1.WaitOOMResponse
+	(*GuestTimeRequest)(nil),        // 45: husk.agent.v1.GuestTimeRequest
+	(*GuestTimeResponse)(nil),       // 46: husk.agent.v1.GuestTimeResponse
 }
 var file_agent_api_agent_proto_depIdxs = []int32{
-	6,  // 0: husk.agent.v1.CreateContainerRequest.rootfs:type_name -> husk.agent.v1.Rootfs
-	7,  // 1: husk.agent.v1.CreateContainerRequest.stdio:type_name -> husk.agent.v1.Stdio
-	7,  // 2: husk.agent.v1.ExecProcessRequest.stdio:type_name -> husk.agent.v1.Stdio
-	0,  // 3: husk.agent.v1.Agent.Check:input_type -> husk.agent.v1.CheckRequest
-	2,  // 4: husk.agent.v1.Agent.CreateSandbox:input_type -> husk.agent.v1.CreateSandboxRequest
-	4,  // 5: husk.agent.v1.Agent.DestroySandbox:input_type -> husk.agent.v1.DestroySandboxRequest
-	8,  // 6: husk.agent.v1.Agent.CreateContainer:input_type -> husk.agent.v1.CreateContainerRequest
-	10, // 7: husk.agent.v1.Agent.StartContainer:input_type -> husk.agent.v1.StartContainerRequest
-	12, // 8: husk.agent.v1.Agent.ExecProcess:input_type -> husk.agent.v1.ExecProcessRequest
-	14, // 9: husk.agent.v1.Agent.StartProcess:input_type -> husk.agent.v1.StartProcessRequest
-	16, // 10: husk.agent.v1.Agent.SignalProcess:input_type -> husk.agent.v1.SignalProcessRequest
-	18, // 11: husk.agent.v1.Agent.WaitProcess:input_type -> husk.agent.v1.WaitProcessRequest
-	20, // 12: husk.agent.v1.Agent.CloseStdin:input_type -> husk.agent.v1.CloseStdinRequest
-	22, // 13: husk.agent.v1.Agent.ResizePty:input_type -> husk.agent.v1.ResizePtyRequest
-	24, // 14: husk.agent.v1.Agent.DeleteProcess:input_type -> husk.agent.v1.DeleteProcessRequest
-	26, // 15: husk.agent.v1.Agent.DeleteContainer:input_type -> husk.agent.v1.DeleteContainerRequest
-	28, // 16: husk.agent.v1.Agent.PauseContainer:input_type -> husk.agent.v1.PauseContainerRequest
-	30, // 17: husk.agent.v1.Agent.ResumeContainer:input_type -> husk.agent.v1.ResumeContainerRequest
-	32, // 18: husk.agent.v1.Agent.UpdateContainer:input_type -> husk.agent.v1.UpdateContainerRequest
-	34, // 19: husk.agent.v1.Agent.StatsContainer:input_type -> husk.agent.v1.StatsContainerRequest
-	36, // 20: husk.agent.v1.Agent.ListPids:input_type -> husk.agent.v1.ListPidsRequest
-	38, // 21: husk.agent.v1.Agent.WaitOOM:input_type -> husk.agent.v1.WaitOOMRequest
-	40, // 22: husk.agent.v1.Agent.GuestTime:input_type -> husk.agent.v1.GuestTimeRequest
-	1,  // 23: husk.agent.v1.Agent.Check:output_type -> husk.agent.v1.CheckResponse
-	3,  // 24: husk.agent.v1.Agent.CreateSandbox:output_type -> husk.agent.v1.CreateSandboxResponse
-	5,  // 25: husk.agent.v1.Agent.DestroySandbox:output_type -> husk.agent.v1.DestroySandboxResponse
-	9,  // 26: husk.agent.v1.Agent.CreateContainer:output_type -> husk.agent.v1.CreateContainerResponse
-	11, // 27: husk.agent.v1.Agent.StartContainer:output_type -> husk.agent.v1.StartContainerResponse
-	13, // 28: husk.agent.v1.Agent.ExecProcess:output_type -> husk.agent.v1.ExecProcessResponse
-	15, // 29: husk.agent.v1.Agent.StartProcess:output_type -> husk.agent.v1.StartProcessResponse
-	17, // 30: husk.agent.v1.Agent.SignalProcess:output_type -> husk.agent.v1.SignalProcessResponse
-	19, // 31: husk.agent.v1.Agent.WaitProcess:output_type -> husk.agent.v1.WaitProcessResponse
-	21, // 32: husk.agent.v1.Agent.CloseStdin:output_type -> husk.agent.v1.CloseStdinResponse
-	23, // 33: husk.agent.v1.Agent.ResizePty:output_type -> husk.agent.v1.ResizePtyResponse
-	25, // 34: husk.agent.v1.Agent.DeleteProcess:output_type -> husk.agent.v1.DeleteProcessResponse
-	27, // 35: husk.agent.v1.Agent.DeleteContainer:output_type -> husk.agent.v1.DeleteContainerResponse
-	29, // 36: husk.agent.v1.Agent.PauseContainer:output_type -> husk.agent.v1.PauseContainerResponse
-	31, // 37: husk.agent.v1.Agent.ResumeContainer:output_type -> husk.agent.v1.ResumeContainerResponse
-	33, // 38: husk.agent.v1.Agent.UpdateContainer:output_type -> husk.agent.v1.UpdateContainerResponse
-	35, // 39: husk.agent.v1.Agent.StatsContainer:output_type -> husk.agent.v1.StatsContainerResponse
-	37, // 40: husk.agent.v1.Agent.ListPids:output_type -> husk.agent.v1.ListPidsResponse
-	39, // 41: husk.agent.v1.Agent.WaitOOM:output_type -> husk.agent.v1.WaitOOMResponse
-	41, // 42: husk.agent.v1.Agent.GuestTime:output_type -> husk.agent.v1.GuestTimeResponse
-	23, // [23:43] is the sub-list for method output_type
-	3,  // [3:23] is the sub-list for method input_type
-	3,  // [3:3] is the sub-list for extension type_name
-	3,  // [3:3] is the sub-list for extension extendee
-	0,  // [0:3] is the sub-list for field type_name
+	3,  // 0: husk.agent.v1.CreateSandboxRequest.network:type_name -> husk.agent.v1.Network
+	4,  // 1: husk.agent.v1.Network.interfaces:type_name -> husk.agent.v1.Interface
+	6,  // 2: husk.agent.v1.Network.routes:type_name -> husk.agent.v1.Route
+	7,  // 3: husk.agent.v1.Network.neighbors:type_name -> husk.agent.v1.Neighbor
+	5,  // 4: husk.agent.v1.Interface.addresses:type_name -> husk.agent.v1.IPAddress
+	5,  // 5: husk.agent.v1.Route.destination:type_name -> husk.agent.v1.IPAddress
+	11, // 6: husk.agent.v1.CreateContainerRequest.rootfs:type_name -> husk.agent.v1.Rootfs
+	12, // 7: husk.agent.v1.CreateContainerRequest.stdio:type_name -> husk.agent.v1.Stdio
+	12, // 8: husk.agent.v1.ExecProcessRequest.stdio:type_name -> husk.agent.v1.Stdio
+	0,  // 9: husk.agent.v1.Agent.Check:input_type -> husk.agent.v1.CheckRequest
+	2,  // 10: husk.agent.v1.Agent.CreateSandbox:input_type -> husk.agent.v1.CreateSandboxRequest
+	9,  // 11: husk.agent.v1.Agent.DestroySandbox:input_type -> husk.agent.v1.DestroySandboxRequest
+	13, // 12: husk.agent.v1.Agent.CreateContainer:input_type -> husk.agent.v1.CreateContainerRequest
+	15, // 13: husk.agent.v1.Agent.StartContainer:input_type -> husk.agent.v1.StartContainerRequest
+	17, // 14: husk.agent.v1.Agent.ExecProcess:input_type -> husk.agent.v1.ExecProcessRequest
+	19, // 15: husk.agent.v1.Agent.StartProcess:input_type -> husk.agent.v1.StartProcessRequest
+	21, // 16: husk.agent.v1.Agent.SignalProcess:input_type -> husk.agent.v1.SignalProcessRequest
+	23, // 17: husk.agent.v1.Agent.WaitProcess:input_type -> husk.agent.v1.WaitProcessRequest
+	25, // 18: husk.agent.v1.Agent.CloseStdin:input_type -> husk.agent.v1.CloseStdinRequest
+	27, // 19: husk.agent.v1.Agent.ResizePty:input_type -> husk.agent.v1.ResizePtyRequest
+	29, // 20: husk.agent.v1.Agent.DeleteProcess:input_type -> husk.agent.v1.DeleteProcessRequest
+	31, // 21: husk.agent.v1.Agent.DeleteContainer:input_type -> husk.agent.v1.DeleteContainerRequest
+	33, // 22: husk.agent.v1.Agent.PauseContainer:input_type -> husk.agent.v1.PauseContainerRequest
+	35, // 23: husk.agent.v1.Agent.ResumeContainer:input_type -> husk.agent.v1.ResumeContainerRequest
+	37, // 24: husk.agent.v1.Agent.UpdateContainer:input_type -> husk.agent.v1.UpdateContainerRequest
+	39, // 25: husk.agent.v1.Agent.StatsContainer:input_type -> husk.agent.v1.StatsContainerRequest
+	41, // 26: husk.agent.v1.Agent.ListPids:input_type -> husk.agent.v1.ListPidsRequest
+	43, // 27: husk.agent.v1.Agent.WaitOOM:input_type -> husk.agent.v1.WaitOOMRequest
+	45, // 28: husk.agent.v1.Agent.GuestTime:input_type -> husk.agent.v1.GuestTimeRequest
+	1,  // 29: husk.agent.v1.Agent.Check:output_type -> husk.agent.v1.CheckResponse
+	8,  // 30: husk.agent.v1.Agent.CreateSandbox:output_type -> husk.agent.v1.CreateSandboxResponse
+	10, // 31: husk.agent.v1.Agent.DestroySandbox:output_type -> husk.agent.v1.DestroySandboxResponse
+	14, // 32: husk.agent.v1.Agent.CreateContainer:output_type -> husk.agent.v1.CreateContainerResponse
+	16, // 33: husk.agent.v1.Agent.StartContainer:output_type -> husk.agent.v1.StartContainerResponse
+	18, // 34: husk.agent.v1.Agent.ExecProcess:output_type -> husk.agent.v1.ExecProcessResponse
+	20, // 35: husk.agent.v1.Agent.StartProcess:output_type -> husk.agent.v1.StartProcessResponse
+	22, // 36: husk.agent.v1.Agent.SignalProcess:output_type -> husk.agent.v1.SignalProcessResponse
+	24, // 37: husk.agent.v1.Agent.WaitProcess:output_type -> husk.agent.v1.WaitProcessResponse
+	26, // 38: husk.agent.v1.Agent.CloseStdin:output_type -> husk.agent.v1.CloseStdinResponse
+	28, // 39: husk.agent.v1.Agent.ResizePty:output_type -> husk.agent.v1.ResizePtyResponse
+	30, // 40: husk.agent.v1.Agent.DeleteProcess:output_type -> husk.agent.v1.DeleteProcessResponse
+	32, // 41: husk.agent.v1.Agent.DeleteContainer:output_type -> husk.agent.v1.DeleteContainerResponse
+	34, // 42: husk.agent.v1.Agent.PauseContainer:output_type -> husk.agent.v1.PauseContainerResponse
+	36, // 43: husk.agent.v1.Agent.ResumeContainer:output_type -> husk.agent.v1.ResumeContainerResponse
+	38, // 44: husk.agent.v1.Agent.UpdateContainer:output_type -> husk.agent.v1.UpdateContainerResponse
+	40, // 45: husk.agent.v1.Agent.StatsContainer:output_type -> husk.agent.v1.StatsContainerResponse
+	42, // 46: husk.agent.v1.Agent.ListPids:output_type -> husk.agent.v1.ListPidsResponse
+	44, // 47: husk.agent.v1.Agent.WaitOOM:output_type -> husk.agent.v1.WaitOOMResponse
+	46, // 48: husk.agent.v1.Agent.GuestTime:output_type -> husk.agent.v1.GuestTimeResponse
+	29, // [29:49] is the sub-list for method output_type
+	9,  // [9:29] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_agent_api_agent_proto_init() }
@@ -2431,7 +2824,7 @@ func file_agent_api_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agent_api_agent_proto_rawDesc), len(file_agent_api_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   42,
+			NumMessages:   47,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
