@@ -69,11 +69,16 @@ func (s *Sandbox) part(ctx context.Context, h handler.Handler, spec *specs.Spec)
 			return p.sb, nil
 		}
 	}
+	res, err := SandboxResources(spec.Annotations)
+	if err != nil {
+		return nil, err
+	}
 	sb, err := h.NewSandbox(ctx, &handler.SandboxRequest{
 		ID:        s.ID,
 		Namespace: s.rec.Namespace,
 		StateDir:  s.Dir,
 		Spec:      spec,
+		Resources: res,
 		Config:    s.Config,
 		Policy:    &policy{s: s, sandbox: s.hookSandbox(spec.Annotations)},
 	})

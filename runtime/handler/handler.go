@@ -96,8 +96,12 @@ type SandboxRequest struct {
 	// Spec is the spec of the container that brings the sandbox up (the
 	// pod's sandbox container under a CRI): its annotations and cgroups
 	// path describe the pod.
-	Spec   *specs.Spec
-	Config *config.Config
+	Spec *specs.Spec
+	// Resources is the pod's sizing as the CRI gave it (the sandbox
+	// container's io.kubernetes.cri.sandbox-* annotations: the sum of its
+	// containers' limits); nil when it gave none.
+	Resources *specs.LinuxResources
+	Config    *config.Config
 	// Policy asks the pod's hooks at the sandbox's steps the handler takes
 	// itself (sandbox.vm); nil asks nothing.
 	Policy Policy

@@ -48,9 +48,9 @@ func (*Handler) Name() string { return Name }
 // vmDir is where a sandbox's VM keeps its sockets and state.
 func vmDir(stateDir string) string { return filepath.Join(stateDir, Name) }
 
-// NewSandbox starts the pod's VM: its shape from the configuration, asked
-// of the hooks at sandbox.vm; then waits for its agent and gives it the
-// pod.
+// NewSandbox starts the pod's VM: its shape from the configuration grown
+// by the pod's sizing (sizingOf), asked of the hooks at sandbox.vm, then
+// bounded by withinLimits; then waits for its agent and gives it the pod.
 func (h *Handler) NewSandbox(ctx context.Context, req *handler.SandboxRequest) (handler.Sandbox, error) {
 	cfg := req.Config.Virt
 	hv, err := h.hypervisor(cfg.Hypervisor)
@@ -74,6 +74,8 @@ func (h *Handler) NewSandbox(ctx context.Context, req *handler.SandboxRequest) (
 	if err := vm.Check(); err != nil {
 		return nil, err
 	}
+	// The pod's own size on top of the base, before the hooks see it.
+	sizingOf(req.Resources).grow(&vm)
 	if req.Policy != nil {
 		if err := req.Policy.VM(ctx, &vm); err != nil {
 			return nil, err
