@@ -9,9 +9,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/huskrt/husk/hooks"
 	"github.com/huskrt/husk/policies/build"
@@ -28,8 +30,11 @@ const policyUsage = `usage: huskctl policy test --module M.wasm --point POINT --
           Flags:
             --module PATH        the .wasm module
             --point NAME         the point (container.create, process.exec, ...)
-            --event PATH         the event JSON ("-": stdin), as docs/hooks.md describes
-            --config PATH        the hook's config table as a JSON object
+            --event PATH         the event JSON ("-": stdin), as docs/hooks.md
+                                 describes; a regular file (or stdin) of at
+                                 most 16 MiB
+            --config PATH        the hook's config table as a JSON object; a
+                                 regular file of at most 1 MiB
             --kind KIND          check (default: a patch is a failure) or change
             --timeout D          call deadline (default 1s)
             --memory-limit SIZE  memory limit (default 64MiB)
@@ -49,7 +54,7 @@ func runPolicy(ctx context.Context, args []string) error {
 	}
 	switch args[0] {
 	case "test":
-		switch policyTest(ctx, args[1:], os.Stdout, os.Stderr) {
+		switch policyTest(ctx, args[1:], os.Stdin, os.Stdout, os.Stderr) {
 		case 0:
 			return nil
 		case 1:
@@ -66,8 +71,9 @@ func runPolicy(ctx context.Context, args []string) error {
 	return fmt.Errorf("unknown subcommand %q", args[0])
 }
 
-// policyTest runs "policy test" and returns its exit status.
-func policyTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+// policyTest runs "policy test" and returns its exit status. stdin is
+// what --event - reads.
+func policyTest(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("policy test", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, policyUsage) }
@@ -105,7 +111,7 @@ func policyTest(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		h.Module = abs
 	}
 	if *configPath != "" {
-		b, err := os.ReadFile(*configPath)
+		b, err := readInput(*configPath, maxConfigFile, nil)
 		if err != nil {
 			return fail(err)
 		}
@@ -113,7 +119,7 @@ func policyTest(ctx context.Context, args []string, stdout, stderr io.Writer) in
 			return fail(fmt.Errorf("config %s: want a JSON object: %w", *configPath, err))
 		}
 	}
-	event, err := readInput(*eventPath)
+	event, err := readInput(*eventPath, maxEventFile, stdin)
 	if err != nil {
 		return fail(err)
 	}
@@ -154,12 +160,71 @@ func hookName(module string) string {
 	return b.String()
 }
 
-// readInput reads path, or stdin for "-".
-func readInput(path string) ([]byte, error) {
-	if path == "-" {
-		return io.ReadAll(os.Stdin)
+// Bounds on the files "policy test" reads: an event is the JSON of one
+// step (a container.create event with a large OCI spec is tens of KB), a
+// config the [hook.config] table of one hook.
+const (
+	maxEventFile  = 16 << 20
+	maxConfigFile = 1 << 20
+)
+
+// readInput reads the regular file at path, or stdin for "-" (when stdin
+// is not nil), refusing more than limit bytes. A FIFO, device, socket or
+// directory is refused without blocking on it (open(2) of a FIFO waits
+// for a writer, a device may never end): a pipe is given on stdin, where
+// it is meant, and bounded too.
+func readInput(path string, limit int64, stdin io.Reader) ([]byte, error) {
+	tooLarge := func() error {
+		return &fs.PathError{Op: "read", Path: path, Err: fmt.Errorf("over %d bytes, husk's limit", limit)}
 	}
-	return os.ReadFile(path)
+	var r io.Reader
+	if path == "-" && stdin != nil {
+		r = stdin
+	} else {
+		f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		info, err := f.Stat()
+		if err != nil {
+			return nil, err
+		}
+		if !info.Mode().IsRegular() {
+			hint := ""
+			if stdin != nil {
+				hint = `; give a pipe on stdin with "-"`
+			}
+			return nil, &fs.PathError{Op: "read", Path: path, Err: fmt.Errorf("%w (%s)%s", wasmhost.ErrNotRegular, fileKind(info.Mode()), hint)}
+		}
+		if info.Size() > limit {
+			return nil, tooLarge()
+		}
+		r = f
+	}
+	b, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, tooLarge()
+	}
+	return b, nil
+}
+
+// fileKind names the type of a file that is not a regular one.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m.IsDir():
+		return "a directory"
+	}
+	return m.Type().String()
 }
 
 // printOutcome prints the decision, the patch and the patched event.

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -56,7 +57,7 @@ func TestPolicyTest(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
-			code := policyTest(context.Background(), tt.args, &stdout, &stderr)
+			code := policyTest(context.Background(), tt.args, nil, &stdout, &stderr)
 			if code != tt.code || !strings.Contains(stdout.String(), tt.stdout) || !strings.Contains(stderr.String(), tt.stderr) {
 				t.Errorf("exit %d, stdout:\n%s\nstderr:\n%s\nwant exit %d, stdout with %q, stderr with %q", code, &stdout, &stderr, tt.code, tt.stdout, tt.stderr)
 			}
@@ -82,7 +83,7 @@ func TestPolicyBuild(t *testing.T) {
 	event := writeTemp(t, dir, "create.json", []byte(`{"version":1,"sandbox":{"id":"p"},"container":{"id":"c"},
 		"spec":{"ociVersion":"1.2.0","process":{"cwd":"/","user":{"uid":0,"gid":0},"capabilities":{"bounding":["CAP_SYS_ADMIN"]}}}}`))
 	var so, se bytes.Buffer
-	code := policyTest(context.Background(), []string{"--module", out, "--point", "container.create", "--event", event}, &so, &se)
+	code := policyTest(context.Background(), []string{"--module", out, "--point", "container.create", "--event", event}, nil, &so, &se)
 	if code != 1 || !strings.Contains(so.String(), "deny: privileged container: capability CAP_SYS_ADMIN in the bounding set") {
 		t.Errorf("exit %d, stdout %q, stderr %q", code, &so, &se)
 	}
@@ -112,7 +113,7 @@ func TestPolicyTestRefusesAFIFO(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	done := make(chan int, 1)
 	go func() {
-		done <- policyTest(context.Background(), []string{"--module", fifo, "--point", "container.rootfs", "--event", event}, &stdout, &stderr)
+		done <- policyTest(context.Background(), []string{"--module", fifo, "--point", "container.rootfs", "--event", event}, nil, &stdout, &stderr)
 	}()
 	select {
 	case code := <-done:
@@ -122,4 +123,80 @@ func TestPolicyTestRefusesAFIFO(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("huskctl policy test still blocked on the FIFO after 30s")
 	}
+}
+
+// TestPolicyTestBoundsItsInputs: the event and the config are read with a
+// size bound, and a FIFO, directory or device given for either fails at
+// once (exit 2) instead of blocking huskctl (before, --event on a FIFO
+// waited in open(2) for a writer, and /dev/zero was read until memory ran
+// out). A pipe on stdin ("--event -") still works, bounded.
+func TestPolicyTestBoundsItsInputs(t *testing.T) {
+	dir := t.TempDir()
+	decision := writeTemp(t, dir, "decision.wasm", wasmtest.WAT(t, "../../wasmhost/testdata/decision.wat"))
+	eventText := []byte(`{"version":1,"sandbox":{"id":"p"},"container":{"id":"c"},"readonly":false}`)
+	event := writeTemp(t, dir, "rootfs.json", eventText)
+	allow := writeTemp(t, dir, "allow.json", []byte(`{"allow":true}`))
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	big := filepath.Join(dir, "big.json") // sparse: its size is checked before anything is read
+	if err := os.WriteFile(big, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(big, maxEventFile+1); err != nil {
+		t.Fatal(err)
+	}
+	bigConfig := filepath.Join(dir, "bigconfig.json")
+	if err := os.WriteFile(bigConfig, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(bigConfig, maxConfigFile+1); err != nil {
+		t.Fatal(err)
+	}
+	args := func(event, config string) []string {
+		return []string{"--module", decision, "--point", "container.rootfs", "--event", event, "--config", config}
+	}
+	for _, tt := range []struct {
+		name   string
+		args   []string
+		stdin  io.Reader
+		code   int
+		stderr string
+	}{
+		{"event from a FIFO", args(fifo, allow), nil, 2, `read ` + fifo + `: not a regular file (a FIFO); give a pipe on stdin with "-"`},
+		{"config from a FIFO", args(event, fifo), nil, 2, `read ` + fifo + `: not a regular file (a FIFO)`},
+		{"event from a directory", args(dir, allow), nil, 2, "not a regular file (a directory)"},
+		{"event from a device", args("/dev/zero", allow), nil, 2, "not a regular file (a device)"},
+		{"event too large", args(big, allow), nil, 2, "over 16777216 bytes, husk's limit"},
+		{"config too large", args(event, bigConfig), nil, 2, "over 1048576 bytes, husk's limit"},
+		{"event on stdin", args("-", allow), bytes.NewReader(eventText), 0, ""},
+		{"event on stdin, too large", args("-", allow), io.LimitReader(zeros{}, maxEventFile+1), 2, "read -: over 16777216 bytes, husk's limit"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			done := make(chan int, 1)
+			stdin := tt.stdin
+			if stdin == nil {
+				stdin = strings.NewReader("")
+			}
+			go func() { done <- policyTest(context.Background(), tt.args, stdin, &stdout, &stderr) }()
+			select {
+			case code := <-done:
+				if code != tt.code || !strings.Contains(stderr.String(), tt.stderr) {
+					t.Errorf("exit %d, stderr %q; want %d and %q", code, &stderr, tt.code, tt.stderr)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatal("huskctl policy test still blocked after 30s")
+			}
+		})
+	}
+}
+
+// zeros reads as an endless run of zero bytes, as /dev/zero does.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
 }
