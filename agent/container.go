@@ -82,6 +82,12 @@ func (s *Service) CreateContainer(ctx context.Context, r *api.CreateContainerReq
 		return nil, err
 	}
 	s.mu.Lock()
+	hostname := s.hostname
+	s.mu.Unlock()
+	if err := s.podns.joinPod(&spec, hostname); err != nil {
+		return nil, fmt.Errorf("container %s: %w", r.ContainerId, err)
+	}
+	s.mu.Lock()
 	if _, ok := s.ctrs[r.ContainerId]; ok {
 		s.mu.Unlock()
 		return nil, fmt.Errorf("container %s: %w", r.ContainerId, errdefs.ErrAlreadyExists)

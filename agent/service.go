@@ -55,6 +55,9 @@ type Service struct {
 	mu      sync.Mutex
 	sandbox string                // guarded by mu; "" before CreateSandbox
 	ctrs    map[string]*container // guarded by mu
+	// hostname is the pod's, for its UTS namespace; guarded by mu.
+	hostname string
+	podns    *podNamespaces
 
 	oomMu      sync.Mutex
 	ooms       []string      // containers OOM-killed since the last WaitOOM; guarded by oomMu
@@ -79,6 +82,7 @@ func New(opts Options) (*Service, error) {
 		cfg:        &cfg,
 		streams:    newStreams(),
 		ctrs:       map[string]*container{},
+		podns:      &podNamespaces{dir: filepath.Join(opts.StateDir, "pod-ns")},
 		oomChanged: make(chan struct{}),
 	}, nil
 }
@@ -127,6 +131,7 @@ func (s *Service) CreateSandbox(ctx context.Context, r *api.CreateSandboxRequest
 		}
 	}
 	s.sandbox = r.SandboxId
+	s.hostname = r.Hostname
 	return &api.CreateSandboxResponse{}, nil
 }
 
@@ -148,8 +153,11 @@ func (s *Service) DestroySandbox(ctx context.Context, r *api.DestroySandboxReque
 			errs = append(errs, err)
 		}
 	}
+	if err := s.podns.close(); err != nil {
+		errs = append(errs, err)
+	}
 	s.mu.Lock()
-	s.sandbox = ""
+	s.sandbox, s.hostname = "", ""
 	s.mu.Unlock()
 	s.streams.close()
 	if len(errs) > 0 {

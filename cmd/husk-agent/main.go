@@ -40,6 +40,9 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == linux.InitArg {
 		linux.Init() // a container's init, re-executed by libcontainer
 	}
+	if len(os.Args) > 1 && os.Args[1] == agent.PodPIDArg {
+		agent.HoldPIDNamespace() // PID 1 of a pod's shared PID namespace
+	}
 	listen := flag.String("listen", "", "serve the agent API on this Unix socket instead of vsock (outside a VM)")
 	streams := flag.String("streams", "", "attach stdio streams on this Unix socket instead of vsock (outside a VM)")
 	state := flag.String("state", "/run/husk-agent", "directory for the containers' bundles and state")

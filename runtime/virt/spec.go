@@ -16,9 +16,9 @@ import (
 //   - The cgroup is the guest's /husk/<sandbox>/<container>: a host cgroup
 //     path means nothing there, and systemd-style ones cannot be used by
 //     the guest's cgroupfs driver.
-//   - Namespaces are the container's own in the guest; its network is the
-//     VM's (as in Kata: the pod's network is the VM's), and a namespace
-//     path (a host /proc/<pid>/ns/...) cannot be joined there.
+//   - Namespaces are the container's own in the guest, but those it joins
+//     with its pod (ipc, uts, pid by path under a CRI) are the pod's in the
+//     guest, and its network is the VM's (guestNamespaces).
 //   - Bind mounts of host paths and OCI hooks (host binaries) are refused
 //     with a clear error: volumes reach VMs with part 2 of the handler.
 func guestSpec(s *specs.Spec, sandboxID, id string) ([]byte, error) {
@@ -38,13 +38,7 @@ func guestSpec(s *specs.Spec, sandboxID, id string) ([]byte, error) {
 	if s.Linux != nil {
 		l := *s.Linux
 		l.CgroupsPath = "/husk/" + sandboxID + "/" + id
-		l.Namespaces = nil
-		for _, ns := range s.Linux.Namespaces {
-			if ns.Type == specs.NetworkNamespace {
-				continue
-			}
-			l.Namespaces = append(l.Namespaces, specs.LinuxNamespace{Type: ns.Type})
-		}
+		l.Namespaces = guestNamespaces(s.Linux.Namespaces)
 		g.Linux = &l
 	}
 	return json.Marshal(&g)
