@@ -43,6 +43,9 @@ type Options struct {
 	// FindDisk finds the device of the disk with a serial; nil looks in
 	// the guest's /sys/block. Tests on a host give loop devices.
 	FindDisk func(serial string) (string, error)
+	// VolumeDir holds the copies of host volumes (SyncVolume); empty:
+	// /run/husk/volumes in a guest, else StateDir/volumes.
+	VolumeDir string
 }
 
 // Service is the agent: api.AgentService on the Linux engine.
@@ -58,6 +61,8 @@ type Service struct {
 	// hostname is the pod's, for its UTS namespace; guarded by mu.
 	hostname string
 	podns    *podNamespaces
+
+	volMu sync.Mutex // serialises SyncVolume and the volumes' removal
 
 	oomMu      sync.Mutex
 	ooms       []string      // containers OOM-killed since the last WaitOOM; guarded by oomMu
@@ -75,6 +80,12 @@ func New(opts Options) (*Service, error) {
 	cfg.Runtime.StateDir = opts.StateDir
 	if opts.FindDisk == nil {
 		opts.FindDisk = findDisk
+	}
+	if opts.VolumeDir == "" {
+		opts.VolumeDir = filepath.Join(opts.StateDir, "volumes")
+		if opts.Guest {
+			opts.VolumeDir = guestVolumeDir
+		}
 	}
 	return &Service{
 		opts:       opts,
@@ -135,7 +146,8 @@ func (s *Service) CreateSandbox(ctx context.Context, r *api.CreateSandboxRequest
 	return &api.CreateSandboxResponse{}, nil
 }
 
-// DestroySandbox deletes what containers are left and forgets the pod.
+// DestroySandbox deletes what containers are left, removes the pod's
+// volumes and forgets the pod.
 func (s *Service) DestroySandbox(ctx context.Context, r *api.DestroySandboxRequest) (*api.DestroySandboxResponse, error) {
 	s.mu.Lock()
 	if s.sandbox == "" || s.sandbox != r.SandboxId {
@@ -153,6 +165,12 @@ func (s *Service) DestroySandbox(ctx context.Context, r *api.DestroySandboxReque
 			errs = append(errs, err)
 		}
 	}
+	// The volumes go with the pod (an emptyDir lives as long as its pod).
+	s.volMu.Lock()
+	if err := os.RemoveAll(s.opts.VolumeDir); err != nil {
+		errs = append(errs, fmt.Errorf("removing the volumes: %w", err))
+	}
+	s.volMu.Unlock()
 	if err := s.podns.close(); err != nil {
 		errs = append(errs, err)
 	}

@@ -43,6 +43,59 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// Type is a FileEntry's kind.
+type FileEntry_Type int32
+
+const (
+	FileEntry_TYPE_UNSPECIFIED FileEntry_Type = 0
+	FileEntry_DIRECTORY        FileEntry_Type = 1
+	FileEntry_REGULAR          FileEntry_Type = 2
+	FileEntry_SYMLINK          FileEntry_Type = 3
+)
+
+// Enum value maps for FileEntry_Type.
+var (
+	FileEntry_Type_name = map[int32]string{
+		0: "TYPE_UNSPECIFIED",
+		1: "DIRECTORY",
+		2: "REGULAR",
+		3: "SYMLINK",
+	}
+	FileEntry_Type_value = map[string]int32{
+		"TYPE_UNSPECIFIED": 0,
+		"DIRECTORY":        1,
+		"REGULAR":          2,
+		"SYMLINK":          3,
+	}
+)
+
+func (x FileEntry_Type) Enum() *FileEntry_Type {
+	p := new(FileEntry_Type)
+	*p = x
+	return p
+}
+
+func (x FileEntry_Type) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (FileEntry_Type) Descriptor() protoreflect.EnumDescriptor {
+	return file_agent_api_agent_proto_enumTypes[0].Descriptor()
+}
+
+func (FileEntry_Type) Type() protoreflect.EnumType {
+	return &file_agent_api_agent_proto_enumTypes[0]
+}
+
+func (x FileEntry_Type) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use FileEntry_Type.Descriptor instead.
+func (FileEntry_Type) EnumDescriptor() ([]byte, []int) {
+	return file_agent_api_agent_proto_rawDescGZIP(), []int{48, 0}
+}
+
 // CheckRequest asks nothing.
 type CheckRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2530,6 +2583,244 @@ func (x *GuestTimeResponse) GetUnixNano() int64 {
 	return 0
 }
 
+// SyncVolumeRequest brings a guest volume to the host tree it lists. The
+// agent writes entries in place without following a symlink: directories
+// and regular files first (a changed file is written beside its name and
+// renamed over it; a volume whose root is a file is rewritten in place, as
+// a bind mount holds that file), then symlinks (created beside their name
+// and renamed over it, so that kubelet's ..data swap stays atomic), then,
+// when complete, it removes what is not listed. The whole request is
+// checked before anything is written; a bad one is refused with
+// InvalidArgument and changes nothing.
+type SyncVolumeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// volume_id names the guest copy: 1 to 64 bytes of [A-Za-z0-9_.-], not
+	// "." or "..".
+	VolumeId string `protobuf:"bytes,1,opt,name=volume_id,json=volumeId,proto3" json:"volume_id,omitempty"`
+	// entries are the host tree (at most 16384), parents before children:
+	// the first is the volume's root (path ""), a DIRECTORY or a REGULAR
+	// file; every other entry's parent is a DIRECTORY listed before it. No
+	// path twice. Their data together are at most 3 MiB.
+	Entries []*FileEntry `protobuf:"bytes,2,rep,name=entries,proto3" json:"entries,omitempty"`
+	// complete says the entries are the whole tree: the agent removes
+	// from the guest copy what they do not list.
+	Complete      bool `protobuf:"varint,3,opt,name=complete,proto3" json:"complete,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SyncVolumeRequest) Reset() {
+	*x = SyncVolumeRequest{}
+	mi := &file_agent_api_agent_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SyncVolumeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SyncVolumeRequest) ProtoMessage() {}
+
+func (x *SyncVolumeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_api_agent_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SyncVolumeRequest.ProtoReflect.Descriptor instead.
+func (*SyncVolumeRequest) Descriptor() ([]byte, []int) {
+	return file_agent_api_agent_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *SyncVolumeRequest) GetVolumeId() string {
+	if x != nil {
+		return x.VolumeId
+	}
+	return ""
+}
+
+func (x *SyncVolumeRequest) GetEntries() []*FileEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+func (x *SyncVolumeRequest) GetComplete() bool {
+	if x != nil {
+		return x.Complete
+	}
+	return false
+}
+
+// FileEntry is one file of a volume.
+type FileEntry struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// path is relative to the volume's root, clean (no "." or ".."
+	// element, no empty element, no trailing '/'), at most 4096 bytes;
+	// "" is the root itself.
+	Path string `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	// type is what the entry is; a root whose type differs from the guest
+	// copy's is refused with FailedPrecondition.
+	Type FileEntry_Type `protobuf:"varint,2,opt,name=type,proto3,enum=husk.agent.v1.FileEntry_Type" json:"type,omitempty"`
+	// mode is the permission bits (at most 07777; ignored for symlinks).
+	Mode uint32 `protobuf:"varint,3,opt,name=mode,proto3" json:"mode,omitempty"`
+	// uid and gid own the entry in the guest.
+	Uid uint32 `protobuf:"varint,4,opt,name=uid,proto3" json:"uid,omitempty"`
+	Gid uint32 `protobuf:"varint,5,opt,name=gid,proto3" json:"gid,omitempty"`
+	// data is a REGULAR file's contents (empty with unchanged).
+	Data []byte `protobuf:"bytes,6,opt,name=data,proto3" json:"data,omitempty"`
+	// unchanged keeps a REGULAR file's guest contents, sent before; the
+	// agent answers FailedPrecondition when it has no such regular file,
+	// and the host then sends the contents.
+	Unchanged bool `protobuf:"varint,7,opt,name=unchanged,proto3" json:"unchanged,omitempty"`
+	// link_target is a SYMLINK's target: relative, and inside the volume
+	// once joined to the link's directory (at most 4096 bytes).
+	LinkTarget    string `protobuf:"bytes,8,opt,name=link_target,json=linkTarget,proto3" json:"link_target,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FileEntry) Reset() {
+	*x = FileEntry{}
+	mi := &file_agent_api_agent_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FileEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FileEntry) ProtoMessage() {}
+
+func (x *FileEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_api_agent_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FileEntry.ProtoReflect.Descriptor instead.
+func (*FileEntry) Descriptor() ([]byte, []int) {
+	return file_agent_api_agent_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *FileEntry) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *FileEntry) GetType() FileEntry_Type {
+	if x != nil {
+		return x.Type
+	}
+	return FileEntry_TYPE_UNSPECIFIED
+}
+
+func (x *FileEntry) GetMode() uint32 {
+	if x != nil {
+		return x.Mode
+	}
+	return 0
+}
+
+func (x *FileEntry) GetUid() uint32 {
+	if x != nil {
+		return x.Uid
+	}
+	return 0
+}
+
+func (x *FileEntry) GetGid() uint32 {
+	if x != nil {
+		return x.Gid
+	}
+	return 0
+}
+
+func (x *FileEntry) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *FileEntry) GetUnchanged() bool {
+	if x != nil {
+		return x.Unchanged
+	}
+	return false
+}
+
+func (x *FileEntry) GetLinkTarget() string {
+	if x != nil {
+		return x.LinkTarget
+	}
+	return ""
+}
+
+// SyncVolumeResponse says where the volume is in the guest.
+type SyncVolumeResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// path is the guest copy's absolute path (at most 4096 bytes), the
+	// source of the containers' bind mounts.
+	Path          string `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SyncVolumeResponse) Reset() {
+	*x = SyncVolumeResponse{}
+	mi := &file_agent_api_agent_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SyncVolumeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SyncVolumeResponse) ProtoMessage() {}
+
+func (x *SyncVolumeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_api_agent_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SyncVolumeResponse.ProtoReflect.Descriptor instead.
+func (*SyncVolumeResponse) Descriptor() ([]byte, []int) {
+	return file_agent_api_agent_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *SyncVolumeResponse) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
 var File_agent_api_agent_proto protoreflect.FileDescriptor
 
 const file_agent_api_agent_proto_rawDesc = "" +
@@ -2670,7 +2961,28 @@ const file_agent_api_agent_proto_rawDesc = "" +
 	"\x10GuestTimeRequest\x12\"\n" +
 	"\rset_unix_nano\x18\x01 \x01(\x03R\vsetUnixNano\"0\n" +
 	"\x11GuestTimeResponse\x12\x1b\n" +
-	"\tunix_nano\x18\x01 \x01(\x03R\bunixNano2\xf2\r\n" +
+	"\tunix_nano\x18\x01 \x01(\x03R\bunixNano\"\x80\x01\n" +
+	"\x11SyncVolumeRequest\x12\x1b\n" +
+	"\tvolume_id\x18\x01 \x01(\tR\bvolumeId\x122\n" +
+	"\aentries\x18\x02 \x03(\v2\x18.husk.agent.v1.FileEntryR\aentries\x12\x1a\n" +
+	"\bcomplete\x18\x03 \x01(\bR\bcomplete\"\xa4\x02\n" +
+	"\tFileEntry\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x121\n" +
+	"\x04type\x18\x02 \x01(\x0e2\x1d.husk.agent.v1.FileEntry.TypeR\x04type\x12\x12\n" +
+	"\x04mode\x18\x03 \x01(\rR\x04mode\x12\x10\n" +
+	"\x03uid\x18\x04 \x01(\rR\x03uid\x12\x10\n" +
+	"\x03gid\x18\x05 \x01(\rR\x03gid\x12\x12\n" +
+	"\x04data\x18\x06 \x01(\fR\x04data\x12\x1c\n" +
+	"\tunchanged\x18\a \x01(\bR\tunchanged\x12\x1f\n" +
+	"\vlink_target\x18\b \x01(\tR\n" +
+	"linkTarget\"E\n" +
+	"\x04Type\x12\x14\n" +
+	"\x10TYPE_UNSPECIFIED\x10\x00\x12\r\n" +
+	"\tDIRECTORY\x10\x01\x12\v\n" +
+	"\aREGULAR\x10\x02\x12\v\n" +
+	"\aSYMLINK\x10\x03\"(\n" +
+	"\x12SyncVolumeResponse\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path2\xc5\x0e\n" +
 	"\x05Agent\x12B\n" +
 	"\x05Check\x12\x1b.husk.agent.v1.CheckRequest\x1a\x1c.husk.agent.v1.CheckResponse\x12Z\n" +
 	"\rCreateSandbox\x12#.husk.agent.v1.CreateSandboxRequest\x1a$.husk.agent.v1.CreateSandboxResponse\x12]\n" +
@@ -2692,7 +3004,9 @@ const file_agent_api_agent_proto_rawDesc = "" +
 	"\x0eStatsContainer\x12$.husk.agent.v1.StatsContainerRequest\x1a%.husk.agent.v1.StatsContainerResponse\x12K\n" +
 	"\bListPids\x12\x1e.husk.agent.v1.ListPidsRequest\x1a\x1f.husk.agent.v1.ListPidsResponse\x12H\n" +
 	"\aWaitOOM\x12\x1d.husk.agent.v1.WaitOOMRequest\x1a\x1e.husk.agent.v1.WaitOOMResponse\x12N\n" +
-	"\tGuestTime\x12\x1f.husk.agent.v1.GuestTimeRequest\x1a .husk.agent.v1.GuestTimeResponseB&Z$github.com/huskrt/husk/agent/api;apib\x06proto3"
+	"\tGuestTime\x12\x1f.husk.agent.v1.GuestTimeRequest\x1a .husk.agent.v1.GuestTimeResponse\x12Q\n" +
+	"\n" +
+	"SyncVolume\x12 .husk.agent.v1.SyncVolumeRequest\x1a!.husk.agent.v1.SyncVolumeResponseB&Z$github.com/huskrt/husk/agent/api;apib\x06proto3"
 
 var (
 	file_agent_api_agent_proto_rawDescOnce sync.Once
@@ -2706,111 +3020,120 @@ func file_agent_api_agent_proto_rawDescGZIP() []byte {
 	return file_agent_api_agent_proto_rawDescData
 }
 
-var file_agent_api_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
+var file_agent_api_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_agent_api_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
 var file_agent_api_agent_proto_goTypes = []any{
-	(*CheckRequest)(nil),            // 0: husk.agent.v1.CheckRequest
-	(*CheckResponse)(nil),           // 1: husk.agent.v1.CheckResponse
-	(*CreateSandboxRequest)(nil),    // 2: husk.agent.v1.CreateSandboxRequest
-	(*Network)(nil),                 // 3: husk.agent.v1.Network
-	(*Interface)(nil),               // 4: husk.agent.v1.Interface
-	(*IPAddress)(nil),               // 5: husk.agent.v1.IPAddress
-	(*Route)(nil),                   // 6: husk.agent.v1.Route
-	(*Neighbor)(nil),                // 7: husk.agent.v1.Neighbor
-	(*CreateSandboxResponse)(nil),   // 8: husk.agent.v1.CreateSandboxResponse
-	(*DestroySandboxRequest)(nil),   // 9: husk.agent.v1.DestroySandboxRequest
-	(*DestroySandboxResponse)(nil),  // 10: husk.agent.v1.DestroySandboxResponse
-	(*Rootfs)(nil),                  // 11: husk.agent.v1.Rootfs
-	(*Stdio)(nil),                   // 12: husk.agent.v1.Stdio
-	(*CreateContainerRequest)(nil),  // 13: husk.agent.v1.CreateContainerRequest
-	(*CreateContainerResponse)(nil), // 14: husk.agent.v1.CreateContainerResponse
-	(*StartContainerRequest)(nil),   // 15: husk.agent.v1.StartContainerRequest
-	(*StartContainerResponse)(nil),  // 16: husk.agent.v1.StartContainerResponse
-	(*ExecProcessRequest)(nil),      // 17: husk.agent.v1.ExecProcessRequest
-	(*ExecProcessResponse)(nil),     // 18: husk.agent.v1.ExecProcessResponse
-	(*StartProcessRequest)(nil),     // 19: husk.agent.v1.StartProcessRequest
-	(*StartProcessResponse)(nil),    // 20: husk.agent.v1.StartProcessResponse
-	(*SignalProcessRequest)(nil),    // 21: husk.agent.v1.SignalProcessRequest
-	(*SignalProcessResponse)(nil),   // 22: husk.agent.v1.SignalProcessResponse
-	(*WaitProcessRequest)(nil),      // 23: husk.agent.v1.WaitProcessRequest
-	(*WaitProcessResponse)(nil),     // 24: husk.agent.v1.WaitProcessResponse
-	(*CloseStdinRequest)(nil),       // 25: husk.agent.v1.CloseStdinRequest
-	(*CloseStdinResponse)(nil),      // 26: husk.agent.v1.CloseStdinResponse
-	(*ResizePtyRequest)(nil),        // 27: husk.agent.v1.ResizePtyRequest
-	(*ResizePtyResponse)(nil),       // 28: husk.agent.v1.ResizePtyResponse
-	(*DeleteProcessRequest)(nil),    // 29: husk.agent.v1.DeleteProcessRequest
-	(*DeleteProcessResponse)(nil),   // 30: husk.agent.v1.DeleteProcessResponse
-	(*DeleteContainerRequest)(nil),  // 31: husk.agent.v1.DeleteContainerRequest
-	(*DeleteContainerResponse)(nil), // 32: husk.agent.v1.DeleteContainerResponse
-	(*PauseContainerRequest)(nil),   // 33: husk.agent.v1.PauseContainerRequest
-	(*PauseContainerResponse)(nil),  // 34: husk.agent.v1.PauseContainerResponse
-	(*ResumeContainerRequest)(nil),  // 35: husk.agent.v1.ResumeContainerRequest
-	(*ResumeContainerResponse)(nil), // 36: husk.agent.v1.ResumeContainerResponse
-	(*UpdateContainerRequest)(nil),  // 37: husk.agent.v1.UpdateContainerRequest
-	(*UpdateContainerResponse)(nil), // 38: husk.agent.v1.UpdateContainerResponse
-	(*StatsContainerRequest)(nil),   // 39: husk.agent.v1.StatsContainerRequest
-	(*StatsContainerResponse)(nil),  // 40: husk.agent.v1.StatsContainerResponse
-	(*ListPidsRequest)(nil),         // 41: husk.agent.v1.ListPidsRequest
-	(*ListPidsResponse)(nil),        // 42: husk.agent.v1.ListPidsResponse
-	(*WaitOOMRequest)(nil),          // 43: husk.agent.v1.WaitOOMRequest
-	(*WaitOOMResponse)(nil),         // 44: husk.agent.v1.WaitOOMResponse
-	(*GuestTimeRequest)(nil),        // 45: husk.agent.v1.GuestTimeRequest
-	(*GuestTimeResponse)(nil),       // 46: husk.agent.v1.GuestTimeResponse
+	(FileEntry_Type)(0),             // 0: husk.agent.v1.FileEntry.Type
+	(*CheckRequest)(nil),            // 1: husk.agent.v1.CheckRequest
+	(*CheckResponse)(nil),           // 2: husk.agent.v1.CheckResponse
+	(*CreateSandboxRequest)(nil),    // 3: husk.agent.v1.CreateSandboxRequest
+	(*Network)(nil),                 // 4: husk.agent.v1.Network
+	(*Interface)(nil),               // 5: husk.agent.v1.Interface
+	(*IPAddress)(nil),               // 6: husk.agent.v1.IPAddress
+	(*Route)(nil),                   // 7: husk.agent.v1.Route
+	(*Neighbor)(nil),                // 8: husk.agent.v1.Neighbor
+	(*CreateSandboxResponse)(nil),   // 9: husk.agent.v1.CreateSandboxResponse
+	(*DestroySandboxRequest)(nil),   // 10: husk.agent.v1.DestroySandboxRequest
+	(*DestroySandboxResponse)(nil),  // 11: husk.agent.v1.DestroySandboxResponse
+	(*Rootfs)(nil),                  // 12: husk.agent.v1.Rootfs
+	(*Stdio)(nil),                   // 13: husk.agent.v1.Stdio
+	(*CreateContainerRequest)(nil),  // 14: husk.agent.v1.CreateContainerRequest
+	(*CreateContainerResponse)(nil), // 15: husk.agent.v1.CreateContainerResponse
+	(*StartContainerRequest)(nil),   // 16: husk.agent.v1.StartContainerRequest
+	(*StartContainerResponse)(nil),  // 17: husk.agent.v1.StartContainerResponse
+	(*ExecProcessRequest)(nil),      // 18: husk.agent.v1.ExecProcessRequest
+	(*ExecProcessResponse)(nil),     // 19: husk.agent.v1.ExecProcessResponse
+	(*StartProcessRequest)(nil),     // 20: husk.agent.v1.StartProcessRequest
+	(*StartProcessResponse)(nil),    // 21: husk.agent.v1.StartProcessResponse
+	(*SignalProcessRequest)(nil),    // 22: husk.agent.v1.SignalProcessRequest
+	(*SignalProcessResponse)(nil),   // 23: husk.agent.v1.SignalProcessResponse
+	(*WaitProcessRequest)(nil),      // 24: husk.agent.v1.WaitProcessRequest
+	(*WaitProcessResponse)(nil),     // 25: husk.agent.v1.WaitProcessResponse
+	(*CloseStdinRequest)(nil),       // 26: husk.agent.v1.CloseStdinRequest
+	(*CloseStdinResponse)(nil),      // 27: husk.agent.v1.CloseStdinResponse
+	(*ResizePtyRequest)(nil),        // 28: husk.agent.v1.ResizePtyRequest
+	(*ResizePtyResponse)(nil),       // 29: husk.agent.v1.ResizePtyResponse
+	(*DeleteProcessRequest)(nil),    // 30: husk.agent.v1.DeleteProcessRequest
+	(*DeleteProcessResponse)(nil),   // 31: husk.agent.v1.DeleteProcessResponse
+	(*DeleteContainerRequest)(nil),  // 32: husk.agent.v1.DeleteContainerRequest
+	(*DeleteContainerResponse)(nil), // 33: husk.agent.v1.DeleteContainerResponse
+	(*PauseContainerRequest)(nil),   // 34: husk.agent.v1.PauseContainerRequest
+	(*PauseContainerResponse)(nil),  // 35: husk.agent.v1.PauseContainerResponse
+	(*ResumeContainerRequest)(nil),  // 36: husk.agent.v1.ResumeContainerRequest
+	(*ResumeContainerResponse)(nil), // 37: husk.agent.v1.ResumeContainerResponse
+	(*UpdateContainerRequest)(nil),  // 38: husk.agent.v1.UpdateContainerRequest
+	(*UpdateContainerResponse)(nil), // 39: husk.agent.v1.UpdateContainerResponse
+	(*StatsContainerRequest)(nil),   // 40: husk.agent.v1.StatsContainerRequest
+	(*StatsContainerResponse)(nil),  // 41: husk.agent.v1.StatsContainerResponse
+	(*ListPidsRequest)(nil),         // 42: husk.agent.v1.ListPidsRequest
+	(*ListPidsResponse)(nil),        // 43: husk.agent.v1.ListPidsResponse
+	(*WaitOOMRequest)(nil),          // 44: husk.agent.v1.WaitOOMRequest
+	(*WaitOOMResponse)(nil),         // 45: husk.agent.v1.WaitOOMResponse
+	(*GuestTimeRequest)(nil),        // 46: husk.agent.v1.GuestTimeRequest
+	(*GuestTimeResponse)(nil),       // 47: husk.agent.v1.GuestTimeResponse
+	(*SyncVolumeRequest)(nil),       // 48: husk.agent.v1.SyncVolumeRequest
+	(*FileEntry)(nil),               // 49: husk.agent.v1.FileEntry
+	(*SyncVolumeResponse)(nil),      // 50: husk.agent.v1.SyncVolumeResponse
 }
 var file_agent_api_agent_proto_depIdxs = []int32{
-	3,  // 0: husk.agent.v1.CreateSandboxRequest.network:type_name -> husk.agent.v1.Network
-	4,  // 1: husk.agent.v1.Network.interfaces:type_name -> husk.agent.v1.Interface
-	6,  // 2: husk.agent.v1.Network.routes:type_name -> husk.agent.v1.Route
-	7,  // 3: husk.agent.v1.Network.neighbors:type_name -> husk.agent.v1.Neighbor
-	5,  // 4: husk.agent.v1.Interface.addresses:type_name -> husk.agent.v1.IPAddress
-	5,  // 5: husk.agent.v1.Route.destination:type_name -> husk.agent.v1.IPAddress
-	11, // 6: husk.agent.v1.CreateContainerRequest.rootfs:type_name -> husk.agent.v1.Rootfs
-	12, // 7: husk.agent.v1.CreateContainerRequest.stdio:type_name -> husk.agent.v1.Stdio
-	12, // 8: husk.agent.v1.ExecProcessRequest.stdio:type_name -> husk.agent.v1.Stdio
-	0,  // 9: husk.agent.v1.Agent.Check:input_type -> husk.agent.v1.CheckRequest
-	2,  // 10: husk.agent.v1.Agent.CreateSandbox:input_type -> husk.agent.v1.CreateSandboxRequest
-	9,  // 11: husk.agent.v1.Agent.DestroySandbox:input_type -> husk.agent.v1.DestroySandboxRequest
-	13, // 12: husk.agent.v1.Agent.CreateContainer:input_type -> husk.agent.v1.CreateContainerRequest
-	15, // 13: husk.agent.v1.Agent.StartContainer:input_type -> husk.agent.v1.StartContainerRequest
-	17, // 14: husk.agent.v1.Agent.ExecProcess:input_type -> husk.agent.v1.ExecProcessRequest
-	19, // 15: husk.agent.v1.Agent.StartProcess:input_type -> husk.agent.v1.StartProcessRequest
-	21, // 16: husk.agent.v1.Agent.SignalProcess:input_type -> husk.agent.v1.SignalProcessRequest
-	23, // 17: husk.agent.v1.Agent.WaitProcess:input_type -> husk.agent.v1.WaitProcessRequest
-	25, // 18: husk.agent.v1.Agent.CloseStdin:input_type -> husk.agent.v1.CloseStdinRequest
-	27, // 19: husk.agent.v1.Agent.ResizePty:input_type -> husk.agent.v1.ResizePtyRequest
-	29, // 20: husk.agent.v1.Agent.DeleteProcess:input_type -> husk.agent.v1.DeleteProcessRequest
-	31, // 21: husk.agent.v1.Agent.DeleteContainer:input_type -> husk.agent.v1.DeleteContainerRequest
-	33, // 22: husk.agent.v1.Agent.PauseContainer:input_type -> husk.agent.v1.PauseContainerRequest
-	35, // 23: husk.agent.v1.Agent.ResumeContainer:input_type -> husk.agent.v1.ResumeContainerRequest
-	37, // 24: husk.agent.v1.Agent.UpdateContainer:input_type -> husk.agent.v1.UpdateContainerRequest
-	39, // 25: husk.agent.v1.Agent.StatsContainer:input_type -> husk.agent.v1.StatsContainerRequest
-	41, // 26: husk.agent.v1.Agent.ListPids:input_type -> husk.agent.v1.ListPidsRequest
-	43, // 27: husk.agent.v1.Agent.WaitOOM:input_type -> husk.agent.v1.WaitOOMRequest
-	45, // 28: husk.agent.v1.Agent.GuestTime:input_type -> husk.agent.v1.GuestTimeRequest
-	1,  // 29: husk.agent.v1.Agent.Check:output_type -> husk.agent.v1.CheckResponse
-	8,  // 30: husk.agent.v1.Agent.CreateSandbox:output_type -> husk.agent.v1.CreateSandboxResponse
-	10, // 31: husk.agent.v1.Agent.DestroySandbox:output_type -> husk.agent.v1.DestroySandboxResponse
-	14, // 32: husk.agent.v1.Agent.CreateContainer:output_type -> husk.agent.v1.CreateContainerResponse
-	16, // 33: husk.agent.v1.Agent.StartContainer:output_type -> husk.agent.v1.StartContainerResponse
-	18, // 34: husk.agent.v1.Agent.ExecProcess:output_type -> husk.agent.v1.ExecProcessResponse
-	20, // 35: husk.agent.v1.Agent.StartProcess:output_type -> husk.agent.v1.StartProcessResponse
-	22, // 36: husk.agent.v1.Agent.SignalProcess:output_type -> husk.agent.v1.SignalProcessResponse
-	24, // 37: husk.agent.v1.Agent.WaitProcess:output_type -> husk.agent.v1.WaitProcessResponse
-	26, // 38: husk.agent.v1.Agent.CloseStdin:output_type -> husk.agent.v1.CloseStdinResponse
-	28, // 39: husk.agent.v1.Agent.ResizePty:output_type -> husk.agent.v1.ResizePtyResponse
-	30, // 40: husk.agent.v1.Agent.DeleteProcess:output_type -> husk.agent.v1.DeleteProcessResponse
-	32, // 41: husk.agent.v1.Agent.DeleteContainer:output_type -> husk.agent.v1.DeleteContainerResponse
-	34, // 42: husk.agent.v1.Agent.PauseContainer:output_type -> husk.agent.v1.PauseContainerResponse
-	36, // 43: husk.agent.v1.Agent.ResumeContainer:output_type -> husk.agent.v1.ResumeContainerResponse
-	38, // 44: husk.agent.v1.Agent.UpdateContainer:output_type -> husk.agent.v1.UpdateContainerResponse
-	40, // 45: husk.agent.v1.Agent.StatsContainer:output_type -> husk.agent.v1.StatsContainerResponse
-	42, // 46: husk.agent.v1.Agent.ListPids:output_type -> husk.agent.v1.ListPidsResponse
-	44, // 47: husk.agent.v1.Agent.WaitOOM:output_type -> husk.agent.v1.WaitOOMResponse
-	46, // 48: husk.agent.v1.Agent.GuestTime:output_type -> husk.agent.v1.GuestTimeResponse
-	29, // [29:49] is the sub-list for method output_type
-	9,  // [9:29] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	4,  // 0: husk.agent.v1.CreateSandboxRequest.network:type_name -> husk.agent.v1.Network
+	5,  // 1: husk.agent.v1.Network.interfaces:type_name -> husk.agent.v1.Interface
+	7,  // 2: husk.agent.v1.Network.routes:type_name -> husk.agent.v1.Route
+	8,  // 3: husk.agent.v1.Network.neighbors:type_name -> husk.agent.v1.Neighbor
+	6,  // 4: husk.agent.v1.Interface.addresses:type_name -> husk.agent.v1.IPAddress
+	6,  // 5: husk.agent.v1.Route.destination:type_name -> husk.agent.v1.IPAddress
+	12, // 6: husk.agent.v1.CreateContainerRequest.rootfs:type_name -> husk.agent.v1.Rootfs
+	13, // 7: husk.agent.v1.CreateContainerRequest.stdio:type_name -> husk.agent.v1.Stdio
+	13, // 8: husk.agent.v1.ExecProcessRequest.stdio:type_name -> husk.agent.v1.Stdio
+	49, // 9: husk.agent.v1.SyncVolumeRequest.entries:type_name -> husk.agent.v1.FileEntry
+	0,  // 10: husk.agent.v1.FileEntry.type:type_name -> husk.agent.v1.FileEntry.Type
+	1,  // 11: husk.agent.v1.Agent.Check:input_type -> husk.agent.v1.CheckRequest
+	3,  // 12: husk.agent.v1.Agent.CreateSandbox:input_type -> husk.agent.v1.CreateSandboxRequest
+	10, // 13: husk.agent.v1.Agent.DestroySandbox:input_type -> husk.agent.v1.DestroySandboxRequest
+	14, // 14: husk.agent.v1.Agent.CreateContainer:input_type -> husk.agent.v1.CreateContainerRequest
+	16, // 15: husk.agent.v1.Agent.StartContainer:input_type -> husk.agent.v1.StartContainerRequest
+	18, // 16: husk.agent.v1.Agent.ExecProcess:input_type -> husk.agent.v1.ExecProcessRequest
+	20, // 17: husk.agent.v1.Agent.StartProcess:input_type -> husk.agent.v1.StartProcessRequest
+	22, // 18: husk.agent.v1.Agent.SignalProcess:input_type -> husk.agent.v1.SignalProcessRequest
+	24, // 19: husk.agent.v1.Agent.WaitProcess:input_type -> husk.agent.v1.WaitProcessRequest
+	26, // 20: husk.agent.v1.Agent.CloseStdin:input_type -> husk.agent.v1.CloseStdinRequest
+	28, // 21: husk.agent.v1.Agent.ResizePty:input_type -> husk.agent.v1.ResizePtyRequest
+	30, // 22: husk.agent.v1.Agent.DeleteProcess:input_type -> husk.agent.v1.DeleteProcessRequest
+	32, // 23: husk.agent.v1.Agent.DeleteContainer:input_type -> husk.agent.v1.DeleteContainerRequest
+	34, // 24: husk.agent.v1.Agent.PauseContainer:input_type -> husk.agent.v1.PauseContainerRequest
+	36, // 25: husk.agent.v1.Agent.ResumeContainer:input_type -> husk.agent.v1.ResumeContainerRequest
+	38, // 26: husk.agent.v1.Agent.UpdateContainer:input_type -> husk.agent.v1.UpdateContainerRequest
+	40, // 27: husk.agent.v1.Agent.StatsContainer:input_type -> husk.agent.v1.StatsContainerRequest
+	42, // 28: husk.agent.v1.Agent.ListPids:input_type -> husk.agent.v1.ListPidsRequest
+	44, // 29: husk.agent.v1.Agent.WaitOOM:input_type -> husk.agent.v1.WaitOOMRequest
+	46, // 30: husk.agent.v1.Agent.GuestTime:input_type -> husk.agent.v1.GuestTimeRequest
+	48, // 31: husk.agent.v1.Agent.SyncVolume:input_type -> husk.agent.v1.SyncVolumeRequest
+	2,  // 32: husk.agent.v1.Agent.Check:output_type -> husk.agent.v1.CheckResponse
+	9,  // 33: husk.agent.v1.Agent.CreateSandbox:output_type -> husk.agent.v1.CreateSandboxResponse
+	11, // 34: husk.agent.v1.Agent.DestroySandbox:output_type -> husk.agent.v1.DestroySandboxResponse
+	15, // 35: husk.agent.v1.Agent.CreateContainer:output_type -> husk.agent.v1.CreateContainerResponse
+	17, // 36: husk.agent.v1.Agent.StartContainer:output_type -> husk.agent.v1.StartContainerResponse
+	19, // 37: husk.agent.v1.Agent.ExecProcess:output_type -> husk.agent.v1.ExecProcessResponse
+	21, // 38: husk.agent.v1.Agent.StartProcess:output_type -> husk.agent.v1.StartProcessResponse
+	23, // 39: husk.agent.v1.Agent.SignalProcess:output_type -> husk.agent.v1.SignalProcessResponse
+	25, // 40: husk.agent.v1.Agent.WaitProcess:output_type -> husk.agent.v1.WaitProcessResponse
+	27, // 41: husk.agent.v1.Agent.CloseStdin:output_type -> husk.agent.v1.CloseStdinResponse
+	29, // 42: husk.agent.v1.Agent.ResizePty:output_type -> husk.agent.v1.ResizePtyResponse
+	31, // 43: husk.agent.v1.Agent.DeleteProcess:output_type -> husk.agent.v1.DeleteProcessResponse
+	33, // 44: husk.agent.v1.Agent.DeleteContainer:output_type -> husk.agent.v1.DeleteContainerResponse
+	35, // 45: husk.agent.v1.Agent.PauseContainer:output_type -> husk.agent.v1.PauseContainerResponse
+	37, // 46: husk.agent.v1.Agent.ResumeContainer:output_type -> husk.agent.v1.ResumeContainerResponse
+	39, // 47: husk.agent.v1.Agent.UpdateContainer:output_type -> husk.agent.v1.UpdateContainerResponse
+	41, // 48: husk.agent.v1.Agent.StatsContainer:output_type -> husk.agent.v1.StatsContainerResponse
+	43, // 49: husk.agent.v1.Agent.ListPids:output_type -> husk.agent.v1.ListPidsResponse
+	45, // 50: husk.agent.v1.Agent.WaitOOM:output_type -> husk.agent.v1.WaitOOMResponse
+	47, // 51: husk.agent.v1.Agent.GuestTime:output_type -> husk.agent.v1.GuestTimeResponse
+	50, // 52: husk.agent.v1.Agent.SyncVolume:output_type -> husk.agent.v1.SyncVolumeResponse
+	32, // [32:53] is the sub-list for method output_type
+	11, // [11:32] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_agent_api_agent_proto_init() }
@@ -2823,13 +3146,14 @@ func file_agent_api_agent_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agent_api_agent_proto_rawDesc), len(file_agent_api_agent_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   47,
+			NumEnums:      1,
+			NumMessages:   50,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_agent_api_agent_proto_goTypes,
 		DependencyIndexes: file_agent_api_agent_proto_depIdxs,
+		EnumInfos:         file_agent_api_agent_proto_enumTypes,
 		MessageInfos:      file_agent_api_agent_proto_msgTypes,
 	}.Build()
 	File_agent_api_agent_proto = out.File

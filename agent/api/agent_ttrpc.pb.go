@@ -28,6 +28,7 @@ type AgentService interface {
 	ListPids(context.Context, *ListPidsRequest) (*ListPidsResponse, error)
 	WaitOOM(context.Context, *WaitOOMRequest) (*WaitOOMResponse, error)
 	GuestTime(context.Context, *GuestTimeRequest) (*GuestTimeResponse, error)
+	SyncVolume(context.Context, *SyncVolumeRequest) (*SyncVolumeResponse, error)
 }
 
 func RegisterAgentService(srv *ttrpc.Server, svc AgentService) {
@@ -172,6 +173,13 @@ func RegisterAgentService(srv *ttrpc.Server, svc AgentService) {
 					return nil, err
 				}
 				return svc.GuestTime(ctx, &req)
+			},
+			"SyncVolume": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
+				var req SyncVolumeRequest
+				if err := unmarshal(&req); err != nil {
+					return nil, err
+				}
+				return svc.SyncVolume(ctx, &req)
 			},
 		},
 	})
@@ -342,6 +350,14 @@ func (c *agentClient) WaitOOM(ctx context.Context, req *WaitOOMRequest) (*WaitOO
 func (c *agentClient) GuestTime(ctx context.Context, req *GuestTimeRequest) (*GuestTimeResponse, error) {
 	var resp GuestTimeResponse
 	if err := c.client.Call(ctx, "husk.agent.v1.Agent", "GuestTime", req, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+func (c *agentClient) SyncVolume(ctx context.Context, req *SyncVolumeRequest) (*SyncVolumeResponse, error) {
+	var resp SyncVolumeResponse
+	if err := c.client.Call(ctx, "husk.agent.v1.Agent", "SyncVolume", req, &resp); err != nil {
 		return nil, err
 	}
 	return &resp, nil

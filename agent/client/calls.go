@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/huskrt/husk/agent/api"
 )
@@ -344,4 +345,30 @@ func checkProcessIDs(containerID, execID string, execRequired bool) error {
 		return checkID("exec id", execID)
 	}
 	return checkExecID(execID)
+}
+
+// MaxVolumeRequest bounds a SyncVolume request on the wire: ttrpc's 4 MiB
+// less room for its envelope. The agent bounds file data at 3 MiB.
+const MaxVolumeRequest = 4<<20 - 4<<10
+
+// SyncVolume has the agent bring its copy of volume id to entries (the
+// host tree, root first, parents before children), removing what they do
+// not list when complete, and returns the copy's path in the guest.
+func (c *Client) SyncVolume(ctx context.Context, id string, entries []*api.FileEntry, complete bool) (string, error) {
+	if !validVolumeID(id) {
+		return "", fmt.Errorf("agent SyncVolume: volume id %q: not 1 to 64 characters of [A-Za-z0-9_.-] other than . and ..: %w", truncate(id, MaxText), errdefs.ErrInvalidArgument)
+	}
+	req := &api.SyncVolumeRequest{VolumeId: id, Entries: entries, Complete: complete}
+	if n := proto.Size(req); n > MaxVolumeRequest {
+		return "", fmt.Errorf("agent SyncVolume: volume %s: a request of %d bytes, over the %d one may have: %w", id, n, MaxVolumeRequest, errdefs.ErrInvalidArgument)
+	}
+	resp, err := call(ctx, c, "SyncVolume", 0, c.agent.SyncVolume, req)
+	if err != nil {
+		return "", err
+	}
+	p, err := decodeVolumePath(resp)
+	if err != nil {
+		return "", fmt.Errorf("agent SyncVolume: %w", err)
+	}
+	return p, nil
 }

@@ -163,6 +163,13 @@ func TestCallsCarryRequestsAndReplies(t *testing.T) {
 	if r := f.last().(*api.GuestTimeRequest); r.GetSetUnixNano() != 0 {
 		t.Errorf("GuestTime without a time to set sent %v", r)
 	}
+	entries := []*api.FileEntry{{Type: api.FileEntry_DIRECTORY, Mode: 0o755}, {Path: "key", Type: api.FileEntry_REGULAR, Mode: 0o644, Data: []byte("v")}}
+	if p, err := c.SyncVolume(ctx, "v1", entries, true); err != nil || p != "/run/husk/volumes/v1" {
+		t.Errorf("SyncVolume = %q, %v", p, err)
+	}
+	if r := f.last().(*api.SyncVolumeRequest); r.GetVolumeId() != "v1" || !r.GetComplete() || len(r.GetEntries()) != 2 || string(r.GetEntries()[1].GetData()) != "v" {
+		t.Errorf("SyncVolume sent %v", r)
+	}
 	if err := c.Broken(); err != nil {
 		t.Errorf("Broken after good calls = %v", err)
 	}
@@ -293,6 +300,13 @@ func TestInvalidRequestsAreNotSent(t *testing.T) {
 		"no process":              c.ExecProcess(ctx, ExecProcessRequest{ContainerID: "c1", ExecID: "e1"}),
 		"time before 1970":        func() error { _, err := c.GuestTime(ctx, time.Unix(-5, 0)); return err }(),
 		"empty exec id to delete": c.DeleteProcess(ctx, "c1", ""),
+		"volume id ..":            func() error { _, err := c.SyncVolume(ctx, "..", nil, false); return err }(),
+		"long volume id":          func() error { _, err := c.SyncVolume(ctx, strings.Repeat("v", 65), nil, false); return err }(),
+		"volume over ttrpc's limit": func() error {
+			big := []*api.FileEntry{{Type: api.FileEntry_REGULAR, Data: make([]byte, MaxVolumeRequest)}}
+			_, err := c.SyncVolume(ctx, "v1", big, false)
+			return err
+		}(),
 	} {
 		if !errdefs.IsInvalidArgument(err) {
 			t.Errorf("%s: %v, want InvalidArgument", name, err)

@@ -30,6 +30,7 @@ type fakeAgent struct {
 	pids      []uint32
 	ooms      []string
 	guestTime int64
+	volPath   string
 	// err, when set, is every method's answer.
 	err error
 	// block names methods that wait for unblock, whatever their context
@@ -52,6 +53,7 @@ func newFakeAgent() *fakeAgent {
 		pids:      []uint32{1, 42, 4194304},
 		ooms:      []string{"c1", "pod-2.web_0"},
 		guestTime: 1_700_000_002_000_000_000,
+		volPath:   "/run/husk/volumes/v1",
 		unblock:   make(chan struct{}),
 		deadlines: make(map[string]time.Duration),
 	}
@@ -162,6 +164,10 @@ func (f *fakeAgent) WaitOOM(ctx context.Context, r *api.WaitOOMRequest) (*api.Wa
 
 func (f *fakeAgent) GuestTime(ctx context.Context, r *api.GuestTimeRequest) (*api.GuestTimeResponse, error) {
 	return &api.GuestTimeResponse{UnixNano: f.guestTime}, f.enter(ctx, "GuestTime", r)
+}
+
+func (f *fakeAgent) SyncVolume(ctx context.Context, r *api.SyncVolumeRequest) (*api.SyncVolumeResponse, error) {
+	return &api.SyncVolumeResponse{Path: f.volPath}, f.enter(ctx, "SyncVolume", r)
 }
 
 // socketPair returns the two ends of a connected Unix stream socket pair:

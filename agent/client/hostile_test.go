@@ -110,6 +110,12 @@ func TestBadRepliesFromARealAgent(t *testing.T) {
 			func(c *Client) error { _, err := c.ListPids(context.Background(), "c1"); return err }},
 		{"an OOM id with a slash", func(f *fakeAgent) { f.ooms = []string{"../c1"} },
 			func(c *Client) error { _, err := c.WaitOOM(context.Background(), 0); return err }},
+		{"a relative volume path", func(f *fakeAgent) { f.volPath = "run/v1" },
+			func(c *Client) error { _, err := c.SyncVolume(context.Background(), "v1", nil, false); return err }},
+		{"a volume path with ..", func(f *fakeAgent) { f.volPath = "/run/../etc" },
+			func(c *Client) error { _, err := c.SyncVolume(context.Background(), "v1", nil, false); return err }},
+		{"a volume path with a newline", func(f *fakeAgent) { f.volPath = "/run/v\n1" },
+			func(c *Client) error { _, err := c.SyncVolume(context.Background(), "v1", nil, false); return err }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFakeAgent()

@@ -2,6 +2,7 @@ package client
 
 import (
 	"fmt"
+	"path"
 	"strings"
 	"time"
 	"unicode"
@@ -186,6 +187,30 @@ func decodeOOMs(r *api.WaitOOMResponse) ([]string, error) {
 
 func decodeGuestTime(r *api.GuestTimeResponse) (time.Time, error) {
 	return decodeTime("guest time", r.GetUnixNano(), true)
+}
+
+// maxVolumePath bounds the guest path of a volume (PATH_MAX).
+const maxVolumePath = 4096
+
+// decodeVolumePath checks the guest path SyncVolume answered: absolute,
+// clean, printable UTF-8 (it goes into a spec and logs).
+func decodeVolumePath(r *api.SyncVolumeResponse) (string, error) {
+	p := r.GetPath()
+	switch {
+	case len(p) > maxVolumePath:
+		return "", badReply("volume path of %d bytes, over %d", len(p), maxVolumePath)
+	case !utf8.ValidString(p) || strings.IndexFunc(p, unicode.IsControl) >= 0:
+		return "", badReply("volume path %q is not printable UTF-8", truncate(p, MaxText))
+	case !path.IsAbs(p) || path.Clean(p) != p || p == "/":
+		return "", badReply("volume path %q is not a clean absolute path below /", truncate(p, MaxText))
+	}
+	return p, nil
+}
+
+// validVolumeID reports whether id is a volume id: 1 to 64 characters of
+// [A-Za-z0-9_.-], not . or ...
+func validVolumeID(id string) bool {
+	return len(id) <= 64 && id != "." && id != ".." && validID(id)
 }
 
 // decodeTime turns Unix nanoseconds into a time; 0 is the zero time
