@@ -131,6 +131,9 @@ func (s *Service) CreateSandbox(ctx context.Context, r *api.CreateSandboxRequest
 	if err := checkID("sandbox", r.SandboxId); err != nil {
 		return nil, rpcErr(err)
 	}
+	if err := checkNetwork(r.Network); err != nil {
+		return nil, rpcErr(err)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.sandbox != "" {
@@ -139,6 +142,11 @@ func (s *Service) CreateSandbox(ctx context.Context, r *api.CreateSandboxRequest
 	if s.opts.Guest && r.Hostname != "" {
 		if err := unix.Sethostname([]byte(r.Hostname)); err != nil {
 			return nil, rpcErr(fmt.Errorf("setting hostname %q: %w", r.Hostname, err))
+		}
+	}
+	if s.opts.Guest {
+		if err := guestNetwork(ctx, r.Network); err != nil {
+			return nil, rpcErr(err)
 		}
 	}
 	s.sandbox = r.SandboxId

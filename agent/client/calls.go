@@ -83,10 +83,16 @@ func (c *Client) Check(ctx context.Context) (CheckResult, error) {
 
 // CreateSandbox prepares the guest for the pod sandboxID.
 func (c *Client) CreateSandbox(ctx context.Context, sandboxID, hostname string) error {
+	return c.CreateSandboxNetwork(ctx, sandboxID, hostname, nil)
+}
+
+// CreateSandboxNetwork is CreateSandbox with the pod's network, which the
+// agent configures on the guest's NICs (nil: loopback only).
+func (c *Client) CreateSandboxNetwork(ctx context.Context, sandboxID, hostname string, network *api.Network) error {
 	if err := checkID("sandbox id", sandboxID); err != nil {
 		return fmt.Errorf("agent CreateSandbox: %w", err)
 	}
-	_, err := call(ctx, c, "CreateSandbox", 0, c.agent.CreateSandbox, &api.CreateSandboxRequest{SandboxId: sandboxID, Hostname: hostname})
+	_, err := call(ctx, c, "CreateSandbox", 0, c.agent.CreateSandbox, &api.CreateSandboxRequest{SandboxId: sandboxID, Hostname: hostname, Network: network})
 	return err
 }
 
