@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"time"
@@ -29,6 +30,7 @@ type instance struct {
 	q        query        // the current call's JSON input, for husk.json_*
 	sets     []*stringSet // registered by husk.set_new
 	setBytes int          // their cost, at most maxSetBytes
+	random   io.Reader    // what random_get reads (randomSource)
 
 	// stopped is closed when a deadline or the caller ends the instance:
 	// it wakes a sleep in a host function, which closing the module does
@@ -97,7 +99,7 @@ type callKey struct{}
 func (m *Module) newInstance(ctx context.Context) (*instance, error) {
 	ctx, cancel := context.WithTimeout(ctx, m.host.cfg.InitTimeout)
 	defer cancel()
-	in := &instance{m: m, linear: new(linearMemory), stopped: make(chan struct{})}
+	in := &instance{m: m, linear: new(linearMemory), stopped: make(chan struct{}), random: randomSource(m.cfg.Grants)}
 	defer context.AfterFunc(ctx, in.stop)() // runs before cancel: only a deadline or the caller stops it
 	in.output.max = maxOutputHead
 	ctx = context.WithValue(ctx, callKey{}, in)

@@ -2,7 +2,6 @@ package wasmhost
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -10,7 +9,6 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/experimental"
-	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 )
 
 // Grants are what a module may use beyond pure computation.
@@ -113,7 +111,7 @@ func (m *Module) load(ctx context.Context, wasm []byte) error {
 	if !m.hasInit && string(m.cfg.Config) != "{}" {
 		return errorf(m.cfg.Name, "load", ErrABI, "has a configuration but does not export %s to receive it", ExportInit)
 	}
-	if _, err := wasi_snapshot_preview1.Instantiate(ctx, m.rt); err != nil {
+	if err := instantiateWASI(ctx, m.rt); err != nil {
 		return &Error{Module: m.cfg.Name, Op: "load", Kind: ErrLoad, Err: fmt.Errorf("WASI: %w", err)}
 	}
 	b := m.rt.NewHostModuleBuilder(ImportModule)
@@ -140,9 +138,6 @@ func (m *Module) load(ctx context.Context, wasm []byte) error {
 		// The sleep is the instance's own (newInstance): real, but ended
 		// by the call's deadline.
 		base = base.WithSysWalltime().WithSysNanotime()
-	}
-	if m.cfg.Grants&GrantRandom != 0 {
-		base = base.WithRandSource(rand.Reader)
 	}
 	m.base = base
 	return nil
