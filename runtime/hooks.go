@@ -339,6 +339,33 @@ func (p *policy) VM(ctx context.Context, vm *handler.VM) error {
 	return nil
 }
 
+// Network asks sandbox.network. What the hooks left is taken as a subset
+// of what was found (handler.Network.Subset): a patch can only remove.
+func (p *policy) Network(ctx context.Context, n *handler.Network) error {
+	ev := &hooks.SandboxNetworkEvent{Sandbox: p.sandbox, Netns: n.Netns,
+		Interfaces: []hooks.Interface{}, Routes: []hooks.Route{}}
+	for _, in := range n.Interfaces {
+		ev.Interfaces = append(ev.Interfaces, hooks.Interface{Name: in.Name, MAC: in.MAC, MTU: in.MTU,
+			Addresses: append(hooks.List{}, in.Addresses...)})
+	}
+	for _, r := range n.Routes {
+		ev.Routes = append(ev.Routes, hooks.Route{Destination: r.Destination, Gateway: r.Gateway, Interface: r.Interface})
+	}
+	patched, err := p.s.ask(ctx, ev)
+	if err != nil || !patched {
+		return err
+	}
+	got := handler.Network{Netns: n.Netns}
+	for _, in := range ev.Interfaces {
+		got.Interfaces = append(got.Interfaces, handler.Interface{Name: in.Name, Addresses: in.Addresses})
+	}
+	for _, r := range ev.Routes {
+		got.Routes = append(got.Routes, handler.Route{Destination: r.Destination, Gateway: r.Gateway, Interface: r.Interface})
+	}
+	*n = n.Subset(&got)
+	return nil
+}
+
 // Rootfs asks container.rootfs. When its changing hooks patched it,
 // container.create's checking hooks are asked again with the spec's root
 // as the container will now have it.

@@ -23,6 +23,11 @@ type Policy interface {
 	// attached (mounted on the host, or given to a VM as a disk); hooks
 	// may make it read-only or writable.
 	Rootfs(ctx context.Context, r *Rootfs) error
+	// Network asks sandbox.network with what the handler found in the
+	// pod's network namespace; hooks may only remove interfaces, their
+	// addresses and routes (n is then Network.Subset of the answer), and
+	// the handler must not pass on what they removed.
+	Network(ctx context.Context, n *Network) error
 }
 
 // VM is the shape of a pod's VM as sandbox.vm shows it.

@@ -8,12 +8,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/containerd/errdefs"
 	"github.com/containerd/ttrpc"
+	"golang.org/x/sys/unix"
 
 	"github.com/huskrt/husk/agent"
 	"github.com/huskrt/husk/agent/api"
@@ -40,6 +42,16 @@ func (h *fakeHypervisor) Start(ctx context.Context, cfg *VMConfig) (VM, error) {
 		return nil, h.bootErr
 	}
 	v := &fakeVM{cfg: *cfg, disks: map[string]string{}, done: make(chan struct{})}
+	// The VM's process holds its taps as a real one does (the handler
+	// closes its own descriptors after Start).
+	v.cfg.NICs = slices.Clone(cfg.NICs)
+	for i, n := range v.cfg.NICs {
+		fd, err := unix.Dup(int(n.Tap.Fd()))
+		if err != nil {
+			return nil, err
+		}
+		v.cfg.NICs[i].Tap = os.NewFile(uintptr(fd), n.Tap.Name())
+	}
 	svc, err := agent.New(agent.Options{StateDir: filepath.Join(cfg.Dir, "agent"), FindDisk: v.findDisk})
 	if err != nil {
 		return nil, err
@@ -188,6 +200,9 @@ func (v *fakeVM) end(err error) {
 		}
 		v.mu.Unlock()
 		os.RemoveAll(v.sockDir)
+		for _, n := range v.cfg.NICs {
+			n.Tap.Close()
+		}
 		close(v.done)
 	})
 }

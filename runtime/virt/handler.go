@@ -71,6 +71,13 @@ func (h *Handler) NewSandbox(ctx context.Context, req *handler.SandboxRequest) (
 			{Type: "virtio-blk", ID: "slots", Path: fmt.Sprintf("%d empty slots", cfg.DiskSlots)},
 		},
 	}
+	pn, err := askNetwork(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	for i, e := range pn.endpoints {
+		vm.Devices = append(vm.Devices, handler.Device{Type: "virtio-net", ID: e.name, Path: tapName(i, e.name)})
+	}
 	if err := vm.Check(); err != nil {
 		return nil, err
 	}
@@ -95,8 +102,17 @@ func (h *Handler) NewSandbox(ctx context.Context, req *handler.SandboxRequest) (
 	if err := os.Chmod(dir, 0o700); err != nil {
 		return nil, err
 	}
+	nics, err := setupNICs(pn, dir)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox %s: %w", req.ID, err)
+	}
+	// The VM's process has its own descriptors of the taps once started.
+	defer nics.closeFiles()
 	cg := vmCgroup(req)
 	if err := createVMCgroup(req.StateDir, cg); err != nil {
+		if nerr := nics.teardown(); nerr != nil {
+			logging.L(ctx).Warn("removing the pod's taps", "error", nerr)
+		}
 		return nil, err
 	}
 	s, err := startSandbox(ctx, sandboxConfig{
@@ -110,17 +126,44 @@ func (h *Handler) NewSandbox(ctx context.Context, req *handler.SandboxRequest) (
 			VCPUs:        vm.VCPUs, MemoryMiB: vm.MemoryMiB,
 			DiskSlots: cfg.DiskSlots, Cgroup: cg,
 			QEMU: QEMUConfig{Binary: cfg.QEMU.Binary, Accel: cfg.QEMU.Accel, User: cfg.QEMU.User},
+			NICs: nics.vmNICs(),
 		},
-		boot:  boot,
-		cache: cfg.RootfsCache,
+		network: pn.agentNetwork(),
+		nics:    nics,
+		boot:    boot,
+		cache:   cfg.RootfsCache,
 	})
 	if err != nil {
+		if nerr := nics.teardown(); nerr != nil {
+			logging.L(ctx).Warn("removing the pod's taps", "error", nerr)
+		}
 		if rerr := removeVMCgroup(req.StateDir); rerr != nil {
 			logging.L(ctx).Warn("removing the VM's cgroup", "error", rerr)
 		}
 		return nil, err
 	}
 	return s, nil
+}
+
+// askNetwork reads the pod's network from its namespace (none without
+// one) and asks sandbox.network; what the hooks removed is not passed on.
+func askNetwork(ctx context.Context, req *handler.SandboxRequest) (*podNetwork, error) {
+	path := podNetns(req.Spec)
+	if path == "" {
+		return &podNetwork{}, nil
+	}
+	pn, err := readNetwork(path)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox %s: %w", req.ID, err)
+	}
+	if req.Policy == nil {
+		return pn, nil
+	}
+	view := pn.view()
+	if err := req.Policy.Network(ctx, &view); err != nil {
+		return nil, err
+	}
+	return pn.keep(view), nil
 }
 
 // hostname is the guest's: the sandbox container's, else the pod's id.
@@ -147,6 +190,9 @@ func (h *Handler) CleanupSandbox(ctx context.Context, stateDir string) error {
 		if err := hv.Cleanup(ctx, dir); err != nil {
 			return err
 		}
+	}
+	if err := cleanupNetwork(dir); err != nil {
+		return err
 	}
 	if err := removeVMCgroup(stateDir); err != nil {
 		return err

@@ -396,8 +396,9 @@ func TestHostileAgent(t *testing.T) {
 // patchingPolicy is a hook chain whose sandbox.vm answer is patch.
 type patchingPolicy struct{ patch func(*handler.VM) }
 
-func (p patchingPolicy) VM(_ context.Context, vm *handler.VM) error  { p.patch(vm); return nil }
-func (patchingPolicy) Rootfs(context.Context, *handler.Rootfs) error { return nil }
+func (p patchingPolicy) VM(_ context.Context, vm *handler.VM) error    { p.patch(vm); return nil }
+func (patchingPolicy) Rootfs(context.Context, *handler.Rootfs) error   { return nil }
+func (patchingPolicy) Network(context.Context, *handler.Network) error { return nil }
 
 // TestVMShapeBounded: what a hook at sandbox.vm gives a VM is bounded by
 // the host and the configuration, and husk's own kernel parameters stay

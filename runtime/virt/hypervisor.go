@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"time"
 )
 
@@ -47,8 +48,24 @@ type VMConfig struct {
 	Cgroup string
 	// Console receives the guest's serial console; nil discards it.
 	Console io.Writer
+	// NICs are the VM's virtio-net devices, in order.
+	NICs []NIC
 	// QEMU configures the qemu backend; other backends ignore it.
 	QEMU QEMUConfig
+}
+
+// NIC is a virtio-net device of a VM over a tap device the handler made
+// in the pod's network namespace and opened (IFF_TAP | IFF_NO_PI, no vnet
+// header). The backend hands Tap to its VM's process; the handler closes
+// its own descriptor after Start.
+type NIC struct {
+	// ID names the device (the pod's interface, "eth0").
+	ID  string
+	Tap *os.File
+	// MAC is the guest's address, the pod's interface's: the CNI plugins
+	// and the pod's neighbours know it.
+	MAC net.HardwareAddr
+	MTU int
 }
 
 // QEMUConfig is the qemu backend's part of a VM's configuration ([virt.qemu]).

@@ -34,6 +34,8 @@ type sandboxConfig struct {
 	vm           VMConfig
 	boot         time.Duration
 	cache        string
+	network      *api.Network // the guest's; nil: loopback only
+	nics         *podNICs     // the taps in the pod's namespace; nil: none
 }
 
 // sandbox is a pod's VM and its agent.
@@ -81,7 +83,7 @@ func startSandbox(ctx context.Context, cfg sandboxConfig) (_ *sandbox, retErr er
 	if check.ProtocolVersion != api.ProtocolVersion {
 		return nil, fmt.Errorf("the agent of %s's VM speaks protocol %d, this shim %d: %w", cfg.id, check.ProtocolVersion, api.ProtocolVersion, errdefs.ErrFailedPrecondition)
 	}
-	if err := cl.CreateSandbox(ctx, cfg.id, cfg.hostname); err != nil {
+	if err := cl.CreateSandboxNetwork(ctx, cfg.id, cfg.hostname, cfg.network); err != nil {
 		return nil, fmt.Errorf("the agent of %s's VM: %w", cfg.id, err)
 	}
 	logging.L(ctx).Info("VM ready", "vmm_pid", vm.Pid(), "kernel", check.KernelRelease,
@@ -251,6 +253,9 @@ func (s *sandbox) Close(ctx context.Context) error {
 	s.cl.Close()
 	if err := s.vm.Stop(ctx); err != nil {
 		return fmt.Errorf("stopping the VM of %s: %w", s.cfg.id, err)
+	}
+	if err := s.cfg.nics.teardown(); err != nil {
+		return fmt.Errorf("sandbox %s: %w", s.cfg.id, err)
 	}
 	return removeVMCgroup(s.cfg.stateDir)
 }

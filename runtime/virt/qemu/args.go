@@ -3,6 +3,7 @@ package qemu
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"strconv"
 	"strings"
 
@@ -55,9 +56,41 @@ func args(cfg *virt.VMConfig, accel string, ch channel) []string {
 	for i := 0; i < cfg.DiskSlots; i++ {
 		a = append(a, "-device", fmt.Sprintf("pcie-root-port,id=%s,bus=pcie.0,chassis=%d,io-reserve=0", portID(i), i+1))
 	}
-	chArgs, _ := ch.devices(qmpFD + 1)
-	return append(a, chArgs...)
+	chArgs, chFiles := ch.devices(qmpFD + 1)
+	a = append(a, chArgs...)
+	return append(a, nicArgs(cfg.NICs, qmpFD+1+len(chFiles))...)
 }
+
+// nicArgs are the devices of the VM's NICs, whose taps are QEMU's
+// descriptors from firstFD on (after the channel's): each a tap netdev
+// over its descriptor (QEMU finds the tap has no vnet header) and a
+// virtio-net PCI device with the pod's MAC. No vhost-net: it needs
+// /dev/vhost-net, which hosts like this one lack, and under TCG the
+// guest, not the copy, is what is slow. No option ROM: the guest boots
+// its kernel directly.
+func nicArgs(nics []virt.NIC, firstFD int) []string {
+	var a []string
+	for i, n := range nics {
+		a = append(a,
+			"-netdev", fmt.Sprintf("tap,id=%s,fd=%d", netdevID(i), firstFD+i),
+			"-device", fmt.Sprintf("virtio-net-pci,netdev=%s,id=%s,mac=%s,host_mtu=%d,romfile=,disable-legacy=on",
+				netdevID(i), nicID(i), n.MAC, n.MTU))
+	}
+	return a
+}
+
+// nicFiles are the descriptors nicArgs names, in order.
+func nicFiles(nics []virt.NIC) []*os.File {
+	fs := make([]*os.File, 0, len(nics))
+	for _, n := range nics {
+		fs = append(fs, n.Tap)
+	}
+	return fs
+}
+
+// netdevID and nicID name NIC i's backend and device.
+func netdevID(i int) string { return "net" + strconv.Itoa(i) }
+func nicID(i int) string    { return "nic" + strconv.Itoa(i) }
 
 // portID, nodeName and deviceID name slot i's root port, block node and
 // virtio-blk device.

@@ -49,6 +49,8 @@ const (
 	maxSerial = 20
 	// maxSlots bounds VMConfig.DiskSlots: one PCIe root port each.
 	maxSlots = 16
+	// maxNICs bounds VMConfig.NICs (agent.proto's bound of interfaces).
+	maxNICs = 16
 )
 
 // Hypervisor is the qemu backend: one qemu-system-x86_64 process per VM,
@@ -143,6 +145,13 @@ func checkConfig(cfg *virt.VMConfig) error {
 		return bad("%d disk slots (want 0 to %d)", cfg.DiskSlots, maxSlots)
 	case cfg.QEMU.Binary != "" && !filepath.IsAbs(cfg.QEMU.Binary):
 		return bad("QEMU binary %q is not absolute", cfg.QEMU.Binary)
+	case len(cfg.NICs) > maxNICs:
+		return bad("%d NICs (want at most %d)", len(cfg.NICs), maxNICs)
+	}
+	for _, n := range cfg.NICs {
+		if n.Tap == nil || len(n.MAC) != 6 || n.MAC[0]&1 != 0 || n.MTU < 68 || n.MTU > 65535 {
+			return bad("NIC %q: want a tap, a unicast MAC (got %v) and an MTU of 68 to 65535 (got %d)", n.ID, n.MAC, n.MTU)
+		}
 	}
 	return nil
 }
@@ -220,7 +229,7 @@ func (h *Hypervisor) spawn(ctx context.Context, cfg *virt.VMConfig, accel string
 		Env:        env,
 		Stdout:     struct{ io.Writer }{console}, // a pipe even for an *os.File
 		Stderr:     v.stderr,
-		ExtraFiles: append([]*os.File{childEnd}, chFiles...),
+		ExtraFiles: append(append([]*os.File{childEnd}, chFiles...), nicFiles(cfg.NICs)...),
 		WaitDelay:  time.Second,
 		SysProcAttr: &syscall.SysProcAttr{
 			// New PID, IPC and UTS namespaces: QEMU sees no other
