@@ -56,8 +56,8 @@ func createContainer(ctx context.Context, s *sandbox, req *handler.CreateRequest
 	root := *spec.Root
 	root.Readonly = readonly
 	spec.Root = &root
-	guest, err := guestSpec(&spec, s.cfg.id, req.ID)
-	if err != nil {
+	// What the guest cannot run is refused before a volume is copied.
+	if err := refuseHostOnly(&spec, req.ID); err != nil {
 		return nil, err
 	}
 
@@ -69,6 +69,16 @@ func createContainer(ctx context.Context, s *sandbox, req *handler.CreateRequest
 			}
 		}
 	}()
+	mounts, err := s.mountVolumes(ctx, req.ID, spec.Mounts)
+	if err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() { s.vols.release(req.ID) })
+	spec.Mounts = mounts
+	guest, err := guestSpec(&spec, s.cfg.id, req.ID)
+	if err != nil {
+		return nil, err
+	}
 	img, err := buildRootfs(ctx, s.cfg.cache, req.ID, req.Bundle, req.Rootfs)
 	if err != nil {
 		return nil, err
@@ -193,9 +203,11 @@ func (c *container) initExited() {
 }
 
 // Delete removes the container from the guest, then its disk from the VM
-// and its image if it was its own.
+// and its image if it was its own. Its volumes' guest copies stay until
+// the VM ends (podVolumes.release).
 func (c *container) Delete(ctx context.Context) error {
 	defer c.sb.forget(c.id)
+	defer c.sb.vols.release(c.id)
 	var errs []error
 	if c.sb.deadErr() == nil {
 		if err := c.sb.cl.DeleteContainer(ctx, c.id); err != nil && !errdefs.IsNotFound(err) {

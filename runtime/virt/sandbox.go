@@ -54,6 +54,7 @@ type sandbox struct {
 	dead    chan struct{}
 	why     error // set before dead is closed
 	oomSync chan chan struct{}
+	vols    podVolumes // the host volumes copied into the VM
 }
 
 // startSandbox boots the VM and waits for its agent. On error nothing is

@@ -3,7 +3,6 @@ package virt
 import (
 	"encoding/json"
 	"fmt"
-	"slices"
 
 	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -19,22 +18,16 @@ import (
 //   - Namespaces are the container's own in the guest, but those it joins
 //     with its pod (ipc, uts, pid by path under a CRI) are the pod's in the
 //     guest, and its network is the VM's (guestNamespaces).
-//   - Bind mounts of host paths and OCI hooks (host binaries) are refused
-//     with a clear error: volumes reach VMs with part 2 of the handler.
+//   - Bind mounts are the caller's to turn into binds of guest copies
+//     (mountVolumes) before; OCI hooks (host binaries) are refused with
+//     a clear error.
 func guestSpec(s *specs.Spec, sandboxID, id string) ([]byte, error) {
+	if err := refuseHostOnly(s, id); err != nil {
+		return nil, err
+	}
 	g := *s
 	g.Root = &specs.Root{Path: "rootfs", Readonly: s.Root != nil && s.Root.Readonly}
-	if g.Hooks != nil && (len(g.Hooks.Prestart)+len(g.Hooks.CreateRuntime)+len(g.Hooks.CreateContainer)+
-		len(g.Hooks.StartContainer)+len(g.Hooks.Poststart)+len(g.Hooks.Poststop)) > 0 {
-		return nil, fmt.Errorf("container %s: OCI hooks run host programs, which a VM container cannot: %w", id, errdefs.ErrInvalidArgument)
-	}
 	g.Hooks = nil
-	for _, m := range s.Mounts {
-		if m.Type == "bind" || slices.Contains(m.Options, "bind") || slices.Contains(m.Options, "rbind") {
-			return nil, fmt.Errorf("container %s: bind mount of host path %s at %s: host directories do not reach VM containers yet: %w",
-				id, m.Source, m.Destination, errdefs.ErrInvalidArgument)
-		}
-	}
 	if s.Linux != nil {
 		l := *s.Linux
 		l.CgroupsPath = "/husk/" + sandboxID + "/" + id
@@ -42,4 +35,14 @@ func guestSpec(s *specs.Spec, sandboxID, id string) ([]byte, error) {
 		g.Linux = &l
 	}
 	return json.Marshal(&g)
+}
+
+// refuseHostOnly refuses what of a spec only the host can run: OCI hooks
+// (host programs).
+func refuseHostOnly(s *specs.Spec, id string) error {
+	if h := s.Hooks; h != nil && (len(h.Prestart)+len(h.CreateRuntime)+len(h.CreateContainer)+
+		len(h.StartContainer)+len(h.Poststart)+len(h.Poststop)) > 0 {
+		return fmt.Errorf("container %s: OCI hooks run host programs, which a VM container cannot: %w", id, errdefs.ErrInvalidArgument)
+	}
+	return nil
 }
