@@ -250,7 +250,7 @@ func ipNet(a *api.IPAddress) *net.IPNet {
 
 // guestNetwork configures n in the guest's namespace (the agent's own).
 func guestNetwork(ctx context.Context, n *api.Network) error {
-	h, err := netlink.NewHandle()
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
 		return fmt.Errorf("netlink: %w", err)
 	}

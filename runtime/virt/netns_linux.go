@@ -40,7 +40,7 @@ func openNetns(path string) (*netlink.Handle, error) {
 		return nil, fmt.Errorf("network namespace %s: %w", path, err)
 	}
 	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
+	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 	if err != nil {
 		return nil, fmt.Errorf("network namespace %s: netlink: %w", path, err)
 	}

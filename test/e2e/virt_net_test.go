@@ -1,0 +1,263 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/huskrt/husk/internal/guestimage"
+	"github.com/huskrt/husk/test/devenv"
+)
+
+// podSubnets are the /30s a test pod network may use (host .1, pod .2):
+// the first that no host route reaches is taken.
+var podSubnets = []string{"10.213.77.0/30", "192.168.213.0/30", "10.250.213.0/30"}
+
+// testPodNet is a network namespace as a CNI plugin leaves one: eth0 in
+// it, the pod end of a veth pair whose host end is in the test's
+// namespace, each with an address in a private /30, and a default route
+// through the host end.
+type testPodNet struct {
+	path     string // the namespace's path, for ctr run --with-ns
+	h        *netlink.Handle
+	host     string // the host end's name
+	hostIP   net.IP
+	podIP    net.IP
+	prefixed string // the pod's address with its prefix, as ip shows it
+}
+
+// newTestPodNet makes the pod's namespace and veth pair; both go when the
+// test ends.
+func newTestPodNet(t *testing.T) *testPodNet {
+	t.Helper()
+	subnet := freeSubnet(t)
+	base := subnet.IP.To4()
+	p := &testPodNet{
+		host:   fmt.Sprintf("hkv%d", os.Getpid()%100000),
+		hostIP: net.IPv4(base[0], base[1], base[2], base[3]+1).To4(),
+		podIP:  net.IPv4(base[0], base[1], base[2], base[3]+2).To4(),
+	}
+	p.prefixed = p.podIP.String() + "/30"
+	name := fmt.Sprintf("husk-e2e-net-%d", os.Getpid())
+	ch := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends in the new namespace
+		ns, err := netns.NewNamed(name)
+		if err == nil {
+			ns.Close()
+		}
+		ch <- err
+	}()
+	if err := <-ch; err != nil {
+		t.Fatalf("new network namespace: %v", err)
+	}
+	t.Cleanup(func() { _ = netns.DeleteNamed(name) })
+	p.path = filepath.Join("/var/run/netns", name)
+	ns, err := netns.GetFromPath(p.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	if p.h, err = netlink.NewHandleAt(ns); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.h.Close)
+	must := func(what string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	peer := p.host + "p"
+	must("veth", netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: p.host}, PeerName: peer, PeerNamespace: netlink.NsFd(int(ns))}))
+	t.Cleanup(func() {
+		if l, err := netlink.LinkByName(p.host); err == nil {
+			_ = netlink.LinkDel(l)
+		}
+	})
+	hl, err := netlink.LinkByName(p.host)
+	must("host end", err)
+	must("host address", netlink.AddrAdd(hl, &netlink.Addr{IPNet: &net.IPNet{IP: p.hostIP, Mask: net.CIDRMask(30, 32)}}))
+	must("host end up", netlink.LinkSetUp(hl))
+	pl, err := p.h.LinkByName(peer)
+	must("pod end", err)
+	must("pod end's name", p.h.LinkSetName(pl, "eth0"))
+	must("pod address", p.h.AddrAdd(pl, &netlink.Addr{IPNet: &net.IPNet{IP: p.podIP, Mask: net.CIDRMask(30, 32)}}))
+	must("pod end up", p.h.LinkSetUp(pl))
+	must("default route", p.h.RouteAdd(&netlink.Route{LinkIndex: pl.Attrs().Index, Gw: p.hostIP}))
+	return p
+}
+
+// freeSubnet is the first of podSubnets that no route of the host's
+// reaches but through a default route.
+func freeSubnet(t *testing.T) *net.IPNet {
+	t.Helper()
+	routes, err := netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range podSubnets {
+		_, n, _ := net.ParseCIDR(s)
+		used := false
+		for _, r := range routes {
+			if r.Dst != nil && (r.Dst.Contains(n.IP) || n.Contains(r.Dst.IP)) {
+				if ones, _ := r.Dst.Mask.Size(); ones > 0 {
+					used = true
+				}
+			}
+		}
+		if !used {
+			return n
+		}
+	}
+	t.Fatalf("every test subnet %v is routed on this host", podSubnets)
+	return nil
+}
+
+// leftovers lists the taps and ingress qdiscs in the pod's namespace.
+func (p *testPodNet) leftovers(t *testing.T) []string {
+	t.Helper()
+	links, err := p.h.LinkList()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	for _, l := range links {
+		if l.Type() == "tuntap" {
+			left = append(left, "tap "+l.Attrs().Name)
+		}
+		qs, err := p.h.QdiscList(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, q := range qs {
+			if q.Type() == "ingress" {
+				left = append(left, "ingress qdisc on "+l.Attrs().Name)
+			}
+		}
+	}
+	return left
+}
+
+// qemuVirtConfig is a husk configuration whose VMs run on QEMU with the
+// guest image in .tools/guest; it skips (fails under CI) without them.
+func qemuVirtConfig(t *testing.T) string {
+	t.Helper()
+	ci := os.Getenv("CI") != ""
+	root, err := devenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	guest := filepath.Join(root, ".tools", "guest")
+	if _, err := guestimage.Load(guest); err != nil {
+		if ci {
+			t.Fatalf("no guest image (make test builds it): %v", err)
+		}
+		t.Skipf("needs the guest image (make guest): %v", err)
+	}
+	if err := unix.Access(qemuBinary, unix.X_OK); err != nil {
+		if ci {
+			t.Fatalf("no %s (hack/install-tools.sh installs qemu-system-x86): %v", qemuBinary, err)
+		}
+		t.Skipf("needs %s (apt-get install qemu-system-x86): %v", qemuBinary, err)
+	}
+	cfg := filepath.Join(t.TempDir(), "qemu.toml")
+	toml := "[virt]\nhypervisor = \"qemu\"\nguest_image = \"" + guest + "\"\nboot_timeout = \"180s\"\n"
+	if err := os.WriteFile(cfg, []byte(toml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// TestVMPodNetworkOnQEMU: a VM container run through ctr in a network
+// namespace a CNI plugin could have left (--with-ns network:<path>) gets
+// the pod's eth0 in its guest, with its address; the host reaches a
+// server in the guest at the pod's address, through the veth pair, tc's
+// redirects and the VM's tap. Once the container is removed no tap, qdisc
+// or filter is left in the namespace and no QEMU runs.
+func TestVMPodNetworkOnQEMU(t *testing.T) {
+	b := needBench(t)
+	if testing.Short() {
+		t.Skip("boots a VM in QEMU (TCG without KVM: about 15 s); skipped with -short")
+	}
+	cfg := qemuVirtConfig(t)
+	pod := newTestPodNet(t)
+	id := name(t, "")
+	cleanupContainer(t, id)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	// The guest answers each connection with a greeting and its eth0's
+	// addresses, one connection after another.
+	server := `while true; do { echo hello from the guest; ip -o -4 addr show dev eth0; } | nc -l -p 8080; done`
+	start := time.Now()
+	if _, stderr, err := b.Ctr(ctx, "run", "-d", "--runtime", husk, "--runtime-config-path", cfg,
+		"--annotation", "io.husk.handler=virt", "--with-ns", "network:"+pod.path,
+		devenv.BusyboxRef, id, "sh", "-c", server); err != nil {
+		t.Fatalf("ctr run -d: %v\n%s", err, stderr)
+	}
+	var got string
+	var last error
+	addr := net.JoinHostPort(pod.podIP.String(), "8080")
+	for got == "" {
+		if ctx.Err() != nil {
+			t.Fatalf("the guest's server at %s never answered (last: %v); left in the namespace: %q", addr, last, pod.leftovers(t))
+		}
+		c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+		if err != nil {
+			last = err
+			time.Sleep(200 * time.Millisecond)
+			continue
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		b, err := io.ReadAll(c)
+		c.Close()
+		if err != nil || len(b) == 0 {
+			last = fmt.Errorf("read %q: %v", b, err)
+			time.Sleep(200 * time.Millisecond)
+			continue
+		}
+		got = string(b)
+	}
+	t.Logf("ctr run to the guest's first answer at %s: %v", addr, time.Since(start).Round(time.Millisecond))
+	if !strings.HasPrefix(got, "hello from the guest\n") || !strings.Contains(got, "eth0") || !strings.Contains(got, "inet "+pod.prefixed) {
+		t.Errorf("the guest answered %q, want its greeting and eth0 with %s", got, pod.prefixed)
+	}
+	if left := pod.leftovers(t); len(left) != 3 {
+		t.Errorf("while the pod runs the namespace has %q, want a tap and two ingress qdiscs", left)
+	}
+
+	if _, stderr, err := b.Ctr(ctx, "task", "kill", "-s", "SIGKILL", id); err != nil {
+		t.Fatalf("ctr task kill: %v\n%s", err, stderr)
+	}
+	for {
+		if _, _, err := b.Ctr(ctx, "task", "delete", id); err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the killed task %s was never deleted", id)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if _, stderr, err := b.Ctr(ctx, "container", "delete", id); err != nil {
+		t.Fatalf("ctr container delete: %v\n%s", err, stderr)
+	}
+	requireClean(t, id)
+	if pids := qemuOf(id); len(pids) > 0 {
+		t.Errorf("QEMU %v of %s still runs after its task and container were deleted", pids, id)
+	}
+	if left := pod.leftovers(t); len(left) > 0 {
+		t.Errorf("left in the pod's namespace: %q", left)
+	}
+}
