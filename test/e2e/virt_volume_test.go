@@ -1,0 +1,160 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/huskrt/husk/internal/guestimage"
+	"github.com/huskrt/husk/test/devenv"
+)
+
+// volumeQEMUConfig is a husk configuration running VMs on QEMU with the
+// guest image in .tools/guest; it skips (fails under CI) without them.
+func volumeQEMUConfig(t *testing.T) string {
+	t.Helper()
+	ci := os.Getenv("CI") != ""
+	root, err := devenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	guest := filepath.Join(root, ".tools", "guest")
+	if _, err := guestimage.Load(guest); err != nil {
+		if ci {
+			t.Fatalf("no guest image (make test builds it): %v", err)
+		}
+		t.Skipf("needs the guest image (make guest): %v", err)
+	}
+	if err := unix.Access(qemuBinary, unix.X_OK); err != nil {
+		if ci {
+			t.Fatalf("no %s (hack/install-tools.sh installs qemu-system-x86): %v", qemuBinary, err)
+		}
+		t.Skipf("needs %s (apt-get install qemu-system-x86): %v", qemuBinary, err)
+	}
+	cfg := filepath.Join(t.TempDir(), "qemu.toml")
+	toml := "[virt]\nhypervisor = \"qemu\"\nguest_image = \"" + guest + "\"\nboot_timeout = \"180s\"\n"
+	if err := os.WriteFile(cfg, []byte(toml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// kubeletSwap writes key's value into a new timestamped directory of dir
+// and swaps dir's ..data symlink to it, as kubelet's atomic writer
+// updates a ConfigMap volume; key is a symlink through ..data.
+func kubeletSwap(t *testing.T, dir, stamp, value string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Join(dir, stamp), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, stamp, "key"), []byte(value), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	old, _ := os.Readlink(filepath.Join(dir, "..data"))
+	if err := os.Symlink(stamp, filepath.Join(dir, "..data_tmp")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	if old == "" {
+		if err := os.Symlink("..data/key", filepath.Join(dir, "key")); err != nil {
+			t.Fatal(err)
+		}
+	} else if err := os.RemoveAll(filepath.Join(dir, old)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestVMVolumesOnQEMU: through ctr, a VM container on the qemu hypervisor
+// with host bind mounts: a read-only directory (laid out as kubelet lays
+// out a ConfigMap) shows its file and, after a kubelet-style update on the
+// host, the new contents within seconds; a file bind (like /etc/hosts)
+// arrives; a writable bind is writable in the guest and a read-only one
+// is not. Afterwards no QEMU and nothing of the container is left.
+func TestVMVolumesOnQEMU(t *testing.T) {
+	b := needBench(t)
+	if testing.Short() {
+		t.Skip("boots a VM in QEMU (TCG without KVM: about 15 s); skipped with -short")
+	}
+	cfg := volumeQEMUConfig(t)
+	cm, scratch := t.TempDir(), t.TempDir()
+	kubeletSwap(t, cm, "..2026_12_07_14_00_00.1", "one")
+	hosts := filepath.Join(t.TempDir(), "hosts")
+	if err := os.WriteFile(hosts, []byte("10.88.0.7 volume-pod\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	id := name(t, "")
+	cleanupContainer(t, id)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if _, stderr, err := b.Ctr(ctx, "run", "-d", "--runtime", husk, "--runtime-config-path", cfg,
+		"--annotation", "io.husk.handler=virt",
+		"--mount", "type=bind,src="+cm+",dst=/data,options=rbind:ro",
+		"--mount", "type=bind,src="+hosts+",dst=/etc/hosts,options=rbind:rw",
+		"--mount", "type=bind,src="+scratch+",dst=/scratch,options=rbind:rw",
+		devenv.BusyboxRef, id, "sleep", "1000"); err != nil {
+		t.Fatalf("ctr run -d: %v\n%s", err, stderr)
+	}
+	n := 0
+	exec := func(script string) (string, int) {
+		n++
+		out, _, err := b.Ctr(ctx, "task", "exec", "--exec-id", fmt.Sprintf("e%d", n), id, "sh", "-c", script)
+		return out, exitCode(err)
+	}
+	if out, st := exec("cat /data/key"); out != "one" || st != 0 {
+		t.Errorf("/data/key in the guest: %q (exit %d), want one", out, st)
+	}
+	if out, st := exec("cat /etc/hosts"); out != "10.88.0.7 volume-pod\n" || st != 0 {
+		t.Errorf("/etc/hosts in the guest: %q (exit %d)", out, st)
+	}
+	if out, st := exec("echo written > /scratch/f && cat /scratch/f"); out != "written\n" || st != 0 {
+		t.Errorf("writing the writable bind: %q (exit %d)", out, st)
+	}
+	if _, st := exec("echo x > /data/new"); st == 0 {
+		t.Error("the read-only bind is writable in the guest")
+	}
+
+	kubeletSwap(t, cm, "..2026_12_07_14_05_00.2", "two")
+	changed := time.Now()
+	for {
+		out, _ := exec("cat /data/key")
+		if out == "two" {
+			break
+		}
+		if time.Since(changed) > 30*time.Second {
+			t.Fatalf("/data/key in the guest is still %q 30 s after the host's update", out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("the host's update reached the guest after %v", time.Since(changed).Round(time.Millisecond))
+	if out, _ := exec("ls -a /data | tr '\\n' ' '"); out != ". .. ..2026_12_07_14_05_00.2 ..data key " {
+		t.Errorf("/data in the guest after the update: %q", out)
+	}
+
+	if _, stderr, err := b.Ctr(ctx, "task", "kill", "-s", "SIGKILL", id); err != nil {
+		t.Fatalf("ctr task kill: %v\n%s", err, stderr)
+	}
+	for {
+		if _, _, err := b.Ctr(ctx, "task", "delete", id); err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the killed task %s was never deleted", id)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if _, stderr, err := b.Ctr(ctx, "container", "delete", id); err != nil {
+		t.Fatalf("ctr container delete: %v\n%s", err, stderr)
+	}
+	requireClean(t, id)
+	if pids := qemuOf(id); len(pids) > 0 {
+		t.Errorf("QEMU %v of %s still runs after its task and container were deleted", pids, id)
+	}
+}
