@@ -2,4 +2,14 @@
 // own, started by a Hypervisor backend (builtin: husk's VMM in a confined
 // process per VM), and its containers run inside the guest under
 // husk-agent, which the handler drives over vsock (agent/client).
+//
+// A container's root filesystem reaches the guest as an EROFS image on a
+// disk (rootfs.go). Its bind mounts of host paths reach it as copies
+// (volume.go, volumes.go): each source is walked with bounds and sent to
+// the agent (SyncVolume), once per source and pod, and the bind's source
+// becomes the copy's guest path. Read-only volumes (ConfigMaps, Secrets,
+// tokens) are resynced from their source every second until the sandbox
+// ends; writable ones are the guest's after the first copy. A bind at
+// /dev/shm becomes the guest's own /dev/shm. See docs/RATIONALE.md and
+// docs/limitations.md.
 package virt
