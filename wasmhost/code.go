@@ -46,96 +46,119 @@ func checkControlFlow(p []byte) error {
 // when the body holds an instruction it does not know, or is cut short.
 func controlInstructions(b []byte) (n uint64, ok bool) {
 	r := reader{b: b}
-	groups := r.u32()
-	for range groups {
-		r.u32()   // how many
-		r.type_() // of which type
-	}
+	r.locals()
 	for !r.bad && r.off < len(r.b) {
-		op := r.byte_()
-		switch {
-		case op == 0x02, op == 0x03, op == 0x04, op == 0x06: // block, loop, if, try
-			r.blockType()
-			n++
-		case op == 0x05, op == 0x0b, op == 0x19: // else, end, catch_all
-			n++
-		case op == 0x07, op == 0x18: // catch, delegate
+		c, ok := r.instruction()
+		if !ok {
+			return 0, false
+		}
+		n += c
+	}
+	return n, !r.bad
+}
+
+// locals skips the local declarations at the start of a function body and
+// returns how many locals they declare.
+func (r *reader) locals() uint64 { return r.declarations(r.u32()) }
+
+// declarations skips groups local declarations (a count and a type each)
+// and returns how many locals they declare.
+func (r *reader) declarations(groups uint32) (n uint64) {
+	for range groups {
+		n += uint64(r.u32())
+		r.type_()
+	}
+	return n
+}
+
+// instruction skips one instruction and its immediates, and returns how
+// many of the instructions that make or end basic blocks it counts for
+// (checkControlFlow's cost). ok is false for an instruction it does not
+// know.
+func (r *reader) instruction() (control uint64, ok bool) {
+	op := r.byte_()
+	switch {
+	case op == 0x02, op == 0x03, op == 0x04, op == 0x06: // block, loop, if, try
+		r.blockType()
+		return 1, true
+	case op == 0x05, op == 0x0b, op == 0x19: // else, end, catch_all
+		return 1, true
+	case op == 0x07, op == 0x18: // catch, delegate
+		r.leb()
+		return 1, true
+	case op == 0x0d, op == 0xd4, op == 0xd6: // br_if, br_on_null, br_on_non_null
+		r.leb()
+		return 1, true
+	case op == 0x0e: // br_table
+		targets := r.u32()
+		for range targets {
 			r.leb()
-			n++
-		case op == 0x0d, op == 0xd4, op == 0xd6: // br_if, br_on_null, br_on_non_null
+		}
+		r.leb()
+		return uint64(targets) + 1, true
+	case op == 0x1f: // try_table
+		r.blockType()
+		clauses := r.u32()
+		for range clauses {
+			if kind := r.byte_(); kind <= 1 {
+				r.leb() // tag
+			}
+			r.leb() // label
+		}
+		return uint64(clauses) + 1, true
+	case op == 0x00, op == 0x01, op == 0x0a, op == 0x0f, op == 0x1a, op == 0x1b, op == 0xd1, op == 0xd3,
+		op >= 0x45 && op <= 0xc4:
+		// no immediate
+	case op == 0x08, op == 0x09, op == 0x0c, op == 0x10, op == 0x12, op == 0x14, op == 0x15,
+		op >= 0x20 && op <= 0x26, op == 0x3f, op == 0x40, op == 0x41, op == 0x42, op == 0xd0, op == 0xd2:
+		r.leb()
+	case op == 0x11, op == 0x13: // call_indirect, return_call_indirect
+		r.leb()
+		r.leb()
+	case op == 0x1c: // select t*
+		types := r.u32()
+		for range types {
+			r.type_()
+		}
+	case op >= 0x28 && op <= 0x3e:
+		r.memarg()
+	case op == 0x43:
+		r.skip(4)
+	case op == 0x44:
+		r.skip(8)
+	case op == 0xfc:
+		switch sub := r.u32(); {
+		case sub <= 7:
+		case sub == 9, sub == 11, sub == 13, sub >= 15 && sub <= 17:
 			r.leb()
-			n++
-		case op == 0x0e: // br_table
-			targets := r.u32()
-			for range targets {
-				r.leb()
-			}
-			r.leb()
-			n += uint64(targets) + 1
-		case op == 0x1f: // try_table
-			r.blockType()
-			clauses := r.u32()
-			for range clauses {
-				if kind := r.byte_(); kind <= 1 {
-					r.leb() // tag
-				}
-				r.leb() // label
-			}
-			n += uint64(clauses) + 1
-		case op == 0x00, op == 0x01, op == 0x0a, op == 0x0f, op == 0x1a, op == 0x1b, op == 0xd1, op == 0xd3,
-			op >= 0x45 && op <= 0xc4:
-			// no immediate
-		case op == 0x08, op == 0x09, op == 0x0c, op == 0x10, op == 0x12, op == 0x14, op == 0x15,
-			op >= 0x20 && op <= 0x26, op == 0x3f, op == 0x40, op == 0x41, op == 0x42, op == 0xd0, op == 0xd2:
-			r.leb()
-		case op == 0x11, op == 0x13: // call_indirect, return_call_indirect
+		case sub == 8, sub == 10, sub == 12, sub == 14:
 			r.leb()
 			r.leb()
-		case op == 0x1c: // select t*
-			types := r.u32()
-			for range types {
-				r.type_()
-			}
-		case op >= 0x28 && op <= 0x3e:
-			r.memarg()
-		case op == 0x43:
-			r.skip(4)
-		case op == 0x44:
-			r.skip(8)
-		case op == 0xfc:
-			switch sub := r.u32(); {
-			case sub <= 7:
-			case sub == 9, sub == 11, sub == 13, sub >= 15 && sub <= 17:
-				r.leb()
-			case sub == 8, sub == 10, sub == 12, sub == 14:
-				r.leb()
-				r.leb()
-			default:
-				return 0, false
-			}
-		case op == 0xfd:
-			switch sub := r.u32(); {
-			case sub <= 11, sub == 92, sub == 93:
-				r.memarg()
-			case sub == 12, sub == 13:
-				r.skip(16)
-			case sub >= 21 && sub <= 34:
-				r.skip(1)
-			case sub >= 84 && sub <= 91:
-				r.memarg()
-				r.skip(1)
-			}
-		case op == 0xfe:
-			if r.u32() == 0x03 { // atomic.fence
-				r.skip(1)
-			} else {
-				r.memarg()
-			}
 		default:
 			return 0, false
 		}
+	case op == 0xfd:
+		switch sub := r.u32(); {
+		case sub <= 11, sub == 92, sub == 93:
+			r.memarg()
+		case sub == 12, sub == 13:
+			r.skip(16)
+		case sub >= 21 && sub <= 34:
+			r.skip(1)
+		case sub >= 84 && sub <= 91:
+			r.memarg()
+			r.skip(1)
+		}
+	case op == 0xfe:
+		if r.u32() == 0x03 { // atomic.fence
+			r.skip(1)
+		} else {
+			r.memarg()
+		}
+	default:
+		return 0, false
 	}
-	return n, !r.bad
+	return 0, true
 }
 
 // reader reads the immediates of instructions; bad is set when one runs

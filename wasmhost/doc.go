@@ -20,7 +20,9 @@
 // the WASI preview 1 functions and husk's "log"; it gets no filesystem,
 // network, environment or arguments, a fake clock and deterministic random
 // bytes unless its Grants say otherwise. Every call runs under a deadline
-// enforced by wazero (WithCloseOnContextDone) and its output is bounded.
+// enforced by wazero (WithCloseOnContextDone), its output is bounded, and
+// its call stack is counted by code husk adds to the module as it loads
+// it (MaxStackBytes), wazero's own ceiling being 165 MiB of host memory.
 //
 // # Instances
 //

@@ -110,9 +110,9 @@ func TestHostCallsAreBounded(t *testing.T) {
 	}
 }
 
-// TestDocsStateTheHostCallBounds keeps docs/hooks.md §8 in step with the
-// bounds on host functions.
-func TestDocsStateTheHostCallBounds(t *testing.T) {
+// TestDocsStateTheHostBounds keeps docs/hooks.md §8 in step with the
+// bounds on host functions and on the call stack.
+func TestDocsStateTheHostBounds(t *testing.T) {
 	doc, err := os.ReadFile("../docs/hooks.md")
 	if err != nil {
 		t.Fatal(err)
@@ -125,6 +125,9 @@ func TestDocsStateTheHostCallBounds(t *testing.T) {
 		fmt.Sprintf("makes its bytes %d KiB at a time", wasmhost.RandomChunk>>10),
 		fmt.Sprintf("take at most %d iovecs", wasmhost.MaxIOVecs),
 		fmt.Sprintf("`poll_oneoff` %d subscriptions", wasmhost.MaxSubscriptions),
+		fmt.Sprintf("%d MiB of frames per call", wasmhost.MaxStackBytes>>20),
+		fmt.Sprintf("each function adds %d bytes and %d bytes for each", wasmhost.FrameBase, wasmhost.ValueBytes),
+		fmt.Sprintf("at most %d MiB for a call at the bound", 3*wasmhost.MaxStackBytes>>20),
 	} {
 		if !strings.Contains(model, want) {
 			t.Errorf("docs/hooks.md §8 does not say %q", want)

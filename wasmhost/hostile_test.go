@@ -291,3 +291,35 @@ func TestControlFlowIsBounded(t *testing.T) {
 		t.Fatal("40000 blocks still compiling after 20 s")
 	}
 }
+
+// TestStackIsBounded: wazero keeps a module's call stack in host memory
+// outside the memory limit, doubled as it deepens up to a ceiling of its
+// own: a module recursing without end made the host allocate 165 MiB in
+// 0.7–1.1 s before wazero trapped ("stack overflow"). husk counts each
+// call's frames against MaxStackBytes: the same module now traps with
+// "call stack exhausted" having made the host allocate a few MiB, and a
+// recursion 2000 deep, within the bound, still runs.
+func TestStackIsBounded(t *testing.T) {
+	h := newHost(t, wasmhost.Config{MaxInstances: 1})
+	m := mustLoad(t, h, "recurse", wasmhost.ModuleConfig{Timeout: 10 * time.Second})
+	if out, err := m.Decide(context.Background(), "shallow", []byte(strings.Repeat(" ", 2000))); err != nil || string(out) != `{"allow":true}` {
+		t.Fatalf("a recursion 2000 deep: %s, %v", out, err)
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	start := time.Now()
+	_, err := m.Decide(context.Background(), "container.create", []byte(`{}`))
+	took := time.Since(start)
+	runtime.ReadMemStats(&after)
+	alloc := after.TotalAlloc - before.TotalAlloc
+	t.Logf("a recursion without end: %v after %v, %d KiB of Go heap allocated", err, took, alloc>>10)
+	if !errors.Is(err, wasmhost.ErrTrap) || !strings.Contains(err.Error(), "call stack exhausted: its frames need over 8 MiB, husk's limit") {
+		t.Errorf("Decide: %v, want the call stack exhausted", err)
+	}
+	// wazero's stack slice is at most twice what the frames use, and it
+	// copies the old one as it grows: three times the bound in all.
+	if alloc > 3*wasmhost.MaxStackBytes {
+		t.Errorf("the host allocated %d MiB for the module's call stack, want at most %d", alloc>>20, 3*wasmhost.MaxStackBytes>>20)
+	}
+}

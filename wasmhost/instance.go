@@ -23,14 +23,15 @@ type instance struct {
 	linear   *linearMemory // backs mem; unmapped by close
 	allocFn  api.Function
 	decideFn api.Function
-	initFn   api.Function // nil when the module does not export husk_init
-	stack    [4]uint64    // reused by CallWithStack
-	output   head         // the module's stdout and stderr, first bytes of a call
-	logs     int          // husk.log lines in the current call
-	q        query        // the current call's JSON input, for husk.json_*
-	sets     []*stringSet // registered by husk.set_new
-	setBytes int          // their cost, at most maxSetBytes
-	random   io.Reader    // what random_get reads (randomSource)
+	initFn   api.Function      // nil when the module does not export husk_init
+	stack    [4]uint64         // reused by CallWithStack
+	output   head              // the module's stdout and stderr, first bytes of a call
+	logs     int               // husk.log lines in the current call
+	q        query             // the current call's JSON input, for husk.json_*
+	sets     []*stringSet      // registered by husk.set_new
+	setBytes int               // their cost, at most maxSetBytes
+	random   io.Reader         // what random_get reads (randomSource)
+	frames   api.MutableGlobal // the frame counter (instrumentStack); nil if the module has none
 
 	// stopped is closed when a deadline or the caller ends the instance:
 	// it wakes a sleep in a host function, which closing the module does
@@ -118,6 +119,7 @@ func (m *Module) newInstance(ctx context.Context) (*instance, error) {
 	in.allocFn = mod.ExportedFunction(ExportAlloc)
 	in.decideFn = mod.ExportedFunction(ExportDecide)
 	in.initFn = mod.ExportedFunction(ExportInit)
+	in.frames, _ = mod.ExportedGlobal(stackExport).(api.MutableGlobal)
 	if in.mem == nil || in.allocFn == nil || in.decideFn == nil { // checkABI saw them
 		in.close()
 		return nil, errorf(m.cfg.Name, "init", ErrABI, "exports missing after instantiation")
@@ -129,6 +131,13 @@ func (m *Module) newInstance(ctx context.Context) (*instance, error) {
 		}
 	}
 	return in, nil
+}
+
+// resetFrames starts the frame counter of a call from the host at 0.
+func (in *instance) resetFrames() {
+	if in.frames != nil {
+		in.frames.Set(0)
+	}
 }
 
 // close closes the instance and returns its memory to the kernel. No call
@@ -157,6 +166,7 @@ func (in *instance) callInit(ctx context.Context) error {
 	}
 	in.stack[0], in.stack[1] = uint64(ptr), uint64(len(in.m.cfg.Config))
 	in.q.reset(in.m.cfg.Config)
+	in.resetFrames()
 	err = in.initFn.CallWithStack(ctx, in.stack[:])
 	in.q.reset(nil)
 	if err != nil {
@@ -192,6 +202,7 @@ func (in *instance) decide(ctx context.Context, deadline time.Time, point string
 		in.mem.Write(ptr+uint32(len(point)), event)
 		in.stack = [4]uint64{uint64(ptr), uint64(len(point)), uint64(ptr) + uint64(len(point)), uint64(len(event))}
 		in.q.reset(event)
+		in.resetFrames()
 		err = in.decideFn.CallWithStack(ctx, in.stack[:])
 		in.q.reset(nil)
 	}
@@ -238,6 +249,7 @@ func (in *instance) write(ctx context.Context, b []byte) (uint32, error) {
 // allocate calls husk_alloc(n) and checks the buffer lies inside memory.
 func (in *instance) allocate(ctx context.Context, n uint32) (uint32, error) {
 	in.stack[0] = uint64(n)
+	in.resetFrames()
 	if err := in.allocFn.CallWithStack(ctx, in.stack[:]); err != nil {
 		return 0, err
 	}
@@ -287,6 +299,9 @@ func (in *instance) fail(op string, err error) error {
 		// trace; keep only the first line.
 		msg, _, _ := strings.Cut(err.Error(), "\n")
 		e.Kind, e.Err = ErrTrap, errors.New(strings.TrimPrefix(msg, "wasm error: "))
+		if in.frames != nil && uint32(in.frames.Get()) > MaxStackBytes {
+			e.Err = fmt.Errorf("%w: its frames need over %d MiB, husk's limit", errStackExhausted, MaxStackBytes>>20)
+		}
 	}
 	return e
 }
