@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -69,11 +70,14 @@ type Disk struct {
 }
 
 // Net is a virtio-net device whose host side is the tap device Tap
-// (opened, or created if the process may; it must be up to pass frames).
-// A zero MAC becomes 06:00:ac:10:00:<index+1>, locally administered.
+// (opened, or created if the process may; it must be up to pass frames)
+// or File, a tap queue opened elsewhere with IFF_TAP | IFF_NO_PI (the VM
+// uses a duplicate: the caller keeps File). A zero MAC becomes
+// 06:00:ac:10:00:<index+1>, locally administered.
 type Net struct {
-	Tap string
-	MAC [6]byte
+	Tap  string
+	File *os.File
+	MAC  [6]byte
 }
 
 // Vsock is the guest's socket address and the host's Unix socket: host
@@ -179,7 +183,12 @@ func New(cfg Config) (_ *VM, err error) {
 		devices = append(devices, v.rng)
 	}
 	for i, n := range cfg.Nets {
-		tap, err := virtionet.OpenTap(n.Tap)
+		var tap *os.File
+		if n.File != nil {
+			tap, err = virtionet.TapFile(n.File)
+		} else {
+			tap, err = virtionet.OpenTap(n.Tap)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -224,8 +233,8 @@ func checkConfig(cfg *Config) error {
 		cfg.VCPUs = 1
 	}
 	for _, n := range cfg.Nets {
-		if n.Tap == "" || n.MAC[0]&1 != 0 {
-			return fmt.Errorf("%w: net %+v: want a tap name and a unicast MAC", ErrConfig, n)
+		if (n.Tap == "") == (n.File == nil) || n.MAC[0]&1 != 0 {
+			return fmt.Errorf("%w: net %+v: want a tap name or an open tap (not both) and a unicast MAC", ErrConfig, n)
 		}
 	}
 	if cfg.DiskSlots < 0 {

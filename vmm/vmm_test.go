@@ -183,6 +183,7 @@ func TestNewRejects(t *testing.T) {
 		{"tap name too long", Config{Kernel: kernel, MemorySize: 8 << 20, Nets: []Net{{Tap: "a-tap-name-over-15-bytes"}}}, nil},
 		{"multicast MAC", Config{Kernel: kernel, MemorySize: 8 << 20, Nets: []Net{{Tap: "husktest0", MAC: [6]byte{1}}}}, ErrConfig},
 		{"no tap name", Config{Kernel: kernel, MemorySize: 8 << 20, Nets: []Net{{}}}, ErrConfig},
+		{"tap name and file", Config{Kernel: kernel, MemorySize: 8 << 20, Nets: []Net{{Tap: "husktest0", File: os.Stdin}}}, ErrConfig},
 		{"too many devices with nets", Config{Kernel: kernel, MemorySize: 8 << 20, Nets: make([]Net, 10), Disks: make([]Disk, 10)}, ErrConfig},
 		{"too many devices with slots", Config{Kernel: kernel, MemorySize: 8 << 20, DiskSlots: MaxVirtioDevices - 1, Disks: make([]Disk, 2)}, ErrConfig},
 	}

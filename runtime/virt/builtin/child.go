@@ -57,11 +57,8 @@ func runChild() int {
 		return exitFailed
 	}
 	ctl.SetReadDeadline(time.Now().Add(configTimeout))
-	req, err := readRequest(ctl)
+	req, err := readConfig(ctl)
 	ctl.SetReadDeadline(time.Time{})
-	if err == nil && (req.Op != opConfig || req.Config == nil) {
-		err = fmt.Errorf("first request %q, want %q", req.Op, opConfig)
-	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "husk-vmm: reading the config:", err)
 		return exitFailed
@@ -104,6 +101,10 @@ func setup(cfg *childConfig, log *slog.Logger) (machine, error) {
 		return nil, fmt.Errorf("entering the VM dir: %w", err)
 	}
 	m, err := newMachine(cfg, os.Stdout, log)
+	// The machine has its own descriptors of the taps.
+	for _, f := range cfg.Taps {
+		f.Close()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("building the VM: %w", err)
 	}
@@ -134,6 +135,32 @@ func childConn() (*net.UnixConn, error) {
 		return nil, fmt.Errorf("control channel is a %T, not a Unix socket", c)
 	}
 	return uc, nil
+}
+
+// readConfig reads the first request, the VM's config, with a tap's
+// descriptor for each of its NICs (in Config.Taps).
+func readConfig(c *net.UnixConn) (*request, error) {
+	b, fds, err := readRecord(c, maxRequest)
+	if err != nil {
+		return nil, err
+	}
+	var req request
+	if err := decodeStrict(b, &req); err != nil {
+		closeFDs(fds)
+		return nil, err
+	}
+	if req.Op != opConfig || req.Config == nil {
+		closeFDs(fds)
+		return nil, fmt.Errorf("first request %q, want %q", req.Op, opConfig)
+	}
+	if len(fds) != len(req.Config.Nets) {
+		closeFDs(fds)
+		return nil, fmt.Errorf("config with %d NICs and %d descriptors", len(req.Config.Nets), len(fds))
+	}
+	for i, fd := range fds {
+		req.Config.Taps = append(req.Config.Taps, os.NewFile(uintptr(fd), "tap "+req.Config.Nets[i].ID))
+	}
+	return &req, nil
 }
 
 // readRequest reads one request; descriptors are only for an attach.

@@ -22,8 +22,10 @@ const (
 	// fixedDevices are the virtio devices every VM has besides its disk
 	// slots: vsock and rng.
 	fixedDevices = 2
-	// MaxDiskSlots is the most disk slots a VM can have.
+	// MaxDiskSlots is the most disk slots a VM can have (with no NICs).
 	MaxDiskSlots = vmm.MaxVirtioDevices - fixedDevices
+	// MaxNICs is the most NICs a VM can have (agent.proto's bound).
+	MaxNICs = 16
 	// sunPathMax is the room in a sockaddr_un for a path and its NUL.
 	sunPathMax = 108
 )
@@ -79,10 +81,20 @@ func checkConfig(cfg *virt.VMConfig) (*childConfig, error) {
 	if c := cfg.Cgroup; c != "" && (!filepath.IsAbs(c) || filepath.Clean(c) != c || c == "/") {
 		return nil, invalid("cgroup %q: want a clean absolute path below the root", c)
 	}
-	return &childConfig{
+	if len(cfg.NICs) > MaxNICs || fixedDevices+cfg.DiskSlots+len(cfg.NICs) > vmm.MaxVirtioDevices {
+		return nil, invalid("%d NICs and %d disk slots: at most %d NICs, and %d devices with the slots", len(cfg.NICs), cfg.DiskSlots, MaxNICs, vmm.MaxVirtioDevices-fixedDevices)
+	}
+	ccfg := &childConfig{
 		ID: cfg.ID, Dir: cfg.Dir, Kernel: cfg.Kernel, Initrd: cfg.Initrd, Cmdline: cmdline,
 		VCPUs: int(cfg.VCPUs), MemoryMiB: cfg.MemoryMiB, DiskSlots: cfg.DiskSlots,
-	}, nil
+	}
+	for _, n := range cfg.NICs {
+		if n.Tap == nil || len(n.MAC) != 6 || n.MAC[0]&1 != 0 {
+			return nil, invalid("NIC %q: want a tap and a unicast MAC (got %v)", n.ID, n.MAC)
+		}
+		ccfg.Nets = append(ccfg.Nets, childNet{ID: n.ID, MAC: n.MAC.String()})
+	}
+	return ccfg, nil
 }
 
 // checkDir accepts the VM's own directory: absolute, clean, a directory

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/huskrt/husk/vmm"
+	virtionet "github.com/huskrt/husk/vmm/virtio/net"
 )
 
 // testModeEnv, set to "fake" in a test VMM process's environment, makes
@@ -48,6 +49,11 @@ type fakeMachine struct {
 	mu        sync.Mutex
 	disks     map[string]*os.File // guarded by mu
 	ignoreOff bool                // guarded by mu: Stop does nothing
+
+	// taps are the NICs' backends, as vmm.New takes them (TapFile), and
+	// nets the NICs.
+	taps []*os.File
+	nets []childNet
 }
 
 func newFakeMachine(cfg *childConfig, console io.Writer, _ *slog.Logger) (machine, error) {
@@ -56,7 +62,15 @@ func newFakeMachine(cfg *childConfig, console io.Writer, _ *slog.Logger) (machin
 		return nil, err
 	}
 	fmt.Fprintf(console, "fake guest booting: %s\n", cfg.Cmdline)
-	return &fakeMachine{slots: cfg.DiskSlots, listener: l, end: make(chan int, 1), disks: map[string]*os.File{}}, nil
+	m := &fakeMachine{slots: cfg.DiskSlots, listener: l, end: make(chan int, 1), disks: map[string]*os.File{}, nets: cfg.Nets}
+	for _, f := range cfg.Taps {
+		tap, err := virtionet.TapFile(f)
+		if err != nil {
+			return nil, err
+		}
+		m.taps = append(m.taps, tap)
+	}
+	return m, nil
 }
 
 func (m *fakeMachine) Start() error {
@@ -171,6 +185,17 @@ var testRequests = map[string]func(machine) (string, error){
 		f.ignoreOff = true
 		f.mu.Unlock()
 		return "", nil
+	},
+	// nets sends a frame out of each NIC's tap, to show the descriptors
+	// reached the process and work under the seccomp filter.
+	"nets": func(m machine) (string, error) {
+		f := m.(*fakeMachine)
+		for i, tap := range f.taps {
+			if _, err := tap.Write([]byte("frame from " + f.nets[i].ID + " " + f.nets[i].MAC)); err != nil {
+				return "", err
+			}
+		}
+		return fmt.Sprintf("sent %d", len(f.taps)), nil
 	},
 	// self reports what the process sees from inside.
 	"self": func(machine) (string, error) {

@@ -67,7 +67,9 @@ var childEnv = []string{"GODEBUG=containermaxprocs=0,updatemaxprocs=0"}
 // until that process has built the VM, confined itself and started the
 // guest. The process is in new mount and PID namespaces (it needs to see
 // no other process, and its mounts are its own to pivot away) but the
-// host's network namespace: a VM's taps are opened in it. On error
+// host's network namespace: it opens no network device itself (a VM's
+// taps are in the pod's namespace; the handler opens them and they go
+// with the config). On error
 // nothing is left: the process is killed and reaped and its files
 // removed.
 func (h *Hypervisor) Start(ctx context.Context, cfg *virt.VMConfig) (virt.VM, error) {
@@ -160,7 +162,13 @@ func (h *Hypervisor) spawn(ctx context.Context, cfg *virt.VMConfig, ccfg *childC
 			return nil, err
 		}
 	}
-	rep, err := v.ctl.call(ctx, &request{Op: opConfig, Config: ccfg}, nil, time.Until(deadline(ctx)))
+	// The taps go with the config: the VMM process cannot open them (they
+	// are in the pod's network namespace, and it is confined).
+	var taps []int
+	for _, n := range cfg.NICs {
+		taps = append(taps, int(n.Tap.Fd()))
+	}
+	rep, err := v.ctl.call(ctx, &request{Op: opConfig, Config: ccfg}, taps, time.Until(deadline(ctx)))
 	if err == nil {
 		err = replyErr(opConfig, rep)
 	}

@@ -3,8 +3,10 @@ package builtin
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 
 	"github.com/huskrt/husk/vmm"
@@ -49,6 +51,14 @@ type vmmMachine struct {
 // kernel and initrd and creates the hybrid vsock's socket as vsockName in
 // the current directory (the VM's).
 func newVMM(cfg *childConfig, console io.Writer, log *slog.Logger) (machine, error) {
+	var nets []vmm.Net
+	for i, n := range cfg.Nets {
+		mac, err := net.ParseMAC(n.MAC)
+		if err != nil || len(mac) != 6 {
+			return nil, fmt.Errorf("NIC %s: MAC %q: %w", n.ID, n.MAC, vmm.ErrConfig)
+		}
+		nets = append(nets, vmm.Net{File: cfg.Taps[i], MAC: [6]byte(mac)})
+	}
 	v, err := vmm.New(vmm.Config{
 		Kernel:     cfg.Kernel,
 		Initrd:     cfg.Initrd,
@@ -59,6 +69,7 @@ func newVMM(cfg *childConfig, console io.Writer, log *slog.Logger) (machine, err
 		DiskSlots:  cfg.DiskSlots,
 		RNG:        true,
 		Vsock:      &vmm.Vsock{CID: guestCID, UDSPath: vsockName},
+		Nets:       nets,
 		Log:        log,
 	})
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"time"
 	"unicode"
@@ -65,6 +66,16 @@ type childConfig struct {
 	DiskSlots int    `json:"disk_slots"`
 	// Debug turns the VMM's debug logging on.
 	Debug bool `json:"debug,omitempty"`
+	// Nets are the VM's NICs; the config request carries their taps'
+	// descriptors, in order, which the VMM process puts in Taps.
+	Nets []childNet `json:"nets,omitempty"`
+	Taps []*os.File `json:"-"`
+}
+
+// childNet is a NIC of the VM, over the tap the request carries for it.
+type childNet struct {
+	ID  string `json:"id"`
+	MAC string `json:"mac"` // 01:23:45:67:89:ab
 }
 
 // diskRequest is an attach (with the file in SCM_RIGHTS) or a detach.
@@ -168,8 +179,9 @@ func readRecord(c *net.UnixConn, limit int) ([]byte, []int, error) {
 	return buf[:n], fds, nil
 }
 
-// maxFDs is how many descriptors one record may carry (an attach has one).
-const maxFDs = 1
+// maxFDs is how many descriptors one record may carry: an attach has one,
+// a config one per NIC.
+const maxFDs = MaxNICs
 
 func parseFDs(oob []byte) ([]int, error) {
 	if len(oob) == 0 {

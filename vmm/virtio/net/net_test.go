@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -408,11 +409,18 @@ func TestNewRejects(t *testing.T) {
 }
 
 // TestTap exchanges a frame with a tap device in a network namespace the
-// test makes (needs root; skipped otherwise).
+// test makes (needs root; skipped otherwise), opened by name and, as a
+// shim hands it to its VMM, opened elsewhere and passed in (TapFile).
 func TestTap(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for a network namespace and a tap")
 	}
+	for _, viaFile := range []bool{false, true} {
+		t.Run("file="+strconv.FormatBool(viaFile), func(t *testing.T) { testTap(t, viaFile) })
+	}
+}
+
+func testTap(t *testing.T, viaFile bool) {
 	done := make(chan struct{})
 	var testErr error
 	go func() {
@@ -424,7 +432,7 @@ func TestTap(t *testing.T) {
 			testErr = err
 			return
 		}
-		testErr = tapExchange(t)
+		testErr = tapExchange(t, viaFile)
 	}()
 	<-done
 	if errors.Is(testErr, syscall.EPERM) || errors.Is(testErr, os.ErrNotExist) {
@@ -443,10 +451,28 @@ func htons(v uint16) uint16 { return v<<8 | v>>8 }
 // and an AF_PACKET socket on it standing for the host's network stack. A
 // frame the guest sends arrives on the interface; a frame sent out of the
 // interface reaches the guest.
-func tapExchange(t *testing.T) error {
+func tapExchange(t *testing.T, viaFile bool) error {
 	tap, err := OpenTap("husktap0")
 	if err != nil {
 		return err
+	}
+	if viaFile {
+		// The opener's descriptor is made blocking (as exec's ExtraFiles
+		// and Fd do) and closed: the device's duplicate still works.
+		unix.SetNonblock(int(tap.Fd()), false)
+		dup, err := TapFile(tap)
+		tap.Close()
+		if err != nil {
+			return err
+		}
+		var fl int
+		if sc, err := dup.SyscallConn(); err == nil {
+			sc.Control(func(fd uintptr) { fl, _ = unix.FcntlInt(fd, unix.F_GETFL, 0) })
+		}
+		if fl&unix.O_NONBLOCK == 0 {
+			return errors.New("TapFile's file is blocking")
+		}
+		tap = dup
 	}
 	g := newTestGuestWith(t, 4, tap)
 	s, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)

@@ -29,3 +29,29 @@ func OpenTap(name string) (*os.File, error) {
 	}
 	return os.NewFile(uintptr(fd), "tap:"+name), nil
 }
+
+// TapFile is a frame backend over f, a tap queue opened elsewhere (by a
+// process that could enter the tap's network namespace) with IFF_TAP |
+// IFF_NO_PI and no vnet header. It returns a duplicate, non-blocking and
+// read through the poller as OpenTap's file is; the caller keeps f.
+func TapFile(f *os.File) (*os.File, error) {
+	sc, err := f.SyscallConn()
+	if err != nil {
+		return nil, fmt.Errorf("tap %s: %w", f.Name(), err)
+	}
+	var fd int
+	var dupErr error
+	if err := sc.Control(func(orig uintptr) {
+		fd, dupErr = unix.FcntlInt(orig, unix.F_DUPFD_CLOEXEC, 0)
+	}); err != nil {
+		return nil, fmt.Errorf("tap %s: %w", f.Name(), err)
+	}
+	if dupErr != nil {
+		return nil, fmt.Errorf("tap %s: dup: %w", f.Name(), dupErr)
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("tap %s: %w", f.Name(), err)
+	}
+	return os.NewFile(uintptr(fd), f.Name()), nil
+}
