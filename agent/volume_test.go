@@ -377,3 +377,83 @@ func TestDestroySandboxRemovesVolumes(t *testing.T) {
 		t.Errorf("after DestroySandbox: %s (%v)", dir, err)
 	}
 }
+
+// FuzzSyncVolume sends trees made of fuzzed paths and link targets to a
+// guest copy in which symlinks out of the volume were planted (as a
+// container with the volume mounted writable could), and checks that
+// whatever is accepted or refused, nothing outside the volume changes.
+// Each line of the input is an entry: "d path", "f path" or "l path
+// target".
+func FuzzSyncVolume(f *testing.F) {
+	for _, seed := range []string{
+		"d a\nf a/b",
+		"d out\nf out/secret",
+		"f up\nd ..data\nl key ..data/key",
+		"l out .\nd out/x",
+		"d a\nl a/l ../../outside\nf a/l",
+		"d abs\nf abs/secret",
+		"f ../outside/secret",
+		"d a\nd a/b\nl a/b/c ../..\nf a/b/c",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, spec string) {
+		if len(spec) > 4096 {
+			return
+		}
+		top := t.TempDir()
+		outside := filepath.Join(top, "outside")
+		if err := os.Mkdir(outside, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		secret := filepath.Join(outside, "secret")
+		if err := os.WriteFile(secret, []byte("host"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		vols := filepath.Join(top, "volumes")
+		s, err := New(Options{StateDir: filepath.Join(top, "state"), VolumeDir: vols})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := syncVol(s, "v", true, dirEntry("", 0o755))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, target := range map[string]string{"out": "../../outside", "abs": outside, "up": "..", "key": secret} {
+			if err := os.Symlink(target, filepath.Join(p, name)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		entries := []*api.FileEntry{dirEntry("", 0o755)}
+		for _, line := range strings.Split(spec, "\n") {
+			kind, rest, _ := strings.Cut(line, " ")
+			switch kind {
+			case "d":
+				entries = append(entries, dirEntry(rest, 0o777))
+			case "f":
+				entries = append(entries, fileEntry(rest, "guest", 0o666))
+			case "l":
+				name, target, _ := strings.Cut(rest, " ")
+				entries = append(entries, linkEntry(name, target))
+			}
+		}
+		_, _ = syncVol(s, "v", false, entries...)
+		_, _ = syncVol(s, "v", true, entries...)
+		names, err := os.ReadDir(outside)
+		if err != nil || len(names) != 1 {
+			t.Fatalf("outside the volume: %v, %v", names, err)
+		}
+		if b, err := os.ReadFile(secret); err != nil || string(b) != "host" {
+			t.Fatalf("the secret outside the volume is %q (%v)", b, err)
+		}
+		if fi, err := os.Stat(secret); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("the secret's mode: %v (%v)", fi.Mode(), err)
+		}
+		if tops, _ := os.ReadDir(top); len(tops) != 3 {
+			t.Fatalf("next to the volumes: %v", tops)
+		}
+		if vs, _ := os.ReadDir(vols); len(vs) != 1 {
+			t.Fatalf("in the volumes' directory: %v", vs)
+		}
+	})
+}

@@ -2,8 +2,10 @@ package client
 
 import (
 	"errors"
+	"path"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	cgroup1stats "github.com/containerd/cgroups/v3/cgroup1/stats"
 	"google.golang.org/protobuf/proto"
@@ -106,6 +108,7 @@ func FuzzReplyValidation(f *testing.F) {
 		&api.WaitOOMResponse{ContainerIds: []string{"c1"}},
 		&api.GuestTimeResponse{UnixNano: 11},
 		&api.StartContainerResponse{Pid: 4},
+		&api.SyncVolumeResponse{Path: "/run/husk/volumes/v-1"},
 	} {
 		b, err := proto.Marshal(m)
 		if err != nil {
@@ -166,6 +169,13 @@ func FuzzReplyValidation(f *testing.F) {
 		if proto.Unmarshal(b, &start) == nil {
 			if p, err := decodePid(start.GetPid()); err == nil && (p == 0 || p > MaxPid) {
 				t.Fatalf("accepted pid %d", p)
+			}
+		}
+		var vol api.SyncVolumeResponse
+		if proto.Unmarshal(b, &vol) == nil {
+			if p, err := decodeVolumePath(&vol); err == nil &&
+				(len(p) > maxVolumePath || !strings.HasPrefix(p, "/") || p == "/" || path.Clean(p) != p || !utf8.ValidString(p) || strings.ContainsAny(p, "\x00\n")) {
+				t.Fatalf("accepted volume path %q", p)
 			}
 		}
 	})
