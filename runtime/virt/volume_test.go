@@ -370,3 +370,86 @@ func BenchmarkResyncWalk(b *testing.B) {
 		}
 	}
 }
+
+// TestVolumeResyncRecovers: a guest copy that lost a file the host sends
+// unchanged gets the whole tree again; a read-only volume no container
+// mounts is no longer synced, and is brought up to date when a container
+// mounts it again; a writable mount freezes the guest's copy.
+func TestVolumeResyncRecovers(t *testing.T) {
+	old := resyncInterval
+	resyncInterval = 50 * time.Millisecond
+	defer func() { resyncInterval = old }()
+	e := newEnv(t)
+	sb := e.sandbox().(*sandbox)
+	src := t.TempDir()
+	for _, f := range []string{"a", "b"} {
+		if err := os.WriteFile(filepath.Join(src, f), []byte(f+"1"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ro := []specs.Mount{{Destination: "/v", Type: "bind", Source: src, Options: []string{"rbind", "ro"}}}
+	got, err := sb.mountVolumes(e.ctx, "c1", ro)
+	if err != nil {
+		t.Fatal(err)
+	}
+	guest := got[0].Source
+	if want := filepath.Join(e.hv.started[0].cfg.Dir, "agent", "volumes", volumeID(src)); guest != want {
+		t.Fatalf("guest path %s, want %s", guest, want)
+	}
+	read := func(name string) string {
+		b, _ := os.ReadFile(filepath.Join(guest, name))
+		return string(b)
+	}
+	eventually := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !ok(); {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 10 s", what)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	// The guest loses a; the host changes b: a must come back.
+	if err := os.Remove(filepath.Join(guest, "a")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "b"), []byte("b2"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	eventually("the lost file resent", func() bool { return read("a") == "a1" && read("b") == "b2" })
+
+	// Unmounted: not synced.
+	sb.vols.release("c1")
+	time.Sleep(5 * resyncInterval)
+	if err := os.WriteFile(filepath.Join(src, "b"), []byte("b3"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * resyncInterval)
+	if got := read("b"); got != "b2" {
+		t.Errorf("a volume no container mounts was synced: b = %q", got)
+	}
+	// Mounted again: synced before the container gets it.
+	if _, err := sb.mountVolumes(e.ctx, "c2", ro); err != nil {
+		t.Fatal(err)
+	}
+	if got := read("b"); got != "b3" {
+		t.Errorf("b = %q when mounted again, want b3", got)
+	}
+	// A writable mount of the same source: the guest's copy is the volume.
+	rw := []specs.Mount{{Destination: "/w", Type: "bind", Source: src, Options: []string{"rbind"}}}
+	if _, err := sb.mountVolumes(e.ctx, "c3", rw); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(guest, "b"), []byte("guest"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "b"), []byte("b4"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * resyncInterval)
+	if got := read("b"); got != "guest" {
+		t.Errorf("a volume mounted writable was synced over: b = %q", got)
+	}
+	sb.vols.release("c2")
+	sb.vols.release("c3")
+}
