@@ -12,4 +12,10 @@
 // ends; writable ones are the guest's after the first copy. A bind at
 // /dev/shm becomes the guest's own /dev/shm. See docs/RATIONALE.md and
 // docs/limitations.md.
+//
+// A pod whose sandbox container names a network namespace gets a NIC per
+// endpoint the CNI plugins left there: a tap in that namespace joined to
+// the endpoint by tc mirred redirects, with the endpoint's MAC; the guest
+// gets its name, MTU, addresses, routes and static neighbours
+// (network.go, netns_linux.go, nics_linux.go; docs/RATIONALE.md).
 package virt
