@@ -7,6 +7,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/huskrt/husk/internal/logging"
+	"github.com/huskrt/husk/runtime/config"
 	"github.com/huskrt/husk/runtime/resource/cgroups"
 )
 
@@ -17,6 +18,15 @@ func (s *Sandbox) setupPodCgroup(ctx context.Context, spec *specs.Spec, moveShim
 	res, err := SandboxResources(spec.Annotations)
 	if err != nil {
 		return err
+	}
+	if s.Handler.Name() == string(config.HandlerVirt) {
+		// A VM pod's containers are bounded by cgroups in the guest, and
+		// the guest by its VM, which this sizing grows (virt.sizingOf).
+		// On the host the pod's cgroup holds the VM: guest memory and the
+		// VMM's own, more than the containers' sum these limits are (the
+		// kubelet adds a RuntimeClass's overhead to the pod cgroup
+		// itself), so they would kill the VM. They are not applied here.
+		res = nil
 	}
 	var cgPath string
 	if spec.Linux != nil {

@@ -16,10 +16,17 @@ const podNamespaceMark = "pod"
 // asks joins (pid only under shareProcessNamespace, as the CRI asks only
 // then). Other types get a namespace of their own, as before. A namespace
 // without a path is the container's own; a type absent from the spec
-// (hostIPC, hostPID) is the VM's, the guest being the pod's host.
+// (hostIPC, hostPID) is the VM's, the guest being the pod's host. The
+// cgroup namespace is always the container's own: the guest runs cgroup
+// v2, where a container sees its own cgroup as the root (as runc gives a
+// CRI container on a cgroup v2 host), whatever the host runs.
 func guestNamespaces(nss []specs.LinuxNamespace) []specs.LinuxNamespace {
-	var out []specs.LinuxNamespace
+	out := []specs.LinuxNamespace{}
+	cgroupns := false
 	for _, ns := range nss {
+		if ns.Type == specs.CgroupNamespace {
+			cgroupns = true
+		}
 		switch {
 		case ns.Type == specs.NetworkNamespace:
 			continue
@@ -28,6 +35,9 @@ func guestNamespaces(nss []specs.LinuxNamespace) []specs.LinuxNamespace {
 		default:
 			out = append(out, specs.LinuxNamespace{Type: ns.Type})
 		}
+	}
+	if !cgroupns {
+		out = append(out, specs.LinuxNamespace{Type: specs.CgroupNamespace})
 	}
 	return out
 }

@@ -10,7 +10,8 @@ import (
 
 // TestGuestNamespaces: a CRI container's namespaces joined by path become
 // the pod's in the guest for ipc, uts and pid; the network is the VM's;
-// other paths and namespaces without one are the container's own.
+// other paths and namespaces without one are the container's own, and
+// every container has a cgroup namespace of its own.
 func TestGuestNamespaces(t *testing.T) {
 	ns := func(typ specs.LinuxNamespaceType, path string) specs.LinuxNamespace {
 		return specs.LinuxNamespace{Type: typ, Path: path}
@@ -23,16 +24,16 @@ func TestGuestNamespaces(t *testing.T) {
 		{"a container of a CRI pod", []specs.LinuxNamespace{
 			ns(specs.PIDNamespace, ""), ns(specs.IPCNamespace, "/proc/42/ns/ipc"), ns(specs.UTSNamespace, "/proc/42/ns/uts"),
 			ns(specs.MountNamespace, ""), ns(specs.NetworkNamespace, "/proc/42/ns/net")},
-			[]specs.LinuxNamespace{ns(specs.PIDNamespace, ""), ns(specs.IPCNamespace, "pod"), ns(specs.UTSNamespace, "pod"), ns(specs.MountNamespace, "")}},
+			[]specs.LinuxNamespace{ns(specs.PIDNamespace, ""), ns(specs.IPCNamespace, "pod"), ns(specs.UTSNamespace, "pod"), ns(specs.MountNamespace, ""), ns(specs.CgroupNamespace, "")}},
 		{"shareProcessNamespace", []specs.LinuxNamespace{ns(specs.PIDNamespace, "/proc/42/ns/pid")},
-			[]specs.LinuxNamespace{ns(specs.PIDNamespace, "pod")}},
+			[]specs.LinuxNamespace{ns(specs.PIDNamespace, "pod"), ns(specs.CgroupNamespace, "")}},
 		{"a container of its own (ctr run)", []specs.LinuxNamespace{
 			ns(specs.PIDNamespace, ""), ns(specs.IPCNamespace, ""), ns(specs.UTSNamespace, ""), ns(specs.NetworkNamespace, "")},
-			[]specs.LinuxNamespace{ns(specs.PIDNamespace, ""), ns(specs.IPCNamespace, ""), ns(specs.UTSNamespace, "")}},
+			[]specs.LinuxNamespace{ns(specs.PIDNamespace, ""), ns(specs.IPCNamespace, ""), ns(specs.UTSNamespace, ""), ns(specs.CgroupNamespace, "")}},
 		{"a host path on another type is not joined", []specs.LinuxNamespace{ns(specs.UserNamespace, "/proc/42/ns/user"), ns(specs.CgroupNamespace, "/x")},
 			[]specs.LinuxNamespace{ns(specs.UserNamespace, ""), ns(specs.CgroupNamespace, "")}},
 		{"hostIPC: no ipc namespace, the VM's", []specs.LinuxNamespace{ns(specs.UTSNamespace, "/proc/42/ns/uts")},
-			[]specs.LinuxNamespace{ns(specs.UTSNamespace, "pod")}},
+			[]specs.LinuxNamespace{ns(specs.UTSNamespace, "pod"), ns(specs.CgroupNamespace, "")}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
