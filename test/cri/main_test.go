@@ -52,6 +52,7 @@ func setup(s *devenv.Suite) error {
 		return nil
 	}
 	hostNetns = listDir("/var/run/netns")
+	guest := virtSetup(root)
 
 	dir, err := os.MkdirTemp("", "hcri")
 	if err != nil {
@@ -73,12 +74,13 @@ func setup(s *devenv.Suite) error {
 	defer cancel()
 	t0 := time.Now()
 	c, err := devenv.Start(ctx, devenv.Options{
-		Dir:        filepath.Join(dir, "c"),
-		ToolsBin:   tools,
-		ShimDir:    shimDir,
-		LogLevel:   "info",
-		CRI:        true,
-		HuskConfig: huskConfig,
+		Dir:            filepath.Join(dir, "c"),
+		ToolsBin:       tools,
+		ShimDir:        shimDir,
+		LogLevel:       "info",
+		CRI:            true,
+		HuskConfig:     huskConfig,
+		VirtGuestImage: guest,
 	})
 	if err != nil {
 		return err

@@ -50,6 +50,8 @@ type podOpts struct {
 	// resources are the pod's linux.resources (kubelet sends the pod's
 	// total), which the CRI turns into sandbox sizing annotations.
 	resources map[string]any
+	// suffix tells apart the pods of one test.
+	suffix string
 }
 
 // runPod runs a pod sandbox with handler (`crictl runp --runtime`) and
@@ -57,9 +59,21 @@ type podOpts struct {
 // be checked for anything the pod left behind.
 func runPod(t *testing.T, handler string, o podOpts) *pod {
 	t.Helper()
+	p := newPod(t, handler, o)
+	t.Cleanup(func() { p.remove(t) })
+	t0 := time.Now()
+	p.ID = strings.TrimSpace(crictl(t, "runp", "--runtime", handler, p.config))
+	t.Logf("crictl runp (%s) took %s: pod %.13s", handler, time.Since(t0).Round(time.Millisecond), p.ID)
+	return p
+}
+
+// newPod writes the configuration of a pod runPod would run, and runs
+// nothing.
+func newPod(t *testing.T, handler string, o podOpts) *pod {
+	t.Helper()
 	needBench(t)
 	p := &pod{
-		Name:    name(t, "pod"),
+		Name:    name(t, "pod"+o.suffix),
 		Handler: handler,
 		dir:     t.TempDir(),
 	}
@@ -98,10 +112,6 @@ func runPod(t *testing.T, handler string, o podOpts) *pod {
 		cfg["linux"].(map[string]any)["resources"] = o.resources
 	}
 	p.config = writeJSON(t, filepath.Join(p.dir, "pod.json"), cfg)
-	t.Cleanup(func() { p.remove(t) })
-	t0 := time.Now()
-	p.ID = strings.TrimSpace(crictl(t, "runp", "--runtime", handler, p.config))
-	t.Logf("crictl runp (%s) took %s: pod %.13s", handler, time.Since(t0).Round(time.Millisecond), p.ID)
 	return p
 }
 

@@ -59,6 +59,10 @@ type Options struct {
 	// runtime handler as its runtime option ConfigPath, as
 	// examples/kubernetes/containerd-husk.toml does.
 	HuskConfig string
+	// VirtGuestImage, with CRI, is a guest image directory (make guest):
+	// the bench then has runtime handler VirtHandler, whose pods run in
+	// QEMU VMs booted from it.
+	VirtGuestImage string
 
 	// allPlugins leaves disabledPlugins enabled, for the test that checks
 	// they exist.

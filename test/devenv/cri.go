@@ -102,7 +102,7 @@ func (c *Containerd) setupCRI(o Options) (string, error) {
 	if err := c.writeCrictlConfig(); err != nil {
 		return "", err
 	}
-	return criTOML(c.Dir, net, o.HuskConfig), nil
+	return criTOML(c.Dir, net, o.HuskConfig, o.VirtGuestImage), nil
 }
 
 // registryHostsDir is the CRI's registry config_path.
@@ -122,14 +122,30 @@ const InlineHandler = "husk-inline"
 // configuration sets, for the bench rooted at dir.
 func InlineStateDir(dir string) string { return filepath.Join(dir, "husk-inline-state") }
 
+// VirtHandler is the CRI runtime handler that runs each pod in a VM of its
+// own: husk with default_handler = "virt" on the qemu hypervisor (the one
+// that runs here, with TCG where KVM cannot run a guest), configured
+// inline. A bench has it when started with Options.VirtGuestImage.
+const VirtHandler = "husk-vm"
+
+// VirtStateDir is the husk state directory of VirtHandler on the bench
+// rooted at dir, and VirtCacheDir its root filesystem image cache.
+func VirtStateDir(dir string) string { return filepath.Join(dir, "husk-vm-state") }
+func VirtCacheDir(dir string) string { return filepath.Join(dir, "husk-vm-cache") }
+
+// VirtBootTimeout is VirtHandler's virt.boot_timeout: generous, as several
+// VMs booting at once under TCG share the host's CPUs.
+const VirtBootTimeout = "300s"
+
 // criTOML renders the CRI plugins' configuration (containerd config version
-// 3 keys, as of v2.4.2) for a bench rooted at dir.
+// 3 keys, as of v2.4.2) for a bench rooted at dir; virtGuest, when set,
+// adds VirtHandler with that guest image.
 //
 // Nothing in it reaches outside dir but the CNI plugin binaries: network
 // namespaces are mounted under the CRI's state dir, CDI specs are looked for
 // under dir, and the registry hosts directory sends every registry to a port
 // where nothing listens (writeRegistryHosts).
-func criTOML(dir string, net CNINetwork, huskConfig string) string {
+func criTOML(dir string, net CNINetwork, huskConfig, virtGuest string) string {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 
@@ -172,6 +188,20 @@ func criTOML(dir string, net CNINetwork, huskConfig string) string {
 	w("      sandboxer = 'podsandbox'\n")
 	w("      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.%s.options.runtime]\n", InlineHandler)
 	w("        state_dir = '%s'\n", InlineStateDir(dir))
+	if virtGuest != "" {
+		// Inline too: the CRI passes the options table as ConfigBody.
+		w("    [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.%s]\n", VirtHandler)
+		w("      runtime_type = 'io.containerd.husk.v2'\n")
+		w("      sandboxer = 'podsandbox'\n")
+		w("      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.%s.options.runtime]\n", VirtHandler)
+		w("        default_handler = 'virt'\n")
+		w("        state_dir = '%s'\n", VirtStateDir(dir))
+		w("      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.%s.options.virt]\n", VirtHandler)
+		w("        hypervisor = 'qemu'\n")
+		w("        guest_image = '%s'\n", virtGuest)
+		w("        boot_timeout = '%s'\n", VirtBootTimeout)
+		w("        rootfs_cache = '%s'\n", VirtCacheDir(dir))
+	}
 
 	w("\n[plugins.'io.containerd.grpc.v1.cri']\n")
 	w("  disable_tcp_service = true\n")

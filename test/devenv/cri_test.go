@@ -55,7 +55,7 @@ func TestCRIConfigKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	var tree map[string]any
-	if err := toml.Unmarshal([]byte(base+criTOML(dir, net, "/etc/husk/x.toml")), &tree); err != nil {
+	if err := toml.Unmarshal([]byte(base+criTOML(dir, net, "/etc/husk/x.toml", "/opt/guest")), &tree); err != nil {
 		t.Fatalf("config is not TOML: %v", err)
 	}
 	const (
@@ -82,6 +82,13 @@ func TestCRIConfigKeys(t *testing.T) {
 		{[]string{"plugins", runtime, "containerd", "runtimes", "husk", "sandboxer"}, "podsandbox"},
 		{[]string{"plugins", runtime, "containerd", "runtimes", InlineHandler, "runtime_type"}, "io.containerd.husk.v2"},
 		{[]string{"plugins", runtime, "containerd", "runtimes", InlineHandler, "options", "runtime", "state_dir"}, InlineStateDir(dir)},
+		{[]string{"plugins", runtime, "containerd", "runtimes", VirtHandler, "runtime_type"}, "io.containerd.husk.v2"},
+		{[]string{"plugins", runtime, "containerd", "runtimes", VirtHandler, "sandboxer"}, "podsandbox"},
+		{[]string{"plugins", runtime, "containerd", "runtimes", VirtHandler, "options", "runtime", "default_handler"}, "virt"},
+		{[]string{"plugins", runtime, "containerd", "runtimes", VirtHandler, "options", "runtime", "state_dir"}, VirtStateDir(dir)},
+		{[]string{"plugins", runtime, "containerd", "runtimes", VirtHandler, "options", "virt", "hypervisor"}, "qemu"},
+		{[]string{"plugins", runtime, "containerd", "runtimes", VirtHandler, "options", "virt", "guest_image"}, "/opt/guest"},
+		{[]string{"plugins", runtime, "containerd", "runtimes", VirtHandler, "options", "virt", "boot_timeout"}, VirtBootTimeout},
 		{[]string{"plugins", server, "stream_server_address"}, "127.0.0.1"},
 		{[]string{"plugins", server, "stream_server_port"}, "0"},
 		{[]string{"plugins", server, "disable_tcp_service"}, true},

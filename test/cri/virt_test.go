@@ -1,0 +1,448 @@
+package cri
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/huskrt/husk/internal/guestimage"
+	"github.com/huskrt/husk/runtime/persist"
+	"github.com/huskrt/husk/test/devenv"
+)
+
+// qemuBinary is Debian's QEMU, which the virt handler of the bench runs.
+const qemuBinary = "/usr/bin/qemu-system-x86_64"
+
+// virtSkip says why the bench has no virt handler ("" when it has one).
+var virtSkip string
+
+// virtSetup returns the guest image the bench's virt handler boots, or ""
+// with virtSkip saying what is missing.
+func virtSetup(root string) string {
+	guest := filepath.Join(root, ".tools", "guest")
+	if _, err := guestimage.Load(guest); err != nil {
+		virtSkip = fmt.Sprintf("no guest image in %s (make guest): %v", guest, err)
+		return ""
+	}
+	if err := unix.Access(qemuBinary, unix.X_OK); err != nil {
+		virtSkip = fmt.Sprintf("no %s (apt-get install qemu-system-x86): %v", qemuBinary, err)
+		return ""
+	}
+	return guest
+}
+
+// needVirt skips t when the bench cannot run VM pods, saying why, and
+// fails it instead under CI=true, where the VM tier must run.
+func needVirt(t *testing.T) {
+	t.Helper()
+	needBench(t)
+	if testing.Short() {
+		t.Skip("boots VMs in QEMU (TCG without KVM: seconds each); skipped with -short")
+	}
+	if virtSkip != "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("the virt handler's tests must run under CI: %s", virtSkip)
+		}
+		t.Skip(virtSkip)
+	}
+}
+
+// runVirtPod is runPod on the virt handler; once the pod is removed, it
+// also checks that no QEMU of the pod and no husk state of it are left.
+func runVirtPod(t *testing.T, o podOpts) *pod {
+	t.Helper()
+	needVirt(t)
+	var p *pod
+	// Registered first, so it runs after runPod's removal.
+	t.Cleanup(func() {
+		if p != nil {
+			checkVirtLeft(t, p)
+		}
+	})
+	p = runPod(t, devenv.VirtHandler, o)
+	return p
+}
+
+// checkVirtLeft fails t for a QEMU process or husk state of pod p.
+func checkVirtLeft(t *testing.T, p *pod) {
+	t.Helper()
+	if p.ID == "" {
+		return
+	}
+	// The VM's process is reaped as the shim exits: give it a moment.
+	var pids []int
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if pids = qemuOf(p.ID); len(pids) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(pids) > 0 {
+		t.Errorf("QEMU %v of pod %.13s still runs", pids, p.ID)
+	}
+	if dir := persist.Dir(devenv.VirtStateDir(bench.Dir), devenv.CRINamespace, p.ID); exists(dir) {
+		t.Errorf("husk's state of the VM pod %s left", dir)
+	}
+}
+
+// qemuOf returns the pids of the QEMU processes whose VM is sandbox id's
+// (the qemu hypervisor names each VM husk-<sandbox id>).
+func qemuOf(id string) []int {
+	var pids []int
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		args := qemuArgs(p)
+		for i := 0; i+1 < len(args); i++ {
+			if args[i] == "-name" && args[i+1] == "husk-"+id {
+				pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+				pids = append(pids, pid)
+			}
+		}
+	}
+	return pids
+}
+
+func qemuArgs(cmdline string) []string {
+	b, err := os.ReadFile(cmdline)
+	if err != nil {
+		return nil
+	}
+	return strings.Split(string(bytes.TrimRight(b, "\x00")), "\x00")
+}
+
+// qemuArg returns the value QEMU process pid was given for flag.
+func qemuArg(pid int, flag string) string {
+	args := qemuArgs(fmt.Sprintf("/proc/%d/cmdline", pid))
+	for i := 0; i+1 < len(args); i++ {
+		if args[i] == flag {
+			return args[i+1]
+		}
+	}
+	return ""
+}
+
+// startIn creates and starts a busybox container in p as p.start does,
+// with linux.resources res (CRI LinuxContainerResources; nil: none).
+func (p *pod) startIn(t *testing.T, name string, res map[string]any, cmd ...string) string {
+	t.Helper()
+	linux := map[string]any{"security_context": map[string]any{"namespace_options": p.nsOptions}}
+	if res != nil {
+		linux["resources"] = res
+	}
+	cfg := map[string]any{
+		"metadata": map[string]any{"name": name},
+		"image":    map[string]any{"image": devenv.BusyboxRef},
+		"command":  cmd,
+		"log_path": name + ".log",
+		"linux":    linux,
+	}
+	path := writeJSON(t, filepath.Join(p.dir, name+".json"), cfg)
+	id := strings.TrimSpace(crictl(t, "create", "--no-pull", p.ID, path, p.config))
+	p.containers = append(p.containers, id)
+	crictl(t, "start", id)
+	return id
+}
+
+// TestVirtPodOfTwoContainers walks a VM pod through the CRI as kubelet
+// would: one QEMU for the pod, two containers in it that share the pod's
+// IPC and UTS namespaces (and hostname) but not their PID namespaces, exec
+// through ExecSync and the streaming server, logs, stats, inspect, a
+// graceful stop; after stopp and rmp no QEMU and no state is left.
+func TestVirtPodOfTwoContainers(t *testing.T) {
+	p := runVirtPod(t, podOpts{})
+	sb := p.inspect(t)
+	if sb.Status.State != "SANDBOX_READY" || sb.Status.RuntimeHandler != devenv.VirtHandler {
+		t.Fatalf("pod %s on handler %q, want SANDBOX_READY on %s", sb.Status.State, sb.Status.RuntimeHandler, devenv.VirtHandler)
+	}
+	vms := qemuOf(p.ID)
+	if len(vms) != 1 {
+		t.Fatalf("QEMU processes of the pod: %v, want one", vms)
+	}
+	// The pause container is the VM: its pid is QEMU's.
+	if sb.Info.Pid != vms[0] {
+		t.Errorf("inspectp pid %d, want the VM's process %d", sb.Info.Pid, vms[0])
+	}
+
+	c1 := p.start(t, "sleeper", sleeper("")...)
+	c2 := p.start(t, "talker", sleeper("echo hello from talker; ")...)
+	if vms := qemuOf(p.ID); len(vms) != 1 {
+		t.Errorf("QEMU processes of the pod with two containers: %v, want the one", vms)
+	}
+
+	// exec: ExecSync and the streaming server; status back from both.
+	if out := execSync(t, c1, "echo", "hi"); out != "hi\n" {
+		t.Errorf("exec -s echo hi: %q", out)
+	}
+	if _, stderr, err := bench.Crictl(testCtx(t), "exec", "-s", c1, "sh", "-c", "exit 3"); err == nil || !strings.Contains(stderr, "exited with 3") {
+		t.Errorf("exec -s exit 3: %v, want \"exited with 3\"", err)
+	}
+	if out := crictl(t, "exec", c2, "echo", "streamed"); out != "streamed\n" {
+		t.Errorf("exec echo streamed: %q", out)
+	}
+	// The guest's kernel, not the host's.
+	var uts unix.Utsname
+	_ = unix.Uname(&uts)
+	if k := strings.TrimSpace(execSync(t, c1, "uname", "-r")); k == unix.ByteSliceToString(uts.Release[:]) {
+		t.Errorf("the container runs on the host's kernel %s", k)
+	}
+
+	// Namespaces in the guest: IPC and UTS are the pod's, PID each
+	// container's own; the hostname is the pod's.
+	ns := func(c string) map[string]string {
+		out := execSync(t, c, "sh", "-c", "for n in ipc uts pid; do readlink /proc/self/ns/$n; done; hostname")
+		f := strings.Fields(out)
+		if len(f) != 4 {
+			t.Fatalf("readlink ns: %q", out)
+		}
+		return map[string]string{"ipc": f[0], "uts": f[1], "pid": f[2], "hostname": f[3]}
+	}
+	ns1, ns2 := ns(c1), ns(c2)
+	for _, kind := range []string{"ipc", "uts"} {
+		if ns1[kind] != ns2[kind] {
+			t.Errorf("%s namespaces: sleeper %s, talker %s; want the pod's", kind, ns1[kind], ns2[kind])
+		}
+	}
+	if ns1["pid"] == ns2["pid"] {
+		t.Errorf("both containers in PID namespace %s; want one each (shareProcessNamespace is off)", ns1["pid"])
+	}
+	if ns1["hostname"] != p.Hostname || ns2["hostname"] != p.Hostname {
+		t.Errorf("hostnames %q, %q; want the pod's %q", ns1["hostname"], ns2["hostname"], p.Hostname)
+	}
+
+	// logs.
+	var logs string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if logs = crictl(t, "logs", c2); strings.Contains(logs, "hello from talker") {
+			break
+		}
+	}
+	if logs != "hello from talker\n" {
+		t.Errorf("crictl logs talker: %q", logs)
+	}
+
+	// inspect and stats.
+	if st := inspectContainer(t, c1); st.Status.State != "CONTAINER_RUNNING" || st.Info.Pid <= 0 {
+		t.Errorf("inspect sleeper: %+v, want running with a pid", st)
+	}
+	var stats struct {
+		Stats []struct {
+			Attributes struct{ ID string } `json:"attributes"`
+			Memory     struct {
+				WorkingSetBytes struct{ Value string } `json:"workingSetBytes"`
+			} `json:"memory"`
+		} `json:"stats"`
+	}
+	if err := json.Unmarshal([]byte(crictl(t, "stats", "-o", "json", "--id", c1)), &stats); err != nil {
+		t.Fatal(err)
+	}
+	if len(stats.Stats) != 1 || stats.Stats[0].Attributes.ID != c1 {
+		t.Errorf("crictl stats --id sleeper: %+v", stats)
+	} else if n, _ := strconv.ParseUint(stats.Stats[0].Memory.WorkingSetBytes.Value, 10, 64); n == 0 {
+		t.Errorf("sleeper's working set %q, want its guest cgroup's usage", stats.Stats[0].Memory.WorkingSetBytes.Value)
+	}
+
+	// Graceful stop, removal, then the pod.
+	crictl(t, "stop", "--timeout", "10", c1, c2)
+	for _, c := range []string{c1, c2} {
+		if st := inspectContainer(t, c).Status; st.State != "CONTAINER_EXITED" || st.ExitCode != 0 {
+			t.Errorf("container %.13s after stop: %s, exit code %d; want CONTAINER_EXITED, 0", c, st.State, st.ExitCode)
+		}
+	}
+	crictl(t, "rm", c1, c2)
+	crictl(t, "stopp", p.ID)
+	crictl(t, "rmp", p.ID)
+	// The cleanups check that nothing of the pod is left.
+}
+
+// TestVirtPodSizing: a VM pod is the configured VM (1 vCPU, 256 MiB) plus
+// the pod's resources as the CRI passes them (one CPU of quota is a vCPU,
+// the memory limit is added), which the guest sees; a pod larger than the
+// host is refused at runp and leaves nothing.
+func TestVirtPodSizing(t *testing.T) {
+	p := runVirtPod(t, podOpts{resources: map[string]any{
+		"cpu_period": 100000, "cpu_quota": 100000, "memory_limit_in_bytes": 128 << 20,
+	}})
+	vms := qemuOf(p.ID)
+	if len(vms) != 1 {
+		t.Fatalf("QEMU processes of the pod: %v, want one", vms)
+	}
+	if smp, m := qemuArg(vms[0], "-smp"), qemuArg(vms[0], "-m"); smp != "2" || m != "384" {
+		t.Errorf("QEMU -smp %s -m %s, want 2 vCPUs (1+1) and 384 MiB (256+128)", smp, m)
+	}
+	c := p.start(t, "sized", sleeper("")...)
+	if n := strings.TrimSpace(execSync(t, c, "nproc")); n != "2" {
+		t.Errorf("nproc in the guest: %s, want 2", n)
+	}
+	crictl(t, "stop", "--timeout", "10", c)
+	crictl(t, "rm", c)
+
+	big := newPod(t, devenv.VirtHandler, podOpts{suffix: "big", resources: map[string]any{
+		"cpu_period": 100000, "cpu_quota": 100000 * 100,
+	}})
+	// Whatever runp made of the pod's cgroup_parent goes, as kubelet
+	// would remove it.
+	t.Cleanup(func() { removeCgroup(t, big.CgroupParent) })
+	out, stderr, err := bench.Crictl(testCtx(t), "runp", "--runtime", devenv.VirtHandler, big.config)
+	if err == nil {
+		big.ID = strings.TrimSpace(out)
+		t.Cleanup(func() { big.remove(t) })
+		t.Fatalf("a pod of 100 CPUs ran (%s)", big.ID)
+	}
+	if !strings.Contains(stderr, "vCPUs: more than the host's online CPUs") {
+		t.Errorf("runp of a pod of 100 CPUs: %v, want the bound named", err)
+	}
+}
+
+// TestVirtPodMemoryLimit: a container's memory limit is applied by the
+// guest's cgroups (its own, not the VM's): a container that goes over is
+// OOM-killed in the guest and the CRI reports it as OOMKilled; crictl
+// update changes another container's limit in the guest.
+func TestVirtPodMemoryLimit(t *testing.T) {
+	p := runVirtPod(t, podOpts{})
+	limited := p.startIn(t, "limited", map[string]any{"memory_limit_in_bytes": 64 << 20}, sleeper("")...)
+	if got := memoryLimit(t, limited); got != 64<<20 {
+		t.Errorf("limited's memory limit in the guest: %d, want %d", got, 64<<20)
+	}
+	crictl(t, "update", "--memory", strconv.Itoa(96<<20), limited)
+	if got := memoryLimit(t, limited); got != 96<<20 {
+		t.Errorf("limited's memory limit in the guest after crictl update: %d, want %d", got, 96<<20)
+	}
+
+	// 128 MiB in one buffer, in a container of 32 MiB (the VM has 256).
+	hog := p.startIn(t, "hog", map[string]any{"memory_limit_in_bytes": 32 << 20},
+		"dd", "if=/dev/zero", "of=/dev/null", "bs=128M", "count=1")
+	var st struct {
+		Status struct {
+			State    string `json:"state"`
+			ExitCode int    `json:"exitCode"`
+			Reason   string `json:"reason"`
+		} `json:"status"`
+	}
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		if err := json.Unmarshal([]byte(crictl(t, "inspect", "-o", "json", hog)), &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.Status.State == "CONTAINER_EXITED" || time.Now().After(deadline) {
+			break
+		}
+	}
+	if st.Status.State != "CONTAINER_EXITED" || st.Status.Reason != "OOMKilled" || st.Status.ExitCode != 137 {
+		t.Errorf("hog: %+v, want exited 137 with reason OOMKilled", st.Status)
+	}
+	// The VM and its other container live on.
+	if out := execSync(t, limited, "echo", "alive"); out != "alive\n" {
+		t.Errorf("limited after the hog's OOM kill: %q", out)
+	}
+	crictl(t, "stop", "--timeout", "10", limited)
+	crictl(t, "rm", limited, hog)
+}
+
+// memoryLimit reads container id's memory limit from its cgroup in the
+// guest (cgroup v2, its own cgroup namespace: its cgroup is the root).
+func memoryLimit(t *testing.T, id string) int64 {
+	t.Helper()
+	out := strings.TrimSpace(execSync(t, id, "sh", "-c",
+		"cat /sys/fs/cgroup/memory.max"))
+	n, err := strconv.ParseInt(out, 10, 64)
+	if err != nil {
+		t.Fatalf("memory limit in the guest: %q", out)
+	}
+	return n
+}
+
+// TestVirtFivePods: five VM pods started at once each run in a QEMU of
+// their own, each with a container that answers exec; then all are
+// removed and nothing of any is left.
+func TestVirtFivePods(t *testing.T) {
+	needVirt(t)
+	const n = 5
+	pods := make([]*pod, n)
+	for i := range pods {
+		pods[i] = newPod(t, devenv.VirtHandler, podOpts{suffix: strconv.Itoa(i)})
+	}
+	t.Cleanup(func() {
+		ctx := testCtx(t)
+		for _, p := range pods {
+			if p.ID == "" {
+				continue
+			}
+			if _, _, err := bench.Crictl(ctx, "stopp", p.ID); err != nil {
+				t.Errorf("cleanup: %v", err)
+			}
+			if _, _, err := bench.Crictl(ctx, "rmp", "--force", p.ID); err != nil {
+				t.Errorf("cleanup: %v", err)
+			}
+		}
+		for _, p := range pods {
+			checkNothingLeft(t, p)
+			checkVirtLeft(t, p)
+		}
+	})
+	t0 := time.Now()
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i, p := range pods {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx := testCtx(t)
+			out, _, err := bench.Crictl(ctx, "runp", "--runtime", devenv.VirtHandler, p.config)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			p.ID = strings.TrimSpace(out)
+			cfg := map[string]any{
+				"metadata": map[string]any{"name": "c"},
+				"image":    map[string]any{"image": devenv.BusyboxRef},
+				"command":  sleeper("echo pod " + strconv.Itoa(i) + "; "),
+				"log_path": "c.log",
+				"linux":    map[string]any{"security_context": map[string]any{"namespace_options": p.nsOptions}},
+			}
+			b, _ := json.Marshal(cfg)
+			path := filepath.Join(p.dir, "c.json")
+			if err := os.WriteFile(path, b, 0o644); err != nil {
+				errs[i] = err
+				return
+			}
+			out, _, err = bench.Crictl(ctx, "create", "--no-pull", p.ID, path, p.config)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			c := strings.TrimSpace(out)
+			p.containers = append(p.containers, c)
+			if _, _, err := bench.Crictl(ctx, "start", c); err != nil {
+				errs[i] = err
+			}
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("pod %d: %v", i, err)
+		}
+	}
+	t.Logf("%d VM pods, each with a running container, in %s", n, time.Since(t0).Round(time.Millisecond))
+	seen := map[int]bool{}
+	for i, p := range pods {
+		vms := qemuOf(p.ID)
+		if len(vms) != 1 || seen[vms[0]] {
+			t.Errorf("pod %d: QEMU processes %v, want one of its own", i, vms)
+		}
+		for _, v := range vms {
+			seen[v] = true
+		}
+		if out := execSync(t, p.containers[0], "hostname"); strings.TrimSpace(out) != p.Hostname {
+			t.Errorf("pod %d: hostname %q, want %q", i, out, p.Hostname)
+		}
+	}
+}
