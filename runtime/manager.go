@@ -30,11 +30,16 @@ type Manager struct {
 
 	mu        sync.Mutex
 	sandboxes map[string]*Sandbox // by sandbox id; guarded by mu
+	// tearing holds the sandboxes being torn down (their sandbox.delete
+	// hooks asked, their VMs stopped) outside mu, by id; each channel is
+	// closed when its teardown ends. guarded by mu.
+	tearing map[string]chan struct{}
 }
 
 // NewManager returns a Manager offering the given handlers.
 func NewManager(hs ...handler.Handler) *Manager {
-	m := &Manager{handlers: make(map[string]handler.Handler, len(hs)), sandboxes: make(map[string]*Sandbox)}
+	m := &Manager{handlers: make(map[string]handler.Handler, len(hs)), sandboxes: make(map[string]*Sandbox),
+		tearing: make(map[string]chan struct{})}
 	for _, h := range hs {
 		m.handlers[h.Name()] = h
 	}
@@ -73,12 +78,10 @@ func (m *Manager) Handler(name string) (handler.Handler, bool) {
 // the whole pod; its other containers use them.
 func (m *Manager) Create(ctx context.Context, req *handler.CreateRequest, obs Observer) (_ *Task, retErr error) {
 	pod := PodOf(req.ID, req.Spec.Annotations)
-	m.mu.Lock()
-	sb, ok := m.sandboxes[pod.SandboxID]
-	if ok {
-		sb.creating++
+	sb, ok, err := m.lookupForCreate(ctx, pod.SandboxID)
+	if err != nil {
+		return nil, err
 	}
-	m.mu.Unlock()
 	if ok {
 		// While this create runs, deleting the sandbox's last container
 		// leaves the sandbox up; if this create fails and nothing is left,
@@ -167,20 +170,59 @@ func (m *Manager) Create(ctx context.Context, req *handler.CreateRequest, obs Ob
 	return t, nil
 }
 
+// lookupForCreate returns the served sandbox id, counting the create in
+// (ok), or ok false when none is served. A sandbox of that id being torn
+// down is waited for first: its state directory is the one a new sandbox
+// of the same id would use.
+func (m *Manager) lookupForCreate(ctx context.Context, id string) (sb *Sandbox, ok bool, err error) {
+	m.mu.Lock()
+	for {
+		done, tearing := m.tearing[id]
+		if !tearing {
+			break
+		}
+		m.mu.Unlock()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return nil, false, fmt.Errorf("sandbox %s is being torn down: %w", id, ctx.Err())
+		}
+		m.mu.Lock()
+	}
+	defer m.mu.Unlock()
+	sb, ok = m.sandboxes[id]
+	if ok {
+		sb.creating++
+	}
+	return sb, ok, nil
+}
+
 // Deleted forgets a deleted task; the last container of a sandbox takes the
-// sandbox (and its state directory) with it, and Deleted then says so.
+// sandbox (and its state directory) with it, and Deleted then says so. The
+// teardown (sandbox.delete's hooks, the handler's sandbox, a VM) runs
+// without mu held: a slow hook or VM holds up only this sandbox, not the
+// other sandboxes' creates and deletes.
 func (m *Manager) Deleted(ctx context.Context, t *Task) (sandboxGone bool) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	sb, ok := m.sandboxes[t.SandboxID]
-	if !ok {
+	if !ok || !sb.forget(ctx, t.ID, sb.creating > 0) {
+		m.mu.Unlock()
 		return false
 	}
-	if sb.remove(ctx, t.ID, sb.creating > 0) {
-		delete(m.sandboxes, sb.ID)
-		return true
-	}
-	return false
+	// Empty, and no create in flight can add to it any more: no create
+	// finds it once it is out of the map.
+	delete(m.sandboxes, sb.ID)
+	done := make(chan struct{})
+	m.tearing[sb.ID] = done
+	m.mu.Unlock()
+
+	sb.teardownIfEmpty(ctx)
+
+	m.mu.Lock()
+	delete(m.tearing, sb.ID)
+	m.mu.Unlock()
+	close(done)
+	return true
 }
 
 // Measure returns what each served sandbox's handler parts measure of

@@ -143,6 +143,23 @@ func (s *Sandbox) remove(ctx context.Context, id string, keep bool) (gone bool) 
 	return false
 }
 
+// forget removes container id from the sandbox's record, and reports
+// whether the sandbox is left empty and should be torn down (never when
+// keep): the caller then calls teardownIfEmpty. Otherwise the record is
+// persisted.
+func (s *Sandbox) forget(ctx context.Context, id string, keep bool) (empty bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rec.RemoveContainer(id)
+	if len(s.rec.Containers) == 0 && !keep {
+		return true
+	}
+	if err := persist.Write(s.Dir, &s.rec); err != nil {
+		logging.L(ctx).Error("persisting sandbox", "sandbox", s.ID, "error", err)
+	}
+	return false
+}
+
 // teardownIfEmpty tears the sandbox down if it has no container left,
 // and says whether it did.
 func (s *Sandbox) teardownIfEmpty(ctx context.Context) bool {

@@ -214,3 +214,72 @@ func TestExecSameIDOnce(t *testing.T) {
 		t.Fatalf("%d execs added and %d processes created for one id, want 1 and 1", added, n)
 	}
 }
+
+// TestSandboxDeleteHookLeavesManagerUnlocked: a pod's teardown, where its
+// sandbox.delete hooks are asked, runs without the manager's lock, so a
+// slow hook holds up only that pod: another pod's container is created,
+// and another task answers State, while it decides (before, Create waited
+// for the hook's whole deadline). A create of the torn-down pod's own id
+// waits for the teardown, whose state directory it would use.
+func TestSandboxDeleteHookLeavesManagerUnlocked(t *testing.T) {
+	ctx := context.Background()
+	cfg := config.Default()
+	cfg.Runtime.StateDir = t.TempDir()
+	cfg.Hooks = []config.Hook{slowHook(t, "sandbox.delete")}
+	m := NewManager(&podHandler{name: "linux"})
+	create := func(ctx context.Context, id string) (*Task, error) {
+		req := podReq(t, &cfg, id, nil)
+		req.Spec.Process = &specs.Process{Args: []string{"sleep", "1000"}}
+		req.Spec.Root = &specs.Root{Path: "rootfs"}
+		return m.Create(ctx, req, &recorder{})
+	}
+	a, err := create(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := create(ctx, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Delete(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	logged := &moduleLogged{begun: make(chan struct{})}
+	done := make(chan bool, 1)
+	go func() { done <- m.Deleted(logging.WithLogger(ctx, slog.New(logged)), a) }()
+	select {
+	case <-logged.begun:
+	case <-done:
+		t.Fatal("pod a was torn down before its sandbox.delete hook ran")
+	case <-time.After(30 * time.Second):
+		t.Fatal("pod a's sandbox.delete hook never ran")
+	}
+
+	timed(t, "creating a container of another pod", func() error {
+		_, err := create(ctx, "c")
+		return err
+	})
+	timed(t, "State of another pod's task", func() error {
+		_, err := b.Status("")
+		return err
+	})
+	// Pod a again: its create waits for the teardown.
+	again := make(chan error, 1)
+	go func() {
+		_, err := create(ctx, "a")
+		again <- err
+	}()
+	select {
+	case <-done:
+		t.Fatal("the sandbox.delete hook ended before the checks did: they prove nothing")
+	case err := <-again:
+		t.Fatalf("pod a created again (%v) while its teardown ran", err)
+	case <-time.After(prompt):
+	}
+	if !<-done {
+		t.Fatal("Deleted did not report pod a gone")
+	}
+	if err := <-again; err != nil {
+		t.Fatalf("pod a, created again after its teardown: %v", err)
+	}
+}
