@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -85,6 +87,16 @@ func TestVMVolumesOnQEMU(t *testing.T) {
 	cfg := volumeQEMUConfig(t)
 	cm, scratch := t.TempDir(), t.TempDir()
 	kubeletSwap(t, cm, "..2026_12_07_14_00_00.1", "one")
+	// A volume at the bound, 3 MiB, goes in one request.
+	big := t.TempDir()
+	blob := make([]byte, 3<<20)
+	for i := range blob {
+		blob[i] = byte(i * 7 % 251)
+	}
+	if err := os.WriteFile(filepath.Join(big, "blob"), blob, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(blob)
 	hosts := filepath.Join(t.TempDir(), "hosts")
 	if err := os.WriteFile(hosts, []byte("10.88.0.7 volume-pod\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -93,14 +105,17 @@ func TestVMVolumesOnQEMU(t *testing.T) {
 	cleanupContainer(t, id)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
+	start := time.Now()
 	if _, stderr, err := b.Ctr(ctx, "run", "-d", "--runtime", husk, "--runtime-config-path", cfg,
 		"--annotation", "io.husk.handler=virt",
 		"--mount", "type=bind,src="+cm+",dst=/data,options=rbind:ro",
 		"--mount", "type=bind,src="+hosts+",dst=/etc/hosts,options=rbind:rw",
 		"--mount", "type=bind,src="+scratch+",dst=/scratch,options=rbind:rw",
+		"--mount", "type=bind,src="+big+",dst=/big,options=rbind:ro",
 		devenv.BusyboxRef, id, "sleep", "1000"); err != nil {
 		t.Fatalf("ctr run -d: %v\n%s", err, stderr)
 	}
+	t.Logf("ctr run -d with four volumes (3 MiB in all): %v", time.Since(start).Round(time.Millisecond))
 	n := 0
 	exec := func(script string) (string, int) {
 		n++
@@ -118,6 +133,9 @@ func TestVMVolumesOnQEMU(t *testing.T) {
 	}
 	if _, st := exec("echo x > /data/new"); st == 0 {
 		t.Error("the read-only bind is writable in the guest")
+	}
+	if out, _ := exec("sha256sum /big/blob"); out != hex.EncodeToString(sum[:])+"  /big/blob\n" {
+		t.Errorf("the 3 MiB file in the guest: %q", out)
 	}
 
 	kubeletSwap(t, cm, "..2026_12_07_14_05_00.2", "two")
