@@ -88,11 +88,12 @@ func (m *Manager) Create(ctx context.Context, req *handler.CreateRequest, obs Ob
 		// it takes the sandbox down itself.
 		defer func() {
 			m.mu.Lock()
-			defer m.mu.Unlock()
 			sb.creating--
-			if retErr != nil && sb.creating == 0 && m.sandboxes[sb.ID] == sb && sb.teardownIfEmpty(ctx) {
-				delete(m.sandboxes, sb.ID)
+			if retErr != nil && sb.creating == 0 && m.sandboxes[sb.ID] == sb && sb.empty() {
+				m.teardown(ctx, sb) // unlocks mu
+				return
 			}
+			m.mu.Unlock()
 		}()
 	}
 	switch {
@@ -209,8 +210,17 @@ func (m *Manager) Deleted(ctx context.Context, t *Task) (sandboxGone bool) {
 		m.mu.Unlock()
 		return false
 	}
-	// Empty, and no create in flight can add to it any more: no create
-	// finds it once it is out of the map.
+	m.teardown(ctx, sb)
+	return true
+}
+
+// teardown takes the empty sandbox sb out of those served, unlocks mu and
+// tears sb down; a create of its id waits meanwhile (lookupForCreate).
+// Once out of the map no create finds sb, so none can add to it.
+//
+// Preconditions: mu is held; sb is served, empty, and no create of it is
+// in flight.
+func (m *Manager) teardown(ctx context.Context, sb *Sandbox) {
 	delete(m.sandboxes, sb.ID)
 	done := make(chan struct{})
 	m.tearing[sb.ID] = done
@@ -222,7 +232,6 @@ func (m *Manager) Deleted(ctx context.Context, t *Task) (sandboxGone bool) {
 	delete(m.tearing, sb.ID)
 	m.mu.Unlock()
 	close(done)
-	return true
 }
 
 // Measure returns what each served sandbox's handler parts measure of

@@ -160,6 +160,13 @@ func (s *Sandbox) forget(ctx context.Context, id string, keep bool) (empty bool)
 	return false
 }
 
+// empty reports whether the sandbox has no container left.
+func (s *Sandbox) empty() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.rec.Containers) == 0
+}
+
 // teardownIfEmpty tears the sandbox down if it has no container left,
 // and says whether it did.
 func (s *Sandbox) teardownIfEmpty(ctx context.Context) bool {
