@@ -18,8 +18,10 @@ CRICTL_VERSION=v1.37.0
 # its initrd writer. wabt's wat2wasm compiles the hook tests' WebAssembly
 # text modules (wasmhost/testdata). protobuf-compiler is protoc, for
 # `make proto` (agent/api). erofs-utils is mkfs.erofs: root filesystems
-# reach VMs as EROFS images.
-APT_PACKAGES=(busybox-static libseccomp-dev pkg-config gcc libc6-dev containernetworking-plugins qemu-system-x86 cpio wabt protobuf-compiler erofs-utils)
+# reach VMs as EROFS images. clang, lld, wasi-libc and
+# libclang-rt-14-dev-wasm32 build the C hook example of docs/hooks.md §5,
+# which the tests run (hooks/doc_examples_test.go).
+APT_PACKAGES=(busybox-static libseccomp-dev pkg-config gcc libc6-dev containernetworking-plugins qemu-system-x86 cpio wabt protobuf-compiler erofs-utils clang lld wasi-libc libclang-rt-14-dev-wasm32)
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bin="$repo/.tools/bin"

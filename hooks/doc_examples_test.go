@@ -183,3 +183,67 @@ func TestDocsDecisionExamples(t *testing.T) {
 		t.Errorf("§4 shows %d decisions, want the denial and the patch", n)
 	}
 }
+
+// TestDocsCExample builds the C hook of docs/hooks.md §5 with the command
+// the section gives (clang, wasm-ld and wasi-libc: Debian's clang, lld,
+// wasi-libc and libclang-rt-14-dev-wasm32, which hack/install-tools.sh
+// installs) and asks it: a container that asks for a terminal is denied,
+// one that does not allowed.
+func TestDocsCExample(t *testing.T) {
+	if _, err := exec.LookPath("clang"); err != nil {
+		t.Skip("clang is needed to build the C example: install Debian's clang, lld, wasi-libc and libclang-rt-14-dev-wasm32 (hack/install-tools.sh does)")
+	}
+	dir := t.TempDir()
+	src := filepath.Join(dir, "policy.c")
+	if err := os.WriteFile(src, []byte(docsBlock(t, "## 5. Writing a hook in C or Rust", "c")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("clang", "--target=wasm32-wasi", "-mexec-model=reactor", "-O2", "-o", "policy.wasm", "policy.c")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("the C example of §5 does not build as the section says: %v\n%s", err, out)
+	}
+	askTerminal(t, filepath.Join(dir, "policy.wasm"))
+}
+
+// TestDocsRustExample builds the Rust hook of docs/hooks.md §5 (with
+// rustc alone: it needs no crate) and asks it as TestDocsCExample does.
+func TestDocsRustExample(t *testing.T) {
+	rustc, err := exec.LookPath("rustc")
+	if err != nil {
+		t.Skip("rustc is needed to build the Rust example")
+	}
+	libdir, err := exec.Command(rustc, "--target", "wasm32-wasip1", "--print", "target-libdir").Output()
+	if err != nil {
+		t.Skipf("rustc does not know the wasm32-wasip1 target: %v", err)
+	}
+	if _, err := os.Stat(strings.TrimSpace(string(libdir))); err != nil {
+		t.Skip("rustc's wasm32-wasip1 standard library is not installed (rustup target add wasm32-wasip1)")
+	}
+	dir := t.TempDir()
+	src := filepath.Join(dir, "policy.rs")
+	if err := os.WriteFile(src, []byte(docsBlock(t, "## 5. Writing a hook in C or Rust", "rust")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(rustc, "--target", "wasm32-wasip1", "--crate-type", "cdylib", "-O", "-o", "policy.wasm", "policy.rs")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("the Rust example of §5 does not build: %v\n%s", err, out)
+	}
+	askTerminal(t, filepath.Join(dir, "policy.wasm"))
+}
+
+// askTerminal asks the module at container.create, as §5's examples
+// expect: "no terminals".
+func askTerminal(t *testing.T, module string) {
+	t.Helper()
+	e := newEngine(t, []config.Hook{hook("no-terminals", module, hooks.ContainerCreate)}, hooks.Options{})
+	for _, terminal := range []bool{true, false} {
+		ev := createEvent(false)
+		ev.Spec.Process.Terminal = terminal
+		o, err := e.Run(context.Background(), hooks.ContainerCreate, ev)
+		if err != nil || o.Cause != nil || o.Allowed == terminal || (terminal && o.Reason != "no terminals") {
+			t.Errorf("a container with terminal %v: %+v, %v; want denied (no terminals) only with one", terminal, o, err)
+		}
+	}
+}
