@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -166,6 +170,7 @@ func TestVirtPodOfTwoContainers(t *testing.T) {
 	if len(vms) != 1 {
 		t.Fatalf("QEMU processes of the pod: %v, want one", vms)
 	}
+	podIP := podAddr(t, sb)
 	// The pause container is the VM: its pid is QEMU's.
 	if sb.Info.Pid != vms[0] {
 		t.Errorf("inspectp pid %d, want the VM's process %d", sb.Info.Pid, vms[0])
@@ -215,6 +220,25 @@ func TestVirtPodOfTwoContainers(t *testing.T) {
 	}
 	if ns1["hostname"] != p.Hostname || ns2["hostname"] != p.Hostname {
 		t.Errorf("hostnames %q, %q; want the pod's %q", ns1["hostname"], ns2["hostname"], p.Hostname)
+	}
+	// /dev/shm is the pod's: what one container writes the other reads.
+	execSync(t, c1, "sh", "-c", "echo shared > /dev/shm/pod-file")
+	if out := execSync(t, c2, "cat", "/dev/shm/pod-file"); out != "shared\n" {
+		t.Errorf("talker reads %q from the sleeper's /dev/shm file", out)
+	}
+
+	// The pod's network: the pod's address on eth0 in both containers,
+	// and a server in one reached from the host at that address.
+	inet := regexp.MustCompile(`inet ([0-9.]+)/`)
+	for _, c := range []string{c1, c2} {
+		out := execSync(t, c, "ip", "-4", "-o", "addr", "show", "dev", "eth0")
+		if m := inet.FindStringSubmatch(out); m == nil || m[1] != podIP.String() {
+			t.Errorf("container %.13s: eth0 %q, want %s", c, strings.TrimSpace(out), podIP)
+		}
+	}
+	serve(t, c1, "pod of two")
+	if got := httpGet(t, podIP); got != "pod of two\n" {
+		t.Errorf("the host got %q from the pod's server at %s", got, podIP)
 	}
 
 	// logs.
@@ -403,7 +427,7 @@ func TestVirtFivePods(t *testing.T) {
 			cfg := map[string]any{
 				"metadata": map[string]any{"name": "c"},
 				"image":    map[string]any{"image": devenv.BusyboxRef},
-				"command":  sleeper("echo pod " + strconv.Itoa(i) + "; "),
+				"command":  sleeper(serveCmd("pod "+strconv.Itoa(i)) + "; "),
 				"log_path": "c.log",
 				"linux":    map[string]any{"security_context": map[string]any{"namespace_options": p.nsOptions}},
 			}
@@ -445,4 +469,122 @@ func TestVirtFivePods(t *testing.T) {
 			t.Errorf("pod %d: hostname %q, want %q", i, out, p.Hostname)
 		}
 	}
+	// Each pod's server answers the host at the pod's address, and the
+	// next pod (each in a VM of its own) reaches it there too.
+	for i, p := range pods {
+		ip := podAddr(t, p.inspect(t))
+		want := "pod " + strconv.Itoa(i) + "\n"
+		if got := httpGet(t, ip); got != want {
+			t.Errorf("the host got %q from pod %d at %s, want %q", got, i, ip, want)
+		}
+		from := pods[(i+1)%n]
+		// nc, not wget: this busybox-static's wget crashes (status 139),
+		// on the host as well as in a VM.
+		got := execSync(t, from.containers[0], "sh", "-c", "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 10 "+ip.String()+" 8080")
+		if !strings.HasPrefix(got, "HTTP/1.") || !strings.HasSuffix(got, "\r\n\r\n"+want) {
+			t.Errorf("pod %d got %q from pod %d at %s, want a response of %q", (i+1)%n, got, i, ip, want)
+		}
+	}
+}
+
+// serveCmd is a shell command that serves body over HTTP on port 8080
+// (busybox httpd, in the background).
+func serveCmd(body string) string {
+	return "mkdir -p /tmp/www && echo '" + body + "' > /tmp/www/index.html && httpd -p 8080 -h /tmp/www"
+}
+
+// serve starts serveCmd(body) in container c.
+func serve(t *testing.T, c, body string) {
+	t.Helper()
+	execSync(t, c, "sh", "-c", serveCmd(body))
+}
+
+// podAddr is the pod's IP from inspectp, checked to be the bench's.
+func podAddr(t *testing.T, sb inspectp) netip.Addr {
+	t.Helper()
+	ip, err := netip.ParseAddr(sb.Status.Network.IP)
+	if err != nil {
+		t.Fatalf("pod IP %q: %v", sb.Status.Network.IP, err)
+	}
+	if n := bench.CNI(); !n.Subnet.Contains(ip) || ip == n.Gateway {
+		t.Errorf("pod IP %s is not a host address of the bench's subnet %s", ip, n.Subnet)
+	}
+	return ip
+}
+
+// httpGet fetches / from port 8080 of ip (a pod of the bench's network,
+// through its bridge), retrying while the server starts.
+func httpGet(t *testing.T, ip netip.Addr) string {
+	t.Helper()
+	cl := &http.Client{Timeout: 5 * time.Second}
+	var last error
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		resp, err := cl.Get("http://" + netip.AddrPortFrom(ip, 8080).String() + "/")
+		if err != nil {
+			last = err
+			continue
+		}
+		b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+		resp.Body.Close()
+		if err == nil && resp.StatusCode == http.StatusOK {
+			return string(b)
+		}
+		last = fmt.Errorf("status %s, %v", resp.Status, err)
+	}
+	t.Errorf("GET http://%s:8080/: %v", ip, last)
+	return ""
+}
+
+// TestVirtPodSharedPID: a VM pod with shareProcessNamespace: its
+// containers share one PID namespace in the guest, whose PID 1 is the
+// agent's holder (not /pause: there is no pause process in a VM pod) and
+// reaps an exec's orphan once it exits.
+func TestVirtPodSharedPID(t *testing.T) {
+	p := runVirtPod(t, podOpts{sharePID: true})
+	c := p.start(t, "parent", sleeper("")...)
+	other := p.start(t, "other", "sleep", "4242")
+	if init := execSync(t, c, "cat", "/proc/1/cmdline"); !strings.Contains(init, "pod-pid-holder") {
+		t.Fatalf("PID 1 of the pod is %q, want the agent's holder", init)
+	}
+	if out := execSync(t, c, "ps", "-o", "args"); !strings.Contains(out, "sleep 4242") {
+		t.Errorf("ps in one container does not show the other's sleep:\n%s", out)
+	}
+	orphan := strings.TrimSpace(execSync(t, c, "sh", "-c", "sleep 0.3 >/dev/null 2>&1 & echo $!"))
+	if _, err := strconv.Atoi(orphan); err != nil {
+		t.Fatalf("orphan pid %q", orphan)
+	}
+	var last string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		last = strings.TrimSpace(execSync(t, c, "sh", "-c", "cat /proc/"+orphan+"/stat 2>/dev/null || echo gone"))
+		if last == "gone" {
+			break
+		}
+	}
+	if last != "gone" {
+		t.Errorf("orphan %s not reaped after it exited: %s", orphan, last)
+	}
+	crictl(t, "stop", "--timeout", "10", c, other)
+	crictl(t, "rm", c, other)
+}
+
+// TestVirtPodShimKilled: SIGKILL the shim of a VM pod with a running
+// container; containerd's cleanup (the shim's delete) ends the VM, and
+// once the pod is removed no QEMU, state or network of it is left.
+func TestVirtPodShimKilled(t *testing.T) {
+	p := runVirtPod(t, podOpts{})
+	p.start(t, "a", "sleep", "1000")
+	s := shimOfPod(t, p)
+	if err := unix.Kill(s.Pid, unix.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		if out := crictl(t, "ps", "-a", "--pod", p.ID); !strings.Contains(out, "Running") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the container still runs after its shim was killed")
+		}
+	}
+	p.remove(t)
+	checkVirtLeft(t, p)
 }
