@@ -3,6 +3,7 @@ package cri
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,9 +14,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
 
 	"github.com/huskrt/husk/internal/guestimage"
@@ -587,4 +590,102 @@ func TestVirtPodShimKilled(t *testing.T) {
 	}
 	p.remove(t)
 	checkVirtLeft(t, p)
+}
+
+// TestVirtPodTerminal: `crictl exec -it` runs a process on a terminal in
+// the guest, sized as the caller's, with stdin on it; `crictl attach`
+// reaches a tty container's shell, which answers what is typed.
+func TestVirtPodTerminal(t *testing.T) {
+	p := runVirtPod(t, podOpts{})
+	c := p.start(t, "sleeper", sleeper("")...)
+	var out string
+	// The size is set right after the start: wait for it, as under runc.
+	for attempt := 1; attempt <= 3; attempt++ {
+		cmd := bench.CrictlCmd(testCtx(t), "exec", "-it", c, "sh", "-c",
+			`tty; for i in $(seq 50); do s=$(stty size 2>/dev/null); [ -n "$s" ] && [ "$s" != "0 0" ] && break; sleep 0.1; done; echo "size $s"; [ -t 0 ] && echo stdin-is-tty`)
+		master, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 41, Cols: 113})
+		if err != nil {
+			t.Fatalf("starting crictl on a pty: %v", err)
+		}
+		out = readPty(master)
+		master.Close()
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("crictl exec -it: %v\n%s", err, out)
+		}
+		if strings.Contains(out, "stdin-is-tty") {
+			break
+		}
+		t.Logf("attempt %d: terminal output cut short: %q", attempt, out)
+	}
+	for _, want := range []string{"/dev/pts/", "size 41 113", "stdin-is-tty"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("exec -it output %q lacks %q", out, want)
+		}
+	}
+
+	// A container on a terminal with stdin, attached to.
+	cfg := map[string]any{
+		"metadata": map[string]any{"name": "shell"},
+		"image":    map[string]any{"image": devenv.BusyboxRef},
+		"command":  []string{"sh"},
+		"tty":      true,
+		"stdin":    true,
+		"log_path": "shell.log",
+		"linux":    map[string]any{"security_context": map[string]any{"namespace_options": p.nsOptions}},
+	}
+	path := writeJSON(t, filepath.Join(p.dir, "shell.json"), cfg)
+	shell := strings.TrimSpace(crictl(t, "create", "--no-pull", p.ID, path, p.config))
+	p.containers = append(p.containers, shell)
+	crictl(t, "start", shell)
+	cmd := bench.CrictlCmd(testCtx(t), "attach", "-it", shell)
+	master, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 24, Cols: 80})
+	if err != nil {
+		t.Fatalf("starting crictl attach on a pty: %v", err)
+	}
+	got := make(chan string, 1)
+	go func() { got <- readPty(master) }()
+	// Type until the shell answers (attach connects after it started).
+	answered := false
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline) && !answered; time.Sleep(500 * time.Millisecond) {
+		if _, err := master.Write([]byte("echo attached-$((40+2))\n")); err != nil {
+			break
+		}
+		answered = strings.Contains(logOf(t, shell), "attached-42")
+	}
+	_, _ = master.Write([]byte("exit\n"))
+	select {
+	case s := <-got:
+		if !strings.Contains(s, "attached-42") {
+			t.Errorf("crictl attach output %q lacks the shell's answer", s)
+		}
+	case <-time.After(30 * time.Second):
+		t.Errorf("crictl attach did not end after the shell exited")
+		_ = cmd.Process.Kill()
+	}
+	master.Close()
+	_ = cmd.Wait()
+	if !answered {
+		t.Errorf("the attached shell never answered (log: %q)", logOf(t, shell))
+	}
+	crictl(t, "stop", "--timeout", "10", c, shell)
+	crictl(t, "rm", c, shell)
+}
+
+// logOf is a container's log as crictl logs prints it (errors: "").
+func logOf(t *testing.T, id string) string {
+	out, _, err := bench.Crictl(testCtx(t), "logs", id)
+	if err != nil {
+		return ""
+	}
+	return out
+}
+
+// readPty reads a pty master until the other side is gone (EIO).
+func readPty(f *os.File) string {
+	var buf bytes.Buffer
+	_, err := io.Copy(&buf, f)
+	if err != nil && !errors.Is(err, syscall.EIO) {
+		buf.WriteString("\n[read error: " + err.Error() + "]")
+	}
+	return buf.String()
 }
