@@ -689,3 +689,37 @@ func readPty(f *os.File) string {
 	}
 	return buf.String()
 }
+
+// TestVirtPodContainerdRestart: containerd restarts under a running VM pod
+// (its shim and VM live on); afterwards the CRI still has the pod ready,
+// the same QEMU runs it, exec reaches its container, and the pod is
+// removed as any other.
+func TestVirtPodContainerdRestart(t *testing.T) {
+	p := runVirtPod(t, podOpts{})
+	c := p.start(t, "sleeper", sleeper("echo before; ")...)
+	vms := qemuOf(p.ID)
+	if len(vms) != 1 {
+		t.Fatalf("QEMU processes of the pod: %v, want one", vms)
+	}
+	shim := shimOfPod(t, p)
+	if err := bench.Restart(testCtx(t)); err != nil {
+		t.Fatalf("restarting containerd: %v", err)
+	}
+	if st := p.inspect(t).Status.State; st != "SANDBOX_READY" {
+		t.Errorf("pod after containerd's restart: %s, want SANDBOX_READY", st)
+	}
+	if now := qemuOf(p.ID); len(now) != 1 || now[0] != vms[0] {
+		t.Errorf("QEMU of the pod after containerd's restart: %v, want %v", now, vms)
+	}
+	if now := shimOfPod(t, p); now.Pid != shim.Pid {
+		t.Errorf("the pod's shim after containerd's restart: %d, want %d", now.Pid, shim.Pid)
+	}
+	if out := execSync(t, c, "echo", "after"); out != "after\n" {
+		t.Errorf("exec after containerd's restart: %q", out)
+	}
+	if st := inspectContainer(t, c).Status; st.State != "CONTAINER_RUNNING" {
+		t.Errorf("container after containerd's restart: %s", st.State)
+	}
+	crictl(t, "stop", "--timeout", "10", c)
+	crictl(t, "rm", c)
+}
