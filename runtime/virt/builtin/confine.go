@@ -80,6 +80,7 @@ func pivot(dir string) error {
 var (
 	devNull = unix.Mkdev(1, 3)
 	devKVM  = unix.Mkdev(10, 232)
+	devTun  = unix.Mkdev(10, 200) // a tap's queue, opened by the shim
 )
 
 // fdKind says what a descriptor is, from its /proc/self/fd link and stat.
@@ -106,6 +107,8 @@ func fdKind(fd int) (string, error) {
 			return "/dev/null", nil
 		case devKVM:
 			return "/dev/kvm", nil
+		case devTun:
+			return "/dev/net/tun", nil
 		}
 	}
 	return link, nil
@@ -113,8 +116,10 @@ func fdKind(fd int) (string, error) {
 
 // runningFD says whether a descriptor of this kind belongs in a running
 // VMM: fd 0 (/dev/null), 1 and 2 (console and log pipes), its sockets
-// (control channel, hybrid vsock), /dev/kvm, the KVM VM and vCPUs, and
-// eventfds and the poller's epoll.
+// (control channel, hybrid vsock), /dev/kvm, the KVM VM and vCPUs, its
+// NICs' tap queues (/dev/net/tun, attached to a tap by the shim: the
+// process has no capability to make or attach one itself), and eventfds
+// and the poller's epoll.
 func runningFD(fd int, kind string) bool {
 	switch {
 	case fd == 0:
@@ -123,7 +128,7 @@ func runningFD(fd int, kind string) bool {
 		return kind == "pipe"
 	}
 	switch kind {
-	case "socket", "/dev/kvm", "anon_inode:kvm-vm", "anon_inode:[eventfd]", "anon_inode:[eventpoll]":
+	case "socket", "/dev/kvm", "/dev/net/tun", "anon_inode:kvm-vm", "anon_inode:[eventfd]", "anon_inode:[eventpoll]":
 		return true
 	}
 	return strings.HasPrefix(kind, "anon_inode:kvm-vcpu:")

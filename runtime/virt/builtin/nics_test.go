@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/huskrt/husk/runtime/virt"
+	virtionet "github.com/huskrt/husk/vmm/virtio/net"
 )
 
 // framePair stands in for a tap: a SOCK_SEQPACKET pair carries frames.
@@ -27,25 +29,78 @@ func framePair(t *testing.T) (*os.File, *os.File) {
 	return host, vm
 }
 
+// realTap opens a tap, up, in a network namespace of its own (which lives
+// as long as the tap's descriptor).
+func realTap(t *testing.T) *os.File {
+	t.Helper()
+	type result struct {
+		f   *os.File
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends in the new namespace
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			ch <- result{nil, err}
+			return
+		}
+		f, err := virtionet.OpenTap("hktest0")
+		if err != nil {
+			ch <- result{nil, err}
+			return
+		}
+		s, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		if err == nil {
+			ifr, _ := unix.NewIfreq("hktest0")
+			ifr.SetUint16(unix.IFF_UP)
+			err = unix.IoctlIfreq(s, unix.SIOCSIFFLAGS, ifr)
+			unix.Close(s)
+		}
+		if err != nil {
+			f.Close()
+		}
+		ch <- result{f, err}
+	}()
+	r := <-ch
+	if r.err != nil {
+		t.Fatalf("a tap: %v", r.err)
+	}
+	t.Cleanup(func() { r.f.Close() })
+	return r.f
+}
+
 // TestNICsReachTheVMM: the taps of a VM's NICs, opened by the shim, reach
 // the confined VMM process with its config (it could open none itself),
-// in order, and carry frames under its seccomp filter after the shim
-// closed its own descriptors.
+// in order, pass its check of what it holds (a real tap among them), and
+// carry frames under its seccomp filter after the shim closed its own
+// descriptors.
 func TestNICsReachTheVMM(t *testing.T) {
 	needConfinement(t)
 	cfg := testConfig(t)
 	net0, tap0 := framePair(t)
 	net1, tap1 := framePair(t)
+	tap2 := realTap(t)
 	cfg.NICs = []virt.NIC{
 		{ID: "eth0", Tap: tap0, MAC: net.HardwareAddr{2, 0x42, 10, 88, 0, 5}, MTU: 1500},
 		{ID: "net1", Tap: tap1, MAC: net.HardwareAddr{2, 0x42, 10, 89, 0, 7}, MTU: 9000},
+		{ID: "net2", Tap: tap2, MAC: net.HardwareAddr{2, 0x42, 10, 90, 0, 9}, MTU: 1500},
 	}
 	v := startFake(t, cfg)
 	tap0.Close()
 	tap1.Close()
+	tap2.Close()
 	out, err := debug(t, v, "nets")
-	if err != nil || out != "sent 2" {
+	if err != nil || out != "sent 3" {
 		t.Fatalf("nets: %q, %v", out, err)
+	}
+	taps := 0
+	for _, kind := range fdKinds(t, v.Pid()) {
+		if kind == "/dev/net/tun" {
+			taps++
+		}
+	}
+	if taps != 1 {
+		t.Errorf("the VMM holds %d tap queues, want 1", taps)
 	}
 	for _, tc := range []struct {
 		f    *os.File

@@ -239,6 +239,8 @@ func fdKinds(t *testing.T, pid int) map[int]string {
 					kind = "/dev/null"
 				case devKVM:
 					kind = "/dev/kvm"
+				case devTun:
+					kind = "/dev/net/tun"
 				}
 			}
 		}
