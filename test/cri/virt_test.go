@@ -723,3 +723,56 @@ func TestVirtPodContainerdRestart(t *testing.T) {
 	crictl(t, "stop", "--timeout", "10", c)
 	crictl(t, "rm", c)
 }
+
+// TestVirtPodConfigMapUpdate: a read-only host directory mounted into a VM
+// pod's container (as kubelet mounts a ConfigMap) is seen in the guest, and
+// a change the host makes to it, kubelet's way (a new file renamed over the
+// old), shows there within seconds; the container cannot write to it.
+func TestVirtPodConfigMapUpdate(t *testing.T) {
+	p := runVirtPod(t, podOpts{})
+	dir := filepath.Join(p.dir, "configmap")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "key"), []byte("v1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := map[string]any{
+		"metadata": map[string]any{"name": "reader"},
+		"image":    map[string]any{"image": devenv.BusyboxRef},
+		"command":  sleeper(""),
+		"log_path": "reader.log",
+		"mounts":   []map[string]any{{"container_path": "/config", "host_path": dir, "readonly": true}},
+		"linux":    map[string]any{"security_context": map[string]any{"namespace_options": p.nsOptions}},
+	}
+	path := writeJSON(t, filepath.Join(p.dir, "reader.json"), cfg)
+	c := strings.TrimSpace(crictl(t, "create", "--no-pull", p.ID, path, p.config))
+	p.containers = append(p.containers, c)
+	crictl(t, "start", c)
+	if got := execSync(t, c, "cat", "/config/key"); got != "v1\n" {
+		t.Fatalf("/config/key in the guest: %q, want v1", got)
+	}
+	if _, stderr, err := bench.Crictl(testCtx(t), "exec", "-s", c, "sh", "-c", "echo x > /config/key"); err == nil {
+		t.Errorf("the container wrote to its read-only volume (%s)", stderr)
+	}
+	tmp := filepath.Join(dir, ".key.tmp")
+	if err := os.WriteFile(tmp, []byte("v2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, "key")); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	var got string
+	for deadline := t0.Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if got = execSync(t, c, "cat", "/config/key"); got == "v2\n" {
+			break
+		}
+	}
+	if got != "v2\n" {
+		t.Fatalf("/config/key in the guest 20 s after the host's update: %q, want v2", got)
+	}
+	t.Logf("the host's update was seen in the guest after %s", time.Since(t0).Round(100*time.Millisecond))
+	crictl(t, "stop", "--timeout", "10", c)
+	crictl(t, "rm", c)
+}
