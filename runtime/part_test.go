@@ -31,6 +31,8 @@ type vmHandler struct {
 	closedAt []int // how many containers were created when a close came
 	created  int
 	pause    []bool // each create's PodSandbox
+	// resources are the sizing each sandbox was set up with.
+	resources []*specs.LinuxResources
 }
 
 func (h *vmHandler) Name() string { return "virt" }
@@ -42,6 +44,7 @@ func (h *vmHandler) NewSandbox(ctx context.Context, req *handler.SandboxRequest)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.vms = append(h.vms, vm)
+	h.resources = append(h.resources, req.Resources)
 	h.opened++
 	return &vmSandbox{h: h}, nil
 }
@@ -97,6 +100,41 @@ func virtPodReq(t *testing.T, cfg *config.Config, id, typ string) *handler.Creat
 	req.Spec.Root = &specs.Root{Path: "rootfs"}
 	req.Spec.Process = &specs.Process{Args: []string{"sh"}}
 	return req
+}
+
+// TestSandboxResourcesReachHandler: the CRI's sandbox sizing annotations
+// reach the handler that sets up the pod's sandbox (the VM's size, for
+// virt); a pod without them gives none.
+func TestSandboxResourcesReachHandler(t *testing.T) {
+	ctx := context.Background()
+	cfg := config.Default()
+	cfg.Runtime.StateDir = t.TempDir()
+	h := &vmHandler{}
+	m := NewManager(fakeHandler("linux"), h)
+	req := virtPodReq(t, &cfg, "pod", "sandbox")
+	req.Spec.Annotations[annSandboxMemory] = "134217728"
+	req.Spec.Annotations[annSandboxCPUQuota] = "150000"
+	req.Spec.Annotations[annSandboxCPUPeriod] = "100000"
+	if _, err := m.Create(ctx, req, &recorder{}); err != nil {
+		t.Fatal(err)
+	}
+	if len(h.resources) != 1 || h.resources[0] == nil {
+		t.Fatalf("the handler's sandbox got resources %v, want the pod's", h.resources)
+	}
+	r := h.resources[0]
+	if r.Memory == nil || *r.Memory.Limit != 128<<20 || r.CPU == nil || *r.CPU.Quota != 150000 || *r.CPU.Period != 100000 {
+		t.Errorf("resources %+v, want 128 MiB and 150000/100000", r)
+	}
+
+	cfg2 := config.Default()
+	cfg2.Runtime.StateDir = t.TempDir()
+	h2 := &vmHandler{}
+	if _, err := NewManager(fakeHandler("linux"), h2).Create(ctx, virtPodReq(t, &cfg2, "pod", "sandbox"), &recorder{}); err != nil {
+		t.Fatal(err)
+	}
+	if len(h2.resources) != 1 || h2.resources[0] != nil {
+		t.Errorf("a pod without sizing: resources %v, want nil", h2.resources)
+	}
 }
 
 // TestSandboxPartLifecycle: a pod's handler sandbox (the VM, for virt) is
