@@ -14,52 +14,9 @@ import "fmt"
 // functions costs 2^25, wasi-libc programs 2^19.
 const maxBranchCost = 1 << 29
 
-// checkControlFlow checks the bodies of the code section p against
-// maxBranchCost. A body holding an instruction the scan does not know
-// (a proposal husk has not seen) is not counted: wazero decides about it.
-func checkControlFlow(p []byte) error {
-	count, n, ok := readU32(p)
-	if !ok {
-		return nil
-	}
-	p = p[n:]
-	var cost uint64
-	for range count {
-		size, n, ok := readU32(p)
-		if !ok || int(size) > len(p)-n {
-			return nil
-		}
-		body := p[n : n+int(size)]
-		p = p[n+int(size):]
-		if b, ok := controlInstructions(body); ok {
-			cost += b * b
-			if cost > maxBranchCost {
-				return fmt.Errorf("its control flow would cost wazero too much to compile (over %d blocks and branches squared, husk's limit)", maxBranchCost)
-			}
-		}
-	}
-	return nil
-}
-
-// controlInstructions counts the instructions of a function body (its
-// local declarations first) that make or end basic blocks. ok is false
-// when the body holds an instruction it does not know, or is cut short.
-func controlInstructions(b []byte) (n uint64, ok bool) {
-	r := reader{b: b}
-	r.locals()
-	for !r.bad && r.off < len(r.b) {
-		c, ok := r.instruction()
-		if !ok {
-			return 0, false
-		}
-		n += c
-	}
-	return n, !r.bad
-}
-
-// locals skips the local declarations at the start of a function body and
-// returns how many locals they declare.
-func (r *reader) locals() uint64 { return r.declarations(r.u32()) }
+// errBranchCost is the error of a module whose control flow costs more
+// than maxBranchCost (instrumentCode counts it as it instruments).
+var errBranchCost = fmt.Errorf("its control flow would cost wazero too much to compile (over %d blocks and branches squared, husk's limit)", maxBranchCost)
 
 // declarations skips groups local declarations (a count and a type each)
 // and returns how many locals they declare.
@@ -73,7 +30,7 @@ func (r *reader) declarations(groups uint32) (n uint64) {
 
 // instruction skips one instruction and its immediates, and returns how
 // many of the instructions that make or end basic blocks it counts for
-// (checkControlFlow's cost). ok is false for an instruction it does not
+// (maxBranchCost's unit). ok is false for an instruction it does not
 // know.
 func (r *reader) instruction() (control uint64, ok bool) {
 	op := r.byte_()

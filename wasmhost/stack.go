@@ -129,8 +129,11 @@ func instrumentStack(wasm []byte) ([]byte, error) {
 		return wasm, nil // nothing to instrument: no function can recurse
 	}
 	body, err := instrumentCode(code, types, funcs, counter)
-	if err != nil || body == nil {
-		return body, err
+	switch {
+	case err != nil:
+		return nil, err
+	case body == nil:
+		return wasm, nil // malformed: wazero says why
 	}
 
 	// The counter: (global (mut i32) (i32.const 0)), exported.
@@ -267,7 +270,8 @@ func instrumentCode(p []byte, types []funcShape, funcs []uint32, counter uint32)
 	}
 	p = p[n:]
 	out := appendU32(make([]byte, 0, len(p)+len(p)/4), count)
-	var body []byte
+	var body, code []byte
+	var branchCost uint64
 	for i := range int(count) {
 		size, n, ok := readU32(p)
 		if !ok || int(size) > len(p)-n {
@@ -277,11 +281,15 @@ func instrumentCode(p []byte, types []funcShape, funcs []uint32, counter uint32)
 		p = p[n+int(size):]
 		f := function{types: types, funcs: funcs, counter: counter, typ: types[funcs[imported+i]]}
 		var err error
-		if body, err = f.instrument(body[:0], b); err != nil {
+		var control uint64
+		if body, code, control, err = f.instrument(body[:0], code[:0], b); err != nil {
 			return nil, fmt.Errorf("function %d: %w", imported+i, err)
 		}
 		if body == nil {
 			return nil, nil
+		}
+		if branchCost += control * control; branchCost > maxBranchCost {
+			return nil, errBranchCost
 		}
 		out = appendU32(out, uint32(len(body)))
 		out = append(out, body...)
@@ -297,30 +305,34 @@ type function struct {
 	typ     funcShape
 }
 
-// instrument appends the body b, instrumented, to out. It returns nil for a
-// body cut short.
-func (f *function) instrument(out, b []byte) ([]byte, error) {
+// instrument appends the body b, instrumented, to out, and returns it,
+// code (its instructions' buffer, kept for the next body) and how many of
+// its instructions make or end basic blocks (maxBranchCost). It returns
+// nil out for a body cut short.
+func (f *function) instrument(out, code, b []byte) (_, _ []byte, control uint64, _ error) {
 	r := reader{b: b}
 	groups := r.u32()
 	groupsStart := r.off
 	locals := r.declarations(groups)
 	groupsEnd := r.off
 	if r.bad {
-		return nil, nil
+		return nil, code, 0, nil
 	}
 	saved := f.typ.params + uint32(locals) // the new local: the counter before a call
 	values := uint64(f.typ.params) + locals + 1
-	code := make([]byte, 0, len(b)+len(b)/4)
+	copied := r.off // instructions before it are in code
 	for r.off < len(r.b) {
 		start := r.off
 		op := r.b[start]
-		if _, ok := r.instruction(); !ok || r.bad {
+		c, ok := r.instruction()
+		if !ok || r.bad {
 			if r.bad {
-				return nil, nil
+				return nil, code, 0, nil
 			}
-			return nil, fmt.Errorf("holds an instruction husk cannot bound the call stack of (opcode %#x)", op)
+			return nil, code, 0, fmt.Errorf("holds an instruction husk cannot bound the call stack of (opcode %#x)", op)
 		}
 		values++
+		control += c
 		switch op {
 		case 0x10, 0x11: // call, call_indirect
 			idx, _, _ := readU32(r.b[start+1:])
@@ -331,9 +343,10 @@ func (f *function) instrument(out, b []byte) ([]byte, error) {
 			case op == 0x11 && int(idx) < len(f.types):
 				callee = f.types[idx]
 			default:
-				return nil, nil // wazero reports the index
+				return nil, code, 0, nil // wazero reports the index
 			}
 			values += uint64(callee.params) + uint64(callee.results)
+			code = append(code, r.b[copied:start]...)
 			code = append(code, 0x23) // global.get counter
 			code = appendU32(code, f.counter)
 			code = append(code, 0x21) // local.set saved
@@ -343,12 +356,12 @@ func (f *function) instrument(out, b []byte) ([]byte, error) {
 			code = appendU32(code, saved)
 			code = append(code, 0x24) // global.set counter
 			code = appendU32(code, f.counter)
+			copied = r.off
 		case 0x12, 0x13, 0x14, 0x15: // return_call, return_call_indirect, call_ref, return_call_ref
-			return nil, fmt.Errorf("holds an instruction husk cannot bound the call stack of (opcode %#x)", op)
-		default:
-			code = append(code, r.b[start:r.off]...)
+			return nil, code, 0, fmt.Errorf("holds an instruction husk cannot bound the call stack of (opcode %#x)", op)
 		}
 	}
+	code = append(code, r.b[copied:]...)
 	cost := min(frameBase+valueBytes*values, MaxStackBytes+1)
 
 	out = appendU32(out, groups+1)
@@ -366,7 +379,7 @@ func (f *function) instrument(out, b []byte) ([]byte, error) {
 	out = append(out, 0x41)
 	out = appendS32(out, MaxStackBytes)
 	out = append(out, 0x4b, 0x04, 0x40, 0x00, 0x0b) // i32.gt_u, if, unreachable, end
-	return append(out, code...), nil
+	return append(out, code...), code, control, nil
 }
 
 // appendS32 appends v as signed LEB128.

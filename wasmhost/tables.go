@@ -72,9 +72,6 @@ func boundModule(wasm []byte) ([]byte, error) {
 			if err := checkLocals(wasm[start:end]); err != nil {
 				return nil, err
 			}
-			if err := checkControlFlow(wasm[start:end]); err != nil {
-				return nil, err
-			}
 		}
 		off = end
 	}
