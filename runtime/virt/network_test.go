@@ -52,7 +52,7 @@ func testPodNetns(t *testing.T) (string, *netlink.Handle) {
 		t.Fatalf("new network namespace: %v", err)
 	}
 	t.Cleanup(func() { _ = netns.DeleteNamed(name) })
-	path := filepath.Join("/var/run/netns", name)
+	path := filepath.Join("/run/netns", name)
 	h, err := openNetns(path)
 	if err != nil {
 		t.Fatal(err)

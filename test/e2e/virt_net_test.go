@@ -63,7 +63,7 @@ func newTestPodNet(t *testing.T) *testPodNet {
 		t.Fatalf("new network namespace: %v", err)
 	}
 	t.Cleanup(func() { _ = netns.DeleteNamed(name) })
-	p.path = filepath.Join("/var/run/netns", name)
+	p.path = filepath.Join("/run/netns", name)
 	ns, err := netns.GetFromPath(p.path)
 	if err != nil {
 		t.Fatal(err)
