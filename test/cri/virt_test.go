@@ -276,6 +276,26 @@ func TestVirtPodOfTwoContainers(t *testing.T) {
 		t.Errorf("sleeper's working set %q, want its guest cgroup's usage", stats.Stats[0].Memory.WorkingSetBytes.Value)
 	}
 
+	// The pod's stats are its host cgroup's, which holds the VM: QEMU's
+	// memory, guest memory it touched included.
+	var podStats struct {
+		Stats []struct {
+			Linux struct {
+				Memory struct {
+					WorkingSetBytes struct{ Value string } `json:"workingSetBytes"`
+				} `json:"memory"`
+			} `json:"linux"`
+		} `json:"stats"`
+	}
+	if err := json.Unmarshal([]byte(crictl(t, "statsp", "-o", "json", "--id", p.ID)), &podStats); err != nil {
+		t.Fatal(err)
+	}
+	if len(podStats.Stats) != 1 {
+		t.Errorf("crictl statsp --id: %+v, want the pod's", podStats)
+	} else if n, _ := strconv.ParseUint(podStats.Stats[0].Linux.Memory.WorkingSetBytes.Value, 10, 64); n < 32<<20 {
+		t.Errorf("the pod's working set %d bytes, want the VM's (tens of MiB at least)", n)
+	}
+
 	// Graceful stop, removal, then the pod.
 	crictl(t, "stop", "--timeout", "10", c1, c2)
 	for _, c := range []string{c1, c2} {
