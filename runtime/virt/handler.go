@@ -102,7 +102,7 @@ func (h *Handler) NewSandbox(ctx context.Context, req *handler.SandboxRequest) (
 	if err := os.Chmod(dir, 0o700); err != nil {
 		return nil, err
 	}
-	nics, err := setupNICs(pn, dir)
+	nics, err := setupNICs(pn, req.StateDir)
 	if err != nil {
 		return nil, fmt.Errorf("sandbox %s: %w", req.ID, err)
 	}
@@ -191,7 +191,7 @@ func (h *Handler) CleanupSandbox(ctx context.Context, stateDir string) error {
 			return err
 		}
 	}
-	if err := cleanupNetwork(dir); err != nil {
+	if err := cleanupNetwork(stateDir); err != nil {
 		return err
 	}
 	if err := removeVMCgroup(stateDir); err != nil {

@@ -353,9 +353,31 @@ func TestSandboxNetwork(t *testing.T) {
 			}
 		})
 	}
+	// A dead shim: CleanupSandbox, given only the sandbox's state
+	// directory, finds the record and removes the tap and qdiscs while the
+	// VM's process still holds the tap.
+	stateDir := t.TempDir()
+	sb, err := hd.NewSandbox(context.Background(), &handler.SandboxRequest{ID: "pod", StateDir: stateDir, Spec: spec, Config: &cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if left := leftovers(t, h); len(left) != 3 {
+		t.Errorf("while the pod runs: %q, want a tap and two qdiscs", left)
+	}
+	if err := hd.CleanupSandbox(context.Background(), stateDir); err != nil {
+		t.Fatal(err)
+	}
+	if left := leftovers(t, h); len(left) > 0 {
+		t.Errorf("left after CleanupSandbox: %q", left)
+	}
+	if _, err := os.Stat(filepath.Join(stateDir, networkRecord)); !os.IsNotExist(err) {
+		t.Errorf("the record is left: %v", err)
+	}
+	_ = sb.Close(context.Background())
+
 	// Without a namespace path (a new namespace, or the host's): no NIC,
 	// and nothing is read.
-	sb, err := hd.NewSandbox(context.Background(), &handler.SandboxRequest{ID: "pod", StateDir: t.TempDir(),
+	sb, err = hd.NewSandbox(context.Background(), &handler.SandboxRequest{ID: "pod", StateDir: t.TempDir(),
 		Spec: &specs.Spec{Linux: &specs.Linux{Namespaces: []specs.LinuxNamespace{{Type: specs.NetworkNamespace}}}}, Config: &cfg,
 		Policy: networkPolicy{func(*handler.Network) { t.Error("sandbox.network asked without a namespace") }}})
 	if err != nil {

@@ -13,10 +13,12 @@ import (
 	"github.com/vishvananda/netlink"
 )
 
-// networkRecord is the file in the VM's directory that says what the
-// handler made in the pod's network namespace, so that CleanupSandbox
-// removes it after a dead shim.
-const networkRecord = "network.json"
+// networkRecord, in the sandbox's state directory, says what the handler
+// made in the pod's network namespace, so that CleanupSandbox removes it
+// after a dead shim. It is not in the VM's directory, the builtin VMM
+// process's root: a VMM taken over by its guest has no business reading
+// where the pod's namespace is.
+const networkRecord = "virt-network.json"
 
 // netRecord is networkRecord's content. It is written before each thing
 // it names is made, so that it never misses one.
@@ -43,10 +45,10 @@ type podNICs struct {
 // with the endpoint's MTU, up, and joins the two with tc: an ingress
 // qdisc on each and a match-all u32 filter whose mirred action redirects
 // every frame to the other's egress (Kata's tcfilter model). The VM's
-// NICs get the endpoints' MACs. dir is the VM's directory, where the
+// NICs get the endpoints' MACs. stateDir is the sandbox's, where the
 // record is kept. On error nothing is left. No endpoints: nil, nothing
 // made.
-func setupNICs(p *podNetwork, dir string) (_ *podNICs, retErr error) {
+func setupNICs(p *podNetwork, stateDir string) (_ *podNICs, retErr error) {
 	if p == nil || len(p.endpoints) == 0 {
 		return nil, nil
 	}
@@ -54,7 +56,7 @@ func setupNICs(p *podNetwork, dir string) (_ *podNICs, retErr error) {
 	if err := unix.Stat(p.netns, &st); err != nil {
 		return nil, fmt.Errorf("network namespace %s: %w", p.netns, err)
 	}
-	n := &podNICs{file: filepath.Join(dir, networkRecord), rec: netRecord{Netns: p.netns, Dev: st.Dev, Ino: st.Ino}}
+	n := &podNICs{file: filepath.Join(stateDir, networkRecord), rec: netRecord{Netns: p.netns, Dev: st.Dev, Ino: st.Ino}}
 	h, err := openNetns(p.netns)
 	if err != nil {
 		return nil, err
@@ -215,10 +217,10 @@ func removeNetwork(rec *netRecord) error {
 }
 
 // cleanupNetwork removes what a dead shim's handler made in the pod's
-// network namespace, as the record in the VM's directory dir says. No
-// record: nothing was made.
-func cleanupNetwork(dir string) error {
-	file := filepath.Join(dir, networkRecord)
+// network namespace, as the record in the sandbox's state directory says.
+// No record: nothing was made.
+func cleanupNetwork(stateDir string) error {
+	file := filepath.Join(stateDir, networkRecord)
 	b, err := os.ReadFile(file)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
