@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -180,38 +181,26 @@ func qemuVirtConfig(t *testing.T) string {
 	return cfg
 }
 
-// TestVMPodNetworkOnQEMU: a VM container run through ctr in a network
-// namespace a CNI plugin could have left (--with-ns network:<path>) gets
-// the pod's eth0 in its guest, with its address; the host reaches a
-// server in the guest at the pod's address, through the veth pair, tc's
-// redirects and the VM's tap. Once the container is removed no tap, qdisc
-// or filter is left in the namespace and no QEMU runs.
-func TestVMPodNetworkOnQEMU(t *testing.T) {
-	b := needBench(t)
-	if testing.Short() {
-		t.Skip("boots a VM in QEMU (TCG without KVM: about 15 s); skipped with -short")
-	}
-	cfg := qemuVirtConfig(t)
-	pod := newTestPodNet(t)
-	id := name(t, "")
-	cleanupContainer(t, id)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	// The guest answers each connection with a greeting and its eth0's
-	// addresses, one connection after another.
-	server := `while true; do { echo hello from the guest; ip -o -4 addr show dev eth0; } | nc -l -p 8080; done`
+// guestServer is a VM container's command: it answers each connection on
+// port 8080 with a greeting and its eth0's addresses, one after another.
+const guestServer = `while true; do { echo hello from the guest; ip -o -4 addr show dev eth0; } | nc -l -p 8080; done`
+
+// runGuestServer runs guestServer detached as container id in a VM on
+// QEMU in pod's namespace and returns its first answer at the pod's
+// address, and how long that took from ctr run.
+func runGuestServer(ctx context.Context, t *testing.T, b *devenv.Containerd, cfg string, pod *testPodNet, id string) (string, time.Duration) {
+	t.Helper()
 	start := time.Now()
 	if _, stderr, err := b.Ctr(ctx, "run", "-d", "--runtime", husk, "--runtime-config-path", cfg,
 		"--annotation", "io.husk.handler=virt", "--with-ns", "network:"+pod.path,
-		devenv.BusyboxRef, id, "sh", "-c", server); err != nil {
+		devenv.BusyboxRef, id, "sh", "-c", guestServer); err != nil {
 		t.Fatalf("ctr run -d: %v\n%s", err, stderr)
 	}
-	var got string
 	var last error
 	addr := net.JoinHostPort(pod.podIP.String(), "8080")
-	for got == "" {
+	for {
 		if ctx.Err() != nil {
-			t.Fatalf("the guest's server at %s never answered (last: %v); left in the namespace: %q", addr, last, pod.leftovers(t))
+			t.Fatalf("the guest's server at %s never answered (last: %v); in the namespace: %q", addr, last, pod.leftovers(t))
 		}
 		c, err := net.DialTimeout("tcp", addr, 2*time.Second)
 		if err != nil {
@@ -227,16 +216,37 @@ func TestVMPodNetworkOnQEMU(t *testing.T) {
 			time.Sleep(200 * time.Millisecond)
 			continue
 		}
-		got = string(b)
+		got := string(b)
+		if !strings.HasPrefix(got, "hello from the guest\n") || !strings.Contains(got, "eth0") || !strings.Contains(got, "inet "+pod.prefixed) {
+			t.Errorf("the guest answered %q, want its greeting and eth0 with %s", got, pod.prefixed)
+		}
+		return got, time.Since(start)
 	}
-	t.Logf("ctr run to the guest's first answer at %s: %v", addr, time.Since(start).Round(time.Millisecond))
-	if !strings.HasPrefix(got, "hello from the guest\n") || !strings.Contains(got, "eth0") || !strings.Contains(got, "inet "+pod.prefixed) {
-		t.Errorf("the guest answered %q, want its greeting and eth0 with %s", got, pod.prefixed)
+}
+
+// TestVMPodNetworkOnQEMU: a VM container run through ctr in a network
+// namespace a CNI plugin could have left (--with-ns network:<path>) gets
+// the pod's eth0 in its guest, with its address; the host reaches a
+// server in the guest at the pod's address, through the veth pair, tc's
+// redirects and the VM's tap. Once the container is removed no tap, qdisc
+// or filter is left in the namespace and no QEMU runs; and so after a
+// second pod's shim is killed under it and containerd cleans up.
+func TestVMPodNetworkOnQEMU(t *testing.T) {
+	b := needBench(t)
+	if testing.Short() {
+		t.Skip("boots a VM in QEMU (TCG without KVM: about 15 s); skipped with -short")
 	}
+	cfg := qemuVirtConfig(t)
+	pod := newTestPodNet(t)
+	id := name(t, "")
+	cleanupContainer(t, id)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	_, took := runGuestServer(ctx, t, b, cfg, pod, id)
+	t.Logf("ctr run to the guest's first answer at %s: %v", pod.podIP, took.Round(time.Millisecond))
 	if left := pod.leftovers(t); len(left) != 3 {
 		t.Errorf("while the pod runs the namespace has %q, want a tap and two ingress qdiscs", left)
 	}
-
 	if _, stderr, err := b.Ctr(ctx, "task", "kill", "-s", "SIGKILL", id); err != nil {
 		t.Fatalf("ctr task kill: %v\n%s", err, stderr)
 	}
@@ -259,5 +269,39 @@ func TestVMPodNetworkOnQEMU(t *testing.T) {
 	}
 	if left := pod.leftovers(t); len(left) > 0 {
 		t.Errorf("left in the pod's namespace: %q", left)
+	}
+
+	// A dead shim: its QEMU holds the tap, the endpoint has its qdisc;
+	// containerd's cleanup (the shim's delete command) must remove both.
+	id2 := name(t, "deadshim")
+	cleanupContainer(t, id2)
+	runGuestServer(ctx, t, b, cfg, pod, id2)
+	shim := shimPidOf(t, id2)
+	if shim == 0 {
+		t.Fatal("no shim process found for the second pod")
+	}
+	if err := syscall.Kill(shim, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		out, _, _ := b.Ctr(ctx, "task", "ls")
+		if !strings.Contains(out, id2) || strings.Contains(lineOf(out, id2), "STOPPED") {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("task still listed as running after its shim died:\n%s", out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	_, _, _ = b.Ctr(ctx, "task", "delete", id2)
+	if _, stderr, err := b.Ctr(ctx, "container", "delete", id2); err != nil {
+		t.Fatalf("ctr container delete: %v\n%s", err, stderr)
+	}
+	requireClean(t, id2)
+	if pids := qemuOf(id2); len(pids) > 0 {
+		t.Errorf("QEMU %v of %s still runs after its shim died and containerd cleaned up", pids, id2)
+	}
+	if left := pod.leftovers(t); len(left) > 0 {
+		t.Errorf("left in the pod's namespace after the dead shim's cleanup: %q", left)
 	}
 }
