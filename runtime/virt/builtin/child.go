@@ -163,20 +163,6 @@ func readConfig(c *net.UnixConn) (*request, error) {
 	return &req, nil
 }
 
-// readRequest reads one request; descriptors are only for an attach.
-func readRequest(c *net.UnixConn) (*request, error) {
-	b, fds, err := readRecord(c, maxRequest)
-	if err != nil {
-		return nil, err
-	}
-	closeFDs(fds) // the caller reads its own when it needs them
-	var req request
-	if err := decodeStrict(b, &req); err != nil {
-		return nil, err
-	}
-	return &req, nil
-}
-
 func errorReply(id uint64, err error) *reply {
 	return &reply{ID: id, Error: &replyError{Code: errorCode(err), Message: err.Error()}}
 }
