@@ -15,6 +15,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/huskrt/husk/agent/api"
 	"github.com/huskrt/husk/runtime/config"
@@ -386,5 +387,50 @@ func TestSandboxNetwork(t *testing.T) {
 	defer sb.Close(context.Background())
 	if n := len(hv.started[len(hv.started)-1].cfg.NICs); n != 0 {
 		t.Errorf("%d NICs without a namespace", n)
+	}
+}
+
+// TestReadNetworkIPv6: an IPv6 address and default route are read beside
+// IPv4's; the link-local address and the kernel's own routes are not (the
+// guest makes its own).
+func TestReadNetworkIPv6(t *testing.T) {
+	path, h := testPodNetns(t)
+	eth0, err := h.LinkByName("eth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.AddrAdd(eth0, &netlink.Addr{IPNet: &net.IPNet{IP: net.ParseIP("fd00:213::2"), Mask: net.CIDRMask(64, 128)},
+		Flags: unix.IFA_F_NODAD}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.RouteAdd(&netlink.Route{LinkIndex: eth0.Attrs().Index, Gw: net.ParseIP("fd00:213::1")}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := readNetwork(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.endpoints) != 1 || fmt.Sprint(p.endpoints[0].addrs) != "[10.213.0.2/24 fd00:213::2/64]" {
+		t.Fatalf("endpoints %+v", p.endpoints)
+	}
+	var v6 []string
+	for _, r := range p.routes {
+		if r.dst.Addr().Is6() {
+			v := r.view()
+			v6 = append(v6, v.Destination+" via "+v.Gateway)
+		}
+	}
+	if want := []string{"default via fd00:213::1"}; !slices.Equal(v6, want) {
+		t.Errorf("IPv6 routes %q, want %q", v6, want)
+	}
+	n := p.agentNetwork()
+	var gw6 bool
+	for _, r := range n.Routes {
+		if len(r.Destination.Ip) == 16 && r.Destination.PrefixLen == 0 && net.IP(r.Gateway).Equal(net.ParseIP("fd00:213::1")) {
+			gw6 = true
+		}
+	}
+	if !gw6 {
+		t.Errorf("the guest gets no IPv6 default route: %v", n.Routes)
 	}
 }
