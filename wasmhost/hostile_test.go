@@ -317,6 +317,12 @@ func TestStackIsBounded(t *testing.T) {
 	if !errors.Is(err, wasmhost.ErrTrap) || !strings.Contains(err.Error(), "call stack exhausted: its frames need over 8 MiB, husk's limit") {
 		t.Errorf("Decide: %v, want the call stack exhausted", err)
 	}
+	// A module may not take the counter's name.
+	if _, err := h.Load(context.Background(), watModule(t, `(global (export "husk.stack") (mut i32) (i32.const 0))`),
+		wasmhost.ModuleConfig{Name: "m", Timeout: time.Second, MemoryLimitPages: 16}); !errors.Is(err, wasmhost.ErrLoad) ||
+		!strings.Contains(err.Error(), `exports "husk.stack", a name husk gives its call-stack counter`) {
+		t.Errorf("a module exporting husk.stack: %v, want refused", err)
+	}
 	// wazero's stack slice is at most twice what the frames use, and it
 	// copies the old one as it grows: three times the bound in all.
 	if alloc > 3*wasmhost.MaxStackBytes {

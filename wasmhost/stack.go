@@ -151,6 +151,16 @@ func instrumentStack(wasm []byte) ([]byte, error) {
 			return wasm, nil
 		}
 		count, export = c, e[n:]
+		r := reader{b: export}
+		for range count {
+			name := r.u32()
+			if !r.bad && r.off+int(name) <= len(r.b) && string(r.b[r.off:r.off+int(name)]) == stackExport {
+				return nil, fmt.Errorf("exports %q, a name husk gives its call-stack counter", stackExport)
+			}
+			r.skip(int(name))
+			r.byte_() // kind
+			r.u32()   // index
+		}
 	}
 	export = append(appendU32(nil, count+1), export...)
 	export = appendU32(export, uint32(len(stackExport)))
