@@ -23,8 +23,9 @@ const checkUsage = `usage: huskctl check [--config PATH]
 Says what this host can run, handler by handler, and why not: for the VM
 handler, which hypervisor backends this host can use (builtin: whether
 /dev/kvm runs a guest and how fast; qemu: its binary, accelerator and agent
-channel), whether the guest image is built and intact, and whether
-mkfs.erofs is installed. Only the configured backend ([virt] hypervisor) is
+channel), whether the guest image is built and intact, whether VM pods
+can take a pod's network (a tap joined by tc: tun, sch_ingress, cls_u32,
+act_mirred), and whether mkfs.erofs is installed. Only the configured backend ([virt] hypervisor) is
 required. Exits 1 when the configured default handler cannot run here.
 `
 
@@ -84,6 +85,11 @@ func checkVirt(ctx context.Context, cfg *config.Config) []finding {
 	} else {
 		fs = append(fs, finding{what: "guest image", note: fmt.Sprintf("%s: %s %s, agent %.12s", cfg.Virt.GuestImage, m.Package, m.Version, m.Agent.SHA256)})
 	}
+	pn := finding{what: "pod network", optional: true, note: "a tap joined to the pod's interface by tc mirred"}
+	if err := virt.ProbePodNetwork(); err != nil {
+		pn.err, pn.note = err, "VM pods cannot take a network namespace's interfaces (CNI): load tun, sch_ingress, cls_u32 and act_mirred"
+	}
+	fs = append(fs, pn)
 	if p, err := exec.LookPath("mkfs.erofs"); err != nil {
 		fs = append(fs, finding{what: "mkfs.erofs", err: err, note: "install Debian's erofs-utils: root filesystems reach VMs as EROFS images"})
 	} else {

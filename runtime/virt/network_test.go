@@ -434,3 +434,17 @@ func TestReadNetworkIPv6(t *testing.T) {
 		t.Errorf("the guest gets no IPv6 default route: %v", n.Routes)
 	}
 }
+
+// TestProbePodNetwork: this host (root) can make what a pod network needs,
+// and the probe leaves no tap in the test's namespace.
+func TestProbePodNetwork(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("makes a network namespace: needs root")
+	}
+	if err := ProbePodNetwork(); err != nil {
+		t.Fatalf("probe: %v", err)
+	}
+	if _, err := netlink.LinkByName("huskprobe0"); err == nil {
+		t.Errorf("the probe's tap is in the test's namespace")
+	}
+}
