@@ -124,6 +124,7 @@ type reader struct {
 	b   []byte
 	off int
 	bad bool
+	err error // a count or length that cannot fit (vector, length)
 }
 
 func (r *reader) byte_() byte {

@@ -329,3 +329,50 @@ func TestStackIsBounded(t *testing.T) {
 		t.Errorf("the host allocated %d MiB for the module's call stack, want at most %d", alloc>>20, 3*wasmhost.MaxStackBytes>>20)
 	}
 }
+
+// TestTruncatedSectionIsRefused: a module whose section runs past its end
+// is refused before wazero sees it. wazero decodes such a section before
+// it finds it cut short and allocates for the counts it declares: this
+// 26-byte module (found by FuzzInstrumentStack), declaring a type of 2^32
+// parameters, made the process allocate 32 GiB and die.
+func TestTruncatedSectionIsRefused(t *testing.T) {
+	h := newHost(t, wasmhost.Config{MaxInstances: 1})
+	wasm := []byte("\x00asm\x01\x00\x00\x00\x01\x11\x03`\x80\x80\xfc\xff\x0fB \x86B\x80\x80\b\x84\x03")
+	_, err := h.Load(context.Background(), wasm, wasmhost.ModuleConfig{Name: "m", Timeout: time.Second, MemoryLimitPages: 16})
+	if !errors.Is(err, wasmhost.ErrLoad) || !strings.Contains(err.Error(), "malformed: section 1 at byte 8 runs past the end of the module") {
+		t.Errorf("Load: %v, want refused as malformed", err)
+	}
+}
+
+// TestDeclaredSizesAreChecked: wazero's decoder allocates for a count or
+// a length before reading what it counts. Each module here is a few
+// bytes: before, the code section's count, the name section's and the
+// element segment's killed the process (fatal error: out of memory), the
+// data segment's, the import name's and the custom section name's cost
+// 4 GiB each. Now each fails to load having cost nothing (the name
+// section is dropped: this one is then not a hook module).
+func TestDeclaredSizesAreChecked(t *testing.T) {
+	h := newHost(t, wasmhost.Config{MaxInstances: 1})
+	const header = "\x00asm\x01\x00\x00\x00"
+	for _, tt := range []struct {
+		name, wasm, msg string
+	}{
+		{"code section count", "\x0a\x05\xff\xff\xff\xff\x0f", "malformed: section 10 at byte 8: declares 4294967295 entries in 0 bytes"},
+		{"function names", "\x00\x0c\x04name\x01\x05\xff\xff\xff\xff\x0f", "does not export husk_hook_abi_v1"},
+		{"element segment", "\x09\x08\x01\x01\x00\xff\xff\xff\xff\x0f", "malformed: section 9 at byte 8: declares 4294967295 entries in 0 bytes"},
+		{"data segment", "\x05\x03\x01\x00\x01\x0b\x0a\x01\x00\x41\x00\x0b\xff\xff\xff\xff\x0f", "malformed: section 11 at byte 13: declares 4294967295 bytes where 0 are left"},
+		{"import name", "\x02\x06\x01\xff\xff\xff\xff\x0f", "malformed: section 2 at byte 8: declares 4294967295 bytes where 0 are left"},
+		{"custom section name", "\x00\x05\xff\xff\xff\xff\x0f", "malformed: section 0 at byte 8: declares 4294967295 bytes where 0 are left"},
+	} {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		_, err := h.Load(context.Background(), []byte(header+tt.wasm), wasmhost.ModuleConfig{Name: "m", Timeout: time.Second, MemoryLimitPages: 16})
+		runtime.ReadMemStats(&after)
+		if err == nil || !strings.Contains(err.Error(), tt.msg) {
+			t.Errorf("%s: %v, want %q", tt.name, err, tt.msg)
+		}
+		if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 16<<20 {
+			t.Errorf("%s: loading allocated %d MiB", tt.name, alloc>>20)
+		}
+	}
+}

@@ -104,7 +104,9 @@ func instrumentStack(wasm []byte) ([]byte, error) {
 	if p := find(sectionFunction); p != nil {
 		r := reader{b: p}
 		for range r.u32() {
-			funcs = append(funcs, r.u32())
+			if funcs = append(funcs, r.u32()); r.bad {
+				break
+			}
 		}
 		if r.bad {
 			return wasm, nil
@@ -154,6 +156,9 @@ func instrumentStack(wasm []byte) ([]byte, error) {
 		r := reader{b: export}
 		for range count {
 			name := r.u32()
+			if r.bad {
+				break
+			}
 			if !r.bad && r.off+int(name) <= len(r.b) && string(r.b[r.off:r.off+int(name)]) == stackExport {
 				return nil, fmt.Errorf("exports %q, a name husk gives its call-stack counter", stackExport)
 			}
@@ -214,7 +219,9 @@ func funcTypes(p []byte) ([]funcShape, error) {
 		for _, n := range []*uint32{&t.params, &t.results} {
 			*n = r.u32()
 			for range *n {
-				r.type_()
+				if r.type_(); r.bad {
+					break
+				}
 			}
 		}
 		types = append(types, t)

@@ -56,7 +56,11 @@ func boundModule(wasm []byte) ([]byte, error) {
 		start := off + 1 + n
 		end := start + int(size)
 		if !ok || end > len(wasm) || end < start {
-			return wasm, nil
+			// wazero decodes a section before it finds it cut short, and
+			// allocates for the counts it declares: a 26-byte module
+			// declaring a type of 2^32 parameters in a section running
+			// past the end made it allocate 32 GiB, killing the process.
+			return nil, fmt.Errorf("malformed: section %d at byte %d runs past the end of the module", id, off)
 		}
 		if limit, ok := sectionLimits[id]; ok {
 			if count, _, ok := readU32(wasm[start:end]); ok && count > limit.max {
@@ -75,7 +79,10 @@ func boundModule(wasm []byte) ([]byte, error) {
 		}
 		off = end
 	}
-	return limitTables(wasm)
+	if err := checkSizes(wasm); err != nil {
+		return nil, err
+	}
+	return limitTables(stripNames(wasm))
 }
 
 // maxParams bounds the parameters, and the results, of a function type,
