@@ -91,6 +91,11 @@ type Virt struct {
 	KernelParams []string `toml:"kernel_params"`
 	// BootTimeout bounds a VM's boot: from its start to the agent's answer.
 	BootTimeout Duration `toml:"boot_timeout"`
+	// AgentTimeout bounds each call to a VM's agent (long-polls get it on
+	// top of their own wait): an agent that does not answer in time fails
+	// the call. A guest emulated without KVM (TCG) under load needs more
+	// than the default.
+	AgentTimeout Duration `toml:"agent_timeout"`
 	// DiskSlots is how many root filesystems can be given to a running VM
 	// (containers created after its boot); the pod's first container's
 	// is one of them.
@@ -128,6 +133,7 @@ func Default() Config {
 			MemoryMiB:    256,
 			KernelParams: []string{},
 			BootTimeout:  "60s",
+			AgentTimeout: "10s",
 			DiskSlots:    8,
 			RootfsCache:  "/var/cache/husk/rootfs",
 		},

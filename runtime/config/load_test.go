@@ -169,6 +169,22 @@ log.level = "info"
 			},
 		},
 		{
+			name:    "agent_timeout",
+			files:   map[string]string{"config.toml": "[virt]\nagent_timeout = \"1m\"\n"},
+			want:    func(c *Config) { c.Virt.AgentTimeout = "1m" },
+			sources: []string{"config.toml"},
+		},
+		{
+			name:  "bad agent_timeout",
+			files: map[string]string{"config.toml": "[virt]\nagent_timeout = \"0s\"\n"},
+			errs:  []wantErr{{"config.toml", 2, 1, "virt.agent_timeout"}},
+		},
+		{
+			name:  "agent_timeout over its bound",
+			files: map[string]string{"config.toml": "[virt]\nagent_timeout = \"11m\"\n"},
+			errs:  []wantErr{{"config.toml", 2, 1, "virt.agent_timeout"}},
+		},
+		{
 			name:  "unclean state_dir",
 			files: map[string]string{"config.toml": "[runtime]\nstate_dir = \"/run//husk/\"\n"},
 			errs:  []wantErr{{"config.toml", 2, 1, "runtime.state_dir"}},

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"time"
 )
 
 // problem is a value that failed validation: the dotted key it is about and
@@ -45,6 +46,10 @@ func (l *Log) validate() []problem {
 
 // maxDiskSlots bounds [virt] disk_slots: a VM's virtio-mmio devices.
 const maxDiskSlots = 16
+
+// maxAgentTimeout bounds [virt] agent_timeout: a call to a guest longer
+// than this is a hung guest, not a slow one.
+const maxAgentTimeout = 10 * time.Minute
 
 func (v *Virt) validate() []problem {
 	var ps []problem
@@ -90,6 +95,11 @@ func (v *Virt) validate() []problem {
 		ps = append(ps, problem{"boot_timeout", err})
 	} else if d <= 0 {
 		ps = append(ps, problem{"boot_timeout", fmt.Errorf("%s: want a positive duration", v.BootTimeout)})
+	}
+	if d, err := v.AgentTimeout.Parse(); err != nil {
+		ps = append(ps, problem{"agent_timeout", err})
+	} else if d <= 0 || d > maxAgentTimeout {
+		ps = append(ps, problem{"agent_timeout", fmt.Errorf("%s: want a positive duration of at most %v", v.AgentTimeout, maxAgentTimeout)})
 	}
 	if v.DiskSlots < 1 || v.DiskSlots > maxDiskSlots {
 		ps = append(ps, problem{"disk_slots", fmt.Errorf("%d: want 1 to %d", v.DiskSlots, maxDiskSlots)})

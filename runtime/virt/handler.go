@@ -95,6 +95,10 @@ func (h *Handler) NewSandbox(ctx context.Context, req *handler.SandboxRequest) (
 	if err != nil {
 		return nil, fmt.Errorf("virt.boot_timeout: %w", err)
 	}
+	call, err := cfg.AgentTimeout.Parse()
+	if err != nil {
+		return nil, fmt.Errorf("virt.agent_timeout: %w", err)
+	}
 	dir := vmDir(req.StateDir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
@@ -131,6 +135,7 @@ func (h *Handler) NewSandbox(ctx context.Context, req *handler.SandboxRequest) (
 		network: pn.agentNetwork(),
 		nics:    nics,
 		boot:    boot,
+		call:    call,
 		cache:   cfg.RootfsCache,
 	})
 	if err != nil {

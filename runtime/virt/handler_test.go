@@ -357,19 +357,17 @@ func (h *hostileAgent) WaitProcess(ctx context.Context, r *api.WaitProcessReques
 // within the call's deadline, one that answers nonsense ends the process
 // with an error instead of a made-up status; the handler serves on.
 func TestHostileAgent(t *testing.T) {
-	old := agentCallTimeout
-	agentCallTimeout = 2 * time.Second
-	t.Cleanup(func() { agentCallTimeout = old })
-
+	const callTimeout = 2 * time.Second
 	t.Run("never answers", func(t *testing.T) {
 		e := newEnv(t)
+		e.cfg.Virt.AgentTimeout = config.Duration(callTimeout.String())
 		hostile := &hostileAgent{hangCreate: true, release: make(chan struct{})}
 		defer close(hostile.release)
 		e.hv.wrap = func(s api.AgentService) api.AgentService { hostile.AgentService = s; return hostile }
 		sb := e.sandbox()
 		start := time.Now()
 		_, err := sb.Create(e.ctx, e.request("c1", handler.Stdio{}, "true"))
-		if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > agentCallTimeout+5*time.Second {
+		if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > callTimeout+5*time.Second {
 			t.Fatalf("create against a silent agent: %v after %v", err, time.Since(start))
 		}
 		if vm := e.hv.started[0]; len(vm.disks) != 0 {

@@ -23,19 +23,18 @@ const (
 	oomPoll = 2 * time.Second
 )
 
-// agentCallTimeout bounds every call to an agent (long-polls get their
-// poll on top); a variable for the hostile-agent tests.
-var agentCallTimeout = client.DefaultCallTimeout
-
 type sandboxConfig struct {
 	id, hostname string
 	stateDir     string // the sandbox's (the VM's cgroup record)
 	hv           Hypervisor
 	vm           VMConfig
 	boot         time.Duration
-	cache        string
-	network      *api.Network // the guest's; nil: loopback only
-	nics         *podNICs     // the taps in the pod's namespace; nil: none
+	// call bounds every call to the agent ([virt] agent_timeout;
+	// long-polls get their poll on top).
+	call    time.Duration
+	cache   string
+	network *api.Network // the guest's; nil: loopback only
+	nics    *podNICs     // the taps in the pod's namespace; nil: none
 }
 
 // sandbox is a pod's VM and its agent.
@@ -72,7 +71,7 @@ func startSandbox(ctx context.Context, cfg sandboxConfig) (_ *sandbox, retErr er
 			_ = vm.Stop(sctx)
 		}
 	}()
-	cl, check, err := connect(ctx, vm, cfg.boot)
+	cl, check, err := connect(ctx, vm, cfg.boot, cfg.call)
 	if err != nil {
 		return nil, fmt.Errorf("the agent of %s's VM: %w", cfg.id, err)
 	}
@@ -97,8 +96,9 @@ func startSandbox(ctx context.Context, cfg sandboxConfig) (_ *sandbox, retErr er
 	return s, nil
 }
 
-// connect dials the agent until it answers Check, within boot.
-func connect(ctx context.Context, vm VM, boot time.Duration) (*client.Client, client.CheckResult, error) {
+// connect dials the agent until it answers Check, within boot; the client
+// bounds each later call by call.
+func connect(ctx context.Context, vm VM, boot, call time.Duration) (*client.Client, client.CheckResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, boot)
 	defer cancel()
 	var last error
@@ -110,7 +110,7 @@ func connect(ctx context.Context, vm VM, boot time.Duration) (*client.Client, cl
 		}
 		conn, err := vm.Dial(ctx, api.AgentPort)
 		if err == nil {
-			cl := client.New(conn, client.Options{CallTimeout: agentCallTimeout})
+			cl := client.New(conn, client.Options{CallTimeout: call})
 			cctx, ccancel := context.WithTimeout(ctx, 2*time.Second)
 			check, err := cl.Check(cctx)
 			ccancel()

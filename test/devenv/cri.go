@@ -133,9 +133,15 @@ const VirtHandler = "husk-vm"
 func VirtStateDir(dir string) string { return filepath.Join(dir, "husk-vm-state") }
 func VirtCacheDir(dir string) string { return filepath.Join(dir, "husk-vm-cache") }
 
-// VirtBootTimeout is VirtHandler's virt.boot_timeout: generous, as several
-// VMs booting at once under TCG share the host's CPUs.
-const VirtBootTimeout = "300s"
+// VirtBootTimeout and VirtAgentTimeout are VirtHandler's
+// virt.boot_timeout and virt.agent_timeout: generous, as several VMs
+// emulated by TCG share the host's two CPUs with other tests (five pods
+// starting at once had an agent's CreateContainer take more than the
+// default 10 s).
+const (
+	VirtBootTimeout  = "300s"
+	VirtAgentTimeout = "60s"
+)
 
 // criTOML renders the CRI plugins' configuration (containerd config version
 // 3 keys, as of v2.4.2) for a bench rooted at dir; virtGuest, when set,
@@ -200,6 +206,7 @@ func criTOML(dir string, net CNINetwork, huskConfig, virtGuest string) string {
 		w("        hypervisor = 'qemu'\n")
 		w("        guest_image = '%s'\n", virtGuest)
 		w("        boot_timeout = '%s'\n", VirtBootTimeout)
+		w("        agent_timeout = '%s'\n", VirtAgentTimeout)
 		w("        rootfs_cache = '%s'\n", VirtCacheDir(dir))
 	}
 

@@ -89,6 +89,7 @@ func TestCRIConfigKeys(t *testing.T) {
 		{[]string{"plugins", runtime, "containerd", "runtimes", VirtHandler, "options", "virt", "hypervisor"}, "qemu"},
 		{[]string{"plugins", runtime, "containerd", "runtimes", VirtHandler, "options", "virt", "guest_image"}, "/opt/guest"},
 		{[]string{"plugins", runtime, "containerd", "runtimes", VirtHandler, "options", "virt", "boot_timeout"}, VirtBootTimeout},
+		{[]string{"plugins", runtime, "containerd", "runtimes", VirtHandler, "options", "virt", "agent_timeout"}, VirtAgentTimeout},
 		{[]string{"plugins", server, "stream_server_address"}, "127.0.0.1"},
 		{[]string{"plugins", server, "stream_server_port"}, "0"},
 		{[]string{"plugins", server, "disable_tcp_service"}, true},
