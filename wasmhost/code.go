@@ -21,9 +21,11 @@ var errBranchCost = fmt.Errorf("its control flow would cost wazero too much to c
 // declarations skips groups local declarations (a count and a type each)
 // and returns how many locals they declare.
 func (r *reader) declarations(groups uint32) (n uint64) {
-	for range groups {
+	for range groups { // each group takes bytes: a count past them stops at the end
 		n += uint64(r.u32())
-		r.type_()
+		if r.type_(); r.bad {
+			break
+		}
 	}
 	return n
 }
@@ -49,7 +51,9 @@ func (r *reader) instruction() (control uint64, ok bool) {
 	case op == 0x0e: // br_table
 		targets := r.u32()
 		for range targets {
-			r.leb()
+			if r.leb(); r.bad {
+				break
+			}
 		}
 		r.leb()
 		return uint64(targets) + 1, true
@@ -60,7 +64,9 @@ func (r *reader) instruction() (control uint64, ok bool) {
 			if kind := r.byte_(); kind <= 1 {
 				r.leb() // tag
 			}
-			r.leb() // label
+			if r.leb(); r.bad { // label
+				break
+			}
 		}
 		return uint64(clauses) + 1, true
 	case op == 0x00, op == 0x01, op == 0x0a, op == 0x0f, op == 0x1a, op == 0x1b, op == 0xd1, op == 0xd3,
@@ -75,7 +81,9 @@ func (r *reader) instruction() (control uint64, ok bool) {
 	case op == 0x1c: // select t*
 		types := r.u32()
 		for range types {
-			r.type_()
+			if r.type_(); r.bad {
+				break
+			}
 		}
 	case op >= 0x28 && op <= 0x3e:
 		r.memarg()

@@ -376,3 +376,35 @@ func TestDeclaredSizesAreChecked(t *testing.T) {
 		}
 	}
 }
+
+// TestDeclaredCountsEndWithTheBody: a count in a function body (local
+// declaration groups, br_table targets, select types) is walked only as
+// far as the body's bytes go. Before, the walk that bounds a module's
+// control flow went on reading past the end for all of a count of 2^32:
+// 4 s of CPU per such body, before any deadline (found by
+// FuzzInstrumentStack); 16 of them cost a minute.
+func TestDeclaredCountsEndWithTheBody(t *testing.T) {
+	h := newHost(t, wasmhost.Config{MaxInstances: 1})
+	const bodies = 16
+	var code []byte
+	for range bodies { // (local declarations: 2^32-1 groups, then nothing)
+		code = append(code, 6, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x00)
+	}
+	funcs := append([]byte{bodies}, make([]byte, bodies)...) // each of type 0
+	wasm := []byte("\x00asm\x01\x00\x00\x00\x01\x04\x01\x60\x00\x00")
+	wasm = append(append(wasm, 3, byte(len(funcs))), funcs...)
+	wasm = append(append(wasm, 10, byte(len(code)+1), bodies), code...)
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.Load(context.Background(), wasm, wasmhost.ModuleConfig{Name: "m", Timeout: time.Second, MemoryLimitPages: 16})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("Load of a module of cut-short bodies succeeded")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("loading 16 cut-short function bodies still ran after 10 s")
+	}
+}
