@@ -47,10 +47,6 @@ type podNamespaces struct {
 	pidEnded chan struct{}
 }
 
-// podNamespaceTypes are the namespace types a container can share with
-// its pod in the guest.
-var podNamespaceTypes = []specs.LinuxNamespaceType{specs.IPCNamespace, specs.UTSNamespace, specs.PIDNamespace}
-
 // joinPod rewrites spec's namespaces that name a path (the host's mark of
 // "the pod's") into the pod's namespaces in the guest, making them on
 // first use; hostname is the pod's, given to its UTS namespace. A path on
