@@ -349,8 +349,10 @@ func TestTruncatedSectionIsRefused(t *testing.T) {
 // bytes: before, the code section's count, the name section's and the
 // element segment's killed the process (fatal error: out of memory), the
 // data segment's, the import name's and the custom section name's cost
-// 4 GiB each. Now each fails to load having cost nothing (the name
-// section is dropped: this one is then not a hook module).
+// 4 GiB each, and a function count cut short at its section's end, which
+// wazero reads on into the next section, 3 GiB. Now each fails to load
+// having cost nothing (the name section is dropped: that module is then
+// not a hook module).
 func TestDeclaredSizesAreChecked(t *testing.T) {
 	h := newHost(t, wasmhost.Config{MaxInstances: 1})
 	const header = "\x00asm\x01\x00\x00\x00"
@@ -363,6 +365,7 @@ func TestDeclaredSizesAreChecked(t *testing.T) {
 		{"data segment", "\x05\x03\x01\x00\x01\x0b\x0a\x01\x00\x41\x00\x0b\xff\xff\xff\xff\x0f", "malformed: section 11 at byte 13: declares 4294967295 bytes where 0 are left"},
 		{"import name", "\x02\x06\x01\xff\xff\xff\xff\x0f", "malformed: section 2 at byte 8: declares 4294967295 bytes where 0 are left"},
 		{"custom section name", "\x00\x05\xff\xff\xff\xff\x0f", "malformed: section 0 at byte 8: declares 4294967295 bytes where 0 are left"},
+		{"function count cut short", "\x03\x04\x8d\x8d\x8d\x8d\x03\x01\x00", "malformed: section 3 at byte 8: a count or length runs past the end of its section"},
 	} {
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)

@@ -1,6 +1,9 @@
 package wasmhost
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
 
 // wazero's decoder allocates for a count or a length as soon as it reads
 // it, before it reads what is counted: a code section declaring 2^32
@@ -87,6 +90,7 @@ func checkSizes(wasm []byte) error {
 // one byte can follow.
 func (r *reader) vector() uint32 {
 	count := r.u32()
+	r.cutShort()
 	if !r.bad && uint64(count) > uint64(len(r.b)-r.off) && r.err == nil {
 		r.err = fmt.Errorf("declares %d entries in %d bytes", count, len(r.b)-r.off)
 	}
@@ -96,10 +100,21 @@ func (r *reader) vector() uint32 {
 // length reads a byte length and checks that as many bytes follow.
 func (r *reader) length() uint32 {
 	n := r.u32()
+	r.cutShort()
 	if !r.bad && uint64(n) > uint64(len(r.b)-r.off) && r.err == nil {
 		r.err = fmt.Errorf("declares %d bytes where %d are left", n, len(r.b)-r.off)
 	}
 	return n
+}
+
+// cutShort records a count or length that runs past the end of its
+// section: wazero reads on into the next section's bytes and takes what
+// it finds for the count (a function section of "\x8d\x8d\x8d\x8d"
+// followed by a 3 made it allocate 3 GiB).
+func (r *reader) cutShort() {
+	if r.bad && r.err == nil {
+		r.err = errors.New("a count or length runs past the end of its section")
+	}
 }
 
 // name skips a name (a length and its bytes).
