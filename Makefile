@@ -90,7 +90,7 @@ fuzz-short:
 demo: tools build guest
 	$(BIN)/huskctl dev demo --tools $(TOOLS) --shim-dir $(CURDIR)/$(BIN) --guest $(CURDIR)/.tools/guest
 
-bench: tools build
+bench: tools build guest
 	$(GO) run ./test/bench --tools $(TOOLS) --shim-dir $(CURDIR)/$(BIN)
 
 clean:

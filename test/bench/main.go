@@ -34,6 +34,7 @@ type result struct {
 	Wasm    *wasmResult            `json:"wasm,omitempty"`
 	VMM     *vmmResult             `json:"vmm,omitempty"`
 	Hooks   *hooksResult           `json:"hooks,omitempty"`
+	Pods    *podsResult            `json:"cri_pods,omitempty"`
 }
 
 type densityInfo struct {
@@ -78,6 +79,11 @@ func run(tools, shimDir string, runs int) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
+	if *podsOnly { // the CRI pod rows alone (pods.go)
+		pods, err := benchPods(ctx, dir, tools, shimDir, *podRuns)
+		printPodsTable(pods)
+		return err
+	}
 	c, err := devenv.Start(ctx, devenv.Options{Dir: filepath.Join(dir, "c"), ToolsBin: tools, ShimDir: shimDir, LogLevel: "warn"})
 	if err != nil {
 		return err
@@ -131,6 +137,9 @@ func run(tools, shimDir string, runs int) error {
 		return err
 	}
 	res.VMM = benchVMM(ctx) // P7, P8, P9, P10, P12 (vmm.go, p12.go); reports what it could not measure
+	if res.Pods, err = benchPods(ctx, dir, tools, shimDir, *podRuns); err != nil {
+		return err
+	}
 	if err := save(res); err != nil {
 		return err
 	}
@@ -138,6 +147,7 @@ func run(tools, shimDir string, runs int) error {
 	printWasmTable(res.Wasm)
 	printVMMTable(res.VMM)
 	printHooksTable(res.Hooks)
+	printPodsTable(res.Pods)
 	return nil
 }
 
