@@ -55,3 +55,25 @@ func TestGuestNamespaces(t *testing.T) {
 		t.Errorf("guest spec namespaces %+v, want %+v", g.Linux.Namespaces, tests[0].want)
 	}
 }
+
+// TestGuestSpecKeepsResources: a container's limits reach the guest in its
+// spec (the agent's Linux engine applies them with cgroups there), under
+// the guest's cgroup path for it.
+func TestGuestSpecKeepsResources(t *testing.T) {
+	limit, quota := int64(64<<20), int64(50000)
+	res := &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: &limit}, CPU: &specs.LinuxCPU{Quota: &quota}}
+	b, err := guestSpec(&specs.Spec{Linux: &specs.Linux{Resources: res, CgroupsPath: "/kubepods/pod1/c"}}, "pod", "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g specs.Spec
+	if err := json.Unmarshal(b, &g); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(g.Linux.Resources, res) {
+		t.Errorf("guest spec resources %+v, want %+v", g.Linux.Resources, res)
+	}
+	if g.Linux.CgroupsPath != "/husk/pod/c" {
+		t.Errorf("guest cgroup %q, want /husk/pod/c", g.Linux.CgroupsPath)
+	}
+}
