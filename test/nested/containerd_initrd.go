@@ -129,6 +129,11 @@ level = "info"
 guest_image = "/var/cache/husk/guest"
 rootfs_cache = "/var/cache/husk/rootfs"
 kernel_params = ["` + ContainerdGuestMarker + `"]
+# The inner guests run under KVM inside an outer guest that QEMU emulates
+# (TCG): on a loaded two-core CI machine one agent call (an exec's
+# StartProcess) took longer than the default 10 s. The scenario tests what
+# works, not how fast; a call that hangs still fails.
+agent_timeout = "60s"
 `
 
 // ContainerdGuestMarker is on the command line of the guests the VM
