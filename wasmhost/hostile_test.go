@@ -365,6 +365,8 @@ func TestDeclaredSizesAreChecked(t *testing.T) {
 		{"data segment", "\x05\x03\x01\x00\x01\x0b\x0a\x01\x00\x41\x00\x0b\xff\xff\xff\xff\x0f", "malformed: section 11 at byte 13: declares 4294967295 bytes where 0 are left"},
 		{"import name", "\x02\x06\x01\xff\xff\xff\xff\x0f", "malformed: section 2 at byte 8: declares 4294967295 bytes where 0 are left"},
 		{"custom section name", "\x00\x05\xff\xff\xff\xff\x0f", "malformed: section 0 at byte 8: declares 4294967295 bytes where 0 are left"},
+		// wazero panicked on this one (makeslice: len out of range).
+		{"local declarations past the body", "\x0a\x17\x04\x05\x020\x7f0c0000000000000000", "wazero failed decoding the module"},
 		{"function count cut short", "\x03\x04\x8d\x8d\x8d\x8d\x03\x01\x00", "malformed: section 3 at byte 8: a count or length runs past the end of its section"},
 	} {
 		var before, after runtime.MemStats

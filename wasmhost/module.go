@@ -97,7 +97,7 @@ func (h *Host) Load(ctx context.Context, wasm []byte, cfg ModuleConfig) (*Module
 func (m *Module) load(ctx context.Context, wasm []byte) error {
 	unlock := m.host.compileLock(wasm)
 	cctx, cancel := context.WithTimeout(experimental.WithCompilationWorkers(ctx, compileWorkers), m.host.cfg.CompileTimeout)
-	compiled, err := m.rt.CompileModule(cctx, wasm)
+	compiled, err := compileModule(cctx, m.rt, wasm)
 	late := cctx.Err() != nil && ctx.Err() == nil
 	cancel()
 	unlock()
@@ -145,6 +145,20 @@ func (m *Module) load(ctx context.Context, wasm []byte) error {
 	}
 	m.base = base
 	return nil
+}
+
+// compileModule compiles wasm in rt, turning a panic of wazero's decoder
+// into an error: a 33-byte module whose local declarations ran past its
+// function body made wazero panic (makeslice: len out of range), which
+// would have ended the shim. (Functions are compiled on wazero's worker
+// goroutines, where nothing of husk's can recover; decoding happens here.)
+func compileModule(ctx context.Context, rt wazero.Runtime, wasm []byte) (_ wazero.CompiledModule, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("wazero failed decoding the module: %v", r)
+		}
+	}()
+	return rt.CompileModule(ctx, wasm)
 }
 
 // Name returns the module's name.

@@ -29,12 +29,12 @@ func FuzzInstrumentStack(f *testing.F) {
 		if err != nil {
 			return
 		}
-		orig, err := rt.CompileModule(ctx, wasm)
+		orig, err := compileModule(ctx, rt, wasm)
 		if err != nil {
 			return
 		}
 		_ = orig.Close(ctx)
-		inst, err := rt.CompileModule(ctx, out)
+		inst, err := compileModule(ctx, rt, out)
 		if err != nil {
 			t.Fatalf("wazero accepts the module but not its instrumented form: %v", err)
 		}
