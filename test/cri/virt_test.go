@@ -350,7 +350,8 @@ func TestVirtPodSizing(t *testing.T) {
 
 // TestVirtPodMemoryLimit: a container's memory limit is applied by the
 // guest's cgroups (its own, not the VM's): a container that goes over is
-// OOM-killed in the guest and the CRI reports it as OOMKilled; crictl
+// OOM-killed in the guest and the CRI reports it as OOMKilled, as it does
+// a container without a limit that runs the VM out of memory; crictl
 // update changes another container's limit in the guest.
 func TestVirtPodMemoryLimit(t *testing.T) {
 	p := runVirtPod(t, podOpts{})
@@ -373,23 +374,29 @@ func TestVirtPodMemoryLimit(t *testing.T) {
 			Reason   string `json:"reason"`
 		} `json:"status"`
 	}
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		if err := json.Unmarshal([]byte(crictl(t, "inspect", "-o", "json", hog)), &st); err != nil {
-			t.Fatal(err)
+	// A container without a limit that takes more than the VM has is
+	// killed by the guest's own OOM killer, and that too is reported as
+	// OOMKilled (cgroup v2 counts every OOM kill of its processes).
+	vmHog := p.startIn(t, "vmhog", nil, "dd", "if=/dev/zero", "of=/dev/null", "bs=200M", "count=1")
+	for _, c := range []string{hog, vmHog} {
+		for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+			if err := json.Unmarshal([]byte(crictl(t, "inspect", "-o", "json", c)), &st); err != nil {
+				t.Fatal(err)
+			}
+			if st.Status.State == "CONTAINER_EXITED" || time.Now().After(deadline) {
+				break
+			}
 		}
-		if st.Status.State == "CONTAINER_EXITED" || time.Now().After(deadline) {
-			break
+		if st.Status.State != "CONTAINER_EXITED" || st.Status.Reason != "OOMKilled" || st.Status.ExitCode != 137 {
+			t.Errorf("container %.13s: %+v, want exited 137 with reason OOMKilled", c, st.Status)
 		}
-	}
-	if st.Status.State != "CONTAINER_EXITED" || st.Status.Reason != "OOMKilled" || st.Status.ExitCode != 137 {
-		t.Errorf("hog: %+v, want exited 137 with reason OOMKilled", st.Status)
 	}
 	// The VM and its other container live on.
 	if out := execSync(t, limited, "echo", "alive"); out != "alive\n" {
-		t.Errorf("limited after the hog's OOM kill: %q", out)
+		t.Errorf("limited after the hogs' OOM kills: %q", out)
 	}
 	crictl(t, "stop", "--timeout", "10", limited)
-	crictl(t, "rm", limited, hog)
+	crictl(t, "rm", limited, hog, vmHog)
 }
 
 // memoryLimit reads container id's memory limit from its cgroup in the
