@@ -19,7 +19,8 @@ var (
 	suite devenv.Suite
 	bench *devenv.Containerd
 	// hostNetns is /var/run/netns as the run found it; tests check that
-	// nothing is added there (the bench mounts pod netns under its state).
+	// the CRI adds no namespace there (the bench mounts pod netns under
+	// its state).
 	hostNetns []string
 )
 
