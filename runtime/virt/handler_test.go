@@ -333,7 +333,18 @@ type hostileAgent struct {
 	api.AgentService
 	hangCreate bool // CreateContainer never answers
 	badWait    bool // WaitProcess answers an exit status no process has
-	release    chan struct{}
+	// lateStart starts an exec but answers StartProcess only at release,
+	// as a guest too slow for the call's deadline does.
+	lateStart bool
+	release   chan struct{}
+}
+
+func (h *hostileAgent) StartProcess(ctx context.Context, r *api.StartProcessRequest) (*api.StartProcessResponse, error) {
+	resp, err := h.AgentService.StartProcess(ctx, r)
+	if h.lateStart {
+		<-h.release
+	}
+	return resp, err
 }
 
 func (h *hostileAgent) CreateContainer(ctx context.Context, r *api.CreateContainerRequest) (*api.CreateContainerResponse, error) {
@@ -372,6 +383,45 @@ func TestHostileAgent(t *testing.T) {
 		}
 		if vm := e.hv.started[0]; len(vm.disks) != 0 {
 			t.Errorf("failed create left disks %v", vm.disks)
+		}
+	})
+	t.Run("starts an exec after the deadline", func(t *testing.T) {
+		e := newEnv(t)
+		e.cfg.Virt.AgentTimeout = config.Duration(callTimeout.String())
+		hostile := &hostileAgent{lateStart: true, release: make(chan struct{})}
+		defer close(hostile.release)
+		e.hv.wrap = func(s api.AgentService) api.AgentService { hostile.AgentService = s; return hostile }
+		sb := e.sandbox()
+		c, err := sb.Create(e.ctx, e.request("c1", handler.Stdio{}, "sleep", "1000"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Init().Start(e.ctx); err != nil {
+			t.Fatal(err)
+		}
+		x, err := c.Exec(e.ctx, "x1", &specs.Process{Args: []string{"sleep", "1000"}, Cwd: "/", Env: []string{"PATH=/bin"}}, handler.Stdio{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := x.Start(e.ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("start past the deadline: %v", err)
+		}
+		if pids, err := c.Pids(e.ctx); err != nil || len(pids) != 2 {
+			t.Fatalf("pids %v, %v; want the init and the exec the guest started", pids, err)
+		}
+		// The guest started it all the same; deleting the exec ends it
+		// (before, the agent refused: "is running") and the container is
+		// left with its init alone.
+		if err := x.Close(e.ctx); err != nil {
+			t.Fatalf("closing an exec the guest runs: %v", err)
+		}
+		if pids, err := c.Pids(e.ctx); err != nil || len(pids) != 1 {
+			t.Errorf("pids after the exec's close %v, %v; want the init's alone", pids, err)
+		}
+		_ = c.Init().Signal(e.ctx, syscall.SIGKILL, true)
+		waitExit(t, c.Init())
+		if err := c.Delete(e.ctx); err != nil {
+			t.Errorf("delete: %v", err)
 		}
 	})
 	t.Run("answers nonsense", func(t *testing.T) {

@@ -137,11 +137,38 @@ func (p *process) Close(ctx context.Context) error {
 		p.streams.close()
 	}
 	if p.execID != "" && p.sb.deadErr() == nil {
-		if err := p.sb.cl.DeleteProcess(ctx, p.c.id, p.execID); err != nil && !errdefs.IsNotFound(err) {
+		err := p.sb.cl.DeleteProcess(ctx, p.c.id, p.execID)
+		if errdefs.IsFailedPrecondition(err) {
+			// The agent still runs it: a start whose call's deadline
+			// passed on the host went ahead in the guest. The process
+			// the host gave up on ends here rather than with the VM.
+			err = p.end(ctx)
+		}
+		if err != nil && !errdefs.IsNotFound(err) {
 			return fmt.Errorf("exec %s of %s: %w", p.execID, p.c.id, err)
 		}
 	}
 	return nil
+}
+
+// end kills an exec the agent still runs, waits for its exit (bounded by
+// closeGrace) and has the agent forget it.
+func (p *process) end(ctx context.Context) error {
+	if err := p.sb.cl.SignalProcess(ctx, p.c.id, p.execID, uint32(syscall.SIGKILL), false); err != nil && !errdefs.IsNotFound(err) {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, closeGrace)
+	defer cancel()
+	for {
+		r, err := p.sb.cl.WaitProcess(ctx, p.c.id, p.execID, time.Second)
+		if err != nil {
+			return err
+		}
+		if r.Exited {
+			break
+		}
+	}
+	return p.sb.cl.DeleteProcess(ctx, p.c.id, p.execID)
 }
 
 // callErr says, for a failed call, that the VM is gone if it is.
