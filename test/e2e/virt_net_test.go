@@ -17,7 +17,6 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
-	"github.com/huskrt/husk/internal/guestimage"
 	"github.com/huskrt/husk/test/devenv"
 )
 
@@ -151,36 +150,6 @@ func (p *testPodNet) leftovers(t *testing.T) []string {
 	return left
 }
 
-// qemuVirtConfig is a husk configuration whose VMs run on QEMU with the
-// guest image in .tools/guest; it skips (fails under CI) without them.
-func qemuVirtConfig(t *testing.T) string {
-	t.Helper()
-	ci := os.Getenv("CI") != ""
-	root, err := devenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	guest := filepath.Join(root, ".tools", "guest")
-	if _, err := guestimage.Load(guest); err != nil {
-		if ci {
-			t.Fatalf("no guest image (make test builds it): %v", err)
-		}
-		t.Skipf("needs the guest image (make guest): %v", err)
-	}
-	if err := unix.Access(qemuBinary, unix.X_OK); err != nil {
-		if ci {
-			t.Fatalf("no %s (hack/install-tools.sh installs qemu-system-x86): %v", qemuBinary, err)
-		}
-		t.Skipf("needs %s (apt-get install qemu-system-x86): %v", qemuBinary, err)
-	}
-	cfg := filepath.Join(t.TempDir(), "qemu.toml")
-	toml := "[virt]\nhypervisor = \"qemu\"\nguest_image = \"" + guest + "\"\nboot_timeout = \"180s\"\n"
-	if err := os.WriteFile(cfg, []byte(toml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return cfg
-}
-
 // guestServer is a VM container's command: it answers each connection on
 // port 8080 with a greeting and its eth0's addresses, one after another.
 const guestServer = `while true; do { echo hello from the guest; ip -o -4 addr show dev eth0; } | nc -l -p 8080; done`
@@ -236,7 +205,7 @@ func TestVMPodNetworkOnQEMU(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots a VM in QEMU (TCG without KVM: about 15 s); skipped with -short")
 	}
-	cfg := qemuVirtConfig(t)
+	cfg, _ := qemuVirtConfig(t)
 	pod := newTestPodNet(t)
 	id := name(t, "")
 	cleanupContainer(t, id)
@@ -247,26 +216,7 @@ func TestVMPodNetworkOnQEMU(t *testing.T) {
 	if left := pod.leftovers(t); len(left) != 3 {
 		t.Errorf("while the pod runs the namespace has %q, want a tap and two ingress qdiscs", left)
 	}
-	if _, stderr, err := b.Ctr(ctx, "task", "kill", "-s", "SIGKILL", id); err != nil {
-		t.Fatalf("ctr task kill: %v\n%s", err, stderr)
-	}
-	for {
-		if _, _, err := b.Ctr(ctx, "task", "delete", id); err == nil {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("the killed task %s was never deleted", id)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	if _, stderr, err := b.Ctr(ctx, "container", "delete", id); err != nil {
-		t.Fatalf("ctr container delete: %v\n%s", err, stderr)
-	}
-	requireClean(t, id)
-	if pids := qemuOf(id); len(pids) > 0 {
-		t.Errorf("QEMU %v of %s still runs after its task and container were deleted", pids, id)
-	}
+	removeVMContainer(ctx, t, b, id)
 	if left := pod.leftovers(t); len(left) > 0 {
 		t.Errorf("left in the pod's namespace: %q", left)
 	}

@@ -29,30 +29,7 @@ func TestVMContainerOnQEMU(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots a VM in QEMU (TCG without KVM: about 15 s); skipped with -short")
 	}
-	ci := os.Getenv("CI") != ""
-	root, err := devenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	guest := filepath.Join(root, ".tools", "guest")
-	m, err := guestimage.Load(guest)
-	if err != nil {
-		if ci {
-			t.Fatalf("no guest image (make test builds it): %v", err)
-		}
-		t.Skipf("needs the guest image (make guest): %v", err)
-	}
-	if err := unix.Access(qemuBinary, unix.X_OK); err != nil {
-		if ci {
-			t.Fatalf("no %s (hack/install-tools.sh installs qemu-system-x86): %v", qemuBinary, err)
-		}
-		t.Skipf("needs %s (apt-get install qemu-system-x86): %v", qemuBinary, err)
-	}
-	cfg := filepath.Join(t.TempDir(), "qemu.toml")
-	toml := "[virt]\nhypervisor = \"qemu\"\nguest_image = \"" + guest + "\"\nboot_timeout = \"180s\"\n"
-	if err := os.WriteFile(cfg, []byte(toml), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfg, m := qemuVirtConfig(t)
 	id := name(t, "")
 	cleanupContainer(t, id)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -82,26 +59,7 @@ func TestVMContainerOnQEMU(t *testing.T) {
 	if pids := qemuOf(id2); len(pids) != 1 {
 		t.Errorf("QEMU processes of the running %s: %v, want one", id2, pids)
 	}
-	if _, stderr, err := b.Ctr(ctx, "task", "kill", "-s", "SIGKILL", id2); err != nil {
-		t.Fatalf("ctr task kill: %v\n%s", err, stderr)
-	}
-	for {
-		if _, _, err := b.Ctr(ctx, "task", "delete", id2); err == nil {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("the killed task %s was never deleted", id2)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	if _, stderr, err := b.Ctr(ctx, "container", "delete", id2); err != nil {
-		t.Fatalf("ctr container delete: %v\n%s", err, stderr)
-	}
-	requireClean(t, id2)
-	if pids := qemuOf(id2); len(pids) > 0 {
-		t.Errorf("QEMU %v of %s still runs after its task and container were deleted", pids, id2)
-	}
+	removeVMContainer(ctx, t, b, id2)
 }
 
 // qemuOf returns the QEMU processes whose VM is named after id (the qemu
@@ -122,4 +80,63 @@ func qemuOf(id string) []string {
 		}
 	}
 	return pids
+}
+
+// qemuVirtConfig is a husk configuration whose VMs run on QEMU with the
+// guest image in .tools/guest, and that image's manifest; it skips (fails
+// under CI, where make test builds both) without them.
+func qemuVirtConfig(t *testing.T) (string, *guestimage.Manifest) {
+	t.Helper()
+	ci := os.Getenv("CI") != ""
+	root, err := devenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	guest := filepath.Join(root, ".tools", "guest")
+	m, err := guestimage.Load(guest)
+	if err != nil {
+		if ci {
+			t.Fatalf("no guest image (make test builds it): %v", err)
+		}
+		t.Skipf("needs the guest image (make guest): %v", err)
+	}
+	if err := unix.Access(qemuBinary, unix.X_OK); err != nil {
+		if ci {
+			t.Fatalf("no %s (hack/install-tools.sh installs qemu-system-x86): %v", qemuBinary, err)
+		}
+		t.Skipf("needs %s (apt-get install qemu-system-x86): %v", qemuBinary, err)
+	}
+	cfg := filepath.Join(t.TempDir(), "qemu.toml")
+	toml := "[virt]\nhypervisor = \"qemu\"\nguest_image = \"" + guest + "\"\nboot_timeout = \"180s\"\n"
+	if err := os.WriteFile(cfg, []byte(toml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cfg, m
+}
+
+// removeVMContainer kills VM container id's task, deletes it (retrying
+// until the shim has seen the exit) and the container, and checks that
+// neither husk's state nor the container's QEMU is left.
+func removeVMContainer(ctx context.Context, t *testing.T, b *devenv.Containerd, id string) {
+	t.Helper()
+	if _, stderr, err := b.Ctr(ctx, "task", "kill", "-s", "SIGKILL", id); err != nil {
+		t.Fatalf("ctr task kill: %v\n%s", err, stderr)
+	}
+	for {
+		if _, _, err := b.Ctr(ctx, "task", "delete", id); err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the killed task %s was never deleted", id)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if _, stderr, err := b.Ctr(ctx, "container", "delete", id); err != nil {
+		t.Fatalf("ctr container delete: %v\n%s", err, stderr)
+	}
+	requireClean(t, id)
+	if pids := qemuOf(id); len(pids) > 0 {
+		t.Errorf("QEMU %v of %s still runs after its task and container were deleted", pids, id)
+	}
 }

@@ -10,41 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
-	"github.com/huskrt/husk/internal/guestimage"
 	"github.com/huskrt/husk/test/devenv"
 )
-
-// volumeQEMUConfig is a husk configuration running VMs on QEMU with the
-// guest image in .tools/guest; it skips (fails under CI) without them.
-func volumeQEMUConfig(t *testing.T) string {
-	t.Helper()
-	ci := os.Getenv("CI") != ""
-	root, err := devenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	guest := filepath.Join(root, ".tools", "guest")
-	if _, err := guestimage.Load(guest); err != nil {
-		if ci {
-			t.Fatalf("no guest image (make test builds it): %v", err)
-		}
-		t.Skipf("needs the guest image (make guest): %v", err)
-	}
-	if err := unix.Access(qemuBinary, unix.X_OK); err != nil {
-		if ci {
-			t.Fatalf("no %s (hack/install-tools.sh installs qemu-system-x86): %v", qemuBinary, err)
-		}
-		t.Skipf("needs %s (apt-get install qemu-system-x86): %v", qemuBinary, err)
-	}
-	cfg := filepath.Join(t.TempDir(), "qemu.toml")
-	toml := "[virt]\nhypervisor = \"qemu\"\nguest_image = \"" + guest + "\"\nboot_timeout = \"180s\"\n"
-	if err := os.WriteFile(cfg, []byte(toml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return cfg
-}
 
 // kubeletSwap writes key's value into a new timestamped directory of dir
 // and swaps dir's ..data symlink to it, as kubelet's atomic writer
@@ -84,7 +51,7 @@ func TestVMVolumesOnQEMU(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots a VM in QEMU (TCG without KVM: about 15 s); skipped with -short")
 	}
-	cfg := volumeQEMUConfig(t)
+	cfg, _ := qemuVirtConfig(t)
 	cm, scratch := t.TempDir(), t.TempDir()
 	kubeletSwap(t, cm, "..2026_12_07_14_00_00.1", "one")
 	// A volume at the bound, 3 MiB, goes in one request.
@@ -155,24 +122,5 @@ func TestVMVolumesOnQEMU(t *testing.T) {
 		t.Errorf("/data in the guest after the update: %q", out)
 	}
 
-	if _, stderr, err := b.Ctr(ctx, "task", "kill", "-s", "SIGKILL", id); err != nil {
-		t.Fatalf("ctr task kill: %v\n%s", err, stderr)
-	}
-	for {
-		if _, _, err := b.Ctr(ctx, "task", "delete", id); err == nil {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("the killed task %s was never deleted", id)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	if _, stderr, err := b.Ctr(ctx, "container", "delete", id); err != nil {
-		t.Fatalf("ctr container delete: %v\n%s", err, stderr)
-	}
-	requireClean(t, id)
-	if pids := qemuOf(id); len(pids) > 0 {
-		t.Errorf("QEMU %v of %s still runs after its task and container were deleted", pids, id)
-	}
+	removeVMContainer(ctx, t, b, id)
 }
