@@ -9,13 +9,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	"github.com/huskrt/husk/hooks"
+	"github.com/huskrt/husk/internal/boundedfile"
 	"github.com/huskrt/husk/policies/build"
 	"github.com/huskrt/husk/runtime/config"
 	"github.com/huskrt/husk/wasmhost"
@@ -174,57 +173,14 @@ const (
 // for a writer, a device may never end): a pipe is given on stdin, where
 // it is meant, and bounded too.
 func readInput(path string, limit int64, stdin io.Reader) ([]byte, error) {
-	tooLarge := func() error {
-		return &fs.PathError{Op: "read", Path: path, Err: fmt.Errorf("over %d bytes, husk's limit", limit)}
-	}
-	var r io.Reader
 	if path == "-" && stdin != nil {
-		r = stdin
-	} else {
-		f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
-		info, err := f.Stat()
-		if err != nil {
-			return nil, err
-		}
-		if !info.Mode().IsRegular() {
-			hint := ""
-			if stdin != nil {
-				hint = `; give a pipe on stdin with "-"`
-			}
-			return nil, &fs.PathError{Op: "read", Path: path, Err: fmt.Errorf("%w (%s)%s", wasmhost.ErrNotRegular, fileKind(info.Mode()), hint)}
-		}
-		if info.Size() > limit {
-			return nil, tooLarge()
-		}
-		r = f
+		return boundedfile.ReadAll("read", path, stdin, limit)
 	}
-	b, err := io.ReadAll(io.LimitReader(r, limit+1))
-	if err != nil {
-		return nil, err
+	b, err := boundedfile.Read("read", path, limit)
+	if errors.Is(err, boundedfile.ErrNotRegular) && stdin != nil {
+		return nil, fmt.Errorf(`%w; give a pipe on stdin with "-"`, err)
 	}
-	if int64(len(b)) > limit {
-		return nil, tooLarge()
-	}
-	return b, nil
-}
-
-// fileKind names the type of a file that is not a regular one.
-func fileKind(m fs.FileMode) string {
-	switch {
-	case m&fs.ModeNamedPipe != 0:
-		return "a FIFO"
-	case m&fs.ModeDevice != 0:
-		return "a device"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	case m.IsDir():
-		return "a directory"
-	}
-	return m.Type().String()
+	return b, err
 }
 
 // printOutcome prints the decision, the patch and the patched event.

@@ -171,7 +171,7 @@ func TestPolicyTestBoundsItsInputs(t *testing.T) {
 		{"event too large", args(big, allow), nil, 2, "over 16777216 bytes, husk's limit"},
 		{"config too large", args(event, bigConfig), nil, 2, "over 1048576 bytes, husk's limit"},
 		{"event on stdin", args("-", allow), bytes.NewReader(eventText), 0, ""},
-		{"event on stdin, too large", args("-", allow), io.LimitReader(zeros{}, maxEventFile+1), 2, "read -: over 16777216 bytes, husk's limit"},
+		{"event on stdin, too large", args("-", allow), io.LimitReader(zeros{}, maxEventFile+1), 2, "read -: too large: over 16777216 bytes, husk's limit"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
