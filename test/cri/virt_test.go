@@ -2,6 +2,7 @@ package cri
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -447,7 +448,10 @@ func TestVirtFivePods(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ctx := testCtx(t)
+			// Five VMs booting at once may each take up to the handler's
+			// boot timeout under TCG: longer than testCtx allows.
+			ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+			defer cancel()
 			out, _, err := bench.Crictl(ctx, "runp", "--runtime", devenv.VirtHandler, p.config)
 			if err != nil {
 				errs[i] = err

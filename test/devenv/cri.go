@@ -250,8 +250,11 @@ func (c *Containerd) writeCrictlConfig() error {
 }
 
 // crictlTimeout is crictl's per-call timeout (its default is 2s, short for
-// a RunPodSandbox on a loaded machine).
-const crictlTimeout = 60 * time.Second
+// a RunPodSandbox on a loaded machine). A VM pod's RunPodSandbox waits for
+// its VM's boot, which VirtHandler allows VirtBootTimeout: in CI, five VM
+// pods booting at once under TCG beside the nested harness took one runp
+// past 60 s, and crictl giving up cancelled a start that was going well.
+const crictlTimeout = 6 * time.Minute
 
 // CrictlCmd returns `crictl --config <Dir>/crictl.yaml --runtime-endpoint
 // unix://<sock> --image-endpoint unix://<sock> --timeout 60s args...` for
