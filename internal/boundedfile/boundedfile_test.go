@@ -27,7 +27,7 @@ func TestRead(t *testing.T) {
 		text       string
 	}{
 		{"within the limit", small, 5, nil, ""},
-		{"over the limit", small, 4, ErrTooLarge, "read x: too large: 5 bytes, over 4 bytes, husk's limit"},
+		{"over the limit", small, 4, ErrTooLarge, "small: too large: 5 bytes, over 4 bytes, husk's limit"},
 		{"a FIFO", fifo, 5, ErrNotRegular, "(a FIFO)"},
 		{"a directory", dir, 5, ErrNotRegular, "(a directory)"},
 		{"a device", "/dev/zero", 5, ErrNotRegular, "(a device)"},
