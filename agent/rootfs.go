@@ -15,36 +15,70 @@ import (
 	"github.com/huskrt/husk/agent/api"
 )
 
-// sysBlock is where block devices are listed (a variable for tests).
-var sysBlock = "/sys/block"
-
 // diskWait bounds the wait for a disk the host attached to a running VM:
 // the guest's driver learns its capacity from a config-change interrupt,
 // in a workqueue, a moment after its serial already answers.
 const diskWait = 5 * time.Second
 
+// diskFinder finds the device node of a virtio-blk disk by its serial.
+type diskFinder struct {
+	sysBlock string // where block devices are listed
+	dev      string // where their nodes are
+	// open checks that a node can be opened: between the disk appearing in
+	// sysfs (with its node) and its block device going live the kernel
+	// answers ENXIO, and a mount in that window fails.
+	open func(path string) error
+	wait time.Duration
+}
+
+func openReadOnly(path string) error {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return err
+	}
+	return unix.Close(fd)
+}
+
 // findDisk returns the device node of the virtio-blk disk whose serial is
 // serial (what the host gave it: the guest reads it with GET_ID), once the
-// disk has a capacity.
+// disk has a capacity and its node opens.
 func findDisk(serial string) (string, error) {
-	deadline := time.Now().Add(diskWait)
+	return diskFinder{sysBlock: "/sys/block", dev: "/dev", open: openReadOnly, wait: diskWait}.find(serial)
+}
+
+func (f diskFinder) find(serial string) (string, error) {
+	deadline := time.Now().Add(f.wait)
 	for {
-		entries, err := os.ReadDir(sysBlock)
+		entries, err := os.ReadDir(f.sysBlock)
 		if err != nil {
 			return "", err
 		}
+		var notYet error
 		for _, e := range entries {
-			b, err := os.ReadFile(filepath.Join(sysBlock, e.Name(), "serial"))
+			b, err := os.ReadFile(filepath.Join(f.sysBlock, e.Name(), "serial"))
 			if err != nil || strings.TrimSpace(string(b)) != serial {
 				continue
 			}
-			size, err := os.ReadFile(filepath.Join(sysBlock, e.Name(), "size"))
-			if err == nil && strings.TrimSpace(string(size)) != "0" {
-				return filepath.Join("/dev", e.Name()), nil
+			size, err := os.ReadFile(filepath.Join(f.sysBlock, e.Name(), "size"))
+			if err != nil || strings.TrimSpace(string(size)) == "0" {
+				notYet = errors.New("it has no capacity yet")
+				continue
+			}
+			node := filepath.Join(f.dev, e.Name())
+			switch err := f.open(node); {
+			case err == nil:
+				return node, nil
+			case errors.Is(err, unix.ENXIO), errors.Is(err, unix.ENOENT):
+				notYet = fmt.Errorf("%s does not open yet: %w", node, err)
+			default:
+				return "", fmt.Errorf("opening disk %q (%s): %w", serial, node, err)
 			}
 		}
 		if time.Now().After(deadline) {
-			return "", fmt.Errorf("no disk with serial %q (and a capacity) after %v: %w", serial, diskWait, errdefs.ErrNotFound)
+			if notYet == nil {
+				notYet = errors.New("no such serial")
+			}
+			return "", fmt.Errorf("no usable disk with serial %q after %v (%v): %w", serial, f.wait, notYet, errdefs.ErrNotFound)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
