@@ -3,6 +3,7 @@ package shim
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -206,5 +207,66 @@ func TestListenReplacesStaleSocket(t *testing.T) {
 		}
 		nl.SetUnlinkOnClose(false)
 		nl.Close()
+	}
+}
+
+// Start commands of one group racing over a dead shim's socket: exactly one
+// binds a new socket and the others reserve the shim it starts. Each used
+// to remove the socket it found unanswered — which could already be the
+// winner's new one — and bind its own, so a start command handed
+// containerd a path that no longer existed (TestGroupComingAndGoing:
+// "dial unix .../s/<group>: no such file or directory").
+func TestListenRaceOverAStaleSocket(t *testing.T) {
+	for round := range 20 {
+		sock := filepath.Join(t.TempDir(), "s")
+		l, err := net.Listen("unix", sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.(*net.UnixListener).SetUnlinkOnClose(false)
+		l.Close()
+
+		const starters = 6
+		var won atomic.Int32
+		errs := make(chan error, starters)
+		start := make(chan struct{})
+		for i := range starters {
+			go func() {
+				<-start
+				nl, err := listen(context.Background(), "unix://"+sock, fmt.Sprintf("c%d", i), true)
+				switch {
+				case err != nil:
+					errs <- err
+					return
+				case nl != nil:
+					// The new shim serves on it at once.
+					won.Add(1)
+					var tasks atomic.Int32
+					tasks.Store(1)
+					g, _ := gate(&tasks)
+					srv, err := ttrpc.NewServer()
+					if err != nil {
+						errs <- err
+						return
+					}
+					registerGroup(srv, g, 4242)
+					go func() { _ = srv.Serve(context.Background(), nl) }()
+					t.Cleanup(func() { _ = srv.Close() })
+				}
+				errs <- nil
+			}()
+		}
+		close(start)
+		for range starters {
+			if err := <-errs; err != nil {
+				t.Errorf("round %d: %v", round, err)
+			}
+		}
+		if n := won.Load(); n != 1 {
+			t.Fatalf("round %d: %d start commands bound a socket; want 1 (the others must use its shim)", round, n)
+		}
+		if _, err := os.Stat(sock); err != nil {
+			t.Fatalf("round %d: the winner's socket is gone: %v", round, err)
+		}
 	}
 }

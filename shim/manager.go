@@ -87,7 +87,7 @@ func (Manager) Start(ctx context.Context, params *bootapi.BootstrapParams) (_ *b
 	}
 	defer func() {
 		if retErr != nil {
-			_ = shim.RemoveSocket(address)
+			_ = removeIfDead(address) // another start command's may be there by now
 		}
 	}()
 	// The socket file must outlive this process's listener: the shim
@@ -181,8 +181,8 @@ func (m Manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) {
 	}
 	// The shim is dead: its socket would stay behind. (Only if nothing
 	// answers on it: delete never pulls the socket from under a live shim.)
-	if address := shimAddress(); address != "" && !shim.CanConnect(address) {
-		_ = shim.RemoveSocket(address)
+	if address := shimAddress(); address != "" {
+		_ = removeIfDead(address)
 	}
 	return st, persist.Update(ref.StateDir, func(rec *persist.Sandbox) (bool, error) {
 		if rec == nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 
 	"github.com/containerd/containerd/v2/pkg/shim"
 	"golang.org/x/sys/unix"
@@ -25,9 +26,12 @@ const (
 	envSocket = "HUSK_SHIM_SOCKET"
 )
 
-// maxListenAttempts bounds how often the start command retries binding a
+// maxListenAttempts bounds how often the start command tries to bind a
 // shim socket that another shim holds or held.
 const maxListenAttempts = 4
+
+// errLive: a shim answers on the socket.
+var errLive = errors.New("a shim answers on the socket")
 
 // listen binds the socket at address for a new shim, or returns nil when a
 // running shim serves it: for a shared shim (shared), one that reserved
@@ -35,35 +39,102 @@ const maxListenAttempts = 4
 // nothing answers on is a dead shim's, and is replaced.
 func listen(ctx context.Context, address, id string, shared bool) (*net.UnixListener, error) {
 	for attempt := 1; ; attempt++ {
-		l, err := shim.NewSocket(address)
-		if err == nil {
+		l, err := bindUnlessLive(address)
+		switch {
+		case err == nil:
 			return l, nil
+		case !errors.Is(err, errLive):
+			return nil, err
+		case !shared:
+			return nil, nil
 		}
-		if !shim.SocketEaddrinuse(err) || attempt == maxListenAttempts {
-			return nil, fmt.Errorf("creating shim socket: %w", err)
-		}
-		if !shared {
-			if shim.CanConnect(address) {
-				return nil, nil
+		exiting, err := reserve(ctx, address, id)
+		switch {
+		case err == nil && exiting == 0:
+			return nil, nil
+		case err == nil:
+			if err := waitExit(ctx, exiting); err != nil {
+				return nil, err
 			}
-		} else {
-			exiting, err := reserve(ctx, address, id)
-			switch {
-			case err == nil && exiting == 0:
-				return nil, nil
-			case err == nil:
-				if err := waitExit(ctx, exiting); err != nil {
-					return nil, err
-				}
-				continue // it removed its socket, or the next round finds it dead
-			}
+			// It removed its socket, or the next round finds it dead.
+		case attempt == maxListenAttempts:
+			return nil, fmt.Errorf("the shim at %s takes connections but does not answer: %w", socketPath(address), err)
 		}
-		// Nothing answers: a dead shim's socket, or one an exiting shim has
-		// just removed itself.
-		if err := shim.RemoveSocket(address); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("removing stale shim socket: %w", err)
+		if attempt == maxListenAttempts {
+			return nil, fmt.Errorf("creating shim socket %s: still held after %d attempts", socketPath(address), attempt)
 		}
 	}
+}
+
+// bindUnlessLive binds the socket at address, replacing a dead shim's, or
+// answers errLive when a shim (or a start command that has just bound it)
+// takes connections there. Start commands of one group run at once: the
+// check that nothing answers and the removal must be one step among them,
+// or one removes the socket another has just bound in its place.
+func bindUnlessLive(address string) (*net.UnixListener, error) {
+	unlock, err := lockSockets(address)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	l, err := shim.NewSocket(address)
+	if err == nil {
+		return l, nil
+	}
+	if !shim.SocketEaddrinuse(err) {
+		return nil, fmt.Errorf("creating shim socket: %w", err)
+	}
+	if shim.CanConnect(address) {
+		return nil, errLive
+	}
+	if err := shim.RemoveSocket(address); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("removing stale shim socket: %w", err)
+	}
+	if l, err = shim.NewSocket(address); err != nil {
+		return nil, fmt.Errorf("creating shim socket: %w", err)
+	}
+	return l, nil
+}
+
+// removeIfDead removes the socket at address if nothing answers on it (a
+// dead shim's), as one step among the start commands (bindUnlessLive).
+func removeIfDead(address string) error {
+	unlock, err := lockSockets(address)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if shim.CanConnect(address) {
+		return nil
+	}
+	if err := shim.RemoveSocket(address); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// socketLock is the file, beside the shim sockets, whose lock husk's start
+// and delete commands hold while they replace or remove a socket.
+const socketLock = ".husk-sockets.lock"
+
+// lockSockets takes the lock over the sockets in address's directory.
+func lockSockets(address string) (unlock func(), err error) {
+	path := filepath.Join(filepath.Dir(socketPath(address)), socketLock)
+	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("opening the shim socket lock: %w", err)
+	}
+	for {
+		err = unix.Flock(fd, unix.LOCK_EX)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		_ = unix.Close(fd)
+		return nil, fmt.Errorf("locking %s: %w", path, err)
+	}
+	return func() { _ = unix.Close(fd) }, nil
 }
 
 // socketOwner is the pid that created the listening socket on fd (the
