@@ -119,7 +119,13 @@ const socketLock = ".husk-sockets.lock"
 
 // lockSockets takes the lock over the sockets in address's directory.
 func lockSockets(address string) (unlock func(), err error) {
-	path := filepath.Join(filepath.Dir(socketPath(address)), socketLock)
+	dir := filepath.Dir(socketPath(address))
+	// The first shim of a fresh containerd finds no socket directory yet:
+	// make it as shim.NewSocket would (0700), before the lock inside it.
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("making the shim socket directory: %w", err)
+	}
+	path := filepath.Join(dir, socketLock)
 	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("opening the shim socket lock: %w", err)
