@@ -66,6 +66,9 @@ func (*Handler) CreateWith(ctx context.Context, req *handler.CreateRequest, prog
 	if spec.Linux == nil {
 		return nil, fmt.Errorf("OCI spec of %s has no linux section: %w", req.ID, errdefs.ErrInvalidArgument)
 	}
+	if err := checkMountSetattr(&spec, req.ID); err != nil {
+		return nil, err
+	}
 	root := *spec.Root
 	if !filepath.IsAbs(root.Path) {
 		root.Path = filepath.Join(req.Bundle, root.Path)
