@@ -105,7 +105,7 @@ func rpcErr(err error) error {
 	if err == nil {
 		return nil
 	}
-	return errgrpc.ToGRPC(err)
+	return toRPCError(err)
 }
 
 func (s *service) task(id string) (*runtime.Task, error) {
@@ -154,6 +154,9 @@ func configFromOptions(opts *anypb.Any) (*config.Config, *options.Options, error
 		if o.ConfigPath == "" && len(o.ConfigBody) > 0 {
 			cfg, err := config.LoadInline(inlineConfigName, o.ConfigBody)
 			return cfg, nil, err
+		}
+		if err := checkConfigPath(o.ConfigPath); err != nil {
+			return nil, nil, err
 		}
 		cfg, err := config.Load(config.Path(o.ConfigPath))
 		return cfg, nil, err
