@@ -16,8 +16,9 @@ import (
 
 	"github.com/containerd/errdefs"
 
+	"github.com/huskrt/husk/internal/hookconf"
 	"github.com/huskrt/husk/internal/logging"
-	"github.com/huskrt/husk/runtime/config"
+	"github.com/huskrt/husk/internal/vocab"
 	"github.com/huskrt/husk/wasmhost"
 )
 
@@ -86,16 +87,16 @@ type Engine struct {
 type hook struct {
 	name    string
 	path    string // the module's file
-	kind    config.HookKind
-	mode    config.HookMode
-	onError config.HookOnError
+	kind    hookconf.Kind
+	mode    hookconf.Mode
+	onError hookconf.OnError
 	timeout time.Duration    // of a whole call: the module's, then reading and applying its decision
 	ready   chan struct{}    // closed when the load below is done
 	module  *wasmhost.Module // nil when it failed to load
 	loadErr error            // why, when module is nil
 }
 
-// New checks cfg (as config.Load does), then loads every hook's module:
+// New checks cfg (as config.Load does, by hookconf.Validate), then loads every hook's module:
 // reads the file, checks its sha256 pin, compiles it (or takes it from the
 // cache) and starts an instance, handing it its config table. Errors name
 // the hook and the file; a module that fails to load fails New (a
@@ -103,7 +104,7 @@ type hook struct {
 // opts.TolerateLoadErrors.
 //
 // The Engine must be closed.
-func New(ctx context.Context, cfg []config.Hook, opts Options) (*Engine, error) {
+func New(ctx context.Context, cfg []hookconf.Hook, opts Options) (*Engine, error) {
 	e, err := start(ctx, cfg, opts)
 	if err != nil {
 		return nil, err
@@ -135,13 +136,13 @@ func New(ctx context.Context, cfg []config.Hook, opts Options) (*Engine, error) 
 // cause. Only a bad cfg or cache directory fails Start.
 //
 // The Engine must be closed; Close waits for loads still running.
-func Start(ctx context.Context, cfg []config.Hook, opts Options) (*Engine, error) {
+func Start(ctx context.Context, cfg []hookconf.Hook, opts Options) (*Engine, error) {
 	return start(ctx, cfg, opts)
 }
 
 // start checks cfg, sets the engine up and starts loading its modules.
-func start(ctx context.Context, cfg []config.Hook, opts Options) (*Engine, error) {
-	if err := config.ValidateHooks(cfg); err != nil {
+func start(ctx context.Context, cfg []hookconf.Hook, opts Options) (*Engine, error) {
+	if err := hookconf.Validate(cfg); err != nil {
 		return nil, fmt.Errorf("hooks: %w", err)
 	}
 	host, err := wasmhost.New(ctx, wasmhost.Config{
@@ -162,7 +163,7 @@ func start(ctx context.Context, cfg []config.Hook, opts Options) (*Engine, error
 	// Changing hooks first, so that every checking hook sees the event as
 	// the step will take it (Kubernetes admission's order: mutating, then
 	// validating webhooks).
-	for _, kind := range []config.HookKind{config.HookChange, config.HookCheck} {
+	for _, kind := range []hookconf.Kind{hookconf.Change, hookconf.Check} {
 		for i, c := range cfg {
 			if c.Kind != kind {
 				continue
@@ -211,11 +212,12 @@ func start(ctx context.Context, cfg []config.Hook, opts Options) (*Engine, error
 
 // loadOrder returns the indexes of cfg's hooks by their first point in a
 // pod's life (Points order), ties in config order.
-func loadOrder(cfg []config.Hook) []int {
-	first := func(c config.Hook) int {
+func loadOrder(cfg []hookconf.Hook) []int {
+	order := vocab.Points()
+	first := func(c hookconf.Hook) int {
 		f := len(order)
 		for _, p := range c.Points {
-			if i := slices.Index(order, Point(p)); i >= 0 && i < f {
+			if i := slices.Index(order, p); i >= 0 && i < f {
 				f = i
 			}
 		}
@@ -273,7 +275,7 @@ var ErrDigestMismatch = errors.New("module does not match its sha256 pin")
 var ErrClosed = fmt.Errorf("hook engine closed: %w", errdefs.ErrUnavailable)
 
 // load reads, checks and loads the module of c.
-func load(ctx context.Context, host *wasmhost.Host, c config.Hook) (*wasmhost.Module, error) {
+func load(ctx context.Context, host *wasmhost.Host, c hookconf.Hook) (*wasmhost.Module, error) {
 	fail := func(err error) error { return &LoadError{Hook: c.Name, Module: c.Module, Err: err} }
 	wasm, err := wasmhost.ReadModule(c.Module, 0) // a FIFO fails, never blocks
 	if err != nil {
@@ -296,9 +298,9 @@ func load(ctx context.Context, host *wasmhost.Host, c config.Hook) (*wasmhost.Mo
 	}
 	for _, g := range c.Grants {
 		switch g {
-		case config.GrantClock:
+		case hookconf.GrantClock:
 			mc.Grants |= wasmhost.GrantClock
-		case config.GrantRandom:
+		case hookconf.GrantRandom:
 			mc.Grants |= wasmhost.GrantRandom
 		}
 	}

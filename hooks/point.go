@@ -2,7 +2,8 @@ package hooks
 
 import (
 	"reflect"
-	"slices"
+
+	"github.com/huskrt/husk/internal/vocab"
 )
 
 // Point is a named step of resource setup at which hooks are asked. Names
@@ -10,20 +11,20 @@ import (
 // version.
 type Point string
 
-// The points, in the order of docs/hooks.md.
+// The points, in the order of docs/hooks.md (package vocab names them).
 const (
-	SandboxCreate    Point = "sandbox.create"
-	SandboxVM        Point = "sandbox.vm"
-	SandboxNetwork   Point = "sandbox.network"
-	ContainerCreate  Point = "container.create"
-	ContainerRootfs  Point = "container.rootfs"
-	ContainerMount   Point = "container.mount"
-	ContainerCgroups Point = "container.cgroups"
-	ContainerStart   Point = "container.start"
-	ProcessExec      Point = "process.exec"
-	ContainerUpdate  Point = "container.update"
-	ContainerDelete  Point = "container.delete"
-	SandboxDelete    Point = "sandbox.delete"
+	SandboxCreate    Point = vocab.SandboxCreate
+	SandboxVM        Point = vocab.SandboxVM
+	SandboxNetwork   Point = vocab.SandboxNetwork
+	ContainerCreate  Point = vocab.ContainerCreate
+	ContainerRootfs  Point = vocab.ContainerRootfs
+	ContainerMount   Point = vocab.ContainerMount
+	ContainerCgroups Point = vocab.ContainerCgroups
+	ContainerStart   Point = vocab.ContainerStart
+	ProcessExec      Point = vocab.ProcessExec
+	ContainerUpdate  Point = vocab.ContainerUpdate
+	ContainerDelete  Point = vocab.ContainerDelete
+	SandboxDelete    Point = vocab.SandboxDelete
 )
 
 // pointInfo is what the engine knows of a point: its event type and what a
@@ -33,7 +34,8 @@ type pointInfo struct {
 	rules []rule       // empty: nothing may change
 }
 
-// points describes every point; it never changes after init.
+// points describes every point vocab lists (a test checks there is one
+// for each); it never changes after init.
 var points = map[Point]pointInfo{
 	SandboxCreate: {reflect.TypeFor[SandboxCreateEvent](), []rule{
 		writable("/sandbox/handler", opAdd|opReplace),
@@ -73,15 +75,15 @@ var points = map[Point]pointInfo{
 	SandboxDelete:   {reflect.TypeFor[SandboxDeleteEvent](), nil},
 }
 
-// order is the points in documentation order.
-var order = []Point{
-	SandboxCreate, SandboxVM, SandboxNetwork, ContainerCreate, ContainerRootfs,
-	ContainerMount, ContainerCgroups, ContainerStart, ProcessExec,
-	ContainerUpdate, ContainerDelete, SandboxDelete,
-}
-
 // Points returns every point, in documentation order.
-func Points() []Point { return slices.Clone(order) }
+func Points() []Point {
+	names := vocab.Points()
+	out := make([]Point, len(names))
+	for i, n := range names {
+		out[i] = Point(n)
+	}
+	return out
+}
 
 // Valid reports whether p is a point husk knows.
 func (p Point) Valid() bool {

@@ -9,14 +9,16 @@ import (
 	"testing"
 
 	"github.com/huskrt/husk/hooks"
+	"github.com/huskrt/husk/internal/vocab"
 	"github.com/huskrt/husk/policies/sdk"
-	"github.com/huskrt/husk/runtime/config"
 	"github.com/huskrt/husk/wasmhost"
 )
 
-// TestPointsMatchConfig: config validates point names against its own
-// list (it cannot import hooks); the two lists must be the same.
-func TestPointsMatchConfig(t *testing.T) {
+// TestPointsMatchVocab: the engine knows (has an event and rules for)
+// every point vocab lists, which the config file accepts and the SDK
+// parses, in the same order; TestPointTableIsVocab checks it knows no
+// other.
+func TestPointsMatchVocab(t *testing.T) {
 	var names []string
 	for _, p := range hooks.Points() {
 		names = append(names, string(p))
@@ -24,8 +26,8 @@ func TestPointsMatchConfig(t *testing.T) {
 			t.Errorf("%s is not Valid", p)
 		}
 	}
-	if !slices.Equal(names, config.HookPoints) {
-		t.Errorf("hooks.Points() = %q\nconfig.HookPoints = %q", names, config.HookPoints)
+	if !slices.Equal(names, vocab.Points()) {
+		t.Errorf("hooks.Points() = %q\nvocab.Points() = %q", names, vocab.Points())
 	}
 	if hooks.Point("container.craete").Valid() {
 		t.Error("a misspelt point is valid")

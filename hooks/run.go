@@ -13,8 +13,8 @@ import (
 
 	"github.com/containerd/errdefs"
 
+	"github.com/huskrt/husk/internal/hookconf"
 	"github.com/huskrt/husk/internal/logging"
-	"github.com/huskrt/husk/runtime/config"
 	"github.com/huskrt/husk/wasmhost"
 )
 
@@ -64,7 +64,7 @@ func (e *Engine) Recheck(ctx context.Context, point Point, event any, after Poin
 // Checks reports whether point has checking hooks.
 func (e *Engine) Checks(point Point) bool {
 	for _, h := range e.chains[point] {
-		if h.kind == config.HookCheck {
+		if h.kind == hookconf.Check {
 			return true
 		}
 	}
@@ -85,7 +85,7 @@ func (e *Engine) run(ctx context.Context, point Point, event any, after Point) (
 	out := Outcome{Point: point, Allowed: true}
 	chain := e.chains[point]
 	if after != "" {
-		chain = slices.DeleteFunc(slices.Clone(chain), func(h *hook) bool { return h.kind != config.HookCheck })
+		chain = slices.DeleteFunc(slices.Clone(chain), func(h *hook) bool { return h.kind != hookconf.Check })
 	}
 	if len(chain) == 0 {
 		return out, nil
@@ -107,7 +107,7 @@ func (e *Engine) run(ctx context.Context, point Point, event any, after Point) (
 		if e.observe != nil {
 			e.observe(Call{Hook: h.name, Point: point, Result: result, Duration: time.Since(start)})
 		}
-		audit := h.mode == config.HookAudit
+		audit := h.mode == hookconf.Audit
 		log := func(level slog.Level, msg string, more ...any) {
 			if l := logging.L(ctx); l.Enabled(ctx, level) { // the attributes cost a decode
 				if after != "" {
@@ -120,7 +120,7 @@ func (e *Engine) run(ctx context.Context, point Point, event any, after Point) (
 		case err != nil && ctx.Err() != nil:
 			// The caller gave up during the call: not the hook's failure.
 			return Outcome{Point: point}, fmt.Errorf("hooks: %s: hook %q: %w", point, h.name, err)
-		case err != nil && (audit || h.onError == config.HookAllow):
+		case err != nil && (audit || h.onError == hookconf.Allow):
 			log(slog.LevelError, "hook failed; going on", "mode", h.mode, "on_error", h.onError, "error", err)
 		case err != nil:
 			log(slog.LevelError, "hook failed; denying", "on_error", h.onError, "error", err)
@@ -175,7 +175,7 @@ func (h *hook) decide(ctx context.Context, point Point, info pointInfo, event []
 	if !d.Allow || len(d.Patch) == 0 {
 		return d, nil, nil
 	}
-	if h.kind == config.HookCheck {
+	if h.kind == hookconf.Check {
 		return Decision{}, nil, fmt.Errorf("module %q: %w", h.name, ErrCheckPatched)
 	}
 	if err := checkOps(info.rules, d.Patch); err != nil {

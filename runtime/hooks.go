@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"slices"
 	"time"
 
 	"github.com/containerd/containerd/v2/core/mount"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/huskrt/husk/hooks"
 	"github.com/huskrt/husk/internal/logging"
+	"github.com/huskrt/husk/internal/vocab"
 	"github.com/huskrt/husk/runtime/handler"
 )
 
@@ -118,7 +118,7 @@ func (m *Manager) admitSandbox(ctx context.Context, s *Sandbox, spec *specs.Spec
 		return err
 	}
 	if name := ev.Sandbox.Handler; name != s.Handler.Name() {
-		if !slices.Contains(HandlerNames, name) {
+		if !vocab.IsHandler(name) {
 			return fmt.Errorf("hook chose unknown handler %q: %w", name, errdefs.ErrInvalidArgument)
 		}
 		h, ok := m.handlers[name]

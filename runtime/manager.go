@@ -3,23 +3,19 @@ package runtime
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 
 	"github.com/containerd/errdefs"
 
 	"github.com/huskrt/husk/internal/logging"
+	"github.com/huskrt/husk/internal/vocab"
 	"github.com/huskrt/husk/runtime/handler"
 )
 
 // AnnotationHandler picks the handler for a sandbox, overriding the
 // configured default.
 const AnnotationHandler = "io.husk.handler"
-
-// HandlerNames are every handler husk knows of, built into this binary or
-// not.
-var HandlerNames = []string{"linux", "wasm", "virt"}
 
 // Manager chooses a handler for each sandbox among those built in, and
 // keeps the sandboxes this shim serves.
@@ -54,9 +50,9 @@ func (m *Manager) Select(defaultHandler string, annotations map[string]string) (
 	if v, ok := annotations[AnnotationHandler]; ok {
 		name, source = v, "annotation "+AnnotationHandler
 	}
-	if !slices.Contains(HandlerNames, name) {
+	if !vocab.IsHandler(name) {
 		return nil, fmt.Errorf("unknown handler %q in %s (want %s): %w",
-			name, source, strings.Join(HandlerNames, ", "), errdefs.ErrInvalidArgument)
+			name, source, strings.Join(vocab.Handlers(), ", "), errdefs.ErrInvalidArgument)
 	}
 	h, ok := m.handlers[name]
 	if !ok {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/containerd/errdefs"
 
+	"github.com/huskrt/husk/internal/vocab"
 	"github.com/huskrt/husk/runtime/handler"
 )
 
@@ -20,8 +21,8 @@ const (
 
 // Handler names as the selection rules use them.
 const (
-	handlerLinux = "linux"
-	handlerWasm  = "wasm"
+	handlerLinux = vocab.Linux
+	handlerWasm  = vocab.Wasm
 )
 
 // choice is the handler a container was given, and whether it was asked to

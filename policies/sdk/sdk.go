@@ -61,7 +61,11 @@
 // registered functions with Configure and Decide.
 package sdk
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/huskrt/husk/internal/vocab"
+)
 
 // Point is a hook point. The SDK's points are small integers, so that a
 // policy can switch on them for free.
@@ -85,12 +89,10 @@ const (
 	SandboxDelete
 )
 
-var pointNames = [...]string{
-	"", "sandbox.create", "sandbox.vm", "sandbox.network", "container.create",
-	"container.rootfs", "container.mount", "container.cgroups",
-	"container.start", "process.exec", "container.update",
-	"container.delete", "sandbox.delete",
-}
+// pointNames are the points' names by Point: PointUnknown's empty name,
+// then vocab's list, whose order the constants above follow (a test checks
+// parsePoint against it).
+var pointNames = append([]string{""}, vocab.Points()...)
 
 // String returns p's name, such as "container.create".
 func (p Point) String() string {
@@ -116,7 +118,7 @@ func parsePoint(name string) Point {
 		}
 	case 15:
 		switch name[10] {
-		case 'w':
+		case 't':
 			p = SandboxNetwork
 		case 'm':
 			p = ContainerMount

@@ -1,152 +1,24 @@
 package config
 
 import (
-	"encoding/json"
-	"errors"
-	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 
-	"github.com/containerd/errdefs"
+	"github.com/huskrt/husk/internal/hookconf"
 )
 
-// hookKey is the key of a problem with field key of the i-th hook of the
-// chain: "hook[i].key". localHookKeys turns i into the index within the file
-// that declared the hook, which is what Error shows and what locate finds.
-func hookKey(i int, key string) string {
-	return "hook[" + strconv.Itoa(i) + "]." + key
-}
-
 // ValidateHooks checks a chain built in code (rather than loaded, which
-// checks it) by the same rules as Load, after WithDefaults. Each problem is
-// reported as "hook[i].key: cause"; the error is errdefs.ErrInvalidArgument.
-func ValidateHooks(hooks []Hook) error {
-	ps := validateHooks(hooks)
-	if len(ps) == 0 {
-		return nil
-	}
-	errs := make([]error, len(ps))
-	for i, p := range ps {
-		errs[i] = fmt.Errorf("%s: %w: %w", p.key, p.err, errdefs.ErrInvalidArgument)
-	}
-	return errors.Join(errs...)
-}
+// checks it) by the same rules as Load, after WithDefaults (it is
+// hookconf.Validate).
+func ValidateHooks(hooks []Hook) error { return hookconf.Validate(hooks) }
 
-// validateHooks checks every hook of the chain.
+// validateHooks checks every hook of the chain; keys are "hook[i].key".
 func validateHooks(hooks []Hook) []problem {
 	var ps []problem
-	seen := make(map[string]bool, len(hooks))
-	for i := range hooks {
-		h := &hooks[i]
-		for _, p := range h.validate() {
-			ps = append(ps, problem{hookKey(i, p.key), p.err})
-		}
-		if seen[h.Name] {
-			ps = append(ps, problem{hookKey(i, "name"), fmt.Errorf("hook %q is declared twice", h.Name)})
-		}
-		seen[h.Name] = true
+	for _, p := range hookconf.Problems(hooks) {
+		ps = append(ps, problem{p.Key, p.Err})
 	}
 	return ps
-}
-
-func (h *Hook) validate() []problem {
-	var ps []problem
-	if err := validHookName(h.Name); err != nil {
-		ps = append(ps, problem{"name", err})
-	}
-	if err := absClean(h.Module); err != nil {
-		ps = append(ps, problem{"module", err})
-	}
-	if err := validSHA256(h.SHA256); err != nil {
-		ps = append(ps, problem{"sha256", err})
-	}
-	if err := validPoints(h.Points); err != nil {
-		ps = append(ps, problem{"points", err})
-	}
-	switch h.Kind {
-	case HookChange, HookCheck:
-	default:
-		ps = append(ps, problem{"kind", fmt.Errorf("unknown kind %q (want %s or %s)", string(h.Kind), HookChange, HookCheck)})
-	}
-	switch h.Mode {
-	case HookEnforce, HookAudit:
-	default:
-		ps = append(ps, problem{"mode", fmt.Errorf("unknown mode %q (want %s or %s)", string(h.Mode), HookEnforce, HookAudit)})
-	}
-	switch h.OnError {
-	case HookDeny, HookAllow:
-	default:
-		ps = append(ps, problem{"on_error", fmt.Errorf("unknown on_error %q (want %s or %s)", string(h.OnError), HookDeny, HookAllow)})
-	}
-	if d, err := h.Timeout.Parse(); err != nil {
-		ps = append(ps, problem{"timeout", err})
-	} else if d < MinHookTimeout || d > MaxHookTimeout {
-		ps = append(ps, problem{"timeout", fmt.Errorf("%s is out of range (want %s to %s)", d, MinHookTimeout, MaxHookTimeout)})
-	}
-	if _, err := h.MemoryLimit.WasmPages(); err != nil {
-		ps = append(ps, problem{"memory_limit", err})
-	}
-	if err := validGrants(h.Grants); err != nil {
-		ps = append(ps, problem{"grants", err})
-	}
-	if _, err := json.Marshal(h.Config); err != nil {
-		ps = append(ps, problem{"config", fmt.Errorf("cannot be handed to the module as JSON: %w", err)})
-	}
-	return ps
-}
-
-// validHookName accepts names that read well in logs and error messages
-// without quoting: [a-z0-9][a-z0-9._-]*, at most 64 bytes.
-func validHookName(name string) error {
-	if name == "" {
-		return errEmpty
-	}
-	ok := len(name) <= 64 && name[0] != '.' && name[0] != '_' && name[0] != '-'
-	for _, c := range []byte(name) {
-		ok = ok && (c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-')
-	}
-	if !ok {
-		return fmt.Errorf("invalid hook name %q (want up to 64 of a-z, 0-9, '.', '_', '-', starting with a letter or digit)", name)
-	}
-	return nil
-}
-
-func validSHA256(s string) error {
-	if s == "" {
-		return nil
-	}
-	if len(s) != 64 || strings.TrimLeft(s, "0123456789abcdef") != "" {
-		return fmt.Errorf("invalid sha256 %q (want 64 lower-case hex digits, as sha256sum prints)", s)
-	}
-	return nil
-}
-
-func validPoints(points []string) error {
-	if len(points) == 0 {
-		return fmt.Errorf("%w: list at least one of %s", errEmpty, strings.Join(HookPoints, ", "))
-	}
-	for i, p := range points {
-		if !slices.Contains(HookPoints, p) {
-			return fmt.Errorf("unknown point %q (want one of %s)", p, strings.Join(HookPoints, ", "))
-		}
-		if slices.Contains(points[:i], p) {
-			return fmt.Errorf("point %q is listed twice", p)
-		}
-	}
-	return nil
-}
-
-func validGrants(grants []HookGrant) error {
-	for i, g := range grants {
-		if !slices.Contains(HookGrants, g) {
-			return fmt.Errorf("unknown grant %q (want %s or %s)", string(g), GrantClock, GrantRandom)
-		}
-		if slices.Contains(grants[:i], g) {
-			return fmt.Errorf("grant %q is listed twice", string(g))
-		}
-	}
-	return nil
 }
 
 // localHookKeys rewrites the hook index of problem keys from the index in

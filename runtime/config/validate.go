@@ -1,9 +1,7 @@
 package config
 
 import (
-	"errors"
 	"fmt"
-	"path/filepath"
 	"time"
 )
 
@@ -113,20 +111,6 @@ func within(section string, ps []problem) []problem {
 		ps[i].key = section + "." + ps[i].key
 	}
 	return ps
-}
-
-// absClean checks that p is an absolute path in filepath.Clean form, so that
-// paths compare and join predictably everywhere they are used.
-func absClean(p string) error {
-	switch {
-	case p == "":
-		return errors.New("must be an absolute path, got an empty string")
-	case !filepath.IsAbs(p):
-		return fmt.Errorf("must be an absolute path, got %q", p)
-	case filepath.Clean(p) != p:
-		return fmt.Errorf("must be a clean path, got %q (want %q)", p, filepath.Clean(p))
-	}
-	return nil
 }
 
 // validUser says whether u can be a user's name or number.

@@ -3,8 +3,10 @@ package config
 import (
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/huskrt/husk/internal/logging"
+	"github.com/huskrt/husk/internal/vocab"
 )
 
 // HandlerName names a container handler: how husk runs a container.
@@ -15,20 +17,27 @@ import (
 // UnmarshalText, so a validating UnmarshalText would silently not run.
 type HandlerName string
 
-// The handlers husk knows.
+// The handlers husk knows (vocab lists them).
 const (
-	HandlerLinux HandlerName = "linux" // Linux containers through libcontainer
-	HandlerWasm  HandlerName = "wasm"  // WebAssembly modules
-	HandlerVirt  HandlerName = "virt"  // containers in a lightweight VM
+	HandlerLinux HandlerName = vocab.Linux
+	HandlerWasm  HandlerName = vocab.Wasm
+	HandlerVirt  HandlerName = vocab.Virt
 )
 
 // Validate reports whether h is one of the handlers husk knows.
 func (h HandlerName) Validate() error {
-	switch h {
-	case HandlerLinux, HandlerWasm, HandlerVirt:
+	if vocab.IsHandler(string(h)) {
 		return nil
 	}
-	return fmt.Errorf("unknown handler %q (want %s, %s or %s)", string(h), HandlerLinux, HandlerWasm, HandlerVirt)
+	return fmt.Errorf("unknown handler %q (want %s)", string(h), orList(vocab.Handlers()))
+}
+
+// orList writes names as "a, b or c".
+func orList(names []string) string {
+	if len(names) < 2 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
 }
 
 // Level is a log level name, as logging.ParseLevel reads it.

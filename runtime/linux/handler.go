@@ -12,13 +12,14 @@ import (
 	"github.com/opencontainers/runc/libcontainer/specconv"
 
 	"github.com/huskrt/husk/internal/logging"
+	"github.com/huskrt/husk/internal/vocab"
 	"github.com/huskrt/husk/runtime/handler"
 	"github.com/huskrt/husk/runtime/resource/cgroups"
 	"github.com/huskrt/husk/runtime/resource/rootfs"
 )
 
 // Name is the handler's name in config and annotations.
-const Name = "linux"
+const Name = vocab.Linux
 
 // Handler creates native Linux containers.
 type Handler struct{}

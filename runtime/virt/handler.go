@@ -10,11 +10,12 @@ import (
 	"github.com/containerd/errdefs"
 
 	"github.com/huskrt/husk/internal/logging"
+	"github.com/huskrt/husk/internal/vocab"
 	"github.com/huskrt/husk/runtime/handler"
 )
 
 // Name is the handler's name in config and annotations.
-const Name = "virt"
+const Name = vocab.Virt
 
 // baseKernelParams are husk's own words of every guest's command line:
 // the console is the serial port (the VM's log), a panic ends the VM at

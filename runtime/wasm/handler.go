@@ -14,12 +14,13 @@ import (
 	"os/exec"
 	"path/filepath"
 
+	"github.com/huskrt/husk/internal/vocab"
 	"github.com/huskrt/husk/runtime/handler"
 	"github.com/huskrt/husk/runtime/linux"
 )
 
 // Name is the handler's name in config and annotations.
-const Name = "wasm"
+const Name = vocab.Wasm
 
 // RunnerBinary is the runner's file name, looked for next to the shim
 // binary, then in PATH.
