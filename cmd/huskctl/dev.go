@@ -155,12 +155,13 @@ func devContainerd(ctx context.Context, args []string) error {
 
 	fmt.Printf(`A private containerd is running (pid %d); its log is %s.
 
+  export PATH=%s:$PATH
   export CONTAINERD_ADDRESS=%s
   export CONTAINERD_NAMESPACE=%s
-  %s run --rm -t --runtime %s %s demo sh
+  ctr run --rm -t --runtime %s %s demo sh
 
 Ctrl-C stops it and removes %s.
-`, c.Pid(), c.LogPath(), c.Address(), c.Namespace, filepath.Join(o.ToolsBin, "ctr"), huskRuntime, *ref, c.Dir)
+`, c.Pid(), c.LogPath(), o.ToolsBin, c.Address(), c.Namespace, huskRuntime, *ref, c.Dir)
 	<-ctx.Done()
 	return nil
 }

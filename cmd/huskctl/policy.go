@@ -59,7 +59,7 @@ func runPolicy(ctx context.Context, args []string) error {
 		case 1:
 			return errDenied
 		}
-		os.Exit(2) // the documented status for errors, distinct from a denial
+		return exitStatus(2) // the documented status for errors, distinct from a denial
 	case "build":
 		return policyBuild(ctx, args[1:], os.Stdout)
 	case "-h", "-help", "--help", "help":
@@ -88,15 +88,16 @@ func policyTest(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		fmt.Fprintf(stderr, "huskctl policy test: %v\n", err)
 		return 2
 	}
-	if err := fs.Parse(args); err != nil {
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
 	}
 	switch {
-	case fs.NArg() > 0:
-		return fail(fmt.Errorf("unexpected argument %q", fs.Arg(0)))
+	case len(pos) > 0:
+		return fail(fmt.Errorf("unexpected argument %q", pos[0]))
 	case *module == "" || *point == "" || *eventPath == "":
 		return fail(errors.New("--module, --point and --event are required"))
 	}
@@ -239,17 +240,18 @@ func policyBuild(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("policy build", flag.ContinueOnError)
 	fs.Usage = func() { fmt.Fprint(fs.Output(), policyUsage) }
 	out := fs.String("o", "", "output module (default: DIR's name + .wasm)")
-	if err := fs.Parse(args); err != nil {
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
 		return err
 	}
-	if fs.NArg() != 1 {
+	if len(pos) != 1 {
 		fs.Usage()
 		return errors.New("want one package directory")
 	}
-	dir := fs.Arg(0)
+	dir := pos[0]
 	if *out == "" {
 		abs, err := filepath.Abs(dir)
 		if err != nil {

@@ -17,6 +17,9 @@ import (
 func runVM(ctx context.Context, args []string) error {
 	if len(args) == 0 || args[0] != "run" {
 		fmt.Fprintln(os.Stderr, "usage: huskctl vm run --kernel PATH [flags] (huskctl vm run -h lists them)")
+		if len(args) > 0 && isHelp(args[0]) {
+			return nil
+		}
 		return errors.New("want the run subcommand")
 	}
 	reason, err := cli.Run(ctx, args[1:], os.Stdout, os.Stderr, logging.L(ctx))
