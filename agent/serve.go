@@ -10,11 +10,12 @@ import (
 	"github.com/huskrt/husk/agent/api"
 )
 
-// Listeners are where the agent serves: its API and the stdio streams,
-// each on one or more listeners (vsock ports, a serial session's ports:
-// agent/serial).
+// Listeners are where the agent serves: its API, the stdio streams and
+// port-forward connections (api.ForwardPort), each on one or more
+// listeners (vsock ports, a serial session's ports: agent/serial).
+// Forward may be empty: then nothing is forwarded.
 type Listeners struct {
-	Agent, Streams []net.Listener
+	Agent, Streams, Forward []net.Listener
 }
 
 // Serve serves the agent API on agentL and attaches stdio streams from
@@ -32,10 +33,17 @@ func (s *Service) ServeAll(ctx context.Context, ls Listeners) error {
 		return err
 	}
 	api.RegisterAgentService(srv, s)
-	n := len(ls.Agent) + len(ls.Streams)
+	// Forwarded connections end with the agent's serving.
+	fctx, fcancel := context.WithCancel(ctx)
+	defer fcancel()
+	n := len(ls.Agent) + len(ls.Streams) + len(ls.Forward)
 	errc := make(chan error, n)
 	for _, l := range ls.Streams {
 		go func() { errc <- s.streams.serve(ctx, l) }()
+	}
+	fwd := newForwards()
+	for _, l := range ls.Forward {
+		go func() { errc <- fwd.serve(fctx, l) }()
 	}
 	for _, l := range ls.Agent {
 		go func() {
@@ -51,9 +59,10 @@ func (s *Service) ServeAll(ctx context.Context, ls Listeners) error {
 	case <-ctx.Done():
 	}
 	_ = srv.Close()
-	for _, l := range append(ls.Streams, ls.Agent...) {
+	for _, l := range append(append(ls.Streams, ls.Agent...), ls.Forward...) {
 		_ = l.Close()
 	}
+	fcancel()
 	s.streams.close()
 	return err
 }

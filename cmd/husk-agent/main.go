@@ -96,6 +96,15 @@ func run(ctx context.Context, guest bool, listen, streams, state string) error {
 			logging.L(ctx).Info("serving", "agent", agentL.Addr().String(), "streams", streamL.Addr().String(), "guest", guest)
 		}
 	}
+	if err == nil && guest {
+		// Port forwarding only in a VM: outside, the host's ports are
+		// not the agent's to hand out.
+		if fl, ferr := listener("", api.ForwardPort); ferr == nil {
+			ls.Forward = append(ls.Forward, fl)
+		} else {
+			logging.L(ctx).Warn("no port forwarding over vsock", "error", ferr)
+		}
+	}
 	if !guest {
 		if err != nil {
 			return err
@@ -105,8 +114,9 @@ func run(ctx context.Context, guest bool, listen, streams, state string) error {
 	// A VM without vsock has the serial port, which must come within
 	// serialWait; one with vsock is served on the port too if it comes,
 	// without waiting for it.
-	srv := serial.NewServer(api.AgentPort, api.StreamPort)
+	srv := serial.NewServer(api.AgentPort, api.StreamPort, api.ForwardPort)
 	ls.Agent, ls.Streams = append(ls.Agent, srv.Listener(api.AgentPort)), append(ls.Streams, srv.Listener(api.StreamPort))
+	ls.Forward = append(ls.Forward, srv.Listener(api.ForwardPort))
 	serveSerial := func(port string) {
 		logging.L(ctx).Info("serving", "serial", port, "guest", guest)
 		_ = srv.Serve(ctx, serial.DevicePort(port))

@@ -134,6 +134,7 @@ func (h *Handler) NewSandbox(ctx context.Context, req *handler.SandboxRequest) (
 			NICs: nics.vmNICs(),
 		},
 		network: pn.agentNetwork(),
+		netns:   pn.netns,
 		nics:    nics,
 		boot:    boot,
 		call:    call,

@@ -34,6 +34,7 @@ type sandboxConfig struct {
 	call    time.Duration
 	cache   string
 	network *api.Network // the guest's; nil: loopback only
+	netns   string       // the pod's network namespace on the host; "": none
 	nics    *podNICs     // the taps in the pod's namespace; nil: none
 }
 
@@ -53,7 +54,8 @@ type sandbox struct {
 	dead    chan struct{}
 	why     error // set before dead is closed
 	oomSync chan chan struct{}
-	vols    podVolumes // the host volumes copied into the VM
+	vols    podVolumes      // the host volumes copied into the VM
+	ports   *podPortForward // nil: no port forwarding
 }
 
 // startSandbox boots the VM and waits for its agent. On error nothing is
@@ -91,6 +93,7 @@ func startSandbox(ctx context.Context, cfg sandboxConfig) (_ *sandbox, retErr er
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s := &sandbox{cfg: cfg, vm: vm, cl: cl, ctx: sctx, cancel: cancel,
 		ctrs: map[string]*container{}, dead: make(chan struct{}), oomSync: make(chan chan struct{})}
+	s.ports = forwardPorts(sctx, cfg.netns, vm)
 	go s.watchVM()
 	go s.watchOOM()
 	return s, nil
@@ -252,6 +255,9 @@ func (s *sandbox) Close(ctx context.Context) error {
 	}
 	s.cancel()
 	s.cl.Close()
+	if err := s.ports.Close(); err != nil {
+		logging.L(ctx).Warn("port-forward: closing", "error", err)
+	}
 	if err := s.vm.Stop(ctx); err != nil {
 		return fmt.Errorf("stopping the VM of %s: %w", s.cfg.id, err)
 	}
