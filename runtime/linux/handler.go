@@ -12,6 +12,7 @@ import (
 	"github.com/opencontainers/runc/libcontainer/specconv"
 
 	"github.com/huskrt/husk/internal/logging"
+	"github.com/huskrt/husk/internal/reaper"
 	"github.com/huskrt/husk/internal/vocab"
 	"github.com/huskrt/husk/runtime/handler"
 	"github.com/huskrt/husk/runtime/resource/cgroups"
@@ -110,12 +111,17 @@ func (*Handler) CreateWith(ctx context.Context, req *handler.CreateRequest, prog
 		}
 	}
 
+	// To join a user namespace by path (a pod's), specconv forks a child
+	// that reads the namespace's mappings and waits for it itself: keep the
+	// orphan reaper's hands off that child.
+	own := reaper.Spawn()
 	lcfg, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{
 		CgroupName:       req.ID,
 		UseSystemdCgroup: req.Config.Linux.SystemdCgroup,
 		NoPivotRoot:      req.Config.Linux.NoPivotRoot,
 		Spec:             &spec,
 	})
+	own(0)
 	if err != nil {
 		return nil, fmt.Errorf("OCI spec of %s: %w: %w", req.ID, err, errdefs.ErrInvalidArgument)
 	}

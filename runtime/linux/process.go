@@ -85,6 +85,9 @@ func (p *process) launch(ctx context.Context, start func(*libcontainer.Process) 
 				_ = x.Close(0)
 			}
 		}()
+		if err := chownStdio(p.c.spec, uint32(p.lp.UID), uint32(p.lp.GID), x.Stdin, x.Stdout, x.Stderr); err != nil {
+			return err
+		}
 		p.lp.Stdin, p.lp.Stdout, p.lp.Stderr = nil, nil, nil
 		// Typed nil *os.File values must not reach exec.Cmd.
 		if x.Stdin != nil {
