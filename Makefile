@@ -10,7 +10,7 @@ LDFLAGS := -X github.com/huskrt/husk/version.Version=$(VERSION) -X github.com/hu
 BUILDTAGS := seccomp
 export CGO_ENABLED := 1
 
-.PHONY: all build install test unit integration demo bench containerd tools clean lint fuzz fuzz-short nested-assets proto agent guest
+.PHONY: all build install uninstall test unit integration demo bench containerd tools clean lint fuzz fuzz-short nested-assets proto agent guest
 
 all: build
 
@@ -19,10 +19,28 @@ build:
 	$(GO) build -tags '$(BUILDTAGS)' -ldflags '$(LDFLAGS)' -o $(BIN)/huskctl ./cmd/huskctl
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(BIN)/husk-wasm-runner ./cmd/husk-wasm-runner
 
+# install puts the binaries in $(PREFIX)/bin, where containerd finds the shim
+# by its runtime name, and a default configuration (examples/config.toml:
+# every key at its default, documented) in $(SYSCONFDIR)/husk/config.toml
+# unless one is there already: an operator's file is never overwritten.
+# DESTDIR stages the whole tree elsewhere (packaging, tests).
+PREFIX ?= /usr/local
+SYSCONFDIR ?= /etc
+HUSK_BINARIES := containerd-shim-husk-v2 huskctl husk-wasm-runner
+
 install: build
-	install -D -m 0755 $(BIN)/containerd-shim-husk-v2 /usr/local/bin/containerd-shim-husk-v2
-	install -D -m 0755 $(BIN)/huskctl /usr/local/bin/huskctl
-	install -D -m 0755 $(BIN)/husk-wasm-runner /usr/local/bin/husk-wasm-runner
+	for b in $(HUSK_BINARIES); do install -D -m 0755 $(BIN)/$$b $(DESTDIR)$(PREFIX)/bin/$$b || exit 1; done
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/husk/config.toml ]; then \
+		echo "keeping $(DESTDIR)$(SYSCONFDIR)/husk/config.toml"; \
+	else \
+		install -D -m 0644 examples/config.toml $(DESTDIR)$(SYSCONFDIR)/husk/config.toml && \
+		echo "installed $(DESTDIR)$(SYSCONFDIR)/husk/config.toml"; \
+	fi
+
+# uninstall removes the binaries; the configuration in $(SYSCONFDIR)/husk is
+# the operator's and stays.
+uninstall:
+	for b in $(HUSK_BINARIES); do rm -f $(DESTDIR)$(PREFIX)/bin/$$b; done
 
 # tools: runc, busybox-static, libseccomp (apt) and containerd v2.4.2, ctr,
 # containerd-shim-runc-v2 (go install into .tools/bin).

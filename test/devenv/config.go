@@ -45,17 +45,26 @@ const maxShimSocketDir = 42
 //
 // It is version 3, which containerd 2.0 to 2.4 all accept (2.4 migrates it to
 // version 4 in memory and logs one warning), so ToolsBin may point at any
-// containerd 2.x. imports is empty so that no drop-in from
-// /etc/containerd/conf.d leaks into the bench.
-func configTOML(dir, logLevel string, disabled []string) (string, error) {
-	if strings.ContainsAny(dir, "'\n\r") {
-		return "", fmt.Errorf("devenv: dir %q contains a quote or newline", dir)
+// containerd 2.x. imports lists only the given files (Options.Imports) so
+// that no drop-in from /etc/containerd/conf.d leaks into the bench.
+func configTOML(dir, logLevel string, disabled []string, imports ...string) (string, error) {
+	for _, p := range append([]string{dir}, imports...) {
+		if strings.ContainsAny(p, "'\n\r") {
+			return "", fmt.Errorf("devenv: path %q contains a quote or newline", p)
+		}
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "version = 3\n")
 	fmt.Fprintf(&b, "root = '%s'\n", filepath.Join(dir, "root"))
 	fmt.Fprintf(&b, "state = '%s'\n", filepath.Join(dir, "state"))
-	fmt.Fprintf(&b, "imports = []\n")
+	fmt.Fprintf(&b, "imports = [")
+	for i, p := range imports {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "'%s'", p)
+	}
+	fmt.Fprintf(&b, "]\n")
 	fmt.Fprintf(&b, "disabled_plugins = [\n")
 	for _, p := range disabled {
 		fmt.Fprintf(&b, "  '%s',\n", p)
@@ -79,8 +88,8 @@ func configTOML(dir, logLevel string, disabled []string) (string, error) {
 
 // writeConfig writes the configuration, followed by extra (more plugin
 // sections, e.g. criTOML's), to <dir>/containerd.toml.
-func writeConfig(dir, logLevel string, disabled []string, extra string) (string, error) {
-	text, err := configTOML(dir, logLevel, disabled)
+func writeConfig(dir, logLevel string, disabled []string, extra string, imports ...string) (string, error) {
+	text, err := configTOML(dir, logLevel, disabled, imports...)
 	if err != nil {
 		return "", err
 	}

@@ -63,6 +63,10 @@ type Options struct {
 	// the bench then has runtime handler VirtHandler, whose pods run in
 	// QEMU VMs booted from it.
 	VirtGuestImage string
+	// Imports are containerd config files (drop-ins) the bench's config
+	// imports, merged over it as containerd merges /etc/containerd/conf.d
+	// (e.g. examples/kubernetes/containerd-husk.toml). Absolute paths.
+	Imports []string
 
 	// allPlugins leaves disabledPlugins enabled, for the test that checks
 	// they exist.
@@ -160,7 +164,7 @@ func Start(ctx context.Context, o Options) (_ *Containerd, err error) {
 	if o.allPlugins {
 		disabled = nil
 	}
-	cfg, err := writeConfig(c.Dir, o.LogLevel, disabled, criSection)
+	cfg, err := writeConfig(c.Dir, o.LogLevel, disabled, criSection, o.Imports...)
 	if err != nil {
 		return nil, err
 	}
@@ -238,6 +242,10 @@ func containerdEnv(o Options) []string {
 			continue
 		}
 		env = append(env, kv)
+	}
+	if o.CRI && o.HuskConfig != "" {
+		// For PlainHandler, whose shims get no ConfigPath.
+		env = append(env, "HUSK_CONFIG="+o.HuskConfig)
 	}
 	return append(env, o.Env...)
 }
