@@ -58,7 +58,8 @@ import (
 // confine.go). Then containerdStage2 mounts proc, sysfs, devtmpfs, devpts,
 // /dev/shm, /run, /tmp, cgroup2 at /sys/fs/cgroup (every controller
 // enabled in the root's subtree_control), loads the modules, starts
-// containerd (socket /run/containerd/containerd.sock, CRI disabled),
+// containerd (socket /run/containerd/containerd.sock, CRI disabled unless
+// ContainerdConfig.CRI: containerd_cri.go),
 // waits for `ctr version`, imports the image, and runs the scenario.
 //
 // A scenario is a shell snippet (ContainerdConfig.Scenario) run by
@@ -172,6 +173,11 @@ type ContainerdConfig struct {
 	QEMU string
 	// Files are more files, by their path in the guest (no leading /).
 	Files map[string][]byte
+	// Modules are more of the outer kernel's modules, loaded at boot
+	// after ContainerdModules, in their order.
+	Modules []string
+	// CRI, when set, turns on containerd's CRI plugin (containerd_cri.go).
+	CRI *CRIConfig
 }
 
 // ContainerdOuterInitrd builds the outer initrd of a containerd run.
@@ -193,6 +199,17 @@ func ContainerdOuterInitrd(c ContainerdConfig) ([]byte, error) {
 			if err := addFile(a, src, dst, 0o644); err != nil {
 				return nil, fmt.Errorf("%w: QEMU q35 firmware: %v", ErrMissing, err)
 			}
+		}
+	}
+	if c.CRI != nil {
+		modules = append(append([]string{}, modules...), criModules...)
+		if err := addCRI(a, c.CRI); err != nil {
+			return nil, err
+		}
+	}
+	for _, m := range c.Modules {
+		if !slices.Contains(modules, m) {
+			modules = append(append([]string{}, modules...), m)
 		}
 	}
 	if err := addModules(a, c.Kernel, modules); err != nil {
@@ -243,11 +260,17 @@ func ContainerdOuterInitrd(c ContainerdConfig) ([]byte, error) {
 	for _, d := range []string{"newroot", "run", "var/lib/containerd", "var/cache/husk/rootfs"} {
 		a.Dir(d)
 	}
-	a.File("etc/containerd/config.toml", 0o644, []byte(containerdTOML))
+	toml, lib, prepare := containerdTOML, scenarioLib, ""
+	if c.CRI != nil {
+		toml = criContainerdTOML(c.CRI)
+		lib += criLib
+		prepare = criPrepare
+	}
+	a.File("etc/containerd/config.toml", 0o644, []byte(toml))
 	a.File("etc/husk/config.toml", 0o644, []byte(husk))
-	a.File("etc/husk-nested/lib.sh", 0o644, []byte(scenarioLib))
+	a.File("etc/husk-nested/lib.sh", 0o644, []byte(lib))
 	a.File("etc/husk-nested/scenario.sh", 0o644, []byte(c.Scenario))
-	a.File("etc/husk-nested/stage2", 0o755, []byte(containerdStage2(int(timeout.Seconds()), modules)))
+	a.File("etc/husk-nested/stage2", 0o755, []byte(containerdStage2(int(timeout.Seconds()), modules, prepare)))
 	a.File("init", 0o755, []byte(containerdInit))
 	return a.Bytes(), nil
 }
@@ -347,9 +370,9 @@ check_clean() {
 `
 
 // containerdStage2 is the outer init after the chroot, PID 1: mounts,
-// modules, containerd, the image, the scenario under a watchdog of
-// timeoutSec, the verdict.
-func containerdStage2(timeoutSec int, modules []string) string {
+// modules, containerd, the image, prepare (a snippet, the CRI's), the
+// scenario under a watchdog of timeoutSec, the verdict.
+func containerdStage2(timeoutSec int, modules []string, prepare string) string {
 	return fmt.Sprintf(`#!/bin/sh
 export PATH=/bin
 export LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu
@@ -385,7 +408,7 @@ echo "${M}containerd ready, uptime $(up)"
 ctr images import --platform linux/amd64 /images/busybox.tar > /tmp/import.log 2>&1 || { cat /tmp/import.log; verdict_fail "ctr images import"; }
 ctr images ls -q | grep -qx "$IMAGE" || verdict_fail "no image $IMAGE after import: $(ctr images ls -q)"
 echo "${M}image imported, uptime $(up)"
-( sleep %[6]d; echo "${M}processes:"; ps; verdict_fail "the scenario did not end in %[6]d s" ) &
+%[7]s( sleep %[6]d; echo "${M}processes:"; ps; verdict_fail "the scenario did not end in %[6]d s" ) &
 watchdog=$!
 : > /tmp/husk-fails
 ( . /etc/husk-nested/lib.sh; . /etc/husk-nested/scenario.sh )
@@ -401,5 +424,5 @@ else
   echo "${V}PASS"
 fi
 poweroff -f
-`, ContainerdNamespace, ContainerdImageRef, ctrMarker, ctrVerdict, strings.Join(modules, " "), timeoutSec)
+`, ContainerdNamespace, ContainerdImageRef, ctrMarker, ctrVerdict, strings.Join(modules, " "), timeoutSec, prepare)
 }

@@ -1,15 +1,8 @@
 package nested
 
 import (
-	"context"
-	"io"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
-
-	"github.com/huskrt/husk/internal/guestimage"
-	"github.com/huskrt/husk/test/devenv"
 )
 
 // linuxScenario drives husk's Linux handler through ctr: output, an exit
@@ -177,10 +170,7 @@ check_clean
 // outer guest's time on a quiet 2-core machine (five VM boots of 6 to 14 s
 // in TCG, and the rest) and three times that with other QEMUs and builds
 // beside it; a hang must still fail, not stall CI.
-const (
-	containerdScenarioTimeout = 420 * time.Second
-	containerdTimeout         = containerdScenarioTimeout + 120*time.Second
-)
+const containerdScenarioTimeout = 420 * time.Second
 
 // TestNestedContainerd is husk end to end through a real containerd, in
 // the outer guest (which has a /dev/kvm): a private containerd 2.x with
@@ -198,56 +188,7 @@ const (
 // no VMM process is left, and at the end no task, container, shim, mount,
 // state directory, per-container disk image or cgroup.
 func TestNestedContainerd(t *testing.T) {
-	repo, as := nestedSetup(t, "about four minutes (a containerd run)")
-	tools, err := FindContainerdTools(repo)
-	skipIfMissing(t, err)
-
-	dir := t.TempDir()
-	shim := filepath.Join(dir, "containerd-shim-husk-v2")
-	skipIfMissing(t, BuildShim(context.Background(), repo, shim))
-	ptyrun := buildStatic(t, repo, dir, "./test/nested/ptyrun", "ptyrun")
-	agent := buildAgent(t, repo, dir)
-	img := filepath.Join(dir, "guest")
-	if _, err := guestimage.Build(context.Background(), guestimage.Options{
-		KernelDir: filepath.Join(repo, ".tools", "kernel", "cloud-amd64"), Agent: agent, OutDir: img}); err != nil {
-		t.Fatal(err)
-	}
-	image := filepath.Join(dir, "busybox.tar")
-	if err := devenv.BusyboxImage(image, ContainerdImageRef); err != nil {
-		t.Fatal(err)
-	}
-
-	var tee io.Writer
-	if testing.Verbose() {
-		tee = prefixWriter{os.Stderr}
-	}
-	run := func() (*ContainerdResult, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), containerdTimeout)
-		defer cancel()
-		return RunContainerd(ctx, as, ContainerdConfig{
-			Tools: tools, Shim: shim, Ptyrun: ptyrun, Image: image,
-			GuestKernel:     filepath.Join(img, guestimage.KernelFile),
-			GuestInitrd:     filepath.Join(img, guestimage.InitrdFile),
-			GuestManifest:   filepath.Join(img, guestimage.ManifestFile),
-			Scenario:        linuxScenario + virtScenario,
-			ScenarioTimeout: containerdScenarioTimeout,
-		}, dir, tee)
-	}
-	r, err := run()
-	// A freeze of the whole outer guest is QEMU's (see runQEMUWatched),
-	// not husk's: retried once, and said; a second one fails.
-	if r != nil && r.Frozen {
-		t.Logf("attempt 1: %v after %v, retrying once; console:\n%s", err, r.Wall.Round(time.Millisecond), tail(r.Console, 30))
-		r, err = run()
-	}
-	if r == nil {
-		t.Fatal(err)
-	}
-	if err != nil || !r.Passed() {
-		t.Fatalf("verdict %q after %v (qemu: %v)\nconsole:\n%s", r.Verdict, r.Wall.Round(time.Millisecond), err, tail(r.Console, 200))
-	}
-	for _, l := range r.Lines() {
-		t.Log(l)
-	}
-	t.Logf("nested containerd run: PASS in %v wall, outer initrd %.1f MiB", r.Wall.Round(time.Millisecond), float64(r.InitrdSize)/(1<<20))
+	r := setupContainerdRun(t, "about four minutes (a containerd run)", ctrRunOptions{ptyrun: true})
+	res := r.run(t, linuxScenario+virtScenario, containerdScenarioTimeout)
+	t.Logf("nested containerd run: PASS in %v wall, outer initrd %.1f MiB", res.Wall.Round(time.Millisecond), float64(res.InitrdSize)/(1<<20))
 }

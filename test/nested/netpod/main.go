@@ -7,7 +7,8 @@
 //	                      10.213.77.1/30)
 //	netpod get ADDR SECS  dials ADDR until it answers (at most SECS
 //	                      seconds) and prints the answer
-//	netpod left NAME      prints the taps and ingress qdiscs in NAME, one a line
+//	netpod left NAME      prints the taps and ingress qdiscs in NAME, one a
+//	                      line (NAME may be a namespace's path, as a CRI's)
 //	netpod down NAME      removes the veth pair and the namespace
 package main
 
@@ -63,7 +64,11 @@ func main() {
 }
 
 func handle(name string) (*netlink.Handle, netns.NsHandle, error) {
-	ns, err := netns.GetFromPath(filepath.Join("/run/netns", name))
+	p := name
+	if !filepath.IsAbs(p) {
+		p = filepath.Join("/run/netns", name)
+	}
+	ns, err := netns.GetFromPath(p)
 	if err != nil {
 		return nil, 0, err
 	}
