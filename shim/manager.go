@@ -222,12 +222,23 @@ func sandboxHandlers(pod, last string) []string {
 	return []string{pod, last}
 }
 
-// Info describes the runtime to containerd.
+// Info describes the runtime to containerd (`-info`): its name, version and
+// the OCI features document of the handler that the configuration selected
+// by options (the runtime entry's options, as Create reads them) runs pods
+// with by default. containerd's CRI reads recursive read-only mount and
+// user namespace support for the entry from it (features.go).
 func (Manager) Info(ctx context.Context, options io.Reader) (*types.RuntimeInfo, error) {
-	return &types.RuntimeInfo{
-		Name:    RuntimeName,
-		Version: &types.RuntimeVersion{Version: version.Version, Revision: version.Revision},
-	}, nil
+	opts, err := readInfoOptions(options)
+	if err != nil {
+		return nil, err
+	}
+	info, err := runtimeInfo(opts)
+	if err != nil {
+		return nil, err
+	}
+	info.Name = RuntimeName
+	info.Version = &types.RuntimeVersion{Version: version.Version, Revision: version.Revision}
+	return info, nil
 }
 
 var _ shim.Shim = Manager{}
