@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	eventstypes "github.com/containerd/containerd/api/events"
+	sandboxAPI "github.com/containerd/containerd/api/runtime/sandbox/v1"
 	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
 	"github.com/containerd/containerd/api/types/runc/options"
 	"github.com/containerd/containerd/api/types/runtimeoptions/v1"
@@ -52,9 +53,15 @@ type service struct {
 
 	mu    sync.Mutex
 	tasks map[string]*runtime.Task // guarded by mu
+	// creating holds the ids whose Create is under way, so that a second
+	// Create of one id is refused before it reaches the manager; guarded
+	// by mu.
+	creating map[string]struct{}
 
 	// gate decides when the shim exits (group.go).
 	gate *exitGate
+	// sandboxes serves containerd's sandbox API (sandbox_service.go).
+	sandboxes *sandboxService
 	// starter is what the start command said; guarded by mu.
 	starter starter
 }
@@ -72,7 +79,10 @@ func newService(ctx context.Context, mgr *runtime.Manager, pub shim.Publisher, s
 		sd:      sd,
 		metrics: m,
 		tasks:   make(map[string]*runtime.Task),
+
+		creating: make(map[string]struct{}),
 	}
+	s.sandboxes = newSandboxService(s)
 	s.gate = newExitGate(s.taskCount, s.exit)
 	recs := &records{address: func() string { return s.containerd }}
 	mgr.HookOptions = runtime.HookOptions{CacheDir: hooks.DefaultCacheDir, Observe: m.observeHook, ImageOf: recs.ImageOf}
@@ -84,6 +94,7 @@ func newService(ctx context.Context, mgr *runtime.Manager, pub shim.Publisher, s
 // RegisterTTRPC makes the service a pkg/shim TTRPCService.
 func (s *service) RegisterTTRPC(server *ttrpc.Server) error {
 	taskAPI.RegisterTTRPCTaskService(server, s)
+	sandboxAPI.RegisterTTRPCSandboxService(server, s.sandboxes)
 	registerGroup(server, s.gate, os.Getpid())
 	return nil
 }
@@ -106,6 +117,26 @@ func rpcErr(err error) error {
 		return nil
 	}
 	return toRPCError(err)
+}
+
+// reserve claims id for a Create until release is called: an id that is
+// being created or names a task already is refused (errdefs
+// ErrAlreadyExists). Two creates of one id had both reached the manager,
+// and the loser's undo removed the winner's record.
+func (s *service) reserve(id string) (release func(), err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, exists := s.tasks[id]
+	_, creating := s.creating[id]
+	if exists || creating {
+		return nil, fmt.Errorf("task %s: %w", id, errdefs.ErrAlreadyExists)
+	}
+	s.creating[id] = struct{}{}
+	return func() {
+		s.mu.Lock()
+		delete(s.creating, id)
+		s.mu.Unlock()
+	}, nil
 }
 
 func (s *service) task(id string) (*runtime.Task, error) {
@@ -176,6 +207,11 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*ta
 		return nil, rpcErr(err)
 	}
 	defer created()
+	release, err := s.reserve(r.ID)
+	if err != nil {
+		return nil, rpcErr(err)
+	}
+	defer release() // after the task is in s.tasks, or the create failed
 	cfg, err := s.loadConfig(r.Options)
 	if err != nil {
 		return nil, rpcErr(err)
@@ -183,6 +219,13 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*ta
 	spec, err := runtime.LoadSpec(r.Bundle)
 	if err != nil {
 		return nil, rpcErr(err)
+	}
+	if pod := runtime.PodOf(r.ID, spec.Annotations); !pod.IsSandbox {
+		// A container of a pod the sandbox API made: the pod's hosts,
+		// resolv.conf and hostname are the shim's to give.
+		if dir, ok := s.sandboxes.filesOf(pod.SandboxID); ok {
+			podFileMounts(spec, dir)
+		}
 	}
 	ns, err := namespaces.NamespaceRequired(s.ctx)
 	if err != nil {
@@ -200,12 +243,6 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*ta
 	}
 	for _, m := range r.Rootfs {
 		req.Rootfs = append(req.Rootfs, mount.Mount{Type: m.Type, Source: m.Source, Target: m.Target, Options: m.Options})
-	}
-	s.mu.Lock()
-	_, exists := s.tasks[r.ID]
-	s.mu.Unlock()
-	if exists {
-		return nil, rpcErr(fmt.Errorf("task %s: %w", r.ID, errdefs.ErrAlreadyExists))
 	}
 	t, err := s.mgr.Create(ctx, req, s.events)
 	if err != nil {
@@ -505,9 +542,10 @@ func (s *service) exit() {
 	s.sd.Shutdown()
 }
 
-// taskCount is how many tasks the shim serves.
+// taskCount is how many tasks and sandboxes the shim serves.
 func (s *service) taskCount() int {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.tasks)
+	n := len(s.tasks)
+	s.mu.Unlock()
+	return n + s.sandboxes.count()
 }
