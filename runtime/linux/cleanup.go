@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"time"
 
 	"github.com/containerd/containerd/v2/core/mount"
@@ -16,12 +15,13 @@ import (
 
 // Cleanup removes what a dead shim left of container id: it kills the
 // container's processes, destroys its cgroups and libcontainer state and
-// unmounts its rootfs. It returns the init's pid (0 if unknown). A container
-// already gone is not an error.
+// unmounts its rootfs where Create mounted it (its rootfs record: the
+// spec's root.path, not necessarily bundle/rootfs; a rootfs husk did not
+// mount is left alone). It returns the init's pid (0 if unknown). A
+// container already gone is not an error.
 func (*Handler) Cleanup(ctx context.Context, sandboxDir, id, bundle string) (int, error) {
 	var pid int
 	var errs []error
-	rootfsPath := filepath.Join(bundle, "rootfs")
 	lc, err := libcontainer.Load(stateRoot(sandboxDir), id)
 	switch {
 	case errors.Is(err, libcontainer.ErrNotExist):
@@ -47,8 +47,15 @@ func (*Handler) Cleanup(ctx context.Context, sandboxDir, id, bundle string) (int
 			errs = append(errs, fmt.Errorf("destroying container %s: %w", id, err))
 		}
 	}
-	if err := mount.UnmountRecursive(rootfsPath, 0); err != nil {
-		errs = append(errs, fmt.Errorf("unmounting %s: %w", rootfsPath, err))
+	switch target, ok, err := readRootfsRecord(sandboxDir, id); {
+	case err != nil:
+		errs = append(errs, err)
+	case ok:
+		if err := mount.UnmountRecursive(target, 0); err != nil {
+			errs = append(errs, fmt.Errorf("unmounting %s: %w", target, err))
+		} else if err := removeRootfsRecord(sandboxDir, id); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return pid, errors.Join(errs...)
 }

@@ -30,6 +30,9 @@ type container struct {
 	prog   Program         // nil: the spec's process runs as it is
 
 	oom *cgroups.OOMWatch // nil if OOM kills are not watched
+
+	// stateDir is the sandbox's state directory (its rootfs record's).
+	stateDir string
 }
 
 func (c *container) Init() handler.Process { return c.init }
@@ -157,6 +160,8 @@ func (c *container) Delete(ctx context.Context) error {
 	}
 	if c.rootfs != nil {
 		if err := c.rootfs.Unmount(); err != nil {
+			errs = append(errs, err)
+		} else if err := removeRootfsRecord(c.stateDir, c.id); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -95,6 +95,12 @@ func (*Handler) CreateWith(ctx context.Context, req *handler.CreateRequest, prog
 	}
 	var mounted *rootfs.Mounted
 	if len(req.Rootfs) > 0 {
+		// Recorded first: a crash between the mount and the end leaves a
+		// record Cleanup unmounts from.
+		if err := writeRootfsRecord(req.StateDir, req.ID, filepath.Clean(root.Path)); err != nil {
+			return nil, err
+		}
+		undo = append(undo, func() { _ = removeRootfsRecord(req.StateDir, req.ID) })
 		m, err := rootfs.Mount(req.Rootfs, root.Path)
 		if err != nil {
 			return nil, err
@@ -146,7 +152,7 @@ func (*Handler) CreateWith(ctx context.Context, req *handler.CreateRequest, prog
 		return nil, err
 	}
 	lp.Init = true
-	c := &container{id: req.ID, spec: &spec, lc: lc, rootfs: mounted, prog: prog}
+	c := &container{id: req.ID, stateDir: req.StateDir, spec: &spec, lc: lc, rootfs: mounted, prog: prog}
 	c.init = newProc(c, "", lp, req.Stdio)
 	if err := c.init.launch(ctx, lc.Start); err != nil {
 		return nil, err
