@@ -75,7 +75,7 @@ func (s *Sandbox) closeHooks(ctx context.Context) {
 	s.engine.Store(nil)
 	// A call that took the engine before the Store ends first, or fails.
 	if err := e.Close(ctx); err != nil {
-		logging.L(ctx).Warn("closing hook engine", "sandbox", s.ID, "error", err)
+		logging.L(ctx).Warn("closing hook engine", "error", err)
 	}
 }
 

@@ -74,6 +74,9 @@ func (m *Manager) Handler(name string) (handler.Handler, bool) {
 // the whole pod; its other containers use them.
 func (m *Manager) Create(ctx context.Context, req *handler.CreateRequest, obs Observer) (_ *Task, retErr error) {
 	pod := PodOf(req.ID, req.Spec.Annotations)
+	// The sandbox is named here, once, for every record of the create (the
+	// Sandbox's own records do not add it again).
+	ctx = logging.With(ctx, "sandbox", pod.SandboxID)
 	sb, ok, err := m.lookupForCreate(ctx, pod.SandboxID)
 	if err != nil {
 		return nil, err
@@ -129,7 +132,13 @@ func (m *Manager) Create(ctx context.Context, req *handler.CreateRequest, obs Ob
 		}
 		return nil, err
 	}
-	ctx = logging.With(ctx, "handler", ch.h.Name(), "sandbox", sb.ID)
+	// The handler is named once it is known: a smart create's handler
+	// (wasm) decides whether the container is Wasm or native, and its
+	// kind is the handler the task is labelled with.
+	base := ctx
+	if !ch.smart {
+		ctx = logging.With(ctx, "handler", ch.h.Name())
+	}
 
 	// Record first: a crash between here and the end leaves a record that
 	// delete can clean up from, never resources nobody knows of.
@@ -162,7 +171,9 @@ func (m *Manager) Create(ctx context.Context, req *handler.CreateRequest, obs Ob
 		m.sandboxes[sb.ID] = sb
 		m.mu.Unlock()
 	}
-	t := newTask(context.WithoutCancel(ctx), req.ID, req.Bundle, kind, c, req.Stdio, obs)
+	tctx := logging.With(context.WithoutCancel(base), "handler", kind)
+	logging.L(tctx).Debug("container created")
+	t := newTask(tctx, req.ID, req.Bundle, kind, c, req.Stdio, obs)
 	t.SandboxID, t.SandboxDir, t.sb, t.hooks = sb.ID, sb.Dir, sb, hv
 	return t, nil
 }
@@ -200,6 +211,7 @@ func (m *Manager) lookupForCreate(ctx context.Context, id string) (sb *Sandbox, 
 // without mu held: a slow hook or VM holds up only this sandbox, not the
 // other sandboxes' creates and deletes.
 func (m *Manager) Deleted(ctx context.Context, t *Task) (sandboxGone bool) {
+	ctx = logging.With(ctx, "sandbox", t.SandboxID)
 	m.mu.Lock()
 	sb, ok := m.sandboxes[t.SandboxID]
 	if !ok || !sb.forget(ctx, t.ID, sb.creating > 0) {
@@ -241,7 +253,7 @@ func (m *Manager) Measure(ctx context.Context) map[string][]handler.Measure {
 	m.mu.Unlock()
 	out := make(map[string][]handler.Measure, len(sbs))
 	for _, sb := range sbs {
-		if ms := sb.measure(ctx); len(ms) > 0 {
+		if ms := sb.measure(logging.With(ctx, "sandbox", sb.ID)); len(ms) > 0 {
 			out[sb.ID] = ms
 		}
 	}

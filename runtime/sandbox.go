@@ -95,7 +95,7 @@ func (s *Sandbox) closeParts(ctx context.Context) {
 	defer s.partsMu.Unlock()
 	for i := len(s.parts) - 1; i >= 0; i-- {
 		if err := s.parts[i].sb.Close(ctx); err != nil {
-			logging.L(ctx).Error("closing sandbox", "sandbox", s.ID, "handler", s.parts[i].handler, "error", err)
+			logging.L(ctx).Error("closing sandbox", "handler", s.parts[i].handler, "error", err)
 		}
 	}
 	s.parts = nil
@@ -138,7 +138,7 @@ func (s *Sandbox) remove(ctx context.Context, id string, keep bool) (gone bool) 
 		return true
 	}
 	if err := persist.Write(s.Dir, &s.rec); err != nil {
-		logging.L(ctx).Error("persisting sandbox", "sandbox", s.ID, "error", err)
+		logging.L(ctx).Error("persisting sandbox", "error", err)
 	}
 	return false
 }
@@ -155,7 +155,7 @@ func (s *Sandbox) forget(ctx context.Context, id string, keep bool) (empty bool)
 		return true
 	}
 	if err := persist.Write(s.Dir, &s.rec); err != nil {
-		logging.L(ctx).Error("persisting sandbox", "sandbox", s.ID, "error", err)
+		logging.L(ctx).Error("persisting sandbox", "error", err)
 	}
 	return false
 }
@@ -184,7 +184,7 @@ func (s *Sandbox) teardownLocked(ctx context.Context) {
 	s.closeHooks(ctx)
 	s.releasePodCgroupLocked(ctx)
 	if err := persist.Remove(s.Dir); err != nil {
-		logging.L(ctx).Error("removing sandbox state", "sandbox", s.ID, "error", err)
+		logging.L(ctx).Error("removing sandbox state", "error", err)
 	}
 }
 
@@ -201,7 +201,7 @@ func (s *Sandbox) measure(ctx context.Context) []handler.Measure {
 		}
 		ms, err := m.Measure(ctx)
 		if err != nil {
-			logging.L(ctx).Debug("measuring a sandbox", "sandbox", s.ID, "handler", p.handler, "error", err)
+			logging.L(ctx).Debug("measuring a sandbox", "handler", p.handler, "error", err)
 			continue
 		}
 		out = append(out, ms...)
