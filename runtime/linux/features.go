@@ -113,6 +113,10 @@ var recursiveAttrs = []string{
 	"rstrictatime", "rnostrictatime", "rnosymfollow", "rsymfollow",
 }
 
+// RecursiveAttrs returns the mount options that set recursive mount
+// attributes (rro and the like).
+func RecursiveAttrs() []string { return slices.Clone(recursiveAttrs) }
+
 func isRecursiveAttr(o string) bool { return slices.Contains(recursiveAttrs, o) }
 
 // mountSetattrProbe reports whether the kernel has mount_setattr(2); a
