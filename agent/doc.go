@@ -14,7 +14,9 @@
 // A container's stdio travels on connections of its own (api.StreamPort):
 // the host attaches them before it names them in CreateContainer or
 // ExecProcess, and the engine takes them as "stream:<id>" stdio
-// (runtime/stdio.Streams).
+// (runtime/stdio.Streams). Port-forwarded connections arrive on
+// api.ForwardPort, one each, and are joined to the port they name on the
+// guest (forward.go).
 //
 // The package imports the handler contract, the Linux engine and the agent
 // API only: never the hook engine, wazero, the VMM or the shim.

@@ -14,6 +14,9 @@
 //     are long-polls with a timeout the host chooses, so each call has a
 //     deadline and the host calls again.
 //   - StreamPort carries stdio, one connection per stream.
+//   - ForwardPort carries port-forwarded TCP connections, one connection
+//     each: an 8-byte header names the guest's port, the agent answers one
+//     byte (connected or refused), then raw bytes both ways (forward.go).
 //
 // # Streams
 //

@@ -17,5 +17,9 @@
 // endpoint the CNI plugins left there: a tap in that namespace joined to
 // the endpoint by tc mirred redirects, with the endpoint's MAC; the guest
 // gets its name, MTU, addresses, routes and static neighbours
-// (network.go, netns_linux.go, nics_linux.go; docs/RATIONALE.md).
+// (network.go, netns_linux.go, nics_linux.go; docs/RATIONALE.md). The
+// namespace's loopback is steered into the guest for the CRI's
+// port-forward: a BPF sk_lookup program hands every TCP connection to
+// 127.0.0.1 or ::1 to a listener of the shim's, which carries it to the
+// agent's forward port (steer_linux.go, portfwd.go).
 package virt

@@ -1,12 +1,14 @@
 package cri
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -806,4 +808,170 @@ func TestVirtPodConfigMapUpdate(t *testing.T) {
 	t.Logf("the host's update was seen in the guest after %s", time.Since(t0).Round(100*time.Millisecond))
 	crictl(t, "stop", "--timeout", "10", c)
 	crictl(t, "rm", c)
+}
+
+// TestVirtPodPortForward: `crictl port-forward` reaches servers in a VM
+// pod's guest, though containerd dials localhost:PORT in the pod's network
+// namespace on the host: a server on every address (busybox nc), one on
+// the guest's loopback only and one on the pod's IP only; a port nobody
+// serves gives a connection closed with nothing. While the pod runs its
+// shim holds the steering (a BPF link); after stopp and rmp no shim of
+// the pod holds one, and no QEMU or state is left (runVirtPod's checks).
+func TestVirtPodPortForward(t *testing.T) {
+	p := runVirtPod(t, podOpts{})
+	ip := podAddr(t, p.inspect(t))
+	c := p.start(t, "server", "sh", "-c",
+		"mkdir -p /tmp/lo /tmp/pod && echo on-loopback > /tmp/lo/index.html && echo on-pod-ip > /tmp/pod/index.html && "+
+			"httpd -p 127.0.0.1:8081 -h /tmp/lo && httpd -p "+ip.String()+":8082 -h /tmp/pod && "+
+			"while true; do echo hello-from-guest | nc -l -p 8080; done")
+	shim := shimOfPod(t, p)
+	if n := bpfLinks(shim.Pid); n == 0 {
+		t.Errorf("the pod's shim (pid %d) holds no BPF link: nothing steers the pod's loopback", shim.Pid)
+	}
+	sockets := socketFDs(shim.Pid)
+
+	remotes := []int{8080, 8081, 8082, 9}
+	locals := make([]int, len(remotes))
+	args := []string{"port-forward", p.ID}
+	for i, r := range remotes {
+		locals[i] = freePort(t)
+		args = append(args, fmt.Sprintf("%d:%d", locals[i], r))
+	}
+	ctx, cancel := context.WithCancel(testCtx(t))
+	defer cancel()
+	pf := bench.CrictlCmd(ctx, args...)
+	var pfOut bytes.Buffer
+	pf.Stdout, pf.Stderr = &pfOut, &pfOut
+	if err := pf.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = pf.Process.Kill() // the crictl this test started
+		_ = pf.Wait()
+		t.Logf("crictl port-forward said:\n%s", pfOut.String())
+	}()
+
+	// nc on every address: the first line of what it serves.
+	var got string
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(300 * time.Millisecond) {
+		got = readForwarded(locals[0])
+		if got == "hello-from-guest\n" {
+			break
+		}
+	}
+	if got != "hello-from-guest\n" {
+		t.Fatalf("through crictl port-forward %d:8080: %q, want the guest's hello", locals[0], got)
+	}
+	// httpd on the guest's loopback only, and on the pod's IP only.
+	for i, want := range map[int]string{1: "on-loopback\n", 2: "on-pod-ip\n"} {
+		if body := httpGetPort(t, locals[i]); body != want {
+			t.Errorf("GET through port-forward to guest port %d: %q, want %q", remotes[i], body, want)
+		}
+	}
+	// Port 9: nothing listens in the guest. The host's side was accepted
+	// already (the steering listens on every port), so the refusal comes
+	// as a connection closed with nothing read.
+	if got := readForwarded(locals[3]); got != "" {
+		t.Errorf("through port-forward to guest port 9, where nothing listens: %q, want nothing", got)
+	}
+
+	_ = pf.Process.Kill()
+	// Every forwarded connection ends with its client: the shim is back
+	// to the sockets it had before (the relay's grace is 5 s).
+	var now int
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
+		if now = socketFDs(shim.Pid); now <= sockets {
+			break
+		}
+	}
+	if now > sockets {
+		t.Errorf("the shim holds %d sockets after the forwarded connections ended, %d before them", now, sockets)
+	}
+	t.Logf("the shim's sockets: %d before port-forward, %d after", sockets, now)
+	crictl(t, "stop", "--timeout", "10", c)
+	crictl(t, "rm", c)
+	crictl(t, "stopp", p.ID)
+	crictl(t, "rmp", p.ID)
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		n := bpfLinks(shim.Pid)
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("the pod's shim (pid %d) still holds %d BPF links after rmp", shim.Pid, n)
+			break
+		}
+	}
+}
+
+// bpfLinks counts the BPF links process pid holds (0 once it is gone).
+func bpfLinks(pid int) int {
+	fds, _ := filepath.Glob(fmt.Sprintf("/proc/%d/fd/*", pid))
+	n := 0
+	for _, fd := range fds {
+		if l, err := os.Readlink(fd); err == nil && l == "anon_inode:bpf_link" {
+			n++
+		}
+	}
+	return n
+}
+
+// socketFDs counts the sockets process pid holds.
+func socketFDs(pid int) int {
+	fds, _ := filepath.Glob(fmt.Sprintf("/proc/%d/fd/*", pid))
+	n := 0
+	for _, fd := range fds {
+		if l, err := os.Readlink(fd); err == nil && strings.HasPrefix(l, "socket:") {
+			n++
+		}
+	}
+	return n
+}
+
+// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// readForwarded connects to 127.0.0.1:port and returns what it reads
+// until the first newline or the connection's end, within seconds; ""
+// when it cannot connect.
+func readForwarded(port int) string {
+	c, err := net.DialTimeout("tcp4", fmt.Sprintf("127.0.0.1:%d", port), 5*time.Second)
+	if err != nil {
+		return ""
+	}
+	defer c.Close()
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	line, _ := bufio.NewReader(io.LimitReader(c, 1<<10)).ReadString('\n')
+	return line
+}
+
+// httpGetPort fetches / from 127.0.0.1:port, retrying while the server
+// starts; "" after a bound.
+func httpGetPort(t *testing.T, port int) string {
+	t.Helper()
+	cl := &http.Client{Timeout: 10 * time.Second}
+	var last error
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(300 * time.Millisecond) {
+		resp, err := cl.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
+		if err != nil {
+			last = err
+			continue
+		}
+		b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+		resp.Body.Close()
+		if err == nil && resp.StatusCode == http.StatusOK {
+			return string(b)
+		}
+		last = fmt.Errorf("status %s, %v", resp.Status, err)
+	}
+	t.Logf("GET 127.0.0.1:%d: %v", port, last)
+	return ""
 }
