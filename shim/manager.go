@@ -21,6 +21,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/shim"
 
 	"github.com/containerd/errdefs"
+	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/huskrt/husk/runtime"
 	"github.com/huskrt/husk/runtime/config"
@@ -54,9 +55,19 @@ func (Manager) Start(ctx context.Context, params *bootapi.BootstrapParams) (_ *b
 	// One shim serves a whole pod, or io.husk.group: its socket is named
 	// after the sandbox or group, and the later containers get the address
 	// of the running shim.
+	// A pod under containerd's sandbox API (sandboxer "shim") comes as a
+	// bundle without a spec: the pod's config arrives with CreateSandbox.
 	ann, err := runtime.LoadAnnotations(".")
-	if err != nil {
+	if err != nil && !errdefs.IsNotFound(err) {
 		return nil, err
+	}
+	// CreateSandbox carries no runtime options: keep them for it.
+	exts := make([]*anypb.Any, 0, len(params.GetExtensions()))
+	for _, e := range params.GetExtensions() {
+		exts = append(exts, e.GetValue())
+	}
+	if err := saveBundleOptions(".", exts); err != nil {
+		return nil, fmt.Errorf("keeping the runtime options: %w", err)
 	}
 	group, shared, err := runtime.ShimGroup(id, ann)
 	if err != nil {

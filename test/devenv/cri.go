@@ -128,6 +128,11 @@ func InlineStateDir(dir string) string { return filepath.Join(dir, "husk-inline-
 // inline. A bench has it when started with Options.VirtGuestImage.
 const VirtHandler = "husk-vm"
 
+// VirtShimHandler runs VM pods as VirtHandler does, under containerd's
+// sandbox API (sandboxer "shim"): no pause container, the shim creates
+// the pod.
+const VirtShimHandler = "husk-vm-shim"
+
 // VirtStateDir is the husk state directory of VirtHandler on the bench
 // rooted at dir, and VirtCacheDir its root filesystem image cache.
 func VirtStateDir(dir string) string { return filepath.Join(dir, "husk-vm-state") }
@@ -195,19 +200,25 @@ func criTOML(dir string, net CNINetwork, huskConfig, virtGuest string) string {
 	w("      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.%s.options.runtime]\n", InlineHandler)
 	w("        state_dir = '%s'\n", InlineStateDir(dir))
 	if virtGuest != "" {
-		// Inline too: the CRI passes the options table as ConfigBody.
-		w("    [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.%s]\n", VirtHandler)
-		w("      runtime_type = 'io.containerd.husk.v2'\n")
-		w("      sandboxer = 'podsandbox'\n")
-		w("      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.%s.options.runtime]\n", VirtHandler)
-		w("        default_handler = 'virt'\n")
-		w("        state_dir = '%s'\n", VirtStateDir(dir))
-		w("      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.%s.options.virt]\n", VirtHandler)
-		w("        hypervisor = 'qemu'\n")
-		w("        guest_image = '%s'\n", virtGuest)
-		w("        boot_timeout = '%s'\n", VirtBootTimeout)
-		w("        agent_timeout = '%s'\n", VirtAgentTimeout)
-		w("        rootfs_cache = '%s'\n", VirtCacheDir(dir))
+		// Inline too: the CRI passes the options table as ConfigBody. The
+		// same VM pods under either sandboxer (docs/RATIONALE.md).
+		for _, h := range []struct{ name, sandboxer string }{{VirtHandler, "podsandbox"}, {VirtShimHandler, "shim"}} {
+			w("    [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.%s]\n", h.name)
+			w("      runtime_type = 'io.containerd.husk.v2'\n")
+			w("      sandboxer = '%s'\n", h.sandboxer)
+			if h.sandboxer == "shim" {
+				w("      disable_pause_image_pull = true\n")
+			}
+			w("      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.%s.options.runtime]\n", h.name)
+			w("        default_handler = 'virt'\n")
+			w("        state_dir = '%s'\n", VirtStateDir(dir))
+			w("      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.%s.options.virt]\n", h.name)
+			w("        hypervisor = 'qemu'\n")
+			w("        guest_image = '%s'\n", virtGuest)
+			w("        boot_timeout = '%s'\n", VirtBootTimeout)
+			w("        agent_timeout = '%s'\n", VirtAgentTimeout)
+			w("        rootfs_cache = '%s'\n", VirtCacheDir(dir))
+		}
 	}
 
 	w("\n[plugins.'io.containerd.grpc.v1.cri']\n")

@@ -1,0 +1,104 @@
+package cri
+
+import (
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/huskrt/husk/test/devenv"
+)
+
+// TestVirtPodShimSandboxer runs a VM pod under containerd's sandbox API
+// (the runtime handler's sandboxer = "shim"): the CRI makes the pod's
+// network namespace and asks husk's shim to create and start the pod
+// itself, with no pause container and no pause image; husk boots the VM
+// in CreateSandbox. The pod then works as under podsandbox: its state and
+// pid through inspectp, two containers sharing the VM and the pod's
+// address, exec, the pod's hostname and resolv.conf (the shim writes them
+// under this sandboxer), a server reached from the host at the pod's IP,
+// logs; after stopp and rmp no QEMU, no state and nothing of the pod's is
+// left.
+func TestVirtPodShimSandboxer(t *testing.T) {
+	needVirt(t)
+	var p *pod
+	t.Cleanup(func() {
+		if p != nil {
+			checkVirtLeft(t, p)
+		}
+	})
+	p = runPod(t, devenv.VirtShimHandler, podOpts{})
+
+	sb := p.inspect(t)
+	if sb.Status.State != "SANDBOX_READY" || sb.Status.RuntimeHandler != devenv.VirtShimHandler {
+		t.Fatalf("pod %s on handler %q, want SANDBOX_READY on %s", sb.Status.State, sb.Status.RuntimeHandler, devenv.VirtShimHandler)
+	}
+	vms := qemuOf(p.ID)
+	if len(vms) != 1 {
+		t.Fatalf("QEMU processes of the pod: %v, want one (booted by CreateSandbox)", vms)
+	}
+	if sb.Info.Pid != vms[0] {
+		t.Errorf("inspectp pid %d, want the VM's process %d", sb.Info.Pid, vms[0])
+	}
+	// No pause container: containerd holds no container of the pod's id.
+	if out, _, err := bench.CtrIn(testCtx(t), devenv.CRINamespace, "containers", "ls", "-q"); err != nil {
+		t.Errorf("ctr containers ls: %v", err)
+	} else if strings.Contains(out, p.ID) {
+		t.Errorf("containerd has a container of the pod's id %.13s (a pause container): %s", p.ID, out)
+	}
+	podIP := podAddr(t, sb)
+
+	c1 := p.start(t, "sleeper", sleeper("")...)
+	c2 := p.start(t, "talker", sleeper("echo hello from talker; ")...)
+	if vms := qemuOf(p.ID); len(vms) != 1 {
+		t.Errorf("QEMU processes of the pod with two containers: %v, want the one", vms)
+	}
+	if out := execSync(t, c1, "echo", "hi"); out != "hi\n" {
+		t.Errorf("exec -s echo hi: %q", out)
+	}
+	if out := crictl(t, "exec", c2, "echo", "streamed"); out != "streamed\n" {
+		t.Errorf("exec echo streamed: %q", out)
+	}
+	inet := regexp.MustCompile(`inet ([0-9.]+)/`)
+	for _, c := range []string{c1, c2} {
+		out := execSync(t, c, "ip", "-4", "-o", "addr", "show", "dev", "eth0")
+		if m := inet.FindStringSubmatch(out); m == nil || m[1] != podIP.String() {
+			t.Errorf("container %.13s: eth0 %q, want %s", c, strings.TrimSpace(out), podIP)
+		}
+		if h := strings.TrimSpace(execSync(t, c, "cat", "/etc/hostname")); h != p.Hostname {
+			t.Errorf("container %.13s: /etc/hostname %q, want the pod's %q", c, h, p.Hostname)
+		}
+		if h := strings.TrimSpace(execSync(t, c, "hostname")); h != p.Hostname {
+			t.Errorf("container %.13s: hostname %q, want the pod's %q", c, h, p.Hostname)
+		}
+	}
+	// The pod has no DNS config: its resolv.conf is the host's.
+	if host, err := os.ReadFile("/etc/resolv.conf"); err == nil {
+		if got := execSync(t, c1, "cat", "/etc/resolv.conf"); got != string(host) {
+			t.Errorf("the container's resolv.conf %q, want the host's %q", got, host)
+		}
+	}
+	serve(t, c1, "shim sandboxer")
+	if got := httpGet(t, podIP); got != "shim sandboxer\n" {
+		t.Errorf("the host got %q from the pod's server at %s", got, podIP)
+	}
+	var logs string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if logs = crictl(t, "logs", c2); strings.Contains(logs, "hello from talker") {
+			break
+		}
+	}
+	if logs != "hello from talker\n" {
+		t.Errorf("crictl logs talker: %q", logs)
+	}
+
+	crictl(t, "stop", "--timeout", "10", c1, c2)
+	crictl(t, "rm", c1, c2)
+	crictl(t, "stopp", p.ID)
+	if st := p.inspect(t).Status.State; st != "SANDBOX_NOTREADY" {
+		t.Errorf("pod state after stopp: %s, want SANDBOX_NOTREADY", st)
+	}
+	crictl(t, "rmp", p.ID)
+	// The cleanups check that nothing of the pod is left.
+}
