@@ -112,6 +112,14 @@ func (c *Containerd) registryHostsDir() string { return filepath.Join(c.Dir, "ce
 // --config so that no /etc/crictl.yaml of the host applies.
 func (c *Containerd) crictlConfigPath() string { return filepath.Join(c.Dir, "crictl.yaml") }
 
+// PlainHandler is the CRI runtime handler of husk with no options table:
+// its shims read the bench's HuskConfig through $HUSK_CONFIG, which Start
+// sets in containerd's environment. It is the kind of husk entry on which
+// containerd's CRI can start user-namespaced containers: the CRI hands the
+// runtime their stdio owner in runc's options type, which it cannot make
+// from an entry's options table.
+const PlainHandler = "husk-plain"
+
 // InlineHandler is the CRI runtime handler whose husk configuration is
 // inline in containerd's config (the options table, which the CRI passes as
 // the runtime option ConfigBody); it sets only the state directory,
@@ -192,6 +200,10 @@ func criTOML(dir string, net CNINetwork, huskConfig, virtGuest string) string {
 		w("      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.husk.options]\n")
 		w("        ConfigPath = '%s'\n", huskConfig)
 	}
+	// husk with no options table: HuskConfig through $HUSK_CONFIG.
+	w("    [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.%s]\n", PlainHandler)
+	w("      runtime_type = 'io.containerd.husk.v2'\n")
+	w("      sandboxer = 'podsandbox'\n")
 	// The same runtime with its husk configuration inline: no ConfigPath,
 	// so the CRI sends the options table to the shim as ConfigBody.
 	w("    [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.%s]\n", InlineHandler)
