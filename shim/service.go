@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	eventstypes "github.com/containerd/containerd/api/events"
+	sandboxAPI "github.com/containerd/containerd/api/runtime/sandbox/v1"
 	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
 	"github.com/containerd/containerd/api/types/runc/options"
 	"github.com/containerd/containerd/api/types/runtimeoptions/v1"
@@ -59,6 +60,8 @@ type service struct {
 
 	// gate decides when the shim exits (group.go).
 	gate *exitGate
+	// sandboxes serves containerd's sandbox API (sandbox_service.go).
+	sandboxes *sandboxService
 	// starter is what the start command said; guarded by mu.
 	starter starter
 }
@@ -79,6 +82,7 @@ func newService(ctx context.Context, mgr *runtime.Manager, pub shim.Publisher, s
 
 		creating: make(map[string]struct{}),
 	}
+	s.sandboxes = newSandboxService(s)
 	s.gate = newExitGate(s.taskCount, s.exit)
 	recs := &records{address: func() string { return s.containerd }}
 	mgr.HookOptions = runtime.HookOptions{CacheDir: hooks.DefaultCacheDir, Observe: m.observeHook, ImageOf: recs.ImageOf}
@@ -90,6 +94,7 @@ func newService(ctx context.Context, mgr *runtime.Manager, pub shim.Publisher, s
 // RegisterTTRPC makes the service a pkg/shim TTRPCService.
 func (s *service) RegisterTTRPC(server *ttrpc.Server) error {
 	taskAPI.RegisterTTRPCTaskService(server, s)
+	sandboxAPI.RegisterTTRPCSandboxService(server, s.sandboxes)
 	registerGroup(server, s.gate, os.Getpid())
 	return nil
 }
@@ -214,6 +219,13 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*ta
 	spec, err := runtime.LoadSpec(r.Bundle)
 	if err != nil {
 		return nil, rpcErr(err)
+	}
+	if pod := runtime.PodOf(r.ID, spec.Annotations); !pod.IsSandbox {
+		// A container of a pod the sandbox API made: the pod's hosts,
+		// resolv.conf and hostname are the shim's to give.
+		if dir, ok := s.sandboxes.filesOf(pod.SandboxID); ok {
+			podFileMounts(spec, dir)
+		}
 	}
 	ns, err := namespaces.NamespaceRequired(s.ctx)
 	if err != nil {
@@ -530,9 +542,10 @@ func (s *service) exit() {
 	s.sd.Shutdown()
 }
 
-// taskCount is how many tasks the shim serves.
+// taskCount is how many tasks and sandboxes the shim serves.
 func (s *service) taskCount() int {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.tasks)
+	n := len(s.tasks)
+	s.mu.Unlock()
+	return n + s.sandboxes.count()
 }
