@@ -3,7 +3,10 @@ package linux
 import "github.com/opencontainers/cgroups"
 
 // mergeResources copies into cur every limit that upd sets, leaving the
-// others as they are.
+// others as they are, as `runc update` does. upd comes from specconv, which
+// sets the cgroup v2 CPU weight beside the v1 shares: both are merged, or a
+// shares update would change nothing on a v2 host. Per-device blkio limits
+// are not merged (the CRI never updates them).
 func mergeResources(cur, upd *cgroups.Resources) {
 	setI := func(dst *int64, v int64) {
 		if v != 0 {
@@ -24,6 +27,7 @@ func mergeResources(cur, upd *cgroups.Resources) {
 	setI(&cur.MemoryReservation, upd.MemoryReservation)
 	setI(&cur.MemorySwap, upd.MemorySwap)
 	setU(&cur.CpuShares, upd.CpuShares)
+	setU(&cur.CpuWeight, upd.CpuWeight)
 	setI(&cur.CpuQuota, upd.CpuQuota)
 	setU(&cur.CpuPeriod, upd.CpuPeriod)
 	setI(&cur.CpuRtRuntime, upd.CpuRtRuntime)
@@ -36,8 +40,17 @@ func mergeResources(cur, upd *cgroups.Resources) {
 	if upd.CpuBurst != nil {
 		cur.CpuBurst = upd.CpuBurst
 	}
+	if upd.CPUIdle != nil {
+		cur.CPUIdle = upd.CPUIdle
+	}
 	if upd.BlkioWeight != 0 {
 		cur.BlkioWeight = upd.BlkioWeight
+	}
+	if upd.BlkioLeafWeight != 0 {
+		cur.BlkioLeafWeight = upd.BlkioLeafWeight
+	}
+	if upd.MemoryCheckBeforeUpdate {
+		cur.MemoryCheckBeforeUpdate = true
 	}
 	if upd.MemorySwappiness != nil {
 		cur.MemorySwappiness = upd.MemorySwappiness
