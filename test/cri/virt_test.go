@@ -811,17 +811,33 @@ func TestVirtPodConfigMapUpdate(t *testing.T) {
 }
 
 // TestVirtPodPortForward: `crictl port-forward` reaches servers in a VM
-// pod's guest, though containerd dials localhost:PORT in the pod's network
-// namespace on the host: a server on every address (busybox nc), one on
-// the guest's loopback only and one on the pod's IP only; a port nobody
-// serves gives a connection closed with nothing. While the pod runs its
-// shim holds the steering (a BPF link); after stopp and rmp no shim of
-// the pod holds one, and no QEMU or state is left (runVirtPod's checks).
+// pod's guest, under both sandboxers, though containerd dials
+// localhost:PORT in the pod's network namespace on the host: a server on
+// every address (busybox nc), one on the guest's loopback only and one on
+// the pod's IP only; a port nobody serves gives a connection closed with
+// nothing. While the pod runs its shim holds the steering (a BPF link) and
+// is back to its sockets once the forwarded connections end; after stopp
+// and rmp no shim of the pod holds a BPF link, and no QEMU or state is
+// left.
 func TestVirtPodPortForward(t *testing.T) {
-	p := runVirtPod(t, podOpts{})
+	for _, h := range []string{devenv.VirtHandler, devenv.VirtShimHandler} {
+		t.Run(h, func(t *testing.T) { portForward(t, h) })
+	}
+}
+
+func portForward(t *testing.T, handler string) {
+	needVirt(t)
+	var p *pod
+	t.Cleanup(func() {
+		if p != nil {
+			checkVirtLeft(t, p)
+		}
+	})
+	p = runPod(t, handler, podOpts{})
 	ip := podAddr(t, p.inspect(t))
 	c := p.start(t, "server", "sh", "-c",
 		"mkdir -p /tmp/lo /tmp/pod && echo on-loopback > /tmp/lo/index.html && echo on-pod-ip > /tmp/pod/index.html && "+
+			"dd if=/dev/zero of=/tmp/lo/big bs=1M count=16 2>/dev/null && "+
 			"httpd -p 127.0.0.1:8081 -h /tmp/lo && httpd -p "+ip.String()+":8082 -h /tmp/pod && "+
 			"while true; do echo hello-from-guest | nc -l -p 8080; done")
 	shim := shimOfPod(t, p)
@@ -867,6 +883,14 @@ func TestVirtPodPortForward(t *testing.T) {
 		if body := httpGetPort(t, locals[i]); body != want {
 			t.Errorf("GET through port-forward to guest port %d: %q, want %q", remotes[i], body, want)
 		}
+	}
+	// 16 MiB from the guest's loopback, for the record.
+	t0 := time.Now()
+	if n := httpGetSize(t, locals[1], "/big"); n != 16<<20 {
+		t.Errorf("GET /big through port-forward: %d bytes, want %d", n, 16<<20)
+	} else {
+		d := time.Since(t0)
+		t.Logf("16 MiB through crictl port-forward in %s: %.1f MiB/s", d.Round(time.Millisecond), 16/d.Seconds())
 	}
 	// Port 9: nothing listens in the guest. The host's side was accepted
 	// already (the steering listens on every port), so the refusal comes
@@ -951,6 +975,25 @@ func readForwarded(port int) string {
 	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	line, _ := bufio.NewReader(io.LimitReader(c, 1<<10)).ReadString('\n')
 	return line
+}
+
+// httpGetSize fetches path from 127.0.0.1:port and returns how many bytes
+// its body had, -1 on failure.
+func httpGetSize(t *testing.T, port int, path string) int64 {
+	t.Helper()
+	cl := &http.Client{Timeout: 2 * time.Minute}
+	resp, err := cl.Get(fmt.Sprintf("http://127.0.0.1:%d%s", port, path))
+	if err != nil {
+		t.Logf("GET %s: %v", path, err)
+		return -1
+	}
+	defer resp.Body.Close()
+	n, err := io.Copy(io.Discard, resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Logf("GET %s: %s, %d bytes, %v", path, resp.Status, n, err)
+		return -1
+	}
+	return n
 }
 
 // httpGetPort fetches / from 127.0.0.1:port, retrying while the server
