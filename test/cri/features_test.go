@@ -189,7 +189,7 @@ func userNamespacedPod(t *testing.T, handler string) {
 		if f := runtimeHandlers(t)[handler]; f == nil || !f.UserNamespaces {
 			t.Skipf("the CRI says handler %s has no user namespace support on this machine (crictl info)", handler)
 		}
-		allowTraverse(t, bench.Dir)
+		devenv.AllowTraverse(t, bench.Dir)
 		p := newPod(t, handler, podOpts{})
 		mapping := []map[string]any{{"container_id": 0, "host_id": usernsHost, "length": 65536}}
 		p.nsOptions["userns_options"] = map[string]any{"mode": nsPod, "uids": mapping, "gids": mapping}
@@ -241,28 +241,4 @@ func waitLog(t *testing.T, id string, markers ...string) string {
 	}
 	t.Fatalf("container %.13s logged none of %v: %q", id, markers, text)
 	return ""
-}
-
-// allowTraverse lets every user through dir and its parents (o+x), as
-// through containerd's /run/containerd and /var/lib/containerd: a
-// user-namespaced container's root, an unprivileged ID on the host, must
-// reach its rootfs under the bench's state (the bench's temporary
-// directories are 0700). The modes are restored when the test ends.
-func allowTraverse(t *testing.T, dir string) {
-	t.Helper()
-	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
-		fi, err := os.Stat(d)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if mode := fi.Mode().Perm(); mode&0o001 == 0 {
-			if err := os.Chmod(d, mode|0o001); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = os.Chmod(d, mode) })
-		}
-		if d == "/" {
-			return
-		}
-	}
 }
