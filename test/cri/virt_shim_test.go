@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/huskrt/husk/test/devenv"
 )
 
@@ -120,4 +122,36 @@ func TestVirtPodShimSandboxer(t *testing.T) {
 	}
 	crictl(t, "rmp", p.ID)
 	// The cleanups check that nothing of the pod is left.
+}
+
+// TestVirtPodShimSandboxerShimKilled: under sandboxer shim, a pod whose
+// shim is SIGKILLed loses its container; containerd's cleanup (the shim
+// binary's delete in each bundle) ends the VM, and the pod's removal
+// leaves nothing.
+func TestVirtPodShimSandboxerShimKilled(t *testing.T) {
+	needVirt(t)
+	var p *pod
+	t.Cleanup(func() {
+		if p != nil {
+			checkVirtLeft(t, p)
+		}
+	})
+	p = runPod(t, devenv.VirtShimHandler, podOpts{})
+	p.start(t, "a", "sleep", "1000")
+	s := shimOfPod(t, p)
+	if err := unix.Kill(s.Pid, unix.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		if out := crictl(t, "ps", "-a", "--pod", p.ID); !strings.Contains(out, "Running") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the container still runs after its shim was killed")
+		}
+	}
+	if st := p.inspect(t).Status.State; st != "SANDBOX_NOTREADY" {
+		t.Errorf("pod after its shim was killed: %s, want SANDBOX_NOTREADY", st)
+	}
+	p.remove(t)
 }
