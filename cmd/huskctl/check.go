@@ -90,6 +90,11 @@ func checkVirt(ctx context.Context, cfg *config.Config) []finding {
 		pn.err, pn.note = err, "VM pods cannot take a network namespace's interfaces (CNI): load tun, sch_ingress, cls_u32 and act_mirred"
 	}
 	fs = append(fs, pn)
+	pf := finding{what: "port-forward", optional: true, note: "the pod namespace's loopback steered to the guest (BPF sk_lookup)"}
+	if err := virt.ProbePortForward(); err != nil {
+		pf.err, pf.note = err, "VM pods run without crictl/kubectl port-forward: it needs BPF sk_lookup (Linux 5.9) and CAP_BPF"
+	}
+	fs = append(fs, pf)
 	if p, err := exec.LookPath("mkfs.erofs"); err != nil {
 		fs = append(fs, finding{what: "mkfs.erofs", err: err, note: "install Debian's erofs-utils: root filesystems reach VMs as EROFS images"})
 	} else {

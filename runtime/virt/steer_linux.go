@@ -7,11 +7,13 @@ import (
 	"net"
 	"runtime"
 	"syscall"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
 	"github.com/containerd/errdefs"
+	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
@@ -265,4 +267,55 @@ func (p *podPortForward) Close() error {
 	}
 	p.fwd.Close()
 	return p.steer.Close()
+}
+
+// ProbePortForward says whether this host can forward a VM pod's ports as
+// the handler does: in a network namespace of its own it steers the
+// loopback (BPF sk_lookup, a socket map) and dials a port nobody bound,
+// which must reach the steering's listener. Nothing outlives the call:
+// the namespace ends with its thread.
+func ProbePortForward() error {
+	ch := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends in the probe's namespace
+		ch <- probePortForwardInOwnNetns()
+	}()
+	return <-ch
+}
+
+func probePortForwardInOwnNetns() error {
+	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+		return fmt.Errorf("a network namespace: %w", err)
+	}
+	lo, err := netlink.LinkByName("lo")
+	if err == nil {
+		err = netlink.LinkSetUp(lo)
+	}
+	if err != nil {
+		return fmt.Errorf("loopback: %w", err)
+	}
+	s, err := steerLoopback(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	accepted := make(chan error, 1)
+	go func() {
+		c, err := s.v4.Accept()
+		if err == nil {
+			c.Close()
+		}
+		accepted <- err
+	}()
+	c, err := net.DialTimeout("tcp4", "127.0.0.1:1", 5*time.Second)
+	if err != nil {
+		return fmt.Errorf("port-forward: a connection to the steered loopback: %w", err)
+	}
+	c.Close()
+	select {
+	case err := <-accepted:
+		return err
+	case <-time.After(5 * time.Second):
+		return fmt.Errorf("port-forward: the steering's listener did not get the connection")
+	}
 }

@@ -148,3 +148,15 @@ func TestSteerLoopbackNeedsANamespace(t *testing.T) {
 		t.Fatal("a namespace that does not exist was steered")
 	}
 }
+
+func TestProbePortForward(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: makes a network namespace")
+	}
+	if err := ProbePortForward(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal(err)
+		}
+		t.Skipf("this host cannot forward VM pods' ports: %v", err)
+	}
+}
