@@ -1,6 +1,10 @@
 // Package vmm is husk's built-in virtual machine monitor: a KVM VMM in pure
-// Go that runs inside the shim process, in the spirit of Firecracker. It
-// imports nothing of husk's; the VirtContainer handler drives it.
+// Go, in the spirit of Firecracker, built into the shim binary. It imports
+// nothing of husk's. The VirtContainer handler's builtin hypervisor
+// (runtime/virt/builtin) runs each VM in a process of its own, a re-exec of
+// the shim that builds the VM with this package and then confines itself
+// (no capabilities, a seccomp allow-list, pivoted into the VM's directory)
+// before the guest runs.
 //
 // Threat model: every vCPU thread runs hostile code from the moment it
 // starts, and every byte the guest can write is hostile. Device code reaches
@@ -37,11 +41,13 @@
 //   - devices/serial, devices/power, devices/boottimer: the 16550A console,
 //     the power-off and reset registers, the boot timer.
 //   - virtio: the device side of split virtqueues and the Device interface;
-//     virtio/mmio the transport; virtio/blk, virtio/rng and virtio/vsock
-//     (hybrid vsock over Unix sockets) the devices.
+//     virtio/mmio the transport; virtio/blk, virtio/rng, virtio/net (over a
+//     tap) and virtio/vsock (hybrid vsock over Unix sockets, with the
+//     host's Dial through its CONNECT handshake) the devices.
 //   - cli: the command line of `huskctl vm run` and cmd/husk-vmm-test.
 //   - internal/cleanup: reverse-order unwinding of multi-step setup.
 //
-// Not built yet: virtio-net, the runtime's vsock dialer, the P7-P9
-// benchmarks. See docs/vmm.md.
+// What is not built yet (VIRTIO_F_EVENT_IDX, multi-queue and discard for
+// blk, writable hot-plug slots, PVH boots in the harness, ballooning and
+// snapshots) is listed in docs/vmm.md.
 package vmm

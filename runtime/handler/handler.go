@@ -1,8 +1,9 @@
 // Package handler is the contract between husk's runtime and its handlers
 // (runtime/linux, runtime/wasm, runtime/virt): the small interfaces a
-// handler implements and the requests it is given. It is a leaf: it imports
-// neither the hook engine nor wazero nor the shim's persisted state, so that
-// the guest agent can link the Linux engine alone. Handlers know nothing of
+// handler implements and the requests it is given. Of husk it imports only
+// the config it hands handlers (whose own imports are leaves): neither the
+// hook engine nor wazero nor the shim's persisted state, so that the guest
+// agent can link the Linux engine alone (test/boundaries checks it). Handlers know nothing of
 // containerd's task API; the runtime keeps the lifecycle states and turns
 // exits into events.
 package handler

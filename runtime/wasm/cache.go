@@ -32,7 +32,7 @@ const DefaultCacheDir = "/var/cache/husk/wasm"
 
 // cache is wazero's file-backed compilation cache as the shim uses it. Only
 // the shim writes it — through the runner binary run on the host with
-// -precompile, so that the shim links no wazero — at container create (or
+// -precompile, so that the Wasm handler links no wazero — at container create (or
 // exec); it hands the container a read-only view holding just its modules'
 // entries (see view), so no container can write what another one runs.
 type cache struct {

@@ -1,8 +1,11 @@
 // Package runnerapi is the contract between the shim (runtime/wasm) and
 // the Wasm runner (runtime/wasm/runner, cmd/husk-wasm-runner): the
 // runner's command line and exit statuses and the compile options both
-// sides must agree on. It imports nothing, so the shim links no wazero:
-// the runner compiles modules for the shim (Precompile) and runs them.
+// sides must agree on. It imports nothing, so the Wasm handler links no
+// wazero: workloads' modules are compiled (the runner's -precompile, run on
+// the host) and run by the runner, never in the shim's process. (The shim
+// does link wazero, for hook modules: package wasmhost, which never runs a
+// workload.)
 package runnerapi
 
 // Flags of the runner's command line, which the shim writes:
