@@ -71,7 +71,11 @@ var rules = []rule{
 		func(p string) bool { return husk(p) && !under("internal/hookconf", "internal/vocab")(p) }},
 	{"hooks knows no handler, manager, config or shim", under("hooks"), under("runtime", "shim", "cmd")},
 	{"the runtime and its handlers import no shim", under("runtime"), under("shim", "cmd")},
-	{"the Linux engine links no wazero", under("runtime/linux"), wazero},
+	{"the handler contract and the Linux engine (which the agent links) link no hooks, wasmhost, persist, vmm or wazero",
+		under("runtime/handler", "runtime/linux"),
+		func(p string) bool { return under("hooks", "wasmhost", "runtime/persist", "vmm")(p) || wazero(p) }},
+	{"the Wasm handler links no wazero (its runner runs workloads)",
+		func(p string) bool { return under("runtime/wasm")(p) && !under("runtime/wasm/runner")(p) }, wazero},
 	{"the guest agent links no hooks, wasmhost, vmm or shim", under("agent", "cmd/husk-agent"),
 		func(p string) bool { return under("hooks", "wasmhost", "vmm", "shim")(p) || wazero(p) }},
 }
