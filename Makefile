@@ -86,7 +86,7 @@ test: tools nested-assets build guest lint
 
 # Every fuzz target of an untrusted-input parser: package and target.
 FUZZ_TARGETS := ./vmm/virtio:FuzzQueue ./vmm/virtio/blk:FuzzBlkRequest ./vmm/virtio/mmio:FuzzTransport ./vmm/virtio/vsock:FuzzVsockPacket ./vmm/virtio/net:FuzzNetChain ./runtime/wasm:FuzzModuleImports ./hooks:FuzzDecision ./hooks:FuzzIndexersAgree ./wasmhost:FuzzQuery ./wasmhost:FuzzInstrumentStack ./policies/sdk:FuzzValue ./policies/sdk:FuzzAppendString
-FUZZ_TARGETS += ./agent/api:FuzzStreamHeader ./agent/client:FuzzReplyValidation ./agent/client:FuzzFrameScanner
+FUZZ_TARGETS += ./agent/api:FuzzStreamHeader ./agent/api:FuzzForwardHeader ./agent/client:FuzzReplyValidation ./agent/client:FuzzFrameScanner
 FUZZ_TARGETS += ./agent/serial:FuzzPortHeader ./agent/serial:FuzzHandshake ./agent/serial:FuzzGuard
 FUZZTIME ?= 5m
 

@@ -135,3 +135,31 @@ func TestRelayEndsWithContext(t *testing.T) {
 		t.Fatalf("client: %v, want EOF", err)
 	}
 }
+
+// FuzzForwardHeader checks that any bytes either give a port that writes
+// back to the same 8 bytes, or an error; never a panic.
+func FuzzForwardHeader(f *testing.F) {
+	f.Add([]byte("HSKF\x00\x00\x1f\x90"))
+	f.Add([]byte("HSKF\x00\x00\x00\x00"))
+	f.Add([]byte("HSKF\x01\x00\xff\xff"))
+	f.Add([]byte("HSK"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		port, err := ReadForwardHeader(bytes.NewReader(in))
+		if err != nil {
+			if port != 0 {
+				t.Fatalf("error %v with port %d", err, port)
+			}
+			return
+		}
+		if port == 0 {
+			t.Fatal("port 0 accepted")
+		}
+		var buf bytes.Buffer
+		if err := WriteForwardHeader(&buf, port); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(buf.Bytes(), in[:ForwardHeaderSize]) {
+			t.Fatalf("read % x as port %d, which writes as % x", in[:ForwardHeaderSize], port, buf.Bytes())
+		}
+	})
+}
