@@ -129,18 +129,14 @@ func handlerFeatures(handler config.HandlerName) (*features.Features, error) {
 	return f, nil
 }
 
-// wasmFeatures is the Wasm handler's document. A Wasm container is a Linux
-// container (libcontainer sets up its namespaces, mounts, cgroups,
-// seccomp filter and hooks) whose process is husk's Wasm runner: all of the
-// Linux handler's document holds but user namespaces, which no test has
-// run a Wasm container in yet (the runner and the compiled module are
-// bound in from the host, owned by the host's root), so neither the user
-// namespace nor idmapped mounts are reported.
+// wasmFeatures is the Wasm handler's document: the Linux handler's. A Wasm
+// container is a Linux container (libcontainer sets up its namespaces,
+// mounts, cgroups, seccomp filter and hooks) whose process is husk's Wasm
+// runner, and native containers of a Wasm pod are the Linux handler's;
+// a Wasm container runs in a pod's user namespace too
+// (test/cri TestWasmInUserNamespacedPod).
 func wasmFeatures() *features.Features {
-	f := linux.Features()
-	dropUserNamespaces(f)
-	f.Linux.MountExtensions.IDMap.Enabled = new(bool)
-	return f
+	return linux.Features()
 }
 
 // virtFeatures is the VM handler's document. A VM container runs under

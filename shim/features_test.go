@@ -107,6 +107,7 @@ func TestInfoDescribesTheEntrysDefaultHandler(t *testing.T) {
 	}{
 		{"no options: $HUSK_CONFIG", "linux", func() *bytes.Reader { return bytes.NewReader(nil) }, "linux", setattr, setattr},
 		{"no options: $HUSK_CONFIG virt", "virt", func() *bytes.Reader { return bytes.NewReader(nil) }, "virt", false, false},
+		{"no options: $HUSK_CONFIG wasm", "wasm", func() *bytes.Reader { return bytes.NewReader(nil) }, "wasm", setattr, setattr},
 		// runc's options type: husk's configuration from $HUSK_CONFIG.
 		{"runc options", "linux", func() *bytes.Reader { return infoStdin(t, &options.Options{SystemdCgroup: true}) }, "linux", setattr, setattr},
 		{"ConfigPath", "linux", func() *bytes.Reader {

@@ -189,40 +189,14 @@ func userNamespacedPod(t *testing.T, handler string) {
 		if f := runtimeHandlers(t)[handler]; f == nil || !f.UserNamespaces {
 			t.Skipf("the CRI says handler %s has no user namespace support on this machine (crictl info)", handler)
 		}
-		devenv.AllowTraverse(t, bench.Dir)
-		p := newPod(t, handler, podOpts{})
-		mapping := []map[string]any{{"container_id": 0, "host_id": usernsHost, "length": 65536}}
-		p.nsOptions["userns_options"] = map[string]any{"mode": nsPod, "uids": mapping, "gids": mapping}
-		var cfg map[string]any
-		b, err := os.ReadFile(p.config)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := json.Unmarshal(b, &cfg); err != nil {
-			t.Fatal(err)
-		}
-		cfg["linux"].(map[string]any)["security_context"] = map[string]any{"namespace_options": p.nsOptions}
-		writeJSON(t, p.config, cfg)
-		t.Cleanup(func() { p.remove(t) })
-		p.ID = strings.TrimSpace(crictl(t, "runp", "--runtime", handler, p.config))
-
+		p := runUsernsPod(t, handler)
 		id := p.start(t, "probe", "sh", "-c", usernsProbe+"sleep 3600")
 		want := "0\n0\n 0 " + strconv.Itoa(usernsHost) + " 65536\n 0 " + strconv.Itoa(usernsHost) + " 65536\n" +
 			"rootfs-writable\n0:0\nvia-dev-stdout\n"
 		if got := waitLog(t, id, "via-dev-stdout", "dev-stdout-refused"); got != want {
 			t.Errorf("in the container:\n%s\nwant\n%s", got, want)
 		}
-		// On the host, the container's processes run as the range's first
-		// ID.
-		pid := inspectContainer(t, id).Info.Pid
-		status, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		wantUID := "Uid:\t" + strconv.Itoa(usernsHost) + "\t"
-		if !strings.Contains(string(status), wantUID) {
-			t.Errorf("on the host, pid %d's status has no %q:\n%s", pid, wantUID, status)
-		}
+		checkHostUID(t, id)
 	}
 }
 
@@ -241,4 +215,43 @@ func waitLog(t *testing.T, id string, markers ...string) string {
 	}
 	t.Fatalf("container %.13s logged none of %v: %q", id, markers, text)
 	return ""
+}
+
+// runUsernsPod runs a pod with handler whose userns_options ask for a user
+// namespace of the pod (mode POD, 65536 IDs at usernsHost), as kubelet
+// does for hostUsers: false, and arranges for its removal.
+func runUsernsPod(t *testing.T, handler string) *pod {
+	t.Helper()
+	devenv.AllowTraverse(t, bench.Dir)
+	p := newPod(t, handler, podOpts{})
+	mapping := []map[string]any{{"container_id": 0, "host_id": usernsHost, "length": 65536}}
+	p.nsOptions["userns_options"] = map[string]any{"mode": nsPod, "uids": mapping, "gids": mapping}
+	var cfg map[string]any
+	b, err := os.ReadFile(p.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg["linux"].(map[string]any)["security_context"] = map[string]any{"namespace_options": p.nsOptions}
+	writeJSON(t, p.config, cfg)
+	t.Cleanup(func() { p.remove(t) })
+	p.ID = strings.TrimSpace(crictl(t, "runp", "--runtime", handler, p.config))
+	return p
+}
+
+// checkHostUID checks that container id's process runs, on the host, as
+// the first ID of the user-namespaced pods' range.
+func checkHostUID(t *testing.T, id string) {
+	t.Helper()
+	pid := inspectContainer(t, id).Info.Pid
+	status, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "Uid:\t" + strconv.Itoa(usernsHost) + "\t"
+	if !strings.Contains(string(status), want) {
+		t.Errorf("on the host, pid %d's status has no %q:\n%s", pid, want, status)
+	}
 }
