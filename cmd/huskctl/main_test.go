@@ -34,7 +34,7 @@ func TestHelpAndVersionExitZero(t *testing.T) {
 		"config": {"dump", "check"},
 		"dev":    {"containerd", "demo", "image", "rootfs"},
 		"guest":  {"build"},
-		"policy": {"build", "test"},
+		"policy": {"new", "build", "test"},
 		"vm":     {"run"},
 	}
 	for name := range commands() {

@@ -9,37 +9,57 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/huskrt/husk/hooks"
 	"github.com/huskrt/husk/internal/boundedfile"
+	"github.com/huskrt/husk/internal/logging"
 	"github.com/huskrt/husk/policies/build"
 	"github.com/huskrt/husk/runtime/config"
 	"github.com/huskrt/husk/wasmhost"
 )
 
-const policyUsage = `usage: huskctl policy test --module M.wasm --point POINT --event EVENT.json [flags]
-       huskctl policy build [-o OUT.wasm] DIR
+const policyUsage = `usage: huskctl policy new DIR
+       huskctl policy build DIR [-o OUT.wasm] [--config CONFIG.json]
+       huskctl policy test --module M.wasm --point POINT --event EVENT.json [flags]
+       huskctl policy test --module M.wasm --suite TESTS.json [flags]
 
+  new     write a ready Go policy project into DIR: the policy, its config,
+          Go tests, a suite for policy test --suite, a README, and a go.mod
+          building against a copy of husk's SDK (huskctl policy new -h)
+  build   build the Go policy package in DIR into a hook module (default
+          OUT: DIR's name + .wasm), check it loads (handing it the config
+          table of --config, a JSON object, as husk would: a policy that
+          requires a config fails to load without one), print its sha256.
   test    run a hook module on one event, as husk would, and print its
           decision and patch. Exit status: 0 allowed, 1 denied, 2 error
           (bad arguments, or the module failed: trap, timeout, garbage...).
-          Flags:
+          With --suite, run it on every case of a suite file instead, each
+          with the verdict expected of it (as opa test does), and print
+          PASS or FAIL for each. Exit status: 0 all passed, 1 some failed,
+          2 error. Flags (anywhere on the line):
             --module PATH        the .wasm module
             --point NAME         the point (container.create, process.exec, ...)
             --event PATH         the event JSON ("-": stdin), as docs/hooks.md
                                  describes; a regular file (or stdin) of at
                                  most 16 MiB
+            --suite PATH         a suite file (JSON, at most 16 MiB):
+                                 {"config": {...}, "cases": [{"name": "...",
+                                 "point": "...", "event": {...} or
+                                 "event_file": "rel/path.json", "config":
+                                 {...} (optional), "want": "allow", "deny"
+                                 or "error", "reason": "part of the reason"
+                                 (optional), "patch": [...] (optional)}]}
             --config PATH        the hook's config table as a JSON object; a
-                                 regular file of at most 1 MiB
+                                 regular file of at most 1 MiB (with
+                                 --suite: for cases and suites without one)
             --kind KIND          check (default: a patch is a failure) or change
             --timeout D          call deadline (default 1s)
             --memory-limit SIZE  memory limit (default 64MiB)
             --json               print the outcome as one JSON object
-  build   build the Go policy package in DIR into a hook module (default
-          OUT: DIR's name + .wasm), check it loads, print its sha256.
 `
 
 // errDenied is runPolicy's error when the module denied: huskctl exits 1.
@@ -62,6 +82,8 @@ func runPolicy(ctx context.Context, args []string) error {
 		return exitStatus(2) // the documented status for errors, distinct from a denial
 	case "build":
 		return policyBuild(ctx, args[1:], os.Stdout)
+	case "new":
+		return policyNew(args[1:], os.Stdout)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(os.Stderr, policyUsage)
 		return nil
@@ -79,6 +101,7 @@ func policyTest(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	module := fs.String("module", "", "the .wasm module")
 	point := fs.String("point", "", "the point")
 	eventPath := fs.String("event", "", "the event JSON")
+	suitePath := fs.String("suite", "", "a suite of events with expected verdicts")
 	configPath := fs.String("config", "", "the hook's config table as JSON")
 	kind := fs.String("kind", string(config.DefaultHookKind), "the hook's kind: check or change")
 	timeout := fs.String("timeout", string(config.DefaultHookTimeout), "call deadline")
@@ -98,8 +121,12 @@ func policyTest(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	switch {
 	case len(pos) > 0:
 		return fail(fmt.Errorf("unexpected argument %q", pos[0]))
-	case *module == "" || *point == "" || *eventPath == "":
-		return fail(errors.New("--module, --point and --event are required"))
+	case *suitePath != "" && (*point != "" || *eventPath != ""):
+		return fail(errors.New("--suite gives the points and events: no --point or --event with it"))
+	case *suitePath != "" && *module == "":
+		return fail(errors.New("--module is required"))
+	case *suitePath == "" && (*module == "" || *point == "" || *eventPath == ""):
+		return fail(errors.New("--module, --point and --event are required (or --module and --suite)"))
 	}
 
 	h := config.Hook{
@@ -111,13 +138,12 @@ func policyTest(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		h.Module = abs
 	}
 	if *configPath != "" {
-		b, err := readInput(*configPath, maxConfigFile, nil)
-		if err != nil {
+		if h.Config, err = readConfigObject(*configPath); err != nil {
 			return fail(err)
 		}
-		if err := json.Unmarshal(b, &h.Config); err != nil {
-			return fail(fmt.Errorf("config %s: want a JSON object: %w", *configPath, err))
-		}
+	}
+	if *suitePath != "" {
+		return runSuite(ctx, h, *suitePath, stdout, stderr)
 	}
 	event, err := readInput(*eventPath, maxEventFile, stdin)
 	if err != nil {
@@ -240,6 +266,7 @@ func policyBuild(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("policy build", flag.ContinueOnError)
 	fs.Usage = func() { fmt.Fprint(fs.Output(), policyUsage) }
 	out := fs.String("o", "", "output module (default: DIR's name + .wasm)")
+	configPath := fs.String("config", "", "the config table to load the module with, as a JSON object")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -252,6 +279,13 @@ func policyBuild(ctx context.Context, args []string, stdout io.Writer) error {
 		return errors.New("want one package directory")
 	}
 	dir := pos[0]
+	var cfg map[string]any
+	if *configPath != "" {
+		// Read before building: a bad config file fails at once.
+		if cfg, err = readConfigObject(*configPath); err != nil {
+			return err
+		}
+	}
 	if *out == "" {
 		abs, err := filepath.Abs(dir)
 		if err != nil {
@@ -266,17 +300,22 @@ func policyBuild(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	// Load it as husk would (without a config: a policy that requires one
-	// fails here, which is worth knowing too), so that an ABI problem shows
-	// now and not in the shim.
+	// Load it as husk would, with --config's table (without one, a policy
+	// that requires a config fails here, which is worth knowing too), so
+	// that an ABI or config problem shows now and not in the shim.
 	abs, err := filepath.Abs(*out)
 	if err != nil {
 		return err
 	}
-	h := config.Hook{Name: hookName(*out), Module: abs, Points: []string{string(hooks.ContainerCreate)}}.WithDefaults()
-	engine, err := hooks.New(ctx, []config.Hook{h}, hooks.Options{})
+	h := config.Hook{Name: hookName(*out), Module: abs, Points: []string{string(hooks.ContainerCreate)}, Config: cfg}.WithDefaults()
+	// The engine logs a load failure too; the error below says it once.
+	quiet := logging.WithLogger(ctx, slog.New(slog.DiscardHandler))
+	engine, err := hooks.New(quiet, []config.Hook{h}, hooks.Options{})
 	if err != nil {
-		return fmt.Errorf("built %s, but it does not load: %w", *out, err)
+		if *configPath == "" {
+			return fmt.Errorf("built %s, but it does not load without a config (give its [hook.config] as JSON with --config): %w", *out, err)
+		}
+		return fmt.Errorf("built %s, but it does not load with %s: %w", *out, *configPath, err)
 	}
 	_ = engine.Close(ctx)
 	sum := sha256.Sum256(wasm)
