@@ -75,10 +75,15 @@ func (h *fakeHypervisor) Start(ctx context.Context, cfg *VMConfig) (VM, error) {
 	if err != nil {
 		return nil, err
 	}
+	fwdL, err := net.Listen("unix", filepath.Join(sockDir, "f"))
+	if err != nil {
+		return nil, err
+	}
 	sctx, cancel := context.WithCancel(context.Background())
 	v.cancel = cancel
 	v.served = make(chan error, 1)
-	go func() { v.served <- svc.Serve(sctx, agentL, streamL) }()
+	ls := agent.Listeners{Agent: []net.Listener{agentL}, Streams: []net.Listener{streamL}, Forward: []net.Listener{fwdL}}
+	go func() { v.served <- svc.ServeAll(sctx, ls) }()
 	if h.wrap != nil {
 		srv, err := ttrpc.NewServer()
 		if err != nil {
@@ -126,7 +131,7 @@ func (v *fakeVM) findDisk(serial string) (string, error) {
 }
 
 func (v *fakeVM) Dial(ctx context.Context, port uint32) (net.Conn, error) {
-	name := map[uint32]string{api.AgentPort: "a", api.StreamPort: "s"}[port]
+	name := map[uint32]string{api.AgentPort: "a", api.StreamPort: "s", api.ForwardPort: "f"}[port]
 	if name == "" {
 		return nil, fmt.Errorf("port %d: %w", port, errdefs.ErrNotFound)
 	}
