@@ -21,6 +21,10 @@ import (
 // the given handlers and hands control to containerd's pkg/shim, which
 // parses the flags and runs start, delete or the server.
 func Run(ctx context.Context, handlers ...handler.Handler) {
+	if wantsVersion(os.Args[1:]) {
+		printVersion(os.Stdout, os.Args[0])
+		os.Exit(0)
+	}
 	mgr := runtime.NewManager(handlers...)
 	registry.Register(&plugin.Registration{
 		Type:     plugins.TTRPCPlugin,
