@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -174,8 +175,8 @@ if echo via-dev-stdout >/dev/stdout 2>/dev/null; then :; else echo dev-stdout-re
 // TestUserNamespacedPod runs a pod with hostUsers: false (userns_options
 // in mode POD with a 65536-long mapping, as kubelet sends): its container
 // is root in a user namespace mapped to the pod's range, its image's files
-// are its root's (idmapped), it can reopen its stdout, and on the host it
-// runs as the range's first ID; under husk (the entry without an options
+// are its root's (idmapped), it can reopen its stdout, an idmapped volume
+// is its root's, and on the host it runs as the range's first ID; under husk (the entry without an options
 // table, the kind the CRI can start such containers on) as under runc.
 func TestUserNamespacedPod(t *testing.T) {
 	needBench(t)
@@ -185,20 +186,45 @@ func TestUserNamespacedPod(t *testing.T) {
 }
 
 func userNamespacedPod(t *testing.T, handler string) {
-	{
-		if f := runtimeHandlers(t)[handler]; f == nil || !f.UserNamespaces {
-			t.Skipf("the CRI says handler %s has no user namespace support on this machine (crictl info)", handler)
-		}
-		p := runUsernsPod(t, handler)
-		id := p.start(t, "probe", "sh", "-c", usernsProbe+"sleep 3600")
-		want := "0\n0\n 0 " + strconv.Itoa(usernsHost) + " 65536\n 0 " + strconv.Itoa(usernsHost) + " 65536\n" +
-			"rootfs-writable\n0:0\nvia-dev-stdout\n"
-		if got := waitLog(t, id, "via-dev-stdout", "dev-stdout-refused"); got != want {
-			t.Errorf("in the container:\n%s\nwant\n%s", got, want)
-		}
-		checkHostUID(t, id)
+	if f := runtimeHandlers(t)[handler]; f == nil || !f.UserNamespaces {
+		t.Skipf("the CRI says handler %s has no user namespace support on this machine (crictl info)", handler)
+	}
+	// A host directory owned by the host's root, mounted idmapped (as
+	// kubelet mounts a user-namespaced pod's volumes): the pod's root owns
+	// it, and what it writes there is the host root's.
+	data := t.TempDir()
+	if err := os.WriteFile(filepath.Join(data, "f"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := runUsernsPod(t, handler)
+	mapping := []map[string]any{{"container_id": 0, "host_id": usernsHost, "length": 65536}}
+	id := p.startWith(t, "probe", map[string]any{
+		"mounts": []map[string]any{{
+			"container_path": "/data", "host_path": data,
+			"uidMappings": mapping, "gidMappings": mapping,
+		}},
+	}, "sh", "-c", usernsProbe+volumeProbe+"sleep 3600")
+	want := "0\n0\n 0 " + strconv.Itoa(usernsHost) + " 65536\n 0 " + strconv.Itoa(usernsHost) + " 65536\n" +
+		"rootfs-writable\n0:0\nvia-dev-stdout\n0:0\ndata-written\n"
+	if got := waitLog(t, id, "data-written", "data-refused"); got != want {
+		t.Errorf("in the container:\n%s\nwant\n%s", got, want)
+	}
+	checkHostUID(t, id)
+	fi, err := os.Stat(filepath.Join(data, "new"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := fi.Sys().(*syscall.Stat_t); st.Uid != 0 || st.Gid != 0 {
+		t.Errorf("a file the pod's root wrote to its idmapped volume is %d:%d on the host, want 0:0", st.Uid, st.Gid)
 	}
 }
+
+// volumeProbe says who owns the file f of the volume at /data and whether
+// the container's root can write there.
+const volumeProbe = `
+stat -c '%u:%g' /data/f
+if touch /data/new 2>/dev/null; then echo data-written; else echo data-refused; fi
+`
 
 // waitLog waits for container id's log (crictl logs) to show one of the
 // markers and returns it.
