@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -1017,4 +1018,87 @@ func httpGetPort(t *testing.T, port int) string {
 	}
 	t.Logf("GET 127.0.0.1:%d: %v", port, last)
 	return ""
+}
+
+// TestVirtPodPortForwardShimKilled: the steering of a VM pod's loopback
+// belongs to its shim's descriptors, not to the namespace: while the shim
+// runs, a connection to any port of the pod namespace's 127.0.0.1 is
+// taken (and, with nothing serving it in the guest, closed); once the
+// shim is SIGKILLed, the same dial is refused, with the pod's namespace
+// still there.
+func TestVirtPodPortForwardShimKilled(t *testing.T) {
+	p := runVirtPod(t, podOpts{})
+	out := crictl(t, "inspectp", "-o", "json", p.ID)
+	var info struct {
+		Info struct {
+			RuntimeSpec struct {
+				Linux struct {
+					Namespaces []struct{ Type, Path string } `json:"namespaces"`
+				} `json:"linux"`
+			} `json:"runtimeSpec"`
+		} `json:"info"`
+	}
+	if err := json.Unmarshal([]byte(out), &info); err != nil {
+		t.Fatal(err)
+	}
+	var netns string
+	for _, ns := range info.Info.RuntimeSpec.Linux.Namespaces {
+		if ns.Type == "network" {
+			netns = ns.Path
+		}
+	}
+	if netns == "" {
+		t.Fatalf("no network namespace path in inspectp's runtimeSpec: %s", out)
+	}
+	c, err := dialInNetns(netns, "127.0.0.1:8080")
+	if err != nil {
+		t.Fatalf("dialling 127.0.0.1:8080 in the pod's namespace while its shim runs: %v", err)
+	}
+	c.Close()
+	s := shimOfPod(t, p)
+	if err := unix.Kill(s.Pid, unix.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	var last error
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		c, err := dialInNetns(netns, "127.0.0.1:8080")
+		if c != nil {
+			c.Close()
+		}
+		if last = err; errors.Is(err, syscall.ECONNREFUSED) {
+			return
+		}
+		if errors.Is(err, os.ErrNotExist) {
+			t.Skipf("the pod's namespace %s went with its shim: nothing to check", netns)
+		}
+	}
+	t.Fatalf("dialling 127.0.0.1:8080 in the pod's namespace after its shim was killed: %v, want connection refused", last)
+}
+
+// dialInNetns dials addr over TCP from inside the network namespace at
+// path: a goroutine locks its thread, enters the namespace and never
+// unlocks it, so that the thread ends with it.
+func dialInNetns(path, addr string) (net.Conn, error) {
+	type result struct {
+		c   net.Conn
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends in the namespace
+		f, err := os.Open(path)
+		if err != nil {
+			ch <- result{err: err}
+			return
+		}
+		defer f.Close()
+		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+			ch <- result{err: fmt.Errorf("entering %s: %w", path, err)}
+			return
+		}
+		c, err := net.DialTimeout("tcp4", addr, 5*time.Second)
+		ch <- result{c, err}
+	}()
+	r := <-ch
+	return r.c, r.err
 }
