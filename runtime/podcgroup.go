@@ -35,7 +35,7 @@ func (s *Sandbox) setupPodCgroup(ctx context.Context, spec *specs.Spec, moveShim
 	pod := cgroups.PodPath(cgPath)
 	if pod == "" {
 		if res != nil || moveShim {
-			logging.L(ctx).Warn("pod cgroup unknown (no cgroupfs-style cgroupsPath): not sized, shim not moved", "cgroupsPath", cgPath)
+			logging.L(ctx).Warn("pod cgroup unknown (no cgroupsPath below the root): not sized, shim not moved", "cgroupsPath", cgPath)
 		}
 		return nil
 	}

@@ -71,6 +71,9 @@ func (*Handler) CreateWith(ctx context.Context, req *handler.CreateRequest, prog
 	if err := checkMountSetattr(&spec, req.ID); err != nil {
 		return nil, err
 	}
+	if err := checkCgroupDriver(&spec, req.ID, req.Config.Linux.SystemdCgroup); err != nil {
+		return nil, err
+	}
 	root := *spec.Root
 	if !filepath.IsAbs(root.Path) {
 		root.Path = filepath.Join(req.Bundle, root.Path)

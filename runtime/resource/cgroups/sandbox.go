@@ -13,17 +13,30 @@ import (
 	"github.com/containerd/cgroups/v3/cgroup1"
 	"github.com/containerd/cgroups/v3/cgroup2"
 	"github.com/containerd/errdefs"
+	"github.com/opencontainers/cgroups/systemd"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // shimCgroupName is the leaf the shim moves into inside its pod's cgroup
 // (cgroup v2 allows processes only in leaves of a delegated subtree).
 const shimCgroupName = "husk-shim"
 
-// PodPath returns the pod cgroup of a sandbox container: the parent of its
-// cgroupsPath. Systemd-style paths ("slice:prefix:name") are not handled
-// yet, nor are empty ones: both give "".
+// PodPath returns the pod cgroup of a sandbox container, as a path below
+// the cgroup root: the parent directory of a cgroupfs cgroupsPath, or the
+// slice of a systemd one ("slice:prefix:name", what the CRI writes under
+// the systemd cgroup driver), laid out as systemd lays slices out:
+// "kubepods-burstable-pod1.slice" is
+// /kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice.
+// Empty and relative paths, the root and the root slice give "".
 func PodPath(cgroupsPath string) string {
+	if slice, ok := SystemdSlice(cgroupsPath); ok {
+		p, err := systemd.ExpandSlice(slice)
+		if err != nil || p == "/" {
+			return ""
+		}
+		return p
+	}
 	if cgroupsPath == "" || strings.Contains(cgroupsPath, ":") || !strings.HasPrefix(cgroupsPath, "/") {
 		return ""
 	}
@@ -32,6 +45,42 @@ func PodPath(cgroupsPath string) string {
 		return ""
 	}
 	return p
+}
+
+// SystemdSlice reports whether cgroupsPath is in systemd's
+// "slice:prefix:name" form, and returns its slice ("" for the root slice,
+// as runc reads it).
+func SystemdSlice(cgroupsPath string) (slice string, ok bool) {
+	parts := strings.Split(cgroupsPath, ":")
+	if len(parts) != 3 || parts[2] == "" || parts[0] != "" && !strings.HasSuffix(parts[0], ".slice") {
+		return "", false
+	}
+	return parts[0], true
+}
+
+// mountedHierarchy is cgroup1's default hierarchy less the controllers
+// whose directory is not a cgroup mount. systemd makes a directory for
+// every v1 controller the kernel has, and where one cannot be mounted (in a
+// container) it stays an empty directory on a read-only tmpfs, where making
+// a cgroup fails.
+func mountedHierarchy() ([]cgroup1.Subsystem, error) {
+	all, err := cgroup1.Default()
+	if err != nil {
+		return nil, err
+	}
+	var out []cgroup1.Subsystem
+	for _, s := range all {
+		p, ok := s.(interface{ Path(string) string })
+		if !ok {
+			out = append(out, s)
+			continue
+		}
+		var st unix.Statfs_t
+		if err := unix.Statfs(p.Path("/"), &st); err == nil && (st.Type == unix.CGROUP_SUPER_MAGIC || st.Type == unix.CGROUP2_SUPER_MAGIC) {
+			out = append(out, s)
+		}
+	}
+	return out, nil
 }
 
 // SizePod creates (if needed) the pod cgroup at podPath and applies res to
@@ -43,7 +92,7 @@ func SizePod(podPath string, res *specs.LinuxResources) error {
 		}
 		return nil
 	}
-	if _, err := cgroup1.New(cgroup1.StaticPath(podPath), res); err != nil {
+	if _, err := cgroup1.New(cgroup1.StaticPath(podPath), res, cgroup1.WithHierarchy(mountedHierarchy)); err != nil {
 		return fmt.Errorf("sizing pod cgroup %s: %w", podPath, err)
 	}
 	return nil
@@ -64,7 +113,7 @@ func MoveShim(podPath string, pid int) (string, error) {
 		}
 		return leaf, nil
 	}
-	cg, err := cgroup1.New(cgroup1.StaticPath(leaf), &specs.LinuxResources{})
+	cg, err := cgroup1.New(cgroup1.StaticPath(leaf), &specs.LinuxResources{}, cgroup1.WithHierarchy(mountedHierarchy))
 	if err != nil {
 		return "", fmt.Errorf("creating shim cgroup %s: %w", leaf, err)
 	}
@@ -89,7 +138,7 @@ func ReleaseShim(leaf string, pid int) error {
 		}
 		return nil
 	}
-	cg, err := cgroup1.Load(cgroup1.StaticPath(leaf))
+	cg, err := cgroup1.Load(cgroup1.StaticPath(leaf), cgroup1.WithHierarchy(mountedHierarchy))
 	if err != nil {
 		if errors.Is(err, cgroup1.ErrCgroupDeleted) {
 			return nil
@@ -102,7 +151,7 @@ func ReleaseShim(leaf string, pid int) error {
 	var lastErr error
 	for attempt := 0; attempt < 50; attempt++ {
 		if pid > 0 {
-			if root, err := cgroup1.Load(cgroup1.StaticPath("/")); err == nil {
+			if root, err := cgroup1.Load(cgroup1.StaticPath("/"), cgroup1.WithHierarchy(mountedHierarchy)); err == nil {
 				_ = root.AddProc(uint64(pid))
 			}
 		}

@@ -8,9 +8,16 @@ func TestPodPath(t *testing.T) {
 		"/k8s.io/abc":                     "/k8s.io",
 		"/abc":                            "",
 		"":                                "",
-		"kubepods-pod123.slice:cri-containerd:abc": "",
-		"relative/abc": "",
-		"/a/b/../c/":   "/a",
+		"kubepods-pod123.slice:cri-containerd:abc":         "/kubepods.slice/kubepods-pod123.slice",
+		"kubepods-burstable-pod1.slice:cri-containerd:abc": "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice",
+		"system.slice:husk:abc":                            "/system.slice",
+		":husk:abc":                                        "",
+		"-.slice:husk:abc":                                 "",
+		"kubepods.slice:cri-containerd:":                   "",
+		"bad--name.slice:cri-containerd:abc":               "",
+		"notaslice:cri-containerd:abc":                     "",
+		"relative/abc":                                     "",
+		"/a/b/../c/":                                       "/a",
 	}
 	for in, want := range tests {
 		if got := PodPath(in); got != want {
