@@ -6,8 +6,18 @@ TOOLS := $(CURDIR)/.tools/bin
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 REVISION ?= $(shell git rev-parse --verify -q HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X github.com/huskrt/husk/version.Version=$(VERSION) -X github.com/huskrt/husk/version.Revision=$(REVISION)
+# VARIANT picks a build that leaves a part out (docs/RATIONALE.md, "Why
+# build variants"): novmm leaves husk's own VMM out of the shim and huskctl
+# (the virt handler then runs VMs with QEMU only). Empty: everything.
+VARIANT ?=
+VARIANT_TAGS_novmm := husk_novmm
+ifneq ($(VARIANT),)
+ifeq ($(VARIANT_TAGS_$(VARIANT)),)
+$(error unknown VARIANT '$(VARIANT)': want novmm, or none for the full build)
+endif
+endif
 # libcontainer needs cgo (nsenter) and, for seccomp, libseccomp.
-BUILDTAGS := seccomp
+BUILDTAGS := seccomp $(VARIANT_TAGS_$(VARIANT))
 export CGO_ENABLED := 1
 
 .PHONY: all build install uninstall test unit integration demo bench containerd tools clean lint fuzz fuzz-short nested-assets proto agent guest

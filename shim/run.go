@@ -22,7 +22,7 @@ import (
 // parses the flags and runs start, delete or the server.
 func Run(ctx context.Context, handlers ...handler.Handler) {
 	if wantsVersion(os.Args[1:]) {
-		printVersion(os.Stdout, os.Args[0])
+		printVersion(os.Stdout, os.Args[0], handlers...)
 		os.Exit(0)
 	}
 	mgr := runtime.NewManager(handlers...)

@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"strings"
 
+	"github.com/huskrt/husk/runtime/handler"
 	"github.com/huskrt/husk/version"
 )
 
@@ -44,8 +45,10 @@ func wantsVersion(args []string) bool {
 }
 
 // printVersion writes husk's version, and the containerd shim library it
-// is built on, as containerd's shims print theirs.
-func printVersion(w io.Writer, prog string) {
+// is built on, as containerd's shims print theirs; then the handlers of
+// this build, with a handler's backends where it has some (the virt
+// handler's hypervisors: a build variant may leave husk's VMM out).
+func printVersion(w io.Writer, prog string, hs ...handler.Handler) {
 	fmt.Fprintf(w, "%s:\n", filepath.Base(prog))
 	fmt.Fprintf(w, "  Version:    %s\n", version.Version)
 	fmt.Fprintf(w, "  Revision:   %s\n", version.Revision)
@@ -56,5 +59,16 @@ func printVersion(w io.Writer, prog string) {
 				fmt.Fprintf(w, "  containerd: %s (pkg/shim)\n", d.Version)
 			}
 		}
+	}
+	var names []string
+	for _, h := range hs {
+		n := h.Name()
+		if b, ok := h.(interface{ Backends() []string }); ok {
+			n += " (" + strings.Join(b.Backends(), ", ") + ")"
+		}
+		names = append(names, n)
+	}
+	if len(names) > 0 {
+		fmt.Fprintf(w, "  Handlers:   %s\n", strings.Join(names, ", "))
 	}
 }

@@ -9,8 +9,6 @@ import (
 
 	"github.com/huskrt/husk/runtime/linux"
 	"github.com/huskrt/husk/runtime/virt"
-	"github.com/huskrt/husk/runtime/virt/builtin"
-	"github.com/huskrt/husk/runtime/virt/qemu"
 	"github.com/huskrt/husk/runtime/wasm"
 	"github.com/huskrt/husk/shim"
 )
@@ -33,9 +31,9 @@ func main() {
 		switch os.Args[1] {
 		case linux.InitArg:
 			linux.Init() // a container's init, re-executed by libcontainer
-		case builtin.ProcessArg:
-			builtin.Main() // a pod's confined VMM process, re-executed by the builtin hypervisor
+		default:
+			vmmProcess(os.Args[1]) // a pod's confined VMM process, where built in
 		}
 	}
-	shim.Run(context.Background(), linux.New(), wasm.New(), virt.New(builtin.New(), qemu.New()))
+	shim.Run(context.Background(), linux.New(), wasm.New(), virt.New(hypervisors()...))
 }

@@ -12,7 +12,6 @@ import (
 	"github.com/huskrt/husk/internal/guestimage"
 	"github.com/huskrt/husk/runtime/config"
 	"github.com/huskrt/husk/runtime/virt"
-	"github.com/huskrt/husk/runtime/virt/builtin"
 	"github.com/huskrt/husk/runtime/virt/qemu"
 	"github.com/huskrt/husk/vmm"
 	"github.com/huskrt/husk/vmm/kvm"
@@ -62,9 +61,11 @@ func runCheck(ctx context.Context, args []string) error {
 // checkVirt lists what the VM handler needs and whether this host has it.
 func checkVirt(ctx context.Context, cfg *config.Config) []finding {
 	var fs []finding
-	b := finding{what: builtin.Name + " VMM", optional: cfg.Virt.Hypervisor != builtin.Name}
+	b := finding{what: builtinName + " VMM", optional: cfg.Virt.Hypervisor != builtinName}
 	per, err := vmm.ProbeSpeed(ctx)
 	switch {
+	case !withVMM:
+		b.err, b.note = errNoVMM, "make build VARIANT=novmm leaves it out: the virt handler runs VMs with qemu"
 	case errors.Is(err, kvm.ErrUnavailable):
 		b.err, b.note = err, "no usable /dev/kvm: load kvm-intel or kvm-amd, or run in a VM with nested virtualisation"
 	case err != nil:

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/huskrt/husk/runtime/config"
-	"github.com/huskrt/husk/runtime/virt/builtin"
 	"github.com/huskrt/husk/runtime/virt/qemu"
 	"github.com/huskrt/husk/test/devenv"
 	"github.com/huskrt/husk/vmm"
@@ -61,7 +60,7 @@ func demoVM(ctx context.Context, c *devenv.Containerd, runtime, guest string) er
 	out, stderr, err := c.Ctr(ctx, args...)
 	fmt.Print(out)
 	switch {
-	case err != nil && slow && cfg.Virt.Hypervisor == builtin.Name:
+	case err != nil && slow && cfg.Virt.Hypervisor == builtinName:
 		fmt.Printf("# this host's KVM is slow (%v a guest instruction), and the VM did not run: %s\n", per, strings.TrimSpace(stderr))
 		return nil
 	case err != nil:

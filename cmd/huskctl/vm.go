@@ -1,3 +1,5 @@
+//go:build !husk_novmm
+
 package main
 
 import (

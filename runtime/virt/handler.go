@@ -31,6 +31,15 @@ type Handler struct {
 // configuration names.
 func New(hvs ...Hypervisor) *Handler { return &Handler{hvs: hvs} }
 
+// Backends names the hypervisor backends of this build, in order.
+func (h *Handler) Backends() []string {
+	names := make([]string, len(h.hvs))
+	for i, hv := range h.hvs {
+		names[i] = hv.Name()
+	}
+	return names
+}
+
 // hypervisor returns the backend named name.
 func (h *Handler) hypervisor(name string) (Hypervisor, error) {
 	var names []string
