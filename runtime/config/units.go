@@ -10,8 +10,5 @@ type Duration = hookconf.Duration
 // "65536", "512KiB", "16MiB" or "1GiB" (hookconf.ByteSize).
 type ByteSize = hookconf.ByteSize
 
-// errEmpty is the cause of a required key left empty.
-var errEmpty = hookconf.ErrEmpty
-
 // absClean checks that p is an absolute path in filepath.Clean form.
 func absClean(p string) error { return hookconf.AbsClean(p) }

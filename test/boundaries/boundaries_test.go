@@ -6,8 +6,6 @@ import (
 	"errors"
 	"io"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -157,9 +155,9 @@ func reach(g graph, pkg string, forbidden func(string) bool) []string {
 // `go list -deps -json` sees them for linux with tags.
 func load(t *testing.T, tags string) graph {
 	t.Helper()
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if p, err := exec.LookPath("go"); err == nil {
-		goBin = p
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the import graph needs the go command on PATH: %v", err)
 	}
 	cmd := exec.Command(goBin, "list", "-deps", "-json=ImportPath,Imports,Error", "-tags="+tags, module+"/...")
 	cmd.Dir = "../.."
