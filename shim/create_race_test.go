@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	sandboxAPI "github.com/containerd/containerd/api/runtime/sandbox/v1"
 	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
 	"github.com/containerd/containerd/api/types/runtimeoptions/v1"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
@@ -128,5 +129,45 @@ func TestConcurrentCreatesOfOneID(t *testing.T) {
 	// Once created, the id is still taken.
 	if _, err := s.Create(ctx, req); !errors.Is(errgrpc.ToNative(err), errdefs.ErrAlreadyExists) {
 		t.Errorf("a create of an existing task: %v, want already exists", err)
+	}
+}
+
+// TestCreateSandboxWaitsForNoCreateOfItsID: the sandbox API's
+// CreateSandbox takes the same reservation as the task API's Create: while
+// a Create of an id runs, a CreateSandbox of that id is refused as already
+// existing before it reaches the manager.
+func TestCreateSandboxWaitsForNoCreateOfItsID(t *testing.T) {
+	ctx, sd := shutdown.WithShutdown(namespaces.WithNamespace(context.Background(), "ns"))
+	defer sd.Shutdown()
+	h := &gatedHandler{entered: make(chan struct{}), release: make(chan struct{})}
+	s := newService(ctx, runtime.NewManager(h), &eventLog{}, sd, new(slog.LevelVar))
+	bundle := t.TempDir()
+	spec, err := json.Marshal(&specs.Spec{Version: specs.Version, Process: &specs.Process{Args: []string{"sleep"}}, Root: &specs.Root{Path: "rootfs"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bundle, "config.json"), spec, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts := anyOf(t, &runtimeoptions.Options{ConfigBody: []byte("[runtime]\nstate_dir = \"" + t.TempDir() + "\"\n")})
+	first := make(chan error, 1)
+	go func() {
+		_, err := s.Create(ctx, &taskAPI.CreateTaskRequest{ID: "p", Bundle: bundle, Options: opts})
+		first <- err
+	}()
+	select {
+	case <-h.entered:
+	case err := <-first:
+		t.Fatalf("the create ended before reaching the handler: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the create never reached the handler")
+	}
+	_, err = s.sandboxes.CreateSandbox(ctx, &sandboxAPI.CreateSandboxRequest{SandboxID: "p", BundlePath: t.TempDir()})
+	if !errors.Is(errgrpc.ToNative(err), errdefs.ErrAlreadyExists) {
+		t.Errorf("CreateSandbox during a create of its id: %v, want already exists", err)
+	}
+	close(h.release)
+	if err := <-first; err != nil {
+		t.Fatalf("the create: %v", err)
 	}
 }

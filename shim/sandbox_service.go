@@ -25,6 +25,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/huskrt/husk/internal/logging"
+	"github.com/huskrt/husk/internal/vocab"
 	"github.com/huskrt/husk/runtime"
 	"github.com/huskrt/husk/runtime/handler"
 )
@@ -112,6 +113,13 @@ func (ss *sandboxService) CreateSandbox(ctx context.Context, r *sandboxAPI.Creat
 		return nil, rpcErr(err)
 	}
 	defer created()
+	// The id is the manager's too: no other create of it (a second
+	// CreateSandbox, or a task's Create) may run meanwhile.
+	release, err := s.reserve(id)
+	if err != nil {
+		return nil, rpcErr(err)
+	}
+	defer release()
 	pc, err := podConfig(r.GetOptions())
 	if err != nil {
 		return nil, rpcErr(err)
@@ -129,7 +137,7 @@ func (ss *sandboxService) CreateSandbox(ctx context.Context, r *sandboxAPI.Creat
 	if err != nil {
 		return nil, rpcErr(err)
 	}
-	if h.Name() != "virt" {
+	if h.Name() != vocab.Virt {
 		return nil, rpcErr(fmt.Errorf("pod %s would run on husk's %s handler, which needs a pause container to hold the pod's namespaces: "+
 			"sandboxer \"shim\" serves VM pods only (default_handler = \"virt\"); use sandboxer \"podsandbox\" for this runtime: %w",
 			id, h.Name(), errdefs.ErrFailedPrecondition))
@@ -148,7 +156,8 @@ func (ss *sandboxService) CreateSandbox(ctx context.Context, r *sandboxAPI.Creat
 	if err := writeSandboxBundle(bundle, spec, pc); err != nil {
 		return nil, rpcErr(err)
 	}
-	t, err := s.mgr.Create(ctx, &handler.CreateRequest{
+	// s.ctx: the manager names the sandbox in its records itself.
+	t, err := s.mgr.Create(s.ctx, &handler.CreateRequest{
 		ID: id, Namespace: ns, Bundle: bundle, Spec: spec, Config: cfg,
 		ContainerdAddress: s.containerd,
 	}, quiet{})
@@ -266,7 +275,7 @@ func (ss *sandboxService) SandboxStatus(ctx context.Context, r *sandboxAPI.Sandb
 		resp.ExitedAt = protobuf.ToTimestamp(st.Exit.At)
 	}
 	if r.GetVerbose() {
-		info, err := json.Marshal(map[string]any{"pid": st.Pid, "runtimeHandler": "virt", "sandboxer": "shim"})
+		info, err := json.Marshal(map[string]any{"pid": st.Pid, "runtimeHandler": vocab.Virt, "sandboxer": "shim"})
 		if err != nil {
 			return nil, rpcErr(err)
 		}
