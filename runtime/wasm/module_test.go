@@ -127,27 +127,6 @@ func FuzzModuleImports(f *testing.F) {
 	})
 }
 
-func TestMemoryPages(t *testing.T) {
-	lim := func(n int64) *specs.Spec {
-		return &specs.Spec{Linux: &specs.Linux{Resources: &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: &n}}}}
-	}
-	for _, tt := range []struct {
-		spec *specs.Spec
-		want uint32
-	}{
-		{&specs.Spec{}, 65536},
-		{lim(64 << 20), 1024},
-		{lim(64<<20 + 100), 1024},
-		{lim(1000), 1},
-		{lim(-1), 65536},
-		{lim(1 << 40), 65536},
-	} {
-		if got := memoryPages(tt.spec); got != tt.want {
-			t.Errorf("memoryPages = %d, want %d", got, tt.want)
-		}
-	}
-}
-
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {

@@ -62,7 +62,6 @@ func (p *program) Prepare(ctx context.Context, req *handler.CreateRequest, spec 
 		return fmt.Errorf("wasm container %s: %w", req.ID, p.h.runnerErr)
 	}
 	p.wasm = true
-	p.pages = memoryPages(spec)
 	p.privDir = privDirRoot
 	for _, m := range spec.Mounts {
 		if path.Clean(m.Destination) == "/dev" && m.Type == "tmpfs" {
@@ -72,6 +71,9 @@ func (p *program) Prepare(ctx context.Context, req *handler.CreateRequest, spec 
 	entry, err := p.h.cache.Ensure(ctx, mod.path, mod.wasm)
 	if err != nil {
 		return err
+	}
+	if p.pages, err = modulePages(spec, entry, mod.wasm); err != nil {
+		return fmt.Errorf("wasm container %s: %w", req.ID, err)
 	}
 	mounts := slices.Clone(spec.Mounts)
 	mounts = append(mounts, specs.Mount{
@@ -201,30 +203,6 @@ func (p *program) runnerArgs(mod *module) []string {
 		args = append(args, "-"+runnerapi.FlagFunc, mod.fn)
 	}
 	return append(append(args, "--"), mod.args...)
-}
-
-// memoryPages is the container's memory limit as a Wasm page limit, so that
-// a module asking for more memory than the container may have sees
-// memory.grow fail instead of being OOM-killed. The cgroup holds the same
-// limit for the whole runner (wazero, compiled code and all), which is
-// reached first when the module gets close: then the OOM killer ends it and
-// containerd gets a TaskOOM event.
-func memoryPages(spec *specs.Spec) uint32 {
-	if spec.Linux == nil || spec.Linux.Resources == nil || spec.Linux.Resources.Memory == nil {
-		return runnerapi.MaxPages
-	}
-	l := spec.Linux.Resources.Memory.Limit
-	if l == nil || *l <= 0 {
-		return runnerapi.MaxPages
-	}
-	pages := *l / runnerapi.PageSize
-	switch {
-	case pages < 1:
-		return 1
-	case pages > runnerapi.MaxPages:
-		return runnerapi.MaxPages
-	}
-	return uint32(pages)
 }
 
 // errNoRunner says where the runner was looked for.

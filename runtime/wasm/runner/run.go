@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	goruntime "runtime"
+	"runtime/debug"
 	"strings"
 
 	"github.com/tetratelabs/wazero"
@@ -103,6 +104,13 @@ func run(ctx context.Context, o options) int {
 		fmt.Fprintf(o.stderr, "husk-wasm-runner: compiling %s: %v\n", o.module, err)
 		return runnerapi.BadModule
 	}
+	// Loading read the module and its compiled code into buffers that are
+	// garbage now: give their pages back before the module's memory grows
+	// in the same cgroup (a Go module's compiled code is megabytes; kept,
+	// it counted twice against the container's memory limit, and a module
+	// that fitted was OOM-killed).
+	wasm = nil
+	debug.FreeOSMemory()
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
 		fmt.Fprintf(o.stderr, "husk-wasm-runner: WASI: %v\n", err)
 		return runnerapi.BadModule
