@@ -40,12 +40,12 @@ for i in %s; do
     done
   done
 done
-`, p12Iterations(), p12Marker)
+`, p12Iterations(p12Runs), p12Marker)
 
-// p12Iterations is "1 2 … p12Runs", for the scenario's loop.
-func p12Iterations() string {
+// p12Iterations is "1 2 … n", for a scenario's loop.
+func p12Iterations(n int) string {
 	s := "1"
-	for i := 2; i <= p12Runs; i++ {
+	for i := 2; i <= n; i++ {
 		s += " " + strconv.Itoa(i)
 	}
 	return s

@@ -4,7 +4,8 @@ package main
 // beside QEMU in the same run. It reports and never fails the bench: a part
 // that cannot run (no /dev/kvm, no QEMU, no nested assets) says why in
 // its row. HUSK_BENCH_ONLY=vmm runs only this part (no host containerd),
-// HUSK_BENCH_ONLY=p12 only P12:
+// HUSK_BENCH_ONLY=p12 only P12, HUSK_BENCH_ONLY=nestedpods only the CRI
+// pods in the nested harness (nestedpods.go):
 //
 //	HUSK_BENCH_ONLY=vmm go run ./test/bench
 
@@ -38,8 +39,11 @@ type vmmResult struct {
 	// answering, in the nested harness: PSS and the guest RAM's share.
 	P10 map[string]nested.VMMem `json:"p10_vm_pod_memory,omitempty"`
 	// P12: ctr run → first output of a VM container, seconds, per backend.
-	P12    p12Times          `json:"p12_vm_container_first_output_secs,omitempty"`
-	Errors map[string]string `json:"errors,omitempty"`
+	P12 p12Times `json:"p12_vm_container_first_output_secs,omitempty"`
+	// NestedPods: CRI pods in the nested harness, runc and husk's VM pods
+	// on both backends (nestedpods.go).
+	NestedPods *nestedPodsResult `json:"nested_cri_pods,omitempty"`
+	Errors     map[string]string `json:"errors,omitempty"`
 }
 
 type vmmMem struct {
@@ -83,7 +87,8 @@ func init() {
 	}
 }
 
-// benchVMM measures P7, P8, P9, P10 and P12; errors go into the result.
+// benchVMM measures P7, P8, P9, P10, P12 and the nested CRI pods; errors
+// go into the result.
 func benchVMM(ctx context.Context) *vmmResult {
 	r := &vmmResult{P8: map[string]vmmMem{}, Errors: map[string]string{}}
 	fail := func(what string, err error) {
@@ -150,6 +155,11 @@ func benchVMM(ctx context.Context) *vmmResult {
 		fail("P12", err)
 	} else {
 		r.P12 = t
+	}
+	if p, err := nestedPods(ctx, root, dir); err != nil {
+		fail("nested CRI pods", err)
+	} else {
+		r.NestedPods = p
 	}
 	return r
 }
@@ -328,6 +338,7 @@ func printVMMTable(r *vmmResult) {
 		fmt.Printf("| P10 | VM pod memory: VMM PSS less guest RAM | — | not measured: %s | — | ≤ 20 MiB and ≤ 0.5 |\n", r.Errors["P10"])
 	}
 	printP12Row(r)
+	printNestedPodsTable(r.NestedPods, r.Errors["nested CRI pods"])
 }
 
 // p9 runs the nested harness with its P9 part (test/nested): the usual

@@ -14,4 +14,9 @@
 // nested-assets) caches the kernel package under .tools/kernel, busybox
 // comes from Debian's busybox-static, and the initrds are cpio archives
 // this package writes with internal/cpio.
+//
+// The containerd run (containerd_initrd.go) puts a private containerd and
+// husk's static shim in the outer guest and drives them with ctr, or, with
+// the CRI plugin turned on (containerd_cri.go), with crictl and Debian's
+// CNI bridge plugin: TestNestedContainerd, TestNestedPods.
 package nested
