@@ -60,6 +60,9 @@ func TestHelpAndVersionExitZero(t *testing.T) {
 // "huskctl ", the words up to the first flag, path or end.
 var huskctlCommand = regexp.MustCompile("huskctl((?: [a-z][a-z-]*)+)")
 
+// inlineCode is Markdown's inline code.
+var inlineCode = regexp.MustCompile("`[^`]*`")
+
 // docCommands returns the huskctl command lines of a Markdown file's code
 // (indented blocks, fences and inline code).
 func docCommands(t *testing.T, path string) [][]string {
@@ -77,9 +80,7 @@ func docCommands(t *testing.T, path string) [][]string {
 		case fenced, strings.HasPrefix(line, "    "):
 			code = append(code, line)
 		default:
-			for _, m := range regexp.MustCompile("`[^`]*`").FindAllString(line, -1) {
-				code = append(code, m)
-			}
+			code = append(code, inlineCode.FindAllString(line, -1)...)
 		}
 	}
 	var cmds [][]string
