@@ -40,6 +40,13 @@ func under(dirs ...string) func(string) bool {
 
 func husk(pkg string) bool { return pkg == module || strings.HasPrefix(pkg, module+"/") }
 
+// standard reports whether pkg is of Go's standard library (whose first
+// path element has no dot).
+func standard(pkg string) bool {
+	first, _, _ := strings.Cut(pkg, "/")
+	return !strings.Contains(first, ".")
+}
+
 func wazero(pkg string) bool { return strings.HasPrefix(pkg, "github.com/tetratelabs/wazero") }
 
 // sharedLeaves are husk's packages that the stand-alone libraries (vmm,
@@ -65,6 +72,10 @@ var rules = []rule{
 	{"the shared leaves import nothing of husk's", func(p string) bool { return slices.Contains(sharedLeaves, p) },
 		func(p string) bool { return husk(p) && !slices.Contains(sharedLeaves, p) }},
 	{"the vocabulary is a leaf", under("internal/vocab"), func(p string) bool { return husk(p) && !under("internal/vocab")(p) }},
+	// huskctl policy new copies these two packages alone into a policy's
+	// project (husk.PolicySDKPackages).
+	{"the policy SDK imports only the standard library and the vocabulary", under("policies/sdk"),
+		func(p string) bool { return !standard(p) && !under("policies/sdk", "internal/vocab")(p) }},
 	{"the hook entry imports only the vocabulary", under("internal/hookconf"),
 		func(p string) bool { return husk(p) && !under("internal/hookconf", "internal/vocab")(p) }},
 	{"hooks knows no handler, manager, config or shim", under("hooks"), under("runtime", "shim", "cmd")},
