@@ -30,27 +30,50 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(BIN)/husk-wasm-runner ./cmd/husk-wasm-runner
 
 # install puts the binaries in $(PREFIX)/bin, where containerd finds the shim
-# by its runtime name, and a default configuration (examples/config.toml:
-# every key at its default, documented) in $(SYSCONFDIR)/husk/config.toml
+# by its runtime name, and a configuration in $(SYSCONFDIR)/husk/config.toml
 # unless one is there already: an operator's file is never overwritten.
+# Without HYPERVISOR the configuration is examples/config.toml (every key at
+# its default, documented); HYPERVISOR=builtin or qemu installs
+# examples/config-$(HYPERVISOR).toml and the guest image `make guest` built
+# (.tools/guest) in $(GUESTDIR), where that configuration looks for it.
 # DESTDIR stages the whole tree elsewhere (packaging, tests).
 PREFIX ?= /usr/local
 SYSCONFDIR ?= /etc
+GUESTDIR ?= /var/lib/husk/guest
+HYPERVISOR ?=
 HUSK_BINARIES := containerd-shim-husk-v2 huskctl husk-wasm-runner
+ifneq ($(filter-out builtin qemu,$(HYPERVISOR)),)
+$(error unknown HYPERVISOR '$(HYPERVISOR)': want builtin or qemu)
+endif
+INSTALL_CONFIG := examples/config$(if $(HYPERVISOR),-$(HYPERVISOR)).toml
 
-install: build
+install: build $(if $(HYPERVISOR),guest)
 	for b in $(HUSK_BINARIES); do install -D -m 0755 $(BIN)/$$b $(DESTDIR)$(PREFIX)/bin/$$b || exit 1; done
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/husk/config.toml ]; then \
 		echo "keeping $(DESTDIR)$(SYSCONFDIR)/husk/config.toml"; \
 	else \
-		install -D -m 0644 examples/config.toml $(DESTDIR)$(SYSCONFDIR)/husk/config.toml && \
-		echo "installed $(DESTDIR)$(SYSCONFDIR)/husk/config.toml"; \
+		install -D -m 0644 $(INSTALL_CONFIG) $(DESTDIR)$(SYSCONFDIR)/husk/config.toml && \
+		echo "installed $(DESTDIR)$(SYSCONFDIR)/husk/config.toml ($(INSTALL_CONFIG))"; \
 	fi
+ifneq ($(HYPERVISOR),)
+	for f in vmlinuz initrd.img manifest.json; do install -D -m 0644 .tools/guest/$$f $(DESTDIR)$(GUESTDIR)/$$f || exit 1; done
+	@echo "installed the guest image in $(DESTDIR)$(GUESTDIR)"
+endif
 
-# uninstall removes the binaries; the configuration in $(SYSCONFDIR)/husk is
-# the operator's and stays.
+# uninstall removes what install put: the binaries, the guest image, and the
+# configuration only while it is one of the examples unchanged (an operator's
+# file, or one they edited, stays).
 uninstall:
 	for b in $(HUSK_BINARIES); do rm -f $(DESTDIR)$(PREFIX)/bin/$$b; done
+	for f in vmlinuz initrd.img manifest.json; do rm -f $(DESTDIR)$(GUESTDIR)/$$f; done
+	-rmdir $(DESTDIR)$(GUESTDIR) 2>/dev/null
+	@for c in examples/config.toml examples/config-builtin.toml examples/config-qemu.toml; do \
+		if cmp -s $$c $(DESTDIR)$(SYSCONFDIR)/husk/config.toml; then \
+			rm -f $(DESTDIR)$(SYSCONFDIR)/husk/config.toml && echo "removed $(DESTDIR)$(SYSCONFDIR)/husk/config.toml (unchanged $$c)"; \
+		fi; \
+	done
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/husk/config.toml ]; then echo "keeping $(DESTDIR)$(SYSCONFDIR)/husk/config.toml (changed since install)"; fi
+	-rmdir $(DESTDIR)$(SYSCONFDIR)/husk 2>/dev/null
 
 # tools: runc, busybox-static, libseccomp (apt) and containerd v2.4.2, ctr,
 # containerd-shim-runc-v2 (go install into .tools/bin).
