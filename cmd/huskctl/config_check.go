@@ -66,10 +66,11 @@ func checkHookModules(ctx context.Context, w io.Writer, hs []config.Hook) error 
 	return errors.Join(errs...)
 }
 
-// checkDefaultHandler says whether this host can run the default handler.
-// The shim is built with every handler (cmd/containerd-shim-husk-v2), so
-// what can be missing is what a handler needs of the host: for virt, the
-// configured hypervisor and the guest image.
+// checkDefaultHandler says whether this host, and this build, can run the
+// default handler. Every build has the three handlers; what can be missing
+// is a hypervisor backend (make build VARIANT=novmm leaves husk's VMM out,
+// and huskctl is built as the shim is) or what a handler needs of the
+// host: for virt, the configured hypervisor and the guest image.
 func checkDefaultHandler(ctx context.Context, w io.Writer, c *config.Config) error {
 	h := c.Runtime.DefaultHandler
 	if h != vocab.Virt {

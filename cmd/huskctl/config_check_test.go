@@ -55,8 +55,13 @@ func TestConfigCheckLoadsWhatTheShimWould(t *testing.T) {
 		{"typo in hook.config", hook(module, pin, `imagez = ["husk.local/"]`), []string{`hook "images"`, "unknown key imagez"}},
 		{"virt without a guest image", "[runtime]\ndefault_handler = \"virt\"\n[virt]\nhypervisor = \"qemu\"\nguest_image = \"" + filepath.Join(dir, "no-guest") + "\"\n",
 			[]string{`default_handler = "virt" cannot run on this host`, "guest image"}},
+		{"virt on husk's VMM in a build without it", "[runtime]\ndefault_handler = \"virt\"\n[virt]\nhypervisor = \"builtin\"\n",
+			[]string{`default_handler = "virt" cannot run on this host`, "husk's VMM is not in this build"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			if strings.Contains(tt.name, "build without it") && withVMM {
+				t.Skip("this build has husk's VMM (go test -tags 'seccomp husk_novmm' runs this case)")
+			}
 			path := writeTemp(t, t.TempDir(), "config.toml", []byte(tt.toml))
 			c, err := config.Load(path, true)
 			if err != nil {
