@@ -453,3 +453,23 @@ func TestVolumeResyncRecovers(t *testing.T) {
 	sb.vols.release("c2")
 	sb.vols.release("c3")
 }
+
+// An rro bind (recursiveReadOnly) is read-only: its guest copy keeps being
+// resynced from the host, as an ro one's is; it had counted as writable
+// and been copied once.
+func TestReadOnlyBind(t *testing.T) {
+	for _, tc := range []struct {
+		opts []string
+		want bool
+	}{
+		{[]string{"rbind", "ro"}, true},
+		{[]string{"rbind", "rro"}, true},
+		{[]string{"rbind", "rprivate", "rw"}, false},
+		{[]string{"rbind", "rrw"}, false},
+		{nil, false},
+	} {
+		if got := readOnlyBind(tc.opts); got != tc.want {
+			t.Errorf("readOnlyBind(%q) = %v, want %v", tc.opts, got, tc.want)
+		}
+	}
+}

@@ -118,7 +118,7 @@ func (s *sandbox) mountVolumes(ctx context.Context, id string, in []specs.Mount)
 		if !filepath.IsAbs(m.Source) {
 			return nil, fmt.Errorf("container %s: bind mount at %s: source %q is not an absolute host path: %w", id, m.Destination, m.Source, errdefs.ErrInvalidArgument)
 		}
-		writable := !slices.Contains(m.Options, "ro")
+		writable := !readOnlyBind(m.Options)
 		v := s.vols.use(m.Source, id, writable)
 		p, err := s.syncVolume(ctx, v)
 		if err != nil {
@@ -207,4 +207,12 @@ func (s *sandbox) resync(v *volume) {
 		return
 	}
 	v.lastErr = ""
+}
+
+// readOnlyBind: a bind mount's options make it read-only ("ro", or "rro",
+// recursively read-only: a volume's guest copy has no mounts beneath it,
+// so the two are the same there). A read-only volume is resynced from the
+// host; a writable one is the guest's from its first writer on.
+func readOnlyBind(opts []string) bool {
+	return slices.Contains(opts, "ro") || slices.Contains(opts, "rro")
 }
