@@ -88,9 +88,9 @@ func TestPodConfigRefusesBadOptions(t *testing.T) {
 		"none":        nil,
 		"other type":  ro,
 		"truncated":   {TypeUrl: good.TypeUrl, Value: good.Value[:len(good.Value)-3]},
-		"wrong wire":  {TypeUrl: good.TypeUrl, Value: []byte{2<<3 | 0, 1}}, // hostname as a varint
+		"wrong wire":  {TypeUrl: good.TypeUrl, Value: []byte{2 << 3, 1}}, // hostname (field 2) as a varint (wire type 0)
 		"too large":   {TypeUrl: good.TypeUrl, Value: make([]byte, maxPodConfig+1)},
-		"bad map":     {TypeUrl: good.TypeUrl, Value: []byte{7<<3 | 2, 2, 1<<3 | 0, 5}}, // annotation key as a varint
+		"bad map":     {TypeUrl: good.TypeUrl, Value: []byte{7<<3 | 2, 2, 1 << 3, 5}}, // annotation key as a varint (wire type 0)
 		"bad ns mode": {TypeUrl: good.TypeUrl, Value: []byte{8<<3 | 2, 6, 2<<3 | 2, 4, 1<<3 | 2, 2, 1<<3 | 2, 0}},
 	} {
 		if _, err := podConfig(a); !errdefs.IsInvalidArgument(err) {

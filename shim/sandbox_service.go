@@ -104,10 +104,11 @@ func (quiet) OOM(string)                          {}
 // CreateSandbox creates the pod described by the CRI's PodSandboxConfig in
 // the request's options: its VM boots here, with the network namespace the
 // CRI made.
-func (ss *sandboxService) CreateSandbox(ctx context.Context, r *sandboxAPI.CreateSandboxRequest) (_ *sandboxAPI.CreateSandboxResponse, retErr error) {
+func (ss *sandboxService) CreateSandbox(_ context.Context, r *sandboxAPI.CreateSandboxRequest) (_ *sandboxAPI.CreateSandboxResponse, retErr error) {
 	s := ss.s
 	id := r.GetSandboxID()
-	ctx = logging.With(s.ctx, "sandbox", id)
+	// The pod outlives the call: its context is the shim's.
+	ctx := logging.With(s.ctx, "sandbox", id)
 	created, err := s.gate.create(id)
 	if err != nil {
 		return nil, rpcErr(err)

@@ -199,8 +199,9 @@ func configFromOptions(opts *anypb.Any) (*config.Config, *options.Options, error
 	}
 }
 
-func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*taskAPI.CreateTaskResponse, error) {
-	ctx = logging.With(s.ctx, "id", r.ID)
+func (s *service) Create(_ context.Context, r *taskAPI.CreateTaskRequest) (*taskAPI.CreateTaskResponse, error) {
+	// The task outlives the call: its context is the shim's.
+	ctx := logging.With(s.ctx, "id", r.ID)
 	// The shim stays up while the task is being created (group.go).
 	created, err := s.gate.create(r.ID)
 	if err != nil {
