@@ -143,9 +143,10 @@ func wasmFeatures() *features.Features {
 // the guest's agent, with the same libcontainer, in the guest's kernel:
 //
 //   - host volumes reach the guest as copies (runtime/virt/volume.go), not as
-//     the host's tree of mounts: the recursive mount attributes (rro and the
-//     like) and idmapped mounts are not reported, nor user namespaces (not
-//     tested in a guest yet);
+//     the host's tree of mounts, with nothing mounted beneath them: rro is
+//     honoured (a read-only copy, resynced from the host: TestVirtPodRecursiveReadOnlyMount),
+//     the other recursive mount attributes and idmapped mounts are not
+//     reported, nor user namespaces (not tested in a guest yet);
 //   - OCI hooks are host programs, which the handler refuses: no hooks;
 //   - the guest runs cgroup v2 alone, driven by cgroupfs (no systemd);
 //   - the guest has no AppArmor or SELinux policy, nor Intel RDT, and the
@@ -154,9 +155,10 @@ func wasmFeatures() *features.Features {
 func virtFeatures() *features.Features {
 	l := linux.Features()
 	t, f := true, false
-	mountOptions := slices.DeleteFunc(slices.Clone(l.MountOptions), func(o string) bool {
+	// rro is the guest's to honour (its kernel, not the host's), on a copy.
+	mountOptions := append(slices.DeleteFunc(slices.Clone(l.MountOptions), func(o string) bool {
 		return slices.Contains(linux.RecursiveAttrs(), o)
-	})
+	}), "rro")
 	return &features.Features{
 		OCIVersionMin: l.OCIVersionMin,
 		OCIVersionMax: l.OCIVersionMax,
