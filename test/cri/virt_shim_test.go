@@ -97,22 +97,7 @@ func TestVirtPodShimSandboxer(t *testing.T) {
 
 	// containerd restarts: it finds the sandbox's shim again by its
 	// bootstrap record, and the pod, its VM and its containers carry on.
-	shim := shimOfPod(t, p)
-	if err := bench.Restart(testCtx(t)); err != nil {
-		t.Fatalf("restarting containerd: %v", err)
-	}
-	if st := p.inspect(t).Status.State; st != "SANDBOX_READY" {
-		t.Errorf("pod after containerd's restart: %s, want SANDBOX_READY", st)
-	}
-	if now := qemuOf(p.ID); len(now) != 1 || now[0] != vms[0] {
-		t.Errorf("QEMU of the pod after containerd's restart: %v, want %v", now, vms)
-	}
-	if now := shimOfPod(t, p); now.Pid != shim.Pid {
-		t.Errorf("the pod's shim after containerd's restart: %d, want %d", now.Pid, shim.Pid)
-	}
-	if out := execSync(t, c1, "echo", "after"); out != "after\n" {
-		t.Errorf("exec after containerd's restart: %q", out)
-	}
+	survivesContainerdRestart(t, p, c1, vms[0])
 
 	crictl(t, "stop", "--timeout", "10", c1, c2)
 	crictl(t, "rm", c1, c2)

@@ -735,6 +735,19 @@ func TestVirtPodContainerdRestart(t *testing.T) {
 	if len(vms) != 1 {
 		t.Fatalf("QEMU processes of the pod: %v, want one", vms)
 	}
+	survivesContainerdRestart(t, p, c, vms[0])
+	if st := inspectContainer(t, c).Status; st.State != "CONTAINER_RUNNING" {
+		t.Errorf("container after containerd's restart: %s", st.State)
+	}
+	crictl(t, "stop", "--timeout", "10", c)
+	crictl(t, "rm", c)
+}
+
+// survivesContainerdRestart restarts the bench's containerd with VM pod p
+// running (its VM's process vm, container c): the pod stays ready, with
+// the same VM and the same shim, and an exec in c works.
+func survivesContainerdRestart(t *testing.T, p *pod, c string, vm int) {
+	t.Helper()
 	shim := shimOfPod(t, p)
 	if err := bench.Restart(testCtx(t)); err != nil {
 		t.Fatalf("restarting containerd: %v", err)
@@ -742,8 +755,8 @@ func TestVirtPodContainerdRestart(t *testing.T) {
 	if st := p.inspect(t).Status.State; st != "SANDBOX_READY" {
 		t.Errorf("pod after containerd's restart: %s, want SANDBOX_READY", st)
 	}
-	if now := qemuOf(p.ID); len(now) != 1 || now[0] != vms[0] {
-		t.Errorf("QEMU of the pod after containerd's restart: %v, want %v", now, vms)
+	if now := qemuOf(p.ID); len(now) != 1 || now[0] != vm {
+		t.Errorf("QEMU of the pod after containerd's restart: %v, want [%d]", now, vm)
 	}
 	if now := shimOfPod(t, p); now.Pid != shim.Pid {
 		t.Errorf("the pod's shim after containerd's restart: %d, want %d", now.Pid, shim.Pid)
@@ -751,11 +764,6 @@ func TestVirtPodContainerdRestart(t *testing.T) {
 	if out := execSync(t, c, "echo", "after"); out != "after\n" {
 		t.Errorf("exec after containerd's restart: %q", out)
 	}
-	if st := inspectContainer(t, c).Status; st.State != "CONTAINER_RUNNING" {
-		t.Errorf("container after containerd's restart: %s", st.State)
-	}
-	crictl(t, "stop", "--timeout", "10", c)
-	crictl(t, "rm", c)
 }
 
 // TestVirtPodConfigMapUpdate: a read-only host directory mounted into a VM
