@@ -7,6 +7,7 @@ import (
 	"path"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -27,6 +28,12 @@ const (
 	cacheName   = "wasm-cache"
 )
 
+// AnnotationPreopens lists the directories a Wasm container's module gets
+// as WASI preopens: "dir[:name],...", dir a path in the container and name
+// what the module sees (dir when absent); "" preopens none. Without it the
+// module gets the container's root as "/". See docs/wasm.md.
+const AnnotationPreopens = "io.husk.wasm.preopens"
+
 // program is linux.Program for one container: it makes the runner the
 // process of a container (and of its execs) whose args[0] is a Wasm module.
 type program struct {
@@ -42,6 +49,10 @@ type program struct {
 	privDir string // privDirDev or privDirRoot
 	pages   uint32
 	view    *view // nil: no cache entry could be named, the runner compiles
+	// preopens is the io.husk.wasm.preopens annotation, checked; set
+	// tells that there was one.
+	preopens    string
+	preopensSet bool
 	// artifact is set when the module is a layer of the image (artifact.go).
 	artifact *artifact
 }
@@ -60,6 +71,9 @@ func (p *program) Prepare(ctx context.Context, req *handler.CreateRequest, spec 
 	}
 	if p.h.runnerErr != nil {
 		return fmt.Errorf("wasm container %s: %w", req.ID, p.h.runnerErr)
+	}
+	if p.preopens, p.preopensSet, err = preopensOf(spec.Annotations); err != nil {
+		return fmt.Errorf("wasm container %s: %w", req.ID, err)
 	}
 	p.wasm = true
 	p.privDir = privDirRoot
@@ -101,7 +115,7 @@ func (p *program) Prepare(ctx context.Context, req *handler.CreateRequest, spec 
 	}
 	spec.Mounts = mounts
 	cp := *proc
-	cp.Args = p.runnerArgs(mod)
+	cp.Args = p.runnerArgs(mod, cp.Env)
 	spec.Process = &cp
 	logging.L(ctx).Debug("wasm container", "id", req.ID, "module", mod.path, "func", mod.fn, "pages", p.pages, "cached", entry != "")
 	return nil
@@ -130,7 +144,7 @@ func (p *program) PrepareExec(ctx context.Context, execID string, proc *specs.Pr
 			return err
 		}
 	}
-	proc.Args = p.runnerArgs(mod)
+	proc.Args = p.runnerArgs(mod, proc.Env)
 	return nil
 }
 
@@ -189,8 +203,9 @@ func (p *program) find(root string, binds []bindRoot, proc *specs.Process, smart
 	return &module{path: cpath, fn: fn, args: args, wasm: b}, nil
 }
 
-// runnerArgs is the command line that runs mod under the runner.
-func (p *program) runnerArgs(mod *module) []string {
+// runnerArgs is the command line that runs mod under the runner, for a
+// process with environment env.
+func (p *program) runnerArgs(mod *module, env []string) []string {
 	args := []string{
 		path.Join(p.privDir, runnerName),
 		"-" + runnerapi.FlagModule, mod.path,
@@ -202,7 +217,37 @@ func (p *program) runnerArgs(mod *module) []string {
 	if mod.fn != "" {
 		args = append(args, "-"+runnerapi.FlagFunc, mod.fn)
 	}
+	if p.preopensSet {
+		args = append(args, "-"+runnerapi.FlagPreopens+"="+p.preopens)
+	}
+	if !hasHome(env) {
+		args = append(args, "-"+runnerapi.FlagNoHome)
+	}
 	return append(append(args, "--"), mod.args...)
+}
+
+// hasHome tells whether env sets a non-empty HOME, which libcontainer
+// keeps; otherwise it adds one, which the runner is told to drop.
+func hasHome(env []string) bool {
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "HOME="); ok && v != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// preopensOf returns the io.husk.wasm.preopens annotation, checked, and
+// whether there is one.
+func preopensOf(annotations map[string]string) (string, bool, error) {
+	v, ok := annotations[AnnotationPreopens]
+	if !ok {
+		return "", false, nil
+	}
+	if _, err := runnerapi.ParsePreopens(v); err != nil {
+		return "", false, fmt.Errorf("annotation %s: %w: %w", AnnotationPreopens, err, errdefs.ErrInvalidArgument)
+	}
+	return v, true, nil
 }
 
 // errNoRunner says where the runner was looked for.

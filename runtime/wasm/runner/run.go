@@ -10,6 +10,7 @@ import (
 	"os"
 	goruntime "runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 
 	"github.com/tetratelabs/wazero"
@@ -41,6 +42,8 @@ func Main(args []string) int {
 	pages := fs.Uint(runnerapi.FlagPages, runnerapi.MaxPages, "memory limit in 64 KiB pages")
 	cacheDir := fs.String(runnerapi.FlagCache, "", "compilation cache directory (read-only is fine)")
 	precompile := fs.Bool(runnerapi.FlagPrecompile, false, "compile the module on stdin into -cache and exit")
+	noHome := fs.Bool(runnerapi.FlagNoHome, false, "drop HOME from the environment (the spec set none)")
+	preopenList := fs.String(runnerapi.FlagPreopens, runnerapi.DefaultPreopens, "directories to preopen: dir[:name],... (empty: none)")
 	if err := fs.Parse(args); err != nil {
 		return runnerapi.Usage
 	}
@@ -59,9 +62,14 @@ func Main(args []string) int {
 		fmt.Fprintf(os.Stderr, "husk-wasm-runner: -%s %d: want 1..%d\n", runnerapi.FlagPages, *pages, runnerapi.MaxPages)
 		return runnerapi.Usage
 	}
+	preopens, err := checkPreopens(*preopenList)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "husk-wasm-runner: -%s: %v\n", runnerapi.FlagPreopens, err)
+		return runnerapi.Usage
+	}
 	return run(context.Background(), options{
-		module: *module, fn: *fn, pages: uint32(*pages), cacheDir: *cacheDir,
-		args: wasiArgs, env: os.Environ(),
+		module: *module, fn: *fn, pages: uint32(*pages), cacheDir: *cacheDir, preopens: preopens,
+		args: wasiArgs, env: environ(os.Environ(), *noHome),
 		stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr,
 	})
 }
@@ -71,6 +79,8 @@ type options struct {
 	fn       string
 	pages    uint32
 	cacheDir string
+	// preopens are the directories the module gets; nil: none.
+	preopens []runnerapi.Preopen
 	args     []string
 	env      []string
 	stdin    io.Reader
@@ -121,11 +131,9 @@ func run(ctx context.Context, o options) int {
 		WithStdin(o.stdin).WithStdout(o.stdout).WithStderr(o.stderr).
 		WithSysWalltime().WithSysNanotime().WithSysNanosleep().WithOsyield(goruntime.Gosched).
 		WithRandSource(rand.Reader).
-		// After pivot_root the process's "/" is the container's rootfs, with
-		// the container's mounts (and their ro/rw flags) in place: the kernel
-		// resolves "..", absolute paths and symlinks inside it.
-		WithFSConfig(wazero.NewFSConfig().WithDirMount("/", "/"))
-	for _, kv := range withPWD(o.env) {
+		WithFSConfig(fsConfig(o.preopens))
+	wd, _ := os.Getwd()
+	for _, kv := range withPWD(o.env, wd) {
 		k, v, _ := strings.Cut(kv, "=")
 		cfg = cfg.WithEnv(k, v)
 	}
@@ -156,21 +164,63 @@ func exitStatus(stderr io.Writer, module string, err error) int {
 	}
 }
 
-// withPWD adds PWD (the process's working directory, which libcontainer set
-// from the OCI spec's cwd) to env unless it is there: WASI preview1 has no
-// working directory, and Go's wasip1 port (like other toolchains) takes it
-// from PWD.
-func withPWD(env []string) []string {
+// withPWD adds PWD=wd (the process's working directory, which libcontainer
+// set from the OCI spec's cwd) to env unless env has PWD or wd is "/" (or
+// unknown): WASI preview1 has no working directory, Go's wasip1 port (like
+// other toolchains) takes it from PWD and takes "/" without it, so a module
+// whose cwd is "/" sees exactly the spec's environment.
+func withPWD(env []string, wd string) []string {
+	if wd == "" || wd == "/" {
+		return env
+	}
 	for _, kv := range env {
 		if strings.HasPrefix(kv, "PWD=") {
 			return env
 		}
 	}
-	wd, err := os.Getwd()
-	if err != nil {
+	return append(env, "PWD="+wd)
+}
+
+// environ is the module's environment: the process's, less HOME when
+// noHome says the spec set none (libcontainer added it).
+func environ(env []string, noHome bool) []string {
+	if !noHome {
 		return env
 	}
-	return append(env, "PWD="+wd)
+	return slices.DeleteFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "HOME=") })
+}
+
+// checkPreopens parses a preopen list and checks that each directory is
+// one. The directories are paths in the container: after pivot_root the
+// process's "/" is the container's rootfs, with the container's mounts
+// (and their ro/rw flags) in place, and the kernel resolves "..", absolute
+// paths and symlinks inside it, so a preopen reaches nothing outside the
+// container.
+func checkPreopens(list string) ([]runnerapi.Preopen, error) {
+	preopens, err := runnerapi.ParsePreopens(list)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range preopens {
+		fi, err := os.Stat(p.Dir)
+		if err != nil {
+			return nil, err
+		}
+		if !fi.IsDir() {
+			return nil, fmt.Errorf("%s is not a directory", p.Dir)
+		}
+	}
+	return preopens, nil
+}
+
+// fsConfig preopens the directories, in order (the module sees them as
+// file descriptors 3, 4, ...).
+func fsConfig(preopens []runnerapi.Preopen) wazero.FSConfig {
+	c := wazero.NewFSConfig()
+	for _, p := range preopens {
+		c = c.WithDirMount(p.Dir, p.Name)
+	}
+	return c
 }
 
 // maxPrecompile bounds the module Precompile reads.

@@ -2,6 +2,8 @@ package runner
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -45,12 +47,56 @@ func TestRun(t *testing.T) {
 }
 
 func TestWithPWD(t *testing.T) {
-	if got := withPWD([]string{"A=1", "PWD=/x"}); len(got) != 2 {
+	if got := withPWD([]string{"A=1", "PWD=/x"}, "/data"); len(got) != 2 || got[1] != "PWD=/x" {
 		t.Fatalf("PWD given: %v", got)
 	}
-	got := withPWD([]string{"A=1"})
-	if len(got) != 2 || !strings.HasPrefix(got[1], "PWD=/") {
+	if got := withPWD([]string{"A=1"}, "/data"); len(got) != 2 || got[1] != "PWD=/data" {
 		t.Fatalf("PWD added: %v", got)
+	}
+	// The default cwd adds nothing: the module sees exactly its env.
+	for _, wd := range []string{"/", ""} {
+		if got := withPWD(nil, wd); len(got) != 0 {
+			t.Fatalf("cwd %q: %v, want no env", wd, got)
+		}
+	}
+}
+
+func TestEnvironNoHome(t *testing.T) {
+	env := []string{"A=1", "HOME=/root", "B=2"}
+	if got := environ(slices.Clone(env), false); !slices.Equal(got, env) {
+		t.Fatalf("HOME from the spec: %v", got)
+	}
+	if got := environ(slices.Clone(env), true); !slices.Equal(got, []string{"A=1", "B=2"}) {
+		t.Fatalf("HOME from libcontainer: %v", got)
+	}
+}
+
+func TestCheckPreopens(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "f")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := checkPreopens(dir + ":/," + dir)
+	want := []runnerapi.Preopen{{Dir: dir, Name: "/"}, {Dir: dir, Name: dir}}
+	if err != nil || !slices.Equal(got, want) {
+		t.Fatalf("%s:/,%s: %v, %v; want %v", dir, dir, got, err, want)
+	}
+	for _, bad := range []string{file, dir + "/missing", "relative", dir + "/../x", "/:/," + dir + ":/"} {
+		if _, err := checkPreopens(bad); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+	if got, err := checkPreopens(""); err != nil || got != nil {
+		t.Fatalf("empty list: %v, %v; want none", got, err)
+	}
+}
+
+// TestPreopenFlag: the runner refuses a bad -preopens with a usage error
+// before reading the module.
+func TestPreopenFlag(t *testing.T) {
+	if code := Main([]string{"-preopens", "/nonexistent-dir-of-husk", "--", "x.wasm"}); code != runnerapi.Usage {
+		t.Fatalf("missing preopen dir: %d, want %d", code, runnerapi.Usage)
 	}
 }
 

@@ -1,12 +1,19 @@
 // Package runnerapi is the contract between the shim (runtime/wasm) and
 // the Wasm runner (runtime/wasm/runner, cmd/husk-wasm-runner): the
 // runner's command line and exit statuses and the compile options both
-// sides must agree on. It imports nothing, so the Wasm handler links no
+// sides must agree on. It imports nothing but the standard library, so the Wasm handler links no
 // wazero: workloads' modules are compiled (the runner's -precompile, run on
 // the host) and run by the runner, never in the shim's process. (The shim
 // does link wazero, for hook modules: package wasmhost, which never runs a
 // workload.)
 package runnerapi
+
+import (
+	"fmt"
+	"path"
+	"strconv"
+	"strings"
+)
 
 // Flags of the runner's command line, which the shim writes:
 //
@@ -64,3 +71,76 @@ var WASIPreview1 = []string{
 
 // WASIModule is the import module name of WASI preview 1.
 const WASIModule = "wasi_snapshot_preview1"
+
+// FlagNoHome tells the runner that the process's spec set no HOME (or an
+// empty one), so that the HOME it finds in its environment is the one
+// libcontainer adds (the user's home from the container's /etc/passwd):
+// the runner drops it, and the module sees exactly the spec's environment.
+const FlagNoHome = "nohome"
+
+// FlagPreopens is the runner's flag listing the directories it preopens
+// for the module, in the format of the io.husk.wasm.preopens annotation
+// (ParsePreopens). Without it the runner preopens DefaultPreopens.
+const FlagPreopens = "preopens"
+
+// DefaultPreopens is what the runner preopens when told nothing: the
+// container's root filesystem, as "/".
+const DefaultPreopens = "/"
+
+// Bounds of a preopen list: entries, and bytes of one entry.
+const (
+	MaxPreopens      = 32
+	MaxPreopenLength = 4096
+)
+
+// Preopen is one directory preopened for a module: Dir is a path in the
+// container (absolute, clean), Name what the module sees in
+// fd_prestat_dir_name.
+type Preopen struct {
+	Dir, Name string
+}
+
+// ParsePreopens parses a preopen list: entries separated by ",", each
+// "dir" or "dir:name", dir an absolute clean path in the container and
+// name (dir when absent) the module's name for it; neither holds NUL,
+// "," or ":", and no name comes twice. The empty list preopens nothing.
+// The error says what is wrong with which entry.
+func ParsePreopens(s string) ([]Preopen, error) {
+	if s == "" {
+		return nil, nil
+	}
+	entries := strings.Split(s, ",")
+	if len(entries) > MaxPreopens {
+		return nil, fmt.Errorf("preopen list has %d entries, more than %d", len(entries), MaxPreopens)
+	}
+	out := make([]Preopen, 0, len(entries))
+	for _, e := range entries {
+		q := strconv.Quote(e)
+		if len(e) > MaxPreopenLength {
+			return nil, fmt.Errorf("preopen %.40q...: longer than %d bytes", e, MaxPreopenLength)
+		}
+		dir, name, named := strings.Cut(e, ":")
+		if !named {
+			name = dir
+		}
+		switch {
+		case dir == "":
+			return nil, fmt.Errorf("preopen %s: no directory", q)
+		case name == "":
+			return nil, fmt.Errorf("preopen %s: empty name", q)
+		case strings.ContainsAny(e, "\x00") || strings.Contains(name, ":"):
+			return nil, fmt.Errorf("preopen %s: holds a NUL or a second \":\"", q)
+		case dir[0] != '/':
+			return nil, fmt.Errorf("preopen %s: %s is not an absolute path in the container", q, dir)
+		case path.Clean(dir) != dir:
+			return nil, fmt.Errorf("preopen %s: %s is not a clean path (want %s)", q, dir, path.Clean(dir))
+		}
+		for _, o := range out {
+			if o.Name == name {
+				return nil, fmt.Errorf("preopen %s: the name %q comes twice", q, name)
+			}
+		}
+		out = append(out, Preopen{Dir: dir, Name: name})
+	}
+	return out, nil
+}
