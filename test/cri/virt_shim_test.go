@@ -2,6 +2,7 @@ package cri
 
 import (
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/huskrt/husk/runtime/persist"
 	"github.com/huskrt/husk/test/devenv"
 )
 
@@ -50,6 +52,11 @@ func TestVirtPodShimSandboxer(t *testing.T) {
 		t.Errorf("containerd has a container of the pod's id %.13s (a pause container): %s", p.ID, out)
 	}
 	podIP := podAddr(t, sb)
+	// The VM's console (kernel and agent) is kept in its state directory.
+	console := filepath.Join(persist.Dir(devenv.VirtStateDir(bench.Dir), devenv.CRINamespace, p.ID), "virt", "console.log")
+	if b, err := os.ReadFile(console); err != nil || !strings.Contains(string(b), "component=husk-agent") {
+		t.Errorf("the VM's console %s: %v, want the agent's log in it:\n%s", console, err, b)
+	}
 
 	c1 := p.start(t, "sleeper", sleeper("")...)
 	c2 := p.start(t, "talker", sleeper("echo hello from talker; ")...)
