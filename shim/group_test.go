@@ -270,3 +270,17 @@ func TestListenRaceOverAStaleSocket(t *testing.T) {
 		}
 	}
 }
+
+// The lock leaves nothing beside the sockets: containerd's directory holds
+// only what the shims serve on.
+func TestLockSocketsLeavesNoFile(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "s")
+	unlock, err := lockSockets("unix://" + filepath.Join(dir, "abc"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock()
+	if ents, err := os.ReadDir(dir); err != nil || len(ents) != 0 {
+		t.Errorf("socket directory after a lock: %v, %v; want it empty", ents, err)
+	}
+}

@@ -113,22 +113,19 @@ func removeIfDead(address string) error {
 	return nil
 }
 
-// socketLock is the file, beside the shim sockets, whose lock husk's start
-// and delete commands hold while they replace or remove a socket.
-const socketLock = ".husk-sockets.lock"
-
-// lockSockets takes the lock over the sockets in address's directory.
+// lockSockets takes the lock over the sockets in address's directory: an
+// flock of the directory itself, so that husk leaves no file of its own
+// among containerd's sockets.
 func lockSockets(address string) (unlock func(), err error) {
 	dir := filepath.Dir(socketPath(address))
 	// The first shim of a fresh containerd finds no socket directory yet:
-	// make it as shim.NewSocket would (0700), before the lock inside it.
+	// make it as shim.NewSocket would (0700), before locking it.
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("making the shim socket directory: %w", err)
 	}
-	path := filepath.Join(dir, socketLock)
-	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	if err != nil {
-		return nil, fmt.Errorf("opening the shim socket lock: %w", err)
+		return nil, fmt.Errorf("opening the shim socket directory to lock it: %w", err)
 	}
 	for {
 		err = unix.Flock(fd, unix.LOCK_EX)
@@ -138,7 +135,7 @@ func lockSockets(address string) (unlock func(), err error) {
 	}
 	if err != nil {
 		_ = unix.Close(fd)
-		return nil, fmt.Errorf("locking %s: %w", path, err)
+		return nil, fmt.Errorf("locking %s: %w", dir, err)
 	}
 	return func() { _ = unix.Close(fd) }, nil
 }
