@@ -1,0 +1,294 @@
+package runner
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+
+	"github.com/huskrt/husk/runtime/wasm/runnerapi"
+)
+
+// WASI preview1 errno values (the interface's, not Linux's).
+const (
+	errnoSuccess     = 0
+	errnoBadf        = 8
+	errnoFault       = 21
+	errnoInval       = 28
+	errnoNametoolong = 37
+	errnoNotsock     = 57
+	errnoRange       = 68
+)
+
+// instantiateWASI instantiates wasi_snapshot_preview1 for the module:
+// wazero's implementation, with the runner's own in place of the calls
+// where wazero's is wrong (each says how). The runner's delegate to
+// wazero's, which they call with the guest module, so that they work on
+// the same descriptor table.
+func instantiateWASI(ctx context.Context, rt wazero.Runtime) error {
+	orig, err := wazeroWASI(ctx, rt)
+	if err != nil {
+		return err
+	}
+	b := rt.NewHostModuleBuilder(runnerapi.WASIModule)
+	wasi_snapshot_preview1.NewFunctionExporter().ExportFunctions(b)
+	f := fixes{orig: orig}
+	i32 := api.ValueTypeI32
+	export := func(name string, fn api.GoModuleFunc, params ...api.ValueType) {
+		b.NewFunctionBuilder().WithGoModuleFunction(fn, params, []api.ValueType{i32}).Export(name)
+	}
+	export("sock_shutdown", f.sockShutdown, i32, i32)
+	export("fd_renumber", f.fdRenumber, i32, i32)
+	export("path_readlink", f.pathReadlink, i32, i32, i32, i32, i32, i32)
+	export("fd_prestat_dir_name", f.fdPrestatDirName, i32, i32, i32)
+	export("path_link", f.pathLink, i32, i32, i32, i32, i32, i32, i32)
+	export("fd_allocate", f.fdAllocate, i32, api.ValueTypeI64, api.ValueTypeI64)
+	_, err = b.Instantiate(ctx)
+	return err
+}
+
+// wazeroWASI returns wazero's preview1 functions by name, to call with a
+// guest module (they find the module's descriptor table through it). The
+// host module they come from is compiled, never instantiated.
+func wazeroWASI(ctx context.Context, rt wazero.Runtime) (map[string]api.GoModuleFunction, error) {
+	b := rt.NewHostModuleBuilder(runnerapi.WASIModule)
+	wasi_snapshot_preview1.NewFunctionExporter().ExportFunctions(b)
+	compiled, err := b.Compile(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer compiled.Close(ctx)
+	orig := map[string]api.GoModuleFunction{}
+	for name, def := range compiled.ExportedFunctions() {
+		fn, ok := def.GoFunction().(api.GoModuleFunction)
+		if !ok {
+			return nil, fmt.Errorf("wazero's %s is not a Go module function (%T)", name, def.GoFunction())
+		}
+		orig[name] = fn
+	}
+	for _, name := range []string{"sock_shutdown", "fd_renumber", "path_readlink", "fd_advise", "fd_prestat_get", "fd_prestat_dir_name", "path_link", "fd_allocate", "fd_fdstat_get"} {
+		if orig[name] == nil {
+			return nil, fmt.Errorf("wazero's WASI has no %s", name)
+		}
+	}
+	return orig, nil
+}
+
+// fixes are the runner's preview1 calls.
+type fixes struct {
+	orig map[string]api.GoModuleFunction
+}
+
+// call runs wazero's name with params and returns its errno.
+func (f fixes) call(ctx context.Context, mod api.Module, name string, params ...uint64) uint64 {
+	stack := make([]uint64, max(len(params), 1))
+	copy(stack, params)
+	f.orig[name].Call(ctx, mod, stack)
+	return stack[0]
+}
+
+// isOpen tells whether fd is an open descriptor of mod, by wazero's
+// fd_advise (offset 0, length 0, advice normal), which does nothing else.
+func (f fixes) isOpen(ctx context.Context, mod api.Module, fd uint64) bool {
+	return f.call(ctx, mod, "fd_advise", fd, 0, 0, 0) == errnoSuccess
+}
+
+// scratchCall runs call with the address of n bytes of mod's memory,
+// which it saves before and restores after, and returns call's errno and
+// a copy of those bytes as call left them. A preview1 module has one
+// thread and is inside the host call, so nothing else sees the bytes
+// change. ok is false when the memory is smaller than n.
+func scratchCall(mod api.Module, n uint32, call func(at uint32) uint64) (errno uint64, out []byte, ok bool) {
+	mem := mod.Memory()
+	if mem == nil {
+		return 0, nil, false
+	}
+	region, ok := mem.Read(0, n)
+	if !ok {
+		return 0, nil, false
+	}
+	saved := append([]byte(nil), region...)
+	errno = call(0)
+	region, _ = mem.Read(0, n)
+	out = append([]byte(nil), region...)
+	mem.Write(0, saved)
+	return errno, out, true
+}
+
+// fileTypeDirectory is the WASI filetype of a directory.
+const fileTypeDirectory = 3
+
+// isDir tells whether fd is an open directory of mod, by wazero's
+// fd_fdstat_get (whose first byte is the filetype).
+func (f fixes) isDir(ctx context.Context, mod api.Module, fd uint64) bool {
+	const fdstat = 24
+	errno, out, ok := scratchCall(mod, fdstat, func(at uint32) uint64 {
+		return f.call(ctx, mod, "fd_fdstat_get", fd, uint64(at))
+	})
+	return ok && errno == errnoSuccess && out[0] == fileTypeDirectory
+}
+
+// fdAllocate: wazero allocates on a directory (it does nothing there);
+// fallocate(2) fails with EBADF on one, and so does the runner.
+func (f fixes) fdAllocate(ctx context.Context, mod api.Module, stack []uint64) {
+	if f.isDir(ctx, mod, stack[0]) {
+		stack[0] = errnoBadf
+		return
+	}
+	f.orig["fd_allocate"].Call(ctx, mod, stack)
+}
+
+// sockShutdown: wazero answers EBADF for an open descriptor that is not a
+// socket; WASI (and POSIX) say ENOTSOCK.
+func (f fixes) sockShutdown(ctx context.Context, mod api.Module, stack []uint64) {
+	fd := stack[0]
+	f.orig["sock_shutdown"].Call(ctx, mod, stack)
+	if stack[0] == errnoBadf && f.isOpen(ctx, mod, fd) {
+		stack[0] = errnoNotsock
+	}
+}
+
+// fdRenumber: wazero renumbers onto a descriptor that is not open; WASI
+// says EBADF (fd_renumber replaces an open descriptor, it does not
+// allocate one).
+func (f fixes) fdRenumber(ctx context.Context, mod api.Module, stack []uint64) {
+	from, to := stack[0], stack[1]
+	if !f.isOpen(ctx, mod, from) || !f.isOpen(ctx, mod, to) {
+		stack[0] = errnoBadf
+		return
+	}
+	f.orig["fd_renumber"].Call(ctx, mod, stack)
+}
+
+// readlinkMax is the longest link path_readlink reads whole when the
+// module's buffer is shorter (Linux: PATH_MAX, NUL included).
+const readlinkMax = 4096
+
+// pathReadlink: wazero fails with ERANGE when the buffer is shorter than
+// the link; WASI (like readlink(2)) fills the buffer with the link's first
+// bytes and says how many. On ERANGE the runner reads the whole link with
+// wazero's call into a scratch region of the module's memory (saved
+// before and restored after: a preview1 module has one thread, and is
+// inside this call) and copies the buffer's worth into the buffer.
+func (f fixes) pathReadlink(ctx context.Context, mod api.Module, stack []uint64) {
+	params := [6]uint64(stack[:6])
+	f.orig["path_readlink"].Call(ctx, mod, stack)
+	if stack[0] != errnoRange {
+		return
+	}
+	fd, path, pathLen := params[0], uint32(params[1]), uint32(params[2])
+	buf, bufLen, usedPtr := uint32(params[3]), uint32(params[4]), uint32(params[5])
+	mem := mod.Memory()
+	if mem == nil {
+		stack[0] = errnoFault
+		return
+	}
+	if _, ok := mem.Read(buf, bufLen); !ok {
+		stack[0] = errnoFault
+		return
+	}
+	if _, ok := mem.Read(usedPtr, 4); !ok {
+		stack[0] = errnoFault
+		return
+	}
+	const need = 4 + readlinkMax // bufused, then the link
+	scratch, ok := scratchRegion(mem.Size(), need, path, pathLen)
+	if !ok {
+		return // ERANGE stands: no room to read the link whole
+	}
+	region, _ := mem.Read(scratch, need)
+	saved := append([]byte(nil), region...)
+	errno := f.call(ctx, mod, "path_readlink", fd, uint64(path), uint64(pathLen), uint64(scratch+4), readlinkMax, uint64(scratch))
+	n, _ := mem.ReadUint32Le(scratch)
+	var link []byte
+	if errno == errnoSuccess && n <= readlinkMax {
+		n = min(n, bufLen)
+		b, _ := mem.Read(scratch+4, n)
+		link = append([]byte(nil), b...)
+	}
+	// Restore before writing the result, which may lie in the region.
+	mem.Write(scratch, saved)
+	switch {
+	case errno != errnoSuccess:
+		stack[0] = errno
+		return
+	case link == nil && n > 0:
+		stack[0] = errnoRange
+		return
+	}
+	if !mem.Write(buf, link) || !mem.WriteUint32Le(usedPtr, n) {
+		stack[0] = errnoFault
+		return
+	}
+	stack[0] = errnoSuccess
+}
+
+// scratchRegion picks need bytes of a memory of size bytes that do not
+// overlap the path argument [path, path+pathLen): at 0, or just after the
+// path. ok is false when neither fits.
+func scratchRegion(size, need, path, pathLen uint32) (uint32, bool) {
+	end := uint64(path) + uint64(pathLen)
+	if uint64(need) <= uint64(path) && uint64(need) <= uint64(size) {
+		return 0, true
+	}
+	start := (end + 7) &^ 7
+	if start+uint64(need) <= uint64(size) {
+		return uint32(start), true
+	}
+	return 0, false
+}
+
+// fdPrestatDirName: wazero fails with ENAMETOOLONG when the buffer is
+// longer than the preopen's name and truncates the name into a shorter
+// one; WASI takes a buffer at least as long as the name (the module asked
+// fd_prestat_get for its length) and fails a shorter one. The runner asks
+// wazero's fd_prestat_get for the length (into 8 bytes of the module's
+// memory, saved and restored), then wazero's fd_prestat_dir_name for
+// exactly that many bytes.
+func (f fixes) fdPrestatDirName(ctx context.Context, mod api.Module, stack []uint64) {
+	fd, buf, bufLen := stack[0], uint32(stack[1]), uint32(stack[2])
+	mem := mod.Memory()
+	if mem == nil {
+		stack[0] = errnoFault
+		return
+	}
+	if _, ok := mem.Read(buf, bufLen); !ok {
+		stack[0] = errnoFault
+		return
+	}
+	const prestat = 8 // tag, padding, u32 name length
+	errno, out, ok := scratchCall(mod, prestat, func(at uint32) uint64 {
+		return f.call(ctx, mod, "fd_prestat_get", fd, uint64(at))
+	})
+	if !ok {
+		stack[0] = errnoFault
+		return
+	}
+	n := binary.LittleEndian.Uint32(out[4:])
+	switch {
+	case errno != errnoSuccess:
+		stack[0] = errno
+	case bufLen < n:
+		stack[0] = errnoNametoolong
+	default:
+		stack[0] = f.call(ctx, mod, "fd_prestat_dir_name", fd, uint64(buf), uint64(n))
+	}
+}
+
+// lookupSymlinkFollow is LOOKUPFLAGS_SYMLINK_FOLLOW.
+const lookupSymlinkFollow = 1
+
+// pathLink: wazero ignores old_flags and links the symlink itself when
+// asked to follow it; the runner refuses LOOKUPFLAGS_SYMLINK_FOLLOW with
+// EINVAL (as wasmtime does: linkat's AT_SYMLINK_FOLLOW cannot be done
+// within the preopen's confinement without resolving the link by hand).
+func (f fixes) pathLink(ctx context.Context, mod api.Module, stack []uint64) {
+	if uint32(stack[1])&lookupSymlinkFollow != 0 {
+		stack[0] = errnoInval
+		return
+	}
+	f.orig["path_link"].Call(ctx, mod, stack)
+}

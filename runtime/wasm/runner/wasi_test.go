@@ -1,0 +1,76 @@
+package runner
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/huskrt/husk/runtime/wasm/runnerapi"
+)
+
+// TestWASIFixes runs testdata/wasifix.wasm's probes of the calls the
+// runner provides itself, in-process with a fresh directory preopened as
+// "/": each exits with the errno WASI says (wazero's own gives the
+// "wazero" column, checked so that a fix that stops being needed shows).
+func TestWASIFixes(t *testing.T) {
+	tests := []struct {
+		fn           string
+		want, wazero int
+	}{
+		{"shutdown_file", 57, 8},     // ENOTSOCK; wazero: EBADF
+		{"shutdown_closed", 8, 8},    // EBADF
+		{"renumber_to_closed", 8, 0}, // EBADF; wazero: allocates fd 99
+		{"renumber_files", 0, 0},
+		{"readlink_short", 0, 68}, // "targ", 4; wazero: ERANGE
+		{"readlink_full", 0, 0},
+		{"readlink_fault", 21, 68}, // EFAULT; wazero: ERANGE
+		{"prestat_short", 37, 0},   // ENAMETOOLONG; wazero: truncates
+		{"prestat_long", 0, 37},    // wazero: ENAMETOOLONG
+		{"prestat_fault", 21, 37},  // EFAULT
+		{"link_follow", 28, 0},     // EINVAL; wazero: links the file
+		{"link_plain", 0, 0},
+		{"allocate_dir", 8, 0}, // EBADF; wazero: done
+		{"allocate_file", 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.fn, func(t *testing.T) {
+			for _, own := range []bool{true, false} {
+				var out, errOut strings.Builder
+				o := options{
+					module: "../testdata/wasifix.wasm", fn: tt.fn, pages: 16,
+					preopens: []runnerapi.Preopen{{Dir: t.TempDir(), Name: "/"}},
+					args:     []string{"wasifix.wasm"},
+					stdin:    strings.NewReader(""), stdout: &out, stderr: &errOut,
+					wazeroWASI: !own,
+				}
+				code, want := run(context.Background(), o), tt.want
+				if !own {
+					want = tt.wazero
+				}
+				if code != want {
+					t.Errorf("own calls %v: exit %d, want %d (stderr %q)", own, code, want, errOut.String())
+				}
+			}
+		})
+	}
+}
+
+func TestScratchRegion(t *testing.T) {
+	for _, tt := range []struct {
+		size, need, path, pathLen uint32
+		at                        uint32
+		ok                        bool
+	}{
+		{65536, 4100, 8192, 10, 0, true},               // below the path
+		{65536, 4100, 32, 4, 40, true},                 // after it, aligned
+		{65536, 4100, 2000, 62000, 0, false},           // neither fits
+		{4096, 4100, 5000, 1, 0, false},                // memory too small
+		{65536, 4100, 0xfffffff0, 0xff, 0, true},       // a hostile path: below it (wazero faults on the path)
+		{65536, 4100, 0xfffffff0, 0xfffffff0, 0, true}, // no overflow past 2^32
+	} {
+		at, ok := scratchRegion(tt.size, tt.need, tt.path, tt.pathLen)
+		if at != tt.at || ok != tt.ok {
+			t.Errorf("%+v: %d %v", tt, at, ok)
+		}
+	}
+}

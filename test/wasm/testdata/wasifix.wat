@@ -1,0 +1,106 @@
+;; Probes of the WASI calls the runner provides itself (runner/wasi.go).
+;; Each export exits with the errno of the call it checks (0: as WASI
+;; says), or 99 when the call succeeded with the wrong result. Fd 3 is a
+;; preopened, writable, empty directory.
+(module
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (import "wasi_snapshot_preview1" "sock_shutdown" (func $shutdown (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_renumber" (func $renumber (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_open"
+    (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_symlink" (func $symlink (param i32 i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_readlink" (func $readlink (param i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_prestat_dir_name" (func $prestat_name (param i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_allocate" (func $allocate (param i32 i64 i64) (result i32)))
+  (import "wasi_snapshot_preview1" "path_link" (func $plink (param i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "target")
+  (data (i32.const 32) "link")
+  (data (i32.const 48) "a")
+  (data (i32.const 56) "b")
+
+  ;; open creates (or opens) the file named by the byte at $name and
+  ;; stores its fd at $res; it exits with the errno on failure.
+  (func $open_file (param $name i32) (param $res i32)
+    (local $e i32)
+    (local.set $e (call $open (i32.const 3) (i32.const 0) (local.get $name) (i32.const 1)
+      (i32.const 1) (i64.const 0x1fffffff) (i64.const 0x1fffffff) (i32.const 0) (local.get $res)))
+    (if (local.get $e) (then (call $exit (local.get $e)))))
+
+  (func $link
+    (local $e i32)
+    (local.set $e (call $symlink (i32.const 16) (i32.const 6) (i32.const 3) (i32.const 32) (i32.const 4)))
+    (if (local.get $e) (then (call $exit (local.get $e)))))
+
+  (func (export "shutdown_file")
+    (call $exit (call $shutdown (i32.const 1) (i32.const 3))))
+  (func (export "shutdown_closed")
+    (call $exit (call $shutdown (i32.const 99) (i32.const 3))))
+
+  (func (export "renumber_to_closed")
+    (call $open_file (i32.const 48) (i32.const 300))
+    (call $exit (call $renumber (i32.load (i32.const 300)) (i32.const 99))))
+  (func (export "renumber_files")
+    (local $e i32)
+    (call $open_file (i32.const 48) (i32.const 300))
+    (call $open_file (i32.const 56) (i32.const 304))
+    (local.set $e (call $renumber (i32.load (i32.const 300)) (i32.load (i32.const 304))))
+    (if (local.get $e) (then (call $exit (local.get $e))))
+    ;; the source is closed now: renumbering it again is EBADF
+    (call $exit (i32.ne (call $renumber (i32.load (i32.const 300)) (i32.load (i32.const 304))) (i32.const 8))))
+
+  ;; readlink into a 4-byte buffer at 100 (bufused at 200): "targ", 4,
+  ;; and byte 104 untouched.
+  (func (export "readlink_short")
+    (local $e i32)
+    (call $link)
+    (i32.store8 (i32.const 104) (i32.const 7))
+    (local.set $e (call $readlink (i32.const 3) (i32.const 32) (i32.const 4) (i32.const 100) (i32.const 4) (i32.const 200)))
+    (if (local.get $e) (then (call $exit (local.get $e))))
+    (if (i32.ne (i32.load (i32.const 100)) (i32.const 0x67726174)) (then (call $exit (i32.const 99))))
+    (if (i32.ne (i32.load8_u (i32.const 104)) (i32.const 7)) (then (call $exit (i32.const 99))))
+    (if (i32.ne (i32.load (i32.const 200)) (i32.const 4)) (then (call $exit (i32.const 99))))
+    ;; the scratch region (after the path) is as it was
+    (if (i32.ne (i32.load (i32.const 1000)) (i32.const 0)) (then (call $exit (i32.const 99))))
+    (call $exit (i32.const 0)))
+  ;; readlink into a 10-byte buffer: "target", 6.
+  (func (export "readlink_full")
+    (local $e i32)
+    (call $link)
+    (local.set $e (call $readlink (i32.const 3) (i32.const 32) (i32.const 4) (i32.const 100) (i32.const 10) (i32.const 200)))
+    (if (local.get $e) (then (call $exit (local.get $e))))
+    (if (i32.ne (i32.load (i32.const 200)) (i32.const 6)) (then (call $exit (i32.const 99))))
+    (call $exit (i32.ne (i32.load (i32.const 100)) (i32.const 0x67726174))))
+  ;; a buffer out of memory is EFAULT
+  (func (export "readlink_fault")
+    (call $link)
+    (call $exit (call $readlink (i32.const 3) (i32.const 32) (i32.const 4) (i32.const 65534) (i32.const 4) (i32.const 200))))
+
+  ;; fd 3's name ("/") into a buffer of 0 bytes: ENAMETOOLONG
+  (func (export "prestat_short")
+    (call $exit (call $prestat_name (i32.const 3) (i32.const 400) (i32.const 0))))
+  ;; into one of 10: "/", the rest untouched
+  (func (export "prestat_long")
+    (local $e i32)
+    (i32.store8 (i32.const 401) (i32.const 7))
+    (local.set $e (call $prestat_name (i32.const 3) (i32.const 400) (i32.const 10)))
+    (if (local.get $e) (then (call $exit (local.get $e))))
+    (if (i32.ne (i32.load8_u (i32.const 400)) (i32.const 0x2f)) (then (call $exit (i32.const 99))))
+    (call $exit (i32.ne (i32.load8_u (i32.const 401)) (i32.const 7))))
+  ;; into a buffer past the end of memory: EFAULT
+  (func (export "prestat_fault")
+    (call $exit (call $prestat_name (i32.const 3) (i32.const 65535) (i32.const 10))))
+  ;; a hard link following a symlink: EINVAL; without following: made
+  (func (export "link_follow")
+    (call $open_file (i32.const 48) (i32.const 300))
+    (call $exit (call $plink (i32.const 3) (i32.const 1) (i32.const 48) (i32.const 1) (i32.const 3) (i32.const 56) (i32.const 1))))
+  (func (export "link_plain")
+    (call $open_file (i32.const 48) (i32.const 300))
+    (call $exit (call $plink (i32.const 3) (i32.const 0) (i32.const 48) (i32.const 1) (i32.const 3) (i32.const 56) (i32.const 1))))
+  ;; fd_allocate on the preopened directory: EBADF; on a file: done
+  (func (export "allocate_dir")
+    (call $exit (call $allocate (i32.const 3) (i64.const 0) (i64.const 1))))
+  (func (export "allocate_file")
+    (call $open_file (i32.const 48) (i32.const 300))
+    (call $exit (call $allocate (i32.load (i32.const 300)) (i64.const 0) (i64.const 10))))
+)
