@@ -35,15 +35,10 @@ var wasiSuiteDirs = []string{
 // "<language>/<test>", with why. docs/limitations.md lists them too. A test
 // here that passes fails TestWASISuite, so that the list stays true.
 var wasiExpectedFailures = map[string]string{
-	"c/pwrite-with-append":      "fd_pwrite on a descriptor opened with O_APPEND leaves the file at a size other than the test's (assertion size == 3): wazero's fd_pwrite",
-	"rust/fd_fdstat_set_rights": "wazero has no rights: fd_fdstat_set_rights is ENOSYS",
-	"rust/overwrite_preopen":    "wazero's fd_renumber refuses (ENOTSUP) to renumber over a preopen",
-	"rust/path_filestat":        "wazero's fd_fdstat_get does not report the SYNC fdflag a file was opened with",
-	"rust/path_open_read_write": "wazero has no rights: fd_fdstat_get reports every right for a read-only descriptor",
-	"rust/poll_oneoff_stdio":    "poll_oneoff answers ENOTSUP for the test's stdio subscriptions: wazero's poll_oneoff",
-	"rust/stdio":                "wazero's fd_renumber refuses (ENOTSUP) to renumber stdio",
-	"rust/symlink_filestat":     "wazero's path_filestat_set_times follows a symlink even without LOOKUPFLAGS_SYMLINK_FOLLOW",
-	"rust/truncation_rights":    "wazero has no rights: fd_fdstat_set_rights is ENOSYS",
+	"rust/overwrite_preopen": "wazero's fd_renumber refuses (ENOTSUP) to renumber over a preopen",
+	"rust/poll_oneoff_stdio": "poll_oneoff answers ENOTSUP for the test's stdio subscriptions: wazero's poll_oneoff",
+	"rust/stdio":             "wazero's fd_renumber refuses (ENOTSUP) to renumber stdio",
+	"rust/symlink_filestat":  "wazero's path_filestat_set_times follows a symlink even without LOOKUPFLAGS_SYMLINK_FOLLOW",
 }
 
 // wasiSpec is a test's .json specification (doc/specification.md of the

@@ -35,7 +35,7 @@ func instantiateWASI(ctx context.Context, rt wazero.Runtime) error {
 	}
 	b := rt.NewHostModuleBuilder(runnerapi.WASIModule)
 	wasi_snapshot_preview1.NewFunctionExporter().ExportFunctions(b)
-	f := fixes{orig: orig}
+	f := &fixes{orig: orig, fds: map[uint32]opened{}}
 	i32 := api.ValueTypeI32
 	export := func(name string, fn api.GoModuleFunc, params ...api.ValueType) {
 		b.NewFunctionBuilder().WithGoModuleFunction(fn, params, []api.ValueType{i32}).Export(name)
@@ -46,6 +46,15 @@ func instantiateWASI(ctx context.Context, rt wazero.Runtime) error {
 	export("fd_prestat_dir_name", f.fdPrestatDirName, i32, i32, i32)
 	export("path_link", f.pathLink, i32, i32, i32, i32, i32, i32, i32)
 	export("fd_allocate", f.fdAllocate, i32, api.ValueTypeI64, api.ValueTypeI64)
+	i64 := api.ValueTypeI64
+	export("path_open", f.pathOpen, i32, i32, i32, i32, i32, i64, i64, i32, i32)
+	export("fd_fdstat_get", f.fdFdstatGet, i32, i32)
+	export("fd_close", f.fdClose, i32)
+	export("fd_fdstat_set_rights", f.fdFdstatSetRights, i32, i64, i64)
+	export("fd_read", f.fdRead, i32, i32, i32, i32)
+	export("fd_pread", f.fdPread, i32, i32, i32, i64, i32)
+	export("fd_write", f.fdWrite, i32, i32, i32, i32)
+	export("fd_pwrite", f.fdPwrite, i32, i32, i32, i64, i32)
 	_, err = b.Instantiate(ctx)
 	return err
 }
@@ -69,7 +78,7 @@ func wazeroWASI(ctx context.Context, rt wazero.Runtime) (map[string]api.GoModule
 		}
 		orig[name] = fn
 	}
-	for _, name := range []string{"sock_shutdown", "fd_renumber", "path_readlink", "fd_advise", "fd_prestat_get", "fd_prestat_dir_name", "path_link", "fd_allocate", "fd_fdstat_get"} {
+	for _, name := range []string{"sock_shutdown", "fd_renumber", "path_readlink", "fd_advise", "fd_prestat_get", "fd_prestat_dir_name", "path_link", "fd_allocate", "fd_fdstat_get", "path_open", "fd_close", "fd_fdstat_set_rights", "fd_read", "fd_pread", "fd_write", "fd_pwrite", "fd_fdstat_set_flags"} {
 		if orig[name] == nil {
 			return nil, fmt.Errorf("wazero's WASI has no %s", name)
 		}
@@ -80,10 +89,20 @@ func wazeroWASI(ctx context.Context, rt wazero.Runtime) (map[string]api.GoModule
 // fixes are the runner's preview1 calls.
 type fixes struct {
 	orig map[string]api.GoModuleFunction
+	// fds are what path_open asked for each descriptor it opened (wazero
+	// keeps neither the rights nor the SYNC flags it opened a file with).
+	// Descriptors not here (stdio, preopens) are wazero's alone.
+	fds map[uint32]opened
+}
+
+// opened is what path_open was asked for.
+type opened struct {
+	rights, inheriting uint64
+	flags              uint16 // the SYNC flags (DSYNC, RSYNC, SYNC)
 }
 
 // call runs wazero's name with params and returns its errno.
-func (f fixes) call(ctx context.Context, mod api.Module, name string, params ...uint64) uint64 {
+func (f *fixes) call(ctx context.Context, mod api.Module, name string, params ...uint64) uint64 {
 	stack := make([]uint64, max(len(params), 1))
 	copy(stack, params)
 	f.orig[name].Call(ctx, mod, stack)
@@ -92,7 +111,7 @@ func (f fixes) call(ctx context.Context, mod api.Module, name string, params ...
 
 // isOpen tells whether fd is an open descriptor of mod, by wazero's
 // fd_advise (offset 0, length 0, advice normal), which does nothing else.
-func (f fixes) isOpen(ctx context.Context, mod api.Module, fd uint64) bool {
+func (f *fixes) isOpen(ctx context.Context, mod api.Module, fd uint64) bool {
 	return f.call(ctx, mod, "fd_advise", fd, 0, 0, 0) == errnoSuccess
 }
 
@@ -123,7 +142,7 @@ const fileTypeDirectory = 3
 
 // isDir tells whether fd is an open directory of mod, by wazero's
 // fd_fdstat_get (whose first byte is the filetype).
-func (f fixes) isDir(ctx context.Context, mod api.Module, fd uint64) bool {
+func (f *fixes) isDir(ctx context.Context, mod api.Module, fd uint64) bool {
 	const fdstat = 24
 	errno, out, ok := scratchCall(mod, fdstat, func(at uint32) uint64 {
 		return f.call(ctx, mod, "fd_fdstat_get", fd, uint64(at))
@@ -133,7 +152,7 @@ func (f fixes) isDir(ctx context.Context, mod api.Module, fd uint64) bool {
 
 // fdAllocate: wazero allocates on a directory (it does nothing there);
 // fallocate(2) fails with EBADF on one, and so does the runner.
-func (f fixes) fdAllocate(ctx context.Context, mod api.Module, stack []uint64) {
+func (f *fixes) fdAllocate(ctx context.Context, mod api.Module, stack []uint64) {
 	if f.isDir(ctx, mod, stack[0]) {
 		stack[0] = errnoBadf
 		return
@@ -143,7 +162,7 @@ func (f fixes) fdAllocate(ctx context.Context, mod api.Module, stack []uint64) {
 
 // sockShutdown: wazero answers EBADF for an open descriptor that is not a
 // socket; WASI (and POSIX) say ENOTSOCK.
-func (f fixes) sockShutdown(ctx context.Context, mod api.Module, stack []uint64) {
+func (f *fixes) sockShutdown(ctx context.Context, mod api.Module, stack []uint64) {
 	fd := stack[0]
 	f.orig["sock_shutdown"].Call(ctx, mod, stack)
 	if stack[0] == errnoBadf && f.isOpen(ctx, mod, fd) {
@@ -154,13 +173,21 @@ func (f fixes) sockShutdown(ctx context.Context, mod api.Module, stack []uint64)
 // fdRenumber: wazero renumbers onto a descriptor that is not open; WASI
 // says EBADF (fd_renumber replaces an open descriptor, it does not
 // allocate one).
-func (f fixes) fdRenumber(ctx context.Context, mod api.Module, stack []uint64) {
+func (f *fixes) fdRenumber(ctx context.Context, mod api.Module, stack []uint64) {
 	from, to := stack[0], stack[1]
 	if !f.isOpen(ctx, mod, from) || !f.isOpen(ctx, mod, to) {
 		stack[0] = errnoBadf
 		return
 	}
 	f.orig["fd_renumber"].Call(ctx, mod, stack)
+	if stack[0] == errnoSuccess {
+		if o, ok := f.fds[uint32(from)]; ok {
+			f.fds[uint32(to)] = o
+		} else {
+			delete(f.fds, uint32(to))
+		}
+		delete(f.fds, uint32(from))
+	}
 }
 
 // readlinkMax is the longest link path_readlink reads whole when the
@@ -173,7 +200,7 @@ const readlinkMax = 4096
 // wazero's call into a scratch region of the module's memory (saved
 // before and restored after: a preview1 module has one thread, and is
 // inside this call) and copies the buffer's worth into the buffer.
-func (f fixes) pathReadlink(ctx context.Context, mod api.Module, stack []uint64) {
+func (f *fixes) pathReadlink(ctx context.Context, mod api.Module, stack []uint64) {
 	params := [6]uint64(stack[:6])
 	f.orig["path_readlink"].Call(ctx, mod, stack)
 	if stack[0] != errnoRange {
@@ -248,7 +275,7 @@ func scratchRegion(size, need, path, pathLen uint32) (uint32, bool) {
 // wazero's fd_prestat_get for the length (into 8 bytes of the module's
 // memory, saved and restored), then wazero's fd_prestat_dir_name for
 // exactly that many bytes.
-func (f fixes) fdPrestatDirName(ctx context.Context, mod api.Module, stack []uint64) {
+func (f *fixes) fdPrestatDirName(ctx context.Context, mod api.Module, stack []uint64) {
 	fd, buf, bufLen := stack[0], uint32(stack[1]), uint32(stack[2])
 	mem := mod.Memory()
 	if mem == nil {
@@ -285,10 +312,175 @@ const lookupSymlinkFollow = 1
 // asked to follow it; the runner refuses LOOKUPFLAGS_SYMLINK_FOLLOW with
 // EINVAL (as wasmtime does: linkat's AT_SYMLINK_FOLLOW cannot be done
 // within the preopen's confinement without resolving the link by hand).
-func (f fixes) pathLink(ctx context.Context, mod api.Module, stack []uint64) {
+func (f *fixes) pathLink(ctx context.Context, mod api.Module, stack []uint64) {
 	if uint32(stack[1])&lookupSymlinkFollow != 0 {
 		stack[0] = errnoInval
 		return
 	}
 	f.orig["path_link"].Call(ctx, mod, stack)
+}
+
+// WASI fdflags and rights the runner keeps.
+const (
+	fdflagsAppend            = 1
+	fdflagsSync              = 2 | 8 | 16 // DSYNC, RSYNC, SYNC
+	rightFdRead              = 1 << 1
+	rightFdWrite             = 1 << 6
+	errnoNotcapable          = 76
+	oflagsTrunc              = 8
+	rightPathFilestatSetSize = 1 << 19
+)
+
+// fdFdstatSetRights: wazero has no rights (ENOSYS). The runner keeps them
+// for each descriptor: a descriptor's rights can only shrink (more is
+// ENOTCAPABLE); fd_fdstat_get reports them, and fd_read, fd_pread,
+// fd_write, fd_pwrite and a truncating path_open keep to them. Other
+// rights are reported but not enforced (wazero does not look at them).
+func (f *fixes) fdFdstatSetRights(ctx context.Context, mod api.Module, stack []uint64) {
+	fd, rights, inheriting := uint32(stack[0]), stack[1], stack[2]
+	const fdstat = 24
+	errno, out, ok := scratchCall(mod, fdstat, func(at uint32) uint64 {
+		return f.call(ctx, mod, "fd_fdstat_get", uint64(fd), uint64(at))
+	})
+	switch {
+	case !ok:
+		stack[0] = errnoFault
+		return
+	case errno != errnoSuccess:
+		stack[0] = errno
+		return
+	}
+	le := binary.LittleEndian
+	cur := opened{rights: le.Uint64(out[8:]), inheriting: le.Uint64(out[16:])}
+	if o, ok := f.fds[fd]; ok {
+		cur.rights &= o.rights
+		cur.inheriting &= o.inheriting
+		cur.flags = o.flags
+	}
+	if rights&^cur.rights != 0 || inheriting&^cur.inheriting != 0 {
+		stack[0] = errnoNotcapable
+		return
+	}
+	cur.rights, cur.inheriting = rights, inheriting
+	f.fds[fd] = cur
+	stack[0] = errnoSuccess
+}
+
+// pathOpen: wazero opens the file as asked but keeps neither the rights
+// nor the SYNC flags; the runner records them for the new descriptor, so
+// that fd_fdstat_get reports them and fd_read and fd_write keep to them.
+func (f *fixes) pathOpen(ctx context.Context, mod api.Module, stack []uint64) {
+	dirFd, oflags := uint32(stack[0]), uint32(stack[4])
+	rights, inheriting, flags, resultFd := stack[5], stack[6], uint16(stack[7]), uint32(stack[8])
+	parent, hasParent := f.fds[dirFd]
+	if hasParent {
+		if oflags&oflagsTrunc != 0 && parent.rights&rightPathFilestatSetSize == 0 {
+			stack[0] = errnoNotcapable
+			return
+		}
+		rights &= parent.inheriting
+		inheriting &= parent.inheriting
+	}
+	f.orig["path_open"].Call(ctx, mod, stack)
+	if stack[0] != errnoSuccess {
+		return
+	}
+	fd, ok := mod.Memory().ReadUint32Le(resultFd)
+	if !ok {
+		return // wazero wrote it; cannot happen
+	}
+	f.fds[fd] = opened{rights: rights, inheriting: inheriting, flags: flags & fdflagsSync}
+}
+
+// fdClose forgets what path_open recorded.
+func (f *fixes) fdClose(ctx context.Context, mod api.Module, stack []uint64) {
+	fd := uint32(stack[0])
+	f.orig["fd_close"].Call(ctx, mod, stack)
+	if stack[0] == errnoSuccess {
+		delete(f.fds, fd)
+	}
+}
+
+// fdFdstatGet: wazero reports every right and no SYNC flag; for a
+// descriptor path_open opened the runner reports the rights asked for
+// (within wazero's) and the SYNC flags it was opened with.
+func (f *fixes) fdFdstatGet(ctx context.Context, mod api.Module, stack []uint64) {
+	fd, result := uint32(stack[0]), uint32(stack[1])
+	f.orig["fd_fdstat_get"].Call(ctx, mod, stack)
+	o, ok := f.fds[fd]
+	if stack[0] != errnoSuccess || !ok {
+		return
+	}
+	buf, ok := mod.Memory().Read(result, 24) // wazero checked it
+	if !ok {
+		return
+	}
+	// filetype u8, pad, flags u16 at 2, rights u64 at 8, inheriting at 16
+	le := binary.LittleEndian
+	le.PutUint16(buf[2:], le.Uint16(buf[2:])|o.flags)
+	le.PutUint64(buf[8:], le.Uint64(buf[8:])&o.rights)
+	le.PutUint64(buf[16:], le.Uint64(buf[16:])&o.inheriting)
+}
+
+// lacks tells whether fd was opened by path_open without right.
+func (f *fixes) lacks(fd uint64, right uint64) bool {
+	o, ok := f.fds[uint32(fd)]
+	return ok && o.rights&right == 0
+}
+
+// fdRead, fdPread, fdWrite, fdPwrite: ENOTCAPABLE without the right to
+// read (write) that path_open was asked for; wazero opens a file read and
+// write for some requests that ask only one of them.
+func (f *fixes) fdRead(ctx context.Context, mod api.Module, stack []uint64) {
+	f.withRight(ctx, mod, stack, "fd_read", rightFdRead)
+}
+
+func (f *fixes) fdPread(ctx context.Context, mod api.Module, stack []uint64) {
+	f.withRight(ctx, mod, stack, "fd_pread", rightFdRead)
+}
+
+func (f *fixes) fdWrite(ctx context.Context, mod api.Module, stack []uint64) {
+	f.withRight(ctx, mod, stack, "fd_write", rightFdWrite)
+}
+
+// fdPwrite also writes at the offset on a descriptor opened with
+// FDFLAGS_APPEND (as POSIX says; WASI leaves the choice between that and
+// Linux's append): wazero writes with Go's File.WriteAt, which refuses a
+// file opened for appending. On that failure the runner turns APPEND off
+// with wazero's fd_fdstat_set_flags (which reopens the file, keeping its
+// offset), writes, and turns it on again.
+func (f *fixes) fdPwrite(ctx context.Context, mod api.Module, stack []uint64) {
+	params := [5]uint64(stack[:5])
+	f.withRight(ctx, mod, stack, "fd_pwrite", rightFdWrite)
+	if stack[0] == errnoSuccess || stack[0] == errnoNotcapable {
+		return
+	}
+	fd := params[0]
+	const fdstat = 24
+	errno, out, ok := scratchCall(mod, fdstat, func(at uint32) uint64 {
+		return f.call(ctx, mod, "fd_fdstat_get", fd, uint64(at))
+	})
+	if !ok || errno != errnoSuccess {
+		return
+	}
+	flags := binary.LittleEndian.Uint16(out[2:])
+	if flags&fdflagsAppend == 0 {
+		return
+	}
+	if f.call(ctx, mod, "fd_fdstat_set_flags", fd, uint64(flags&^fdflagsAppend)) != errnoSuccess {
+		return
+	}
+	copy(stack, params[:])
+	f.orig["fd_pwrite"].Call(ctx, mod, stack)
+	if errno := f.call(ctx, mod, "fd_fdstat_set_flags", fd, uint64(flags)); errno != errnoSuccess && stack[0] == errnoSuccess {
+		stack[0] = errno
+	}
+}
+
+func (f *fixes) withRight(ctx context.Context, mod api.Module, stack []uint64, name string, right uint64) {
+	if f.lacks(stack[0], right) {
+		stack[0] = errnoNotcapable
+		return
+	}
+	f.orig[name].Call(ctx, mod, stack)
 }

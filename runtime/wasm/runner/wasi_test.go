@@ -31,6 +31,12 @@ func TestWASIFixes(t *testing.T) {
 		{"link_plain", 0, 0},
 		{"allocate_dir", 8, 0}, // EBADF; wazero: done
 		{"allocate_file", 0, 0},
+		{"rights_readonly", 76, 99}, // ENOTCAPABLE; wazero: reports FD_WRITE
+		{"rights_reused_fd", 0, 0},
+		{"sync_flag", 0, 1},      // wazero: no SYNC in fdstat
+		{"set_rights", 0, 52},    // wazero: ENOSYS
+		{"trunc_rights", 76, 52}, // ENOTCAPABLE; wazero: ENOSYS
+		{"pwrite_append", 0, 29}, // wazero: EIO (Go's WriteAt refuses O_APPEND)
 	}
 	for _, tt := range tests {
 		t.Run(tt.fn, func(t *testing.T) {
