@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	goruntime "runtime"
-	"runtime/debug"
 	"slices"
 	"strings"
 
@@ -118,12 +117,15 @@ func run(ctx context.Context, o options) int {
 		return runnerapi.BadModule
 	}
 	// Loading read the module and its compiled code into buffers that are
-	// garbage now: give their pages back before the module's memory grows
-	// in the same cgroup (a Go module's compiled code is megabytes; kept,
-	// it counted twice against the container's memory limit, and a module
-	// that fitted was OOM-killed).
+	// garbage now: drop them, for the next collection. Not a forced one
+	// (debug.FreeOSMemory) here: it left the heap's next goal at its
+	// minimum, so the module's first host calls started a collection, and
+	// a collection whose stop-the-world comes while the module computes
+	// without calling the host waits for it (Go cannot preempt compiled
+	// Wasm; the runner compiles without wazero's termination checks, for
+	// speed): the goroutine that ends the runner on SIGTERM waited with
+	// it, and a Go module's `ctr task kill` hung (TestSignals, 1 run in 3).
 	wasm = nil
-	debug.FreeOSMemory()
 	instantiate := instantiateWASI
 	if o.wazeroWASI {
 		instantiate = func(ctx context.Context, rt wazero.Runtime) error {
