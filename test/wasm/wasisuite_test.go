@@ -36,7 +36,6 @@ var wasiSuiteDirs = []string{
 // here that passes fails TestWASISuite, so that the list stays true.
 var wasiExpectedFailures = map[string]string{
 	"rust/overwrite_preopen": "wazero's fd_renumber refuses (ENOTSUP) to renumber over a preopen",
-	"rust/poll_oneoff_stdio": "poll_oneoff answers ENOTSUP for the test's stdio subscriptions: wazero's poll_oneoff",
 	"rust/stdio":             "wazero's fd_renumber refuses (ENOTSUP) to renumber stdio",
 	"rust/symlink_filestat":  "wazero's path_filestat_set_times follows a symlink even without LOOKUPFLAGS_SYMLINK_FOLLOW",
 }

@@ -51,6 +51,7 @@ func instantiateWASI(ctx context.Context, rt wazero.Runtime) error {
 	export("fd_fdstat_get", f.fdFdstatGet, i32, i32)
 	export("fd_close", f.fdClose, i32)
 	export("fd_fdstat_set_rights", f.fdFdstatSetRights, i32, i64, i64)
+	export("poll_oneoff", f.pollOneoff, i32, i32, i32, i32)
 	export("fd_read", f.fdRead, i32, i32, i32, i32)
 	export("fd_pread", f.fdPread, i32, i32, i32, i64, i32)
 	export("fd_write", f.fdWrite, i32, i32, i32, i32)
@@ -78,7 +79,7 @@ func wazeroWASI(ctx context.Context, rt wazero.Runtime) (map[string]api.GoModule
 		}
 		orig[name] = fn
 	}
-	for _, name := range []string{"sock_shutdown", "fd_renumber", "path_readlink", "fd_advise", "fd_prestat_get", "fd_prestat_dir_name", "path_link", "fd_allocate", "fd_fdstat_get", "path_open", "fd_close", "fd_fdstat_set_rights", "fd_read", "fd_pread", "fd_write", "fd_pwrite", "fd_fdstat_set_flags"} {
+	for _, name := range []string{"sock_shutdown", "fd_renumber", "path_readlink", "fd_advise", "fd_prestat_get", "fd_prestat_dir_name", "path_link", "fd_allocate", "fd_fdstat_get", "path_open", "fd_close", "fd_fdstat_set_rights", "fd_read", "fd_pread", "fd_write", "fd_pwrite", "fd_fdstat_set_flags", "poll_oneoff"} {
 		if orig[name] == nil {
 			return nil, fmt.Errorf("wazero's WASI has no %s", name)
 		}
@@ -483,4 +484,78 @@ func (f *fixes) withRight(ctx context.Context, mod api.Module, stack []uint64, n
 		return
 	}
 	f.orig[name].Call(ctx, mod, stack)
+}
+
+// Layout of poll_oneoff's subscriptions and events.
+const (
+	subscriptionSize = 48 // userdata u64, tag u8 at 8, fd u32 at 16
+	eventSize        = 32 // userdata u64, error u16 at 8, type u8 at 10, nbytes u64 at 16, flags u16 at 24
+	eventTypeFdWrite = 2
+)
+
+// pollOneoff: wazero answers ENOTSUP for an fd_write subscription. A
+// descriptor the module can write to is always ready to be written (the
+// runner's are files, pipes and terminals, which wazero writes with
+// blocking writes), so when there are fd_write subscriptions the runner
+// answers at once with an event for each: ready, or EBADF for a
+// descriptor that is not open. Without any, wazero's poll_oneoff answers.
+// The subscriptions are read where the module put them, within its
+// memory.
+func (f *fixes) pollOneoff(ctx context.Context, mod api.Module, stack []uint64) {
+	in, out, n, neventsPtr := uint32(stack[0]), uint32(stack[1]), uint32(stack[2]), uint32(stack[3])
+	mem := mod.Memory()
+	if mem == nil || n == 0 {
+		f.orig["poll_oneoff"].Call(ctx, mod, stack)
+		return
+	}
+	if uint64(n)*subscriptionSize > uint64(mem.Size()) { // and no overflow below
+		stack[0] = errnoFault
+		return
+	}
+	subs, ok := mem.Read(in, n*subscriptionSize)
+	if !ok {
+		stack[0] = errnoFault
+		return
+	}
+	var writes []int
+	for i := range int(n) {
+		if subs[i*subscriptionSize+8] == eventTypeFdWrite {
+			writes = append(writes, i)
+		}
+	}
+	if len(writes) == 0 {
+		f.orig["poll_oneoff"].Call(ctx, mod, stack)
+		return
+	}
+	events, ok := mem.Read(out, uint32(len(writes))*eventSize)
+	if !ok {
+		stack[0] = errnoFault
+		return
+	}
+	if _, ok := mem.Read(neventsPtr, 4); !ok {
+		stack[0] = errnoFault
+		return
+	}
+	// Copy what is needed first: out may overlap in.
+	type sub struct {
+		userdata uint64
+		fd       uint32
+	}
+	le := binary.LittleEndian
+	ready := make([]sub, len(writes))
+	for j, i := range writes {
+		b := subs[i*subscriptionSize:]
+		ready[j] = sub{le.Uint64(b), le.Uint32(b[16:])}
+	}
+	for j, r := range ready {
+		e := events[j*eventSize : (j+1)*eventSize]
+		clear(e)
+		le.PutUint64(e, r.userdata)
+		if !f.isOpen(ctx, mod, uint64(r.fd)) {
+			le.PutUint16(e[8:], errnoBadf)
+		}
+		e[10] = eventTypeFdWrite
+	}
+	mem.WriteUint32Le(neventsPtr, uint32(len(ready)))
+	stack[0] = errnoSuccess
 }

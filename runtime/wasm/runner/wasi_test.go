@@ -36,6 +36,8 @@ func TestWASIFixes(t *testing.T) {
 		{"sync_flag", 0, 1},      // wazero: no SYNC in fdstat
 		{"set_rights", 0, 52},    // wazero: ENOSYS
 		{"trunc_rights", 76, 52}, // ENOTCAPABLE; wazero: ENOSYS
+		{"poll_write", 0, 99},    // wazero: not the two write events
+		{"poll_fault", 21, 21},
 		{"pwrite_append", 0, 29}, // wazero: EIO (Go's WriteAt refuses O_APPEND)
 	}
 	for _, tt := range tests {

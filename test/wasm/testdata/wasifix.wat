@@ -17,6 +17,7 @@
   (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "fd_fdstat_set_rights" (func $set_rights (param i32 i64 i64) (result i32)))
   (import "wasi_snapshot_preview1" "fd_pwrite" (func $pwrite (param i32 i32 i32 i64 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "path_link" (func $plink (param i32 i32 i32 i32 i32 i32 i32) (result i32)))
   (memory (export "memory") 1)
   (data (i32.const 16) "target")
@@ -176,4 +177,32 @@
     (local.set $e (call $write1 (local.get $fd)))
     (if (local.get $e) (then (call $exit (local.get $e))))
     (call $exit (call $pwrite (local.get $fd) (i32.const 500) (i32.const 1) (i64.const 0) (i32.const 508))))
+
+  ;; poll for writing stdout (userdata 7) and fd 99 (userdata 8), with a
+  ;; 1 s clock (userdata 9): at once, 2 events, stdout ready, 99 EBADF
+  (func (export "poll_write")
+    (local $e i32)
+    ;; subscriptions at 1000, 48 bytes each
+    (i64.store (i32.const 1000) (i64.const 7))
+    (i32.store8 (i32.const 1008) (i32.const 2))
+    (i32.store (i32.const 1016) (i32.const 1))
+    (i64.store (i32.const 1048) (i64.const 8))
+    (i32.store8 (i32.const 1056) (i32.const 2))
+    (i32.store (i32.const 1064) (i32.const 99))
+    (i64.store (i32.const 1096) (i64.const 9))
+    (i32.store8 (i32.const 1104) (i32.const 0))
+    (i32.store (i32.const 1112) (i32.const 1))
+    (i64.store (i32.const 1120) (i64.const 1000000000))
+    ;; events at 2000, nevents at 2200
+    (local.set $e (call $poll (i32.const 1000) (i32.const 2000) (i32.const 3) (i32.const 2200)))
+    (if (local.get $e) (then (call $exit (local.get $e))))
+    (if (i32.ne (i32.load (i32.const 2200)) (i32.const 2)) (then (call $exit (i32.const 99))))
+    (if (i64.ne (i64.load (i32.const 2000)) (i64.const 7)) (then (call $exit (i32.const 98))))
+    (if (i32.ne (i32.load16_u (i32.const 2008)) (i32.const 0)) (then (call $exit (i32.const 97))))
+    (if (i32.ne (i32.load8_u (i32.const 2010)) (i32.const 2)) (then (call $exit (i32.const 96))))
+    (if (i64.ne (i64.load (i32.const 2032)) (i64.const 8)) (then (call $exit (i32.const 95))))
+    (call $exit (i32.ne (i32.load16_u (i32.const 2040)) (i32.const 8))))
+  ;; a subscription count past the memory: EFAULT
+  (func (export "poll_fault")
+    (call $exit (call $poll (i32.const 1000) (i32.const 2000) (i32.const 0x7fffffff) (i32.const 2200))))
 )
