@@ -37,7 +37,6 @@ var wasiSuiteDirs = []string{
 var wasiExpectedFailures = map[string]string{
 	"rust/overwrite_preopen": "wazero's fd_renumber refuses (ENOTSUP) to renumber over a preopen",
 	"rust/stdio":             "wazero's fd_renumber refuses (ENOTSUP) to renumber stdio",
-	"rust/symlink_filestat":  "wazero's path_filestat_set_times follows a symlink even without LOOKUPFLAGS_SYMLINK_FOLLOW",
 }
 
 // wasiSpec is a test's .json specification (doc/specification.md of the

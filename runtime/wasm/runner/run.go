@@ -126,7 +126,9 @@ func run(ctx context.Context, o options) int {
 	// speed): the goroutine that ends the runner on SIGTERM waited with
 	// it, and a Go module's `ctr task kill` hung (TestSignals, 1 run in 3).
 	wasm = nil
-	instantiate := instantiateWASI
+	instantiate := func(ctx context.Context, rt wazero.Runtime) error {
+		return instantiateWASI(ctx, rt, o.preopens)
+	}
 	if o.wazeroWASI {
 		instantiate = func(ctx context.Context, rt wazero.Runtime) error {
 			_, err := wasi_snapshot_preview1.Instantiate(ctx, rt)

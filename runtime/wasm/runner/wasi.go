@@ -3,7 +3,11 @@ package runner
 import (
 	"context"
 	"encoding/binary"
+	"path"
+	"strings"
+
 	"fmt"
+	"golang.org/x/sys/unix"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -28,14 +32,18 @@ const (
 // where wazero's is wrong (each says how). The runner's delegate to
 // wazero's, which they call with the guest module, so that they work on
 // the same descriptor table.
-func instantiateWASI(ctx context.Context, rt wazero.Runtime) error {
+func instantiateWASI(ctx context.Context, rt wazero.Runtime, preopens []runnerapi.Preopen) error {
 	orig, err := wazeroWASI(ctx, rt)
 	if err != nil {
 		return err
 	}
+	dirs := map[string]string{}
+	for _, p := range preopens {
+		dirs[p.Name] = p.Dir
+	}
 	b := rt.NewHostModuleBuilder(runnerapi.WASIModule)
 	wasi_snapshot_preview1.NewFunctionExporter().ExportFunctions(b)
-	f := &fixes{orig: orig, fds: map[uint32]opened{}}
+	f := &fixes{orig: orig, fds: map[uint32]opened{}, preopens: dirs}
 	i32 := api.ValueTypeI32
 	export := func(name string, fn api.GoModuleFunc, params ...api.ValueType) {
 		b.NewFunctionBuilder().WithGoModuleFunction(fn, params, []api.ValueType{i32}).Export(name)
@@ -52,6 +60,7 @@ func instantiateWASI(ctx context.Context, rt wazero.Runtime) error {
 	export("fd_close", f.fdClose, i32)
 	export("fd_fdstat_set_rights", f.fdFdstatSetRights, i32, i64, i64)
 	export("poll_oneoff", f.pollOneoff, i32, i32, i32, i32)
+	export("path_filestat_set_times", f.pathFilestatSetTimes, i32, i32, i32, i32, i64, i64, i32)
 	export("fd_read", f.fdRead, i32, i32, i32, i32)
 	export("fd_pread", f.fdPread, i32, i32, i32, i64, i32)
 	export("fd_write", f.fdWrite, i32, i32, i32, i32)
@@ -79,7 +88,7 @@ func wazeroWASI(ctx context.Context, rt wazero.Runtime) (map[string]api.GoModule
 		}
 		orig[name] = fn
 	}
-	for _, name := range []string{"sock_shutdown", "fd_renumber", "path_readlink", "fd_advise", "fd_prestat_get", "fd_prestat_dir_name", "path_link", "fd_allocate", "fd_fdstat_get", "path_open", "fd_close", "fd_fdstat_set_rights", "fd_read", "fd_pread", "fd_write", "fd_pwrite", "fd_fdstat_set_flags", "poll_oneoff"} {
+	for _, name := range []string{"sock_shutdown", "fd_renumber", "path_readlink", "fd_advise", "fd_prestat_get", "fd_prestat_dir_name", "path_link", "fd_allocate", "fd_fdstat_get", "path_open", "fd_close", "fd_fdstat_set_rights", "fd_read", "fd_pread", "fd_write", "fd_pwrite", "fd_fdstat_set_flags", "poll_oneoff", "path_filestat_set_times"} {
 		if orig[name] == nil {
 			return nil, fmt.Errorf("wazero's WASI has no %s", name)
 		}
@@ -94,12 +103,19 @@ type fixes struct {
 	// keeps neither the rights nor the SYNC flags it opened a file with).
 	// Descriptors not here (stdio, preopens) are wazero's alone.
 	fds map[uint32]opened
+	// preopens are the preopened directories (in the container) by the
+	// module's names for them.
+	preopens map[string]string
 }
 
 // opened is what path_open was asked for.
 type opened struct {
 	rights, inheriting uint64
 	flags              uint16 // the SYNC flags (DSYNC, RSYNC, SYNC)
+	// dir is the descriptor's path in the container: its preopen's
+	// directory joined with the paths it was opened by, as wazero
+	// resolves them; "" when not known.
+	dir string
 }
 
 // call runs wazero's name with params and returns its errno.
@@ -356,7 +372,7 @@ func (f *fixes) fdFdstatSetRights(ctx context.Context, mod api.Module, stack []u
 	if o, ok := f.fds[fd]; ok {
 		cur.rights &= o.rights
 		cur.inheriting &= o.inheriting
-		cur.flags = o.flags
+		cur.flags, cur.dir = o.flags, o.dir
 	}
 	if rights&^cur.rights != 0 || inheriting&^cur.inheriting != 0 {
 		stack[0] = errnoNotcapable
@@ -371,7 +387,7 @@ func (f *fixes) fdFdstatSetRights(ctx context.Context, mod api.Module, stack []u
 // nor the SYNC flags; the runner records them for the new descriptor, so
 // that fd_fdstat_get reports them and fd_read and fd_write keep to them.
 func (f *fixes) pathOpen(ctx context.Context, mod api.Module, stack []uint64) {
-	dirFd, oflags := uint32(stack[0]), uint32(stack[4])
+	dirFd, pathPtr, pathLen, oflags := uint32(stack[0]), uint32(stack[2]), uint32(stack[3]), uint32(stack[4])
 	rights, inheriting, flags, resultFd := stack[5], stack[6], uint16(stack[7]), uint32(stack[8])
 	parent, hasParent := f.fds[dirFd]
 	if hasParent {
@@ -390,7 +406,13 @@ func (f *fixes) pathOpen(ctx context.Context, mod api.Module, stack []uint64) {
 	if !ok {
 		return // wazero wrote it; cannot happen
 	}
-	f.fds[fd] = opened{rights: rights, inheriting: inheriting, flags: flags & fdflagsSync}
+	o := opened{rights: rights, inheriting: inheriting, flags: flags & fdflagsSync}
+	if dir := f.dirOf(ctx, mod, dirFd); dir != "" {
+		if p, ok := mod.Memory().Read(pathPtr, pathLen); ok {
+			o.dir = joinInside(dir, string(p))
+		}
+	}
+	f.fds[fd] = o
 }
 
 // fdClose forgets what path_open recorded.
@@ -558,4 +580,146 @@ func (f *fixes) pollOneoff(ctx context.Context, mod api.Module, stack []uint64) 
 	}
 	mem.WriteUint32Le(neventsPtr, uint32(len(ready)))
 	stack[0] = errnoSuccess
+}
+
+// dirOf is fd's path in the container: a preopen's directory (found by
+// the name wazero's fd_prestat_dir_name gives it), or what path_open
+// recorded; "" when not known.
+func (f *fixes) dirOf(ctx context.Context, mod api.Module, fd uint32) string {
+	if o, ok := f.fds[fd]; ok {
+		return o.dir
+	}
+	errno, out, ok := scratchCall(mod, 8, func(at uint32) uint64 {
+		return f.call(ctx, mod, "fd_prestat_get", uint64(fd), uint64(at))
+	})
+	if !ok || errno != errnoSuccess || out[0] != 0 {
+		return ""
+	}
+	n := binary.LittleEndian.Uint32(out[4:])
+	if n == 0 || n > runnerapi.MaxPreopenLength {
+		return ""
+	}
+	errno, name, ok := scratchCall(mod, n, func(at uint32) uint64 {
+		return f.call(ctx, mod, "fd_prestat_dir_name", uint64(fd), uint64(at), uint64(n))
+	})
+	if !ok || errno != errnoSuccess {
+		return ""
+	}
+	return f.preopens[string(name)]
+}
+
+// joinInside joins a relative WASI path to dir, or returns "" when the
+// path is absolute or climbs out of dir ("..").
+func joinInside(dir, p string) string {
+	if p == "" || strings.HasPrefix(p, "/") || strings.ContainsRune(p, 0) {
+		return ""
+	}
+	c := path.Clean(p)
+	if c == ".." || strings.HasPrefix(c, "../") {
+		return ""
+	}
+	return path.Join(dir, c)
+}
+
+// fstflags of path_filestat_set_times.
+const (
+	fstAtim    = 1
+	fstAtimNow = 2
+	fstMtim    = 4
+	fstMtimNow = 8
+)
+
+// pathFilestatSetTimes: without LOOKUPFLAGS_SYMLINK_FOLLOW WASI sets the
+// times of a symlink itself; wazero follows it. When the path names a
+// symlink (by wazero's own path_filestat_get, which does not follow), the
+// runner sets its times with utimensat(AT_SYMLINK_NOFOLLOW) on the path in
+// the container (the descriptor's directory joined with the path, as
+// wazero resolves it; a path that climbs out of the directory is left to
+// wazero). Everything else is wazero's.
+func (f *fixes) pathFilestatSetTimes(ctx context.Context, mod api.Module, stack []uint64) {
+	fd, lookup, pathPtr, pathLen := uint32(stack[0]), uint32(stack[1]), uint32(stack[2]), uint32(stack[3])
+	atim, mtim, fst := stack[4], stack[5], uint16(stack[6])
+	if lookup&lookupSymlinkFollow != 0 || !f.isSymlink(ctx, mod, fd, pathPtr, pathLen) {
+		f.orig["path_filestat_set_times"].Call(ctx, mod, stack)
+		return
+	}
+	p, ok := mod.Memory().Read(pathPtr, pathLen)
+	dir := f.dirOf(ctx, mod, fd)
+	target := joinInside(dir, string(p))
+	if !ok || dir == "" || target == "" {
+		f.orig["path_filestat_set_times"].Call(ctx, mod, stack)
+		return
+	}
+	if fst&fstAtim != 0 && fst&fstAtimNow != 0 || fst&fstMtim != 0 && fst&fstMtimNow != 0 {
+		stack[0] = errnoInval
+		return
+	}
+	ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, {Nsec: unix.UTIME_OMIT}}
+	for i, t := range []struct {
+		set, now uint16
+		v        uint64
+	}{{fstAtim, fstAtimNow, atim}, {fstMtim, fstMtimNow, mtim}} {
+		switch {
+		case fst&t.now != 0:
+			ts[i] = unix.Timespec{Nsec: unix.UTIME_NOW}
+		case fst&t.set != 0:
+			ts[i] = unix.NsecToTimespec(int64(t.v))
+		}
+	}
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, target, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		stack[0] = errnoOf(err)
+		return
+	}
+	stack[0] = errnoSuccess
+}
+
+// isSymlink asks wazero's path_filestat_get, without following, whether
+// the path names a symlink (filetype 7, at byte 16 of the filestat).
+func (f *fixes) isSymlink(ctx context.Context, mod api.Module, fd, pathPtr, pathLen uint32) bool {
+	const filestat = 64
+	size := uint64(mod.Memory().Size())
+	if uint64(pathPtr)+uint64(pathLen) > size {
+		return false // wazero says EFAULT
+	}
+	// The scratch region must not overlap the path: below it, or after.
+	at, ok := scratchRegion(uint32(size), filestat, pathPtr, pathLen)
+	if !ok {
+		return false
+	}
+	mem := mod.Memory()
+	region, _ := mem.Read(at, filestat)
+	saved := append([]byte(nil), region...)
+	errno := f.call(ctx, mod, "path_filestat_get", uint64(fd), 0, uint64(pathPtr), uint64(pathLen), uint64(at))
+	b, _ := mem.Read(at+16, 1)
+	symlink := errno == errnoSuccess && b[0] == fileTypeSymlink
+	mem.Write(at, saved)
+	return symlink
+}
+
+// fileTypeSymlink is the WASI filetype of a symbolic link.
+const fileTypeSymlink = 7
+
+// errnoOf maps a Linux errno to WASI's, for the few calls the runner
+// makes itself.
+func errnoOf(err error) uint64 {
+	switch err {
+	case unix.ENOENT:
+		return 44
+	case unix.EACCES:
+		return 2
+	case unix.EPERM:
+		return 63
+	case unix.EROFS:
+		return 69
+	case unix.EINVAL:
+		return errnoInval
+	case unix.ENOTDIR:
+		return 54
+	case unix.ELOOP:
+		return 32
+	case unix.ENAMETOOLONG:
+		return errnoNametoolong
+	default:
+		return 29 // EIO
+	}
 }

@@ -18,6 +18,8 @@
   (import "wasi_snapshot_preview1" "fd_fdstat_set_rights" (func $set_rights (param i32 i64 i64) (result i32)))
   (import "wasi_snapshot_preview1" "fd_pwrite" (func $pwrite (param i32 i32 i32 i64 i32) (result i32)))
   (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_filestat_set_times" (func $set_times (param i32 i32 i32 i32 i64 i64 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_filestat_get" (func $filestat (param i32 i32 i32 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "path_link" (func $plink (param i32 i32 i32 i32 i32 i32 i32) (result i32)))
   (memory (export "memory") 1)
   (data (i32.const 16) "target")
@@ -205,4 +207,16 @@
   ;; a subscription count past the memory: EFAULT
   (func (export "poll_fault")
     (call $exit (call $poll (i32.const 1000) (i32.const 2000) (i32.const 0x7fffffff) (i32.const 2200))))
+
+  ;; the mtime of a (dangling) symlink itself, without SYMLINK_FOLLOW: set
+  ;; to 1 s, as path_filestat_get without following sees it
+  (func (export "symlink_times")
+    (local $e i32)
+    (call $link)
+    (local.set $e (call $set_times (i32.const 3) (i32.const 0) (i32.const 32) (i32.const 4)
+      (i64.const 0) (i64.const 1000000000) (i32.const 4)))
+    (if (local.get $e) (then (call $exit (local.get $e))))
+    (local.set $e (call $filestat (i32.const 3) (i32.const 0) (i32.const 32) (i32.const 4) (i32.const 3000)))
+    (if (local.get $e) (then (call $exit (local.get $e))))
+    (call $exit (i64.ne (i64.load (i32.const 3048)) (i64.const 1000000000))))
 )
