@@ -24,6 +24,7 @@ const (
 	errnoInval       = 28
 	errnoNametoolong = 37
 	errnoNotsock     = 57
+	errnoNotsup      = 58
 	errnoRange       = 68
 )
 
@@ -197,6 +198,16 @@ func (f *fixes) fdRenumber(ctx context.Context, mod api.Module, stack []uint64) 
 		return
 	}
 	f.orig["fd_renumber"].Call(ctx, mod, stack)
+	// wazero refuses to renumber onto stdio or a preopen (ENOTSUP), but
+	// closes them: close the destination first, then renumber onto the
+	// free number. (A source that is stdio or a preopen stays refused:
+	// wazero cannot move those.)
+	if stack[0] == errnoNotsup && from > 2 && !f.isPreopenDir(ctx, mod, from) &&
+		f.call(ctx, mod, "fd_close", to) == errnoSuccess {
+		delete(f.fds, uint32(to))
+		stack[0], stack[1] = from, to
+		f.orig["fd_renumber"].Call(ctx, mod, stack)
+	}
 	if stack[0] == errnoSuccess {
 		if o, ok := f.fds[uint32(from)]; ok {
 			f.fds[uint32(to)] = o
@@ -722,4 +733,13 @@ func errnoOf(err error) uint64 {
 	default:
 		return 29 // EIO
 	}
+}
+
+// isPreopenDir tells whether fd is a preopened directory, by wazero's
+// fd_prestat_get.
+func (f *fixes) isPreopenDir(ctx context.Context, mod api.Module, fd uint64) bool {
+	errno, _, ok := scratchCall(mod, 8, func(at uint32) uint64 {
+		return f.call(ctx, mod, "fd_prestat_get", fd, uint64(at))
+	})
+	return ok && errno == errnoSuccess
 }
