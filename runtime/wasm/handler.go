@@ -85,7 +85,11 @@ type sandbox struct{ h *Handler }
 // Create creates a container whose args[0] must be a Wasm module: anything
 // else is an error saying what was found.
 func (s sandbox) Create(ctx context.Context, req *handler.CreateRequest) (handler.Container, error) {
-	return s.h.linux.CreateWith(ctx, req, &program{h: s.h})
+	c, err := s.h.linux.CreateWith(ctx, req, &program{h: s.h})
+	if err != nil {
+		return nil, err
+	}
+	return newRunnerContainer(c), nil
 }
 
 // CreateSmart creates a container that runs as Wasm if its args[0] is a
@@ -96,7 +100,7 @@ func (s sandbox) CreateSmart(ctx context.Context, req *handler.CreateRequest) (h
 	if err != nil || !p.wasm {
 		return c, linux.Name, err
 	}
-	return c, Name, nil
+	return newRunnerContainer(c), Name, nil
 }
 
 func (sandbox) Close(ctx context.Context) error { return nil }
