@@ -284,3 +284,24 @@ func TestLockSocketsLeavesNoFile(t *testing.T) {
 		t.Errorf("socket directory after a lock: %v, %v; want it empty", ents, err)
 	}
 }
+
+// A socket is dead only when connecting is refused or it is gone; a live
+// listener is live however slowly it would answer.
+func TestDeadSocket(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "s")
+	if !deadSocket("unix://" + sock) {
+		t.Error("a missing socket is not dead")
+	}
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	if deadSocket("unix://" + sock) {
+		t.Error("a listening socket (nobody accepting) is dead")
+	}
+	l.Close()
+	if !deadSocket("unix://" + sock) {
+		t.Error("a closed listener's socket is not dead")
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/containerd/containerd/v2/pkg/shim"
 	"golang.org/x/sys/unix"
@@ -84,7 +85,7 @@ func bindUnlessLive(address string) (*net.UnixListener, error) {
 	if !shim.SocketEaddrinuse(err) {
 		return nil, fmt.Errorf("creating shim socket: %w", err)
 	}
-	if shim.CanConnect(address) {
+	if !deadSocket(address) {
 		return nil, errLive
 	}
 	if err := shim.RemoveSocket(address); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -104,7 +105,7 @@ func removeIfDead(address string) error {
 		return err
 	}
 	defer unlock()
-	if shim.CanConnect(address) {
+	if !deadSocket(address) {
 		return nil
 	}
 	if err := shim.RemoveSocket(address); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -138,6 +139,24 @@ func lockSockets(address string) (unlock func(), err error) {
 		return nil, fmt.Errorf("locking %s: %w", dir, err)
 	}
 	return func() { _ = unix.Close(fd) }, nil
+}
+
+// deadCheckTimeout bounds deadSocket's connect: a live shim under load
+// (a pod's containers starting fifty at once) can take a while to answer.
+const deadCheckTimeout = 2 * time.Second
+
+// deadSocket reports whether the socket at address is a dead shim's:
+// connecting is refused (no process listens on it) or it is gone. A
+// connect that times out is a live shim that is slow to answer, never a
+// dead one: replacing it would start a second shim for its pod (a 100 ms
+// check did, with fifty containers of one pod starting at once).
+func deadSocket(address string) bool {
+	conn, err := net.DialTimeout("unix", socketPath(address), deadCheckTimeout)
+	if err == nil {
+		conn.Close()
+		return false
+	}
+	return errors.Is(err, unix.ECONNREFUSED) || errors.Is(err, unix.ENOENT)
 }
 
 // socketOwner is the pid that created the listening socket on fd (the
