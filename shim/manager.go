@@ -58,16 +58,19 @@ func (Manager) Start(ctx context.Context, params *bootapi.BootstrapParams) (_ *b
 	// A pod under containerd's sandbox API (sandboxer "shim") comes as a
 	// bundle without a spec: the pod's config arrives with CreateSandbox.
 	ann, err := runtime.LoadAnnotations(".")
-	if err != nil && !errdefs.IsNotFound(err) {
+	switch {
+	case errdefs.IsNotFound(err):
+		// CreateSandbox carries no runtime options: keep them for it.
+		// (Only such a bundle needs them: a container's Create has its own.)
+		exts := make([]*anypb.Any, 0, len(params.GetExtensions()))
+		for _, e := range params.GetExtensions() {
+			exts = append(exts, e.GetValue())
+		}
+		if err := saveBundleOptions(".", exts); err != nil {
+			return nil, fmt.Errorf("keeping the runtime options: %w", err)
+		}
+	case err != nil:
 		return nil, err
-	}
-	// CreateSandbox carries no runtime options: keep them for it.
-	exts := make([]*anypb.Any, 0, len(params.GetExtensions()))
-	for _, e := range params.GetExtensions() {
-		exts = append(exts, e.GetValue())
-	}
-	if err := saveBundleOptions(".", exts); err != nil {
-		return nil, fmt.Errorf("keeping the runtime options: %w", err)
 	}
 	group, shared, err := runtime.ShimGroup(id, ann)
 	if err != nil {
