@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -31,7 +33,7 @@ func checkStrict(b []byte, t reflect.Type, complete bool) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	w := strictWalker{dec: dec, complete: complete}
-	if err := w.value(t, ""); err != nil {
+	if err := w.value(t, nil); err != nil {
 		return err
 	}
 	if _, err := dec.Token(); err != io.EOF {
@@ -45,13 +47,34 @@ type strictWalker struct {
 	complete bool
 }
 
+// strictPath is where the walker is: a member name or an array index
+// below its parent (nil: the document). It is rendered as a JSON Pointer
+// only for an error, so that a walk builds no strings.
+type strictPath struct {
+	parent *strictPath
+	name   string
+	index  int // when name is ""
+	elem   bool
+}
+
+// String returns p as a JSON Pointer.
+func (p *strictPath) String() string {
+	if p == nil {
+		return ""
+	}
+	if p.elem {
+		return p.parent.String() + "/" + strconv.Itoa(p.index)
+	}
+	return p.parent.String() + "/" + escapeToken(p.name)
+}
+
 var (
 	unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
 	rawMessageType  = reflect.TypeFor[json.RawMessage]()
 )
 
 // value checks the next value of w's input against t (nil: any value).
-func (w *strictWalker) value(t reflect.Type, path string) error {
+func (w *strictWalker) value(t reflect.Type, path *strictPath) error {
 	nullable := true
 	if t != nil {
 		for t.Kind() == reflect.Pointer {
@@ -81,7 +104,7 @@ func (w *strictWalker) value(t reflect.Type, path string) error {
 			elem = t.Elem()
 		}
 		for i := 0; w.dec.More(); i++ {
-			if err := w.value(elem, fmt.Sprintf("%s/%d", path, i)); err != nil {
+			if err := w.value(elem, &strictPath{parent: path, index: i, elem: true}); err != nil {
 				return err
 			}
 		}
@@ -96,7 +119,7 @@ func (w *strictWalker) value(t reflect.Type, path string) error {
 }
 
 // object checks the members of an object whose '{' was just read.
-func (w *strictWalker) object(t reflect.Type, path string) error {
+func (w *strictWalker) object(t reflect.Type, path *strictPath) error {
 	var fields map[string]strictField
 	var elem reflect.Type
 	switch {
@@ -105,18 +128,18 @@ func (w *strictWalker) object(t reflect.Type, path string) error {
 	case t != nil && t.Kind() == reflect.Map:
 		elem = t.Elem()
 	}
-	seen := map[string]bool{}
+	var seen []string // the members so far: objects of events are small
 	for w.dec.More() {
 		tok, err := w.dec.Token()
 		if err != nil {
 			return err
 		}
 		name := tok.(string) // the decoder only hands out string keys
-		member := path + pointer{name}.String()
-		if seen[name] {
+		member := &strictPath{parent: path, name: name}
+		if slices.Contains(seen, name) {
 			return fmt.Errorf("%s: member %q appears twice", pathOrRoot(path), name)
 		}
-		seen[name] = true
+		seen = append(seen, name)
 		vt := elem
 		if fields != nil {
 			f, ok := fields[name]
@@ -134,7 +157,7 @@ func (w *strictWalker) object(t reflect.Type, path string) error {
 	}
 	if w.complete {
 		for name, f := range fields {
-			if f.required && !seen[name] {
+			if f.required && !slices.Contains(seen, name) {
 				return fmt.Errorf("%s: member %q is missing", pathOrRoot(path), name)
 			}
 		}
@@ -142,7 +165,7 @@ func (w *strictWalker) object(t reflect.Type, path string) error {
 	return nil
 }
 
-func unknownMember(path, name string, fields map[string]strictField) error {
+func unknownMember(path *strictPath, name string, fields map[string]strictField) error {
 	for known := range fields {
 		if strings.EqualFold(known, name) {
 			return fmt.Errorf("%s: unknown member %q (names are case-sensitive: %q)", pathOrRoot(path), name, known)
@@ -211,9 +234,9 @@ func kindName(t reflect.Type) string {
 	return "number"
 }
 
-func pathOrRoot(p string) string {
-	if p == "" {
+func pathOrRoot(p *strictPath) string {
+	if p == nil {
 		return "the document"
 	}
-	return p
+	return p.String()
 }
