@@ -16,7 +16,11 @@
 // ExecProcess, and the engine takes them as "stream:<id>" stdio
 // (runtime/stdio.Streams). Port-forwarded connections arrive on
 // api.ForwardPort, one each, and are joined to the port they name on the
-// guest (forward.go).
+// guest (forward.go). Debug consoles arrive on api.DebugConsolePort, each a
+// shell on a terminal of its own in the guest's namespaces (console.go),
+// only when the VM was booted with the console on (its kernel command
+// line: api.DebugConsoleParam); otherwise each is refused. The guest image
+// has no shell: RunDebugShell is the agent's own (debugshell.go).
 //
 // The package imports the handler contract, the Linux engine and the agent
 // API only: never the hook engine, wazero, the VMM or the shim.

@@ -10,12 +10,14 @@ import (
 	"github.com/huskrt/husk/agent/api"
 )
 
-// Listeners are where the agent serves: its API, the stdio streams and
-// port-forward connections (api.ForwardPort), each on one or more
-// listeners (vsock ports, a serial session's ports: agent/serial).
-// Forward may be empty: then nothing is forwarded.
+// Listeners are where the agent serves: its API, the stdio streams,
+// port-forward connections (api.ForwardPort) and debug consoles
+// (api.DebugConsolePort), each on one or more listeners (vsock ports, a
+// serial session's ports: agent/serial). Forward and Console may be
+// empty: then nothing is forwarded, no console answered. Console
+// connections are refused unless Options.DebugConsole is on.
 type Listeners struct {
-	Agent, Streams, Forward []net.Listener
+	Agent, Streams, Forward, Console []net.Listener
 }
 
 // Serve serves the agent API on agentL and attaches stdio streams from
@@ -36,7 +38,7 @@ func (s *Service) ServeAll(ctx context.Context, ls Listeners) error {
 	// Forwarded connections end with the agent's serving.
 	fctx, fcancel := context.WithCancel(ctx)
 	defer fcancel()
-	n := len(ls.Agent) + len(ls.Streams) + len(ls.Forward)
+	n := len(ls.Agent) + len(ls.Streams) + len(ls.Forward) + len(ls.Console)
 	errc := make(chan error, n)
 	for _, l := range ls.Streams {
 		go func() { errc <- s.streams.serve(ctx, l) }()
@@ -44,6 +46,10 @@ func (s *Service) ServeAll(ctx context.Context, ls Listeners) error {
 	fwd := newForwards()
 	for _, l := range ls.Forward {
 		go func() { errc <- fwd.serve(fctx, l) }()
+	}
+	cons := newConsoles(s.opts.DebugConsole, s.opts.DebugShell)
+	for _, l := range ls.Console {
+		go func() { errc <- cons.serve(fctx, l) }()
 	}
 	for _, l := range ls.Agent {
 		go func() {
@@ -59,7 +65,7 @@ func (s *Service) ServeAll(ctx context.Context, ls Listeners) error {
 	case <-ctx.Done():
 	}
 	_ = srv.Close()
-	for _, l := range append(append(ls.Streams, ls.Agent...), ls.Forward...) {
+	for _, l := range append(append(append(ls.Streams, ls.Agent...), ls.Forward...), ls.Console...) {
 		_ = l.Close()
 	}
 	fcancel()

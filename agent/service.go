@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sync"
 	"time"
@@ -46,6 +47,13 @@ type Options struct {
 	// VolumeDir holds the copies of host volumes (SyncVolume); empty:
 	// /run/husk/volumes in a guest, else StateDir/volumes.
 	VolumeDir string
+	// DebugConsole lets api.DebugConsolePort open shells in the guest
+	// (console.go); off, every console is refused. A guest's agent takes
+	// it from its kernel command line (DebugConsoleEnabled).
+	DebugConsole bool
+	// DebugShell is the command a debug console runs; nil: the guest's
+	// /bin/sh, else the agent's built-in shell. Tests set it.
+	DebugShell func() *exec.Cmd
 }
 
 // Service is the agent: api.AgentService on the Linux engine.

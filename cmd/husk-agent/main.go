@@ -43,6 +43,9 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == agent.PodPIDArg {
 		agent.HoldPIDNamespace() // PID 1 of a pod's shared PID namespace
 	}
+	if len(os.Args) > 1 && os.Args[1] == agent.DebugShellArg {
+		os.Exit(agent.RunDebugShell(os.Stdin, os.Stdout)) // a debug console's shell
+	}
 	listen := flag.String("listen", "", "serve the agent API on this Unix socket instead of vsock (outside a VM)")
 	streams := flag.String("streams", "", "attach stdio streams on this Unix socket instead of vsock (outside a VM)")
 	state := flag.String("state", "/run/husk-agent", "directory for the containers' bundles and state")
@@ -79,7 +82,18 @@ func run(ctx context.Context, guest bool, listen, streams, state string) error {
 		// Orphans of every container end up here.
 		go reaper.Run(ctx)
 	}
-	svc, err := agent.New(agent.Options{StateDir: state, Guest: guest})
+	// The debug console is the VM's to allow, at boot: only husk puts
+	// its word on the kernel command line ([virt] debug_console).
+	console := false
+	if guest {
+		cmdline, err := os.ReadFile("/proc/cmdline")
+		if err != nil {
+			return fmt.Errorf("reading the kernel command line: %w", err)
+		}
+		console = agent.DebugConsoleEnabled(string(cmdline))
+		logging.L(ctx).Info("debug console", "enabled", console)
+	}
+	svc, err := agent.New(agent.Options{StateDir: state, Guest: guest, DebugConsole: console})
 	if err != nil {
 		return err
 	}
@@ -104,6 +118,13 @@ func run(ctx context.Context, guest bool, listen, streams, state string) error {
 		} else {
 			logging.L(ctx).Warn("no port forwarding over vsock", "error", ferr)
 		}
+		// The console port is served even when the console is off, to
+		// answer that it is (api.ConsoleOff).
+		if cl, cerr := listener("", api.DebugConsolePort); cerr == nil {
+			ls.Console = append(ls.Console, cl)
+		} else {
+			logging.L(ctx).Warn("no debug console over vsock", "error", cerr)
+		}
 	}
 	if !guest {
 		if err != nil {
@@ -114,9 +135,10 @@ func run(ctx context.Context, guest bool, listen, streams, state string) error {
 	// A VM without vsock has the serial port, which must come within
 	// serialWait; one with vsock is served on the port too if it comes,
 	// without waiting for it.
-	srv := serial.NewServer(api.AgentPort, api.StreamPort, api.ForwardPort)
+	srv := serial.NewServer(api.AgentPort, api.StreamPort, api.ForwardPort, api.DebugConsolePort)
 	ls.Agent, ls.Streams = append(ls.Agent, srv.Listener(api.AgentPort)), append(ls.Streams, srv.Listener(api.StreamPort))
 	ls.Forward = append(ls.Forward, srv.Listener(api.ForwardPort))
+	ls.Console = append(ls.Console, srv.Listener(api.DebugConsolePort))
 	serveSerial := func(port string) {
 		logging.L(ctx).Info("serving", "serial", port, "guest", guest)
 		_ = srv.Serve(ctx, serial.DevicePort(port))
