@@ -34,9 +34,7 @@ var wasiSuiteDirs = []string{
 // wasiExpectedFailures are the suite's tests that husk fails today, by
 // "<language>/<test>", with why. docs/limitations.md lists them too. A test
 // here that passes fails TestWASISuite, so that the list stays true.
-var wasiExpectedFailures = map[string]string{
-	"rust/stdio": "wazero's fd_renumber refuses (ENOTSUP) to move stdio (or a preopen) to another number, and the runner cannot reach wazero's table to do it",
-}
+var wasiExpectedFailures = map[string]string{}
 
 // wasiSpec is a test's .json specification (doc/specification.md of the
 // suite): a missing file or field takes the default.

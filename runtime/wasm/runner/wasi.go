@@ -190,23 +190,42 @@ func (f *fixes) sockShutdown(ctx context.Context, mod api.Module, stack []uint64
 
 // fdRenumber: wazero renumbers onto a descriptor that is not open; WASI
 // says EBADF (fd_renumber replaces an open descriptor, it does not
-// allocate one).
+// allocate one). Renumbering a descriptor onto itself does nothing (wazero
+// closes the file and leaves the closed file in the table).
 func (f *fixes) fdRenumber(ctx context.Context, mod api.Module, stack []uint64) {
-	from, to := stack[0], stack[1]
+	from, to := uint64(uint32(stack[0])), uint64(uint32(stack[1]))
 	if !f.isOpen(ctx, mod, from) || !f.isOpen(ctx, mod, to) {
 		stack[0] = errnoBadf
 		return
 	}
+	if from == to {
+		stack[0] = errnoSuccess
+		return
+	}
+	stack[0], stack[1] = from, to
 	f.orig["fd_renumber"].Call(ctx, mod, stack)
-	// wazero refuses to renumber onto stdio or a preopen (ENOTSUP), but
-	// closes them: close the destination first, then renumber onto the
-	// free number. (A source that is stdio or a preopen stays refused:
-	// wazero cannot move those.)
-	if stack[0] == errnoNotsup && from > 2 && !f.isPreopenDir(ctx, mod, from) &&
-		f.call(ctx, mod, "fd_close", to) == errnoSuccess {
-		delete(f.fds, uint32(to))
-		stack[0], stack[1] = from, to
-		f.orig["fd_renumber"].Call(ctx, mod, stack)
+	// wazero refuses to renumber stdio or a preopen, from or onto (ENOTSUP),
+	// but closes them. Onto one: close the destination first, then renumber
+	// onto the free number. From stdio: wazero's descriptor table marks
+	// stdio as preopened, which is all that stops it; the runner unmarks the
+	// entry (releaseStdio) and renumbers. A preopened directory stays where
+	// it is: wazero resolves paths under it by that mark.
+	if stack[0] == errnoNotsup {
+		restore, ok := func() {}, true
+		switch {
+		case from <= 2: // (wazero's fd_prestat_get answers for stdio too)
+			restore, ok = releaseStdio(mod, uint32(from))
+		case f.isPreopenDir(ctx, mod, from):
+			ok = false
+		}
+		if ok && f.call(ctx, mod, "fd_close", to) == errnoSuccess {
+			delete(f.fds, uint32(to))
+			stack[0], stack[1] = from, to
+			f.orig["fd_renumber"].Call(ctx, mod, stack)
+		}
+		if stack[0] != errnoSuccess {
+			restore()
+		}
 	}
 	if stack[0] == errnoSuccess {
 		if o, ok := f.fds[uint32(from)]; ok {

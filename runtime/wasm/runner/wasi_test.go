@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tetratelabs/wazero/api"
+
 	"github.com/huskrt/husk/runtime/wasm/runnerapi"
 )
 
@@ -38,11 +40,15 @@ func TestWASIFixes(t *testing.T) {
 		{"trunc_rights", 76, 52}, // ENOTCAPABLE; wazero: ENOSYS
 		{"poll_write", 0, 99},    // wazero: not the two write events
 		{"poll_fault", 21, 21},
-		{"symlink_times", 0, 44},         // wazero: follows the dangling link, ENOENT
-		{"renumber_over_stdout", 0, 58},  // wazero: ENOTSUP
-		{"renumber_over_preopen", 0, 58}, // wazero: ENOTSUP
-		{"renumber_from_stdout", 58, 58}, // still ENOTSUP (docs/limitations.md)
-		{"pwrite_append", 0, 29},         // wazero: EIO (Go's WriteAt refuses O_APPEND)
+		{"symlink_times", 0, 44},          // wazero: follows the dangling link, ENOENT
+		{"renumber_over_stdout", 0, 58},   // wazero: ENOTSUP
+		{"renumber_over_preopen", 0, 58},  // wazero: ENOTSUP
+		{"renumber_from_stdout", 0, 58},   // wazero: ENOTSUP
+		{"renumber_from_preopen", 58, 58}, // still ENOTSUP (docs/limitations.md)
+		{"renumber_hostile", 0, 0},
+		{"renumber_self", 0, 8},         // wazero: closes the file, a write is EBADF
+		{"renumber_stdout_self", 0, 58}, // wazero: ENOTSUP
+		{"pwrite_append", 0, 29},        // wazero: EIO (Go's WriteAt refuses O_APPEND)
 	}
 	for _, tt := range tests {
 		t.Run(tt.fn, func(t *testing.T) {
@@ -64,6 +70,9 @@ func TestWASIFixes(t *testing.T) {
 				}
 				if own && tt.fn == "renumber_over_stdout" && out.Len() != 0 {
 					t.Errorf("the write to fd 1 reached stdout (%q), not the file renumbered over it", out.String())
+				}
+				if own && (tt.fn == "renumber_from_stdout" || tt.fn == "renumber_stdout_self" || tt.fn == "renumber_hostile") && out.String() != "t" {
+					t.Errorf("stdout got %q, want the write to stdout's new number (\"t\")", out.String())
 				}
 			}
 		})
@@ -103,6 +112,32 @@ func TestJoinInside(t *testing.T) {
 	} {
 		if got := joinInside(tt.dir, tt.p); got != tt.want {
 			t.Errorf("joinInside(%q, %q) = %q, want %q", tt.dir, tt.p, got, tt.want)
+		}
+	}
+}
+
+// TestReleaseStdioRefuses: releaseStdio touches nothing but a wazero
+// module's stdio entries, and a module of another kind (or a wazero whose
+// types differ) is refused, not a panic.
+func TestReleaseStdioRefuses(t *testing.T) {
+	type notWazero struct{ api.Module }
+	type withSys struct {
+		api.Module
+		Sys *int
+	}
+	for _, tt := range []struct {
+		name string
+		mod  api.Module
+		fd   uint32
+	}{
+		{"nil", nil, 1},
+		{"other module", &notWazero{}, 1},
+		{"a Sys of another type", &withSys{}, 1},
+		{"not stdio", &notWazero{}, 3},
+		{"hostile fd", &notWazero{}, 0xffffffff},
+	} {
+		if restore, ok := releaseStdio(tt.mod, tt.fd); ok || restore != nil {
+			t.Errorf("%s: released", tt.name)
 		}
 	}
 }
