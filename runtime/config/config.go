@@ -103,6 +103,10 @@ type Virt struct {
 	// RootfsCache holds the EROFS images made from containers' root
 	// filesystems, shared by the pods of a node.
 	RootfsCache string `toml:"rootfs_cache"`
+	// DebugConsole lets `huskctl debug-console` open a shell in a pod's
+	// guest, through its agent (agent/console.go). Off, the VM boots
+	// without it and its agent refuses every console.
+	DebugConsole bool `toml:"debug_console"`
 }
 
 // VirtQEMU configures the qemu hypervisor ([virt.qemu]).

@@ -22,8 +22,9 @@ const (
 // configuration nor a hook may set: they choose the guest's first process
 // (husk's agent, the only one that speaks for the pod) or override the
 // words husk puts first on every guest's command line (its console and
-// what a panic does), which a later duplicate would replace.
-var reservedKernelParams = []string{"init", "rdinit", "console", "earlycon", "earlyprintk", "reboot", "panic"}
+// what a panic does), which a later duplicate would replace, or turn on
+// the agent's debug console, which only [virt] debug_console may.
+var reservedKernelParams = []string{"init", "rdinit", "console", "earlycon", "earlyprintk", "reboot", "panic", "husk.debug_console"}
 
 // CheckKernelParam says whether p may be added to a guest's command line:
 // one non-empty word of printable ASCII (no spaces: a parameter cannot
