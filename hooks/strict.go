@@ -30,6 +30,19 @@ import (
 //
 // Errors name the JSON Pointer of the offending value.
 func checkStrict(b []byte, t reflect.Type, complete bool) error {
+	if json.Valid(b) {
+		// Well-formed: walk the bytes (no token allocations; a patched
+		// event's check was most of a patched call).
+		return checkStrictValid(b, t, complete)
+	}
+	// The token walker reports where the text breaks, as encoding/json
+	// words it.
+	return checkStrictTokens(b, t, complete)
+}
+
+// checkStrictTokens is checkStrict by encoding/json's tokens, for any
+// text.
+func checkStrictTokens(b []byte, t reflect.Type, complete bool) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	w := strictWalker{dec: dec, complete: complete}
@@ -75,22 +88,7 @@ var (
 
 // value checks the next value of w's input against t (nil: any value).
 func (w *strictWalker) value(t reflect.Type, path *strictPath) error {
-	nullable := true
-	if t != nil {
-		for t.Kind() == reflect.Pointer {
-			t = t.Elem()
-		}
-		nullable = false
-		switch t.Kind() {
-		case reflect.Slice, reflect.Map, reflect.Interface:
-			nullable = true
-		}
-		// A type that decodes itself checks its own text (V1 refuses
-		// anything but 1); only repeated members are looked for below it.
-		if t == rawMessageType || t.Kind() == reflect.Interface || reflect.PointerTo(t).Implements(unmarshalerType) {
-			t = nil
-		}
-	}
+	t, nullable := strictType(t)
 	tok, err := w.dec.Token()
 	if err != nil {
 		return err
@@ -112,10 +110,32 @@ func (w *strictWalker) value(t reflect.Type, path *strictPath) error {
 		return err
 	case nil:
 		if w.complete && !nullable && t != nil {
-			return fmt.Errorf("%s: null, where the schema has a %s", pathOrRoot(path), kindName(t))
+			return errNull(path, t)
 		}
 	}
 	return nil
+}
+
+// strictType returns the type whose members a value of t is checked
+// against (nil: none, only repeated members are looked for) and whether
+// the value may be null.
+func strictType(t reflect.Type) (_ reflect.Type, nullable bool) {
+	if t == nil {
+		return nil, true
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Slice, reflect.Map, reflect.Interface:
+		nullable = true
+	}
+	// A type that decodes itself checks its own text (V1 refuses
+	// anything but 1); only repeated members are looked for below it.
+	if t == rawMessageType || t.Kind() == reflect.Interface || reflect.PointerTo(t).Implements(unmarshalerType) {
+		t = nil
+	}
+	return t, nullable
 }
 
 // object checks the members of an object whose '{' was just read.
@@ -137,7 +157,7 @@ func (w *strictWalker) object(t reflect.Type, path *strictPath) error {
 		name := tok.(string) // the decoder only hands out string keys
 		member := &strictPath{parent: path, name: name}
 		if slices.Contains(seen, name) {
-			return fmt.Errorf("%s: member %q appears twice", pathOrRoot(path), name)
+			return errRepeated(path, name)
 		}
 		seen = append(seen, name)
 		vt := elem
@@ -156,10 +176,25 @@ func (w *strictWalker) object(t reflect.Type, path *strictPath) error {
 		return err
 	}
 	if w.complete {
-		for name, f := range fields {
-			if f.required && !slices.Contains(seen, name) {
-				return fmt.Errorf("%s: member %q is missing", pathOrRoot(path), name)
-			}
+		return missingMember(path, fields, seen)
+	}
+	return nil
+}
+
+func errNull(path *strictPath, t reflect.Type) error {
+	return fmt.Errorf("%s: null, where the schema has a %s", pathOrRoot(path), kindName(t))
+}
+
+func errRepeated(path *strictPath, name string) error {
+	return fmt.Errorf("%s: member %q appears twice", pathOrRoot(path), name)
+}
+
+// missingMember returns an error naming a member of fields that is
+// always encoded but not among those seen, if any.
+func missingMember(path *strictPath, fields map[string]strictField, seen []string) error {
+	for name, f := range fields {
+		if f.required && !slices.Contains(seen, name) {
+			return fmt.Errorf("%s: member %q is missing", pathOrRoot(path), name)
 		}
 	}
 	return nil
