@@ -26,14 +26,15 @@ type command struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"check":   {"say what this host can run (the VM handler's needs) and why not", runCheck},
-		"config":  {"print or check husk's effective configuration (check: hook modules too)", runConfig},
-		"dev":     {"development bench: private containerd, test images", runDev},
-		"guest":   {"build the VM guest image (kernel, initrd with husk-agent)", runGuest},
-		"metrics": {"print a sandbox shim's Prometheus metrics (or pprof pages)", runMetrics},
-		"policy":  {"write, build and test hook policies (new, build, test)", runPolicy},
-		"version": {"print huskctl's version and git revision", runVersion},
-		"vm":      {"run a VM with husk's VMM, for debugging", runVM},
+		"check":         {"say what this host can run (the VM handler's needs) and why not", runCheck},
+		"config":        {"print or check husk's effective configuration (check: hook modules too)", runConfig},
+		"debug-console": {"open a shell in a VM pod's guest, through its agent ([virt] debug_console)", runDebugConsole},
+		"dev":           {"development bench: private containerd, test images", runDev},
+		"guest":         {"build the VM guest image (kernel, initrd with husk-agent)", runGuest},
+		"metrics":       {"print a sandbox shim's Prometheus metrics (or pprof pages)", runMetrics},
+		"policy":        {"write, build and test hook policies (new, build, test)", runPolicy},
+		"version":       {"print huskctl's version and git revision", runVersion},
+		"vm":            {"run a VM with husk's VMM, for debugging", runVM},
 	}
 }
 

@@ -52,7 +52,10 @@ func (h *fakeHypervisor) Start(ctx context.Context, cfg *VMConfig) (VM, error) {
 		}
 		v.cfg.NICs[i].Tap = os.NewFile(uintptr(fd), n.Tap.Name())
 	}
-	svc, err := agent.New(agent.Options{StateDir: filepath.Join(cfg.Dir, "agent"), FindDisk: v.findDisk})
+	// The agent learns of its debug console from the command line, as
+	// in a guest.
+	console := agent.DebugConsoleEnabled(strings.Join(cfg.KernelParams, " "))
+	svc, err := agent.New(agent.Options{StateDir: filepath.Join(cfg.Dir, "agent"), FindDisk: v.findDisk, DebugConsole: console})
 	if err != nil {
 		return nil, err
 	}
@@ -79,10 +82,14 @@ func (h *fakeHypervisor) Start(ctx context.Context, cfg *VMConfig) (VM, error) {
 	if err != nil {
 		return nil, err
 	}
+	conL, err := net.Listen("unix", filepath.Join(sockDir, "c"))
+	if err != nil {
+		return nil, err
+	}
 	sctx, cancel := context.WithCancel(context.Background())
 	v.cancel = cancel
 	v.served = make(chan error, 1)
-	ls := agent.Listeners{Agent: []net.Listener{agentL}, Streams: []net.Listener{streamL}, Forward: []net.Listener{fwdL}}
+	ls := agent.Listeners{Agent: []net.Listener{agentL}, Streams: []net.Listener{streamL}, Forward: []net.Listener{fwdL}, Console: []net.Listener{conL}}
 	go func() { v.served <- svc.ServeAll(sctx, ls) }()
 	if h.wrap != nil {
 		srv, err := ttrpc.NewServer()
@@ -131,7 +138,7 @@ func (v *fakeVM) findDisk(serial string) (string, error) {
 }
 
 func (v *fakeVM) Dial(ctx context.Context, port uint32) (net.Conn, error) {
-	name := map[uint32]string{api.AgentPort: "a", api.StreamPort: "s", api.ForwardPort: "f"}[port]
+	name := map[uint32]string{api.AgentPort: "a", api.StreamPort: "s", api.ForwardPort: "f", api.DebugConsolePort: "c"}[port]
 	if name == "" {
 		return nil, fmt.Errorf("port %d: %w", port, errdefs.ErrNotFound)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/containerd/errdefs"
 
+	"github.com/huskrt/husk/agent/api"
 	"github.com/huskrt/husk/internal/logging"
 	"github.com/huskrt/husk/internal/vocab"
 	"github.com/huskrt/husk/runtime/handler"
@@ -21,6 +22,18 @@ const Name = vocab.Virt
 // the console is the serial port (the VM's log), a panic ends the VM at
 // once, and a reboot is an end (the VMM does not restart).
 var baseKernelParams = []string{"console=ttyS0", "reboot=k", "panic=-1", "quiet"}
+
+// kernelParams is a guest's command line: husk's words, the VM's (the
+// configuration's and the hooks'), and last the word that turns the
+// agent's debug console on when console is (config reserves it: no other
+// word can).
+func kernelParams(vmParams []string, console bool) []string {
+	ps := append(append([]string{}, baseKernelParams...), vmParams...)
+	if console {
+		ps = append(ps, api.DebugConsoleParam)
+	}
+	return ps
+}
 
 // Handler is the VirtContainer handler.
 type Handler struct {
@@ -136,7 +149,7 @@ func (h *Handler) NewSandbox(ctx context.Context, req *handler.SandboxRequest) (
 		hv:       hv,
 		vm: VMConfig{
 			ID: req.ID, Dir: dir, Kernel: img.kernel, Initrd: img.initrd,
-			KernelParams: append(append([]string{}, baseKernelParams...), vm.KernelParams...),
+			KernelParams: kernelParams(vm.KernelParams, cfg.DebugConsole),
 			VCPUs:        vm.VCPUs, MemoryMiB: vm.MemoryMiB,
 			DiskSlots: cfg.DiskSlots, Cgroup: cg,
 			QEMU:    QEMUConfig{Binary: cfg.QEMU.Binary, Accel: cfg.QEMU.Accel, User: cfg.QEMU.User},
@@ -149,6 +162,7 @@ func (h *Handler) NewSandbox(ctx context.Context, req *handler.SandboxRequest) (
 		boot:    boot,
 		call:    call,
 		cache:   cfg.RootfsCache,
+		console: cfg.DebugConsole,
 	})
 	if err != nil {
 		if nerr := nics.teardown(); nerr != nil {

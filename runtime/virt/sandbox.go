@@ -36,6 +36,7 @@ type sandboxConfig struct {
 	network *api.Network // the guest's; nil: loopback only
 	netns   string       // the pod's network namespace on the host; "": none
 	nics    *podNICs     // the taps in the pod's namespace; nil: none
+	console bool         // [virt] debug_console: serve DebugConsoleSocket
 }
 
 // sandbox is a pod's VM and its agent.
@@ -56,6 +57,7 @@ type sandbox struct {
 	oomSync chan chan struct{}
 	vols    podVolumes      // the host volumes copied into the VM
 	ports   *podPortForward // nil: no port forwarding
+	console *debugConsoles  // nil: no debug console
 }
 
 // startSandbox boots the VM and waits for its agent. On error nothing is
@@ -94,6 +96,15 @@ func startSandbox(ctx context.Context, cfg sandboxConfig) (_ *sandbox, retErr er
 	s := &sandbox{cfg: cfg, vm: vm, cl: cl, ctx: sctx, cancel: cancel,
 		ctrs: map[string]*container{}, dead: make(chan struct{}), oomSync: make(chan chan struct{})}
 	s.ports = forwardPorts(sctx, cfg.netns, vm)
+	if cfg.console {
+		// A pod whose console cannot be served runs without it.
+		s.console, err = serveDebugConsole(sctx, cfg.vm.Dir, debugConsoleDialer(vm))
+		if err != nil {
+			logging.L(ctx).Warn("the debug console is not available for this pod", "error", err)
+		} else {
+			logging.L(ctx).Warn("debug console on ([virt] debug_console): huskctl debug-console opens a shell in the guest")
+		}
+	}
 	go s.watchVM()
 	go s.watchOOM()
 	return s, nil
@@ -255,6 +266,7 @@ func (s *sandbox) Close(ctx context.Context) error {
 	}
 	s.cancel()
 	s.cl.Close()
+	s.console.Close()
 	if err := s.ports.Close(); err != nil {
 		logging.L(ctx).Warn("port-forward: closing", "error", err)
 	}

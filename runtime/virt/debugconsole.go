@@ -1,0 +1,134 @@
+package virt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/huskrt/husk/agent/api"
+	"github.com/huskrt/husk/internal/logging"
+)
+
+// DebugConsoleSocket is the Unix socket, in a VM pod's state directory's
+// virt/ (mode 0700, the shim's user's), that `huskctl debug-console`
+// dials when [virt] debug_console is on: each connection is carried to
+// the agent's api.DebugConsolePort as it is, and speaks its protocol. A
+// pod started with the console off has no socket.
+const DebugConsoleSocket = "debug.sock"
+
+// Bounds of the host's end of the debug console.
+const (
+	// maxDebugConsoles bounds the consoles a pod's shim carries at once
+	// (the agent has its own bound).
+	maxDebugConsoles = 2
+	// debugConsoleDial bounds the dial of the agent's console port.
+	debugConsoleDial = 30 * time.Second
+	// debugConsoleGrace is how long a console one side half-closed
+	// waits for the other (api.Relay).
+	debugConsoleGrace = 5 * time.Second
+)
+
+// debugConsoles carries the connections to DebugConsoleSocket to the
+// guest's api.DebugConsolePort.
+type debugConsoles struct {
+	l    net.Listener
+	dial func(ctx context.Context) (net.Conn, error)
+	ctx  context.Context
+	stop context.CancelFunc
+	sem  chan struct{}
+	wg   sync.WaitGroup
+}
+
+// debugConsoleDialer dials the agent's console port.
+func debugConsoleDialer(vm VM) func(ctx context.Context) (net.Conn, error) {
+	return func(ctx context.Context) (net.Conn, error) { return vm.Dial(ctx, api.DebugConsolePort) }
+}
+
+// serveDebugConsole listens on dir's DebugConsoleSocket (mode 0600) and
+// carries its connections to dial's until Close.
+func serveDebugConsole(ctx context.Context, dir string, dial func(ctx context.Context) (net.Conn, error)) (*debugConsoles, error) {
+	path := filepath.Join(dir, DebugConsoleSocket)
+	_ = os.Remove(path) // a dead shim's
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("the debug console's socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		_ = l.Close()
+		return nil, fmt.Errorf("the debug console's socket: %w", err)
+	}
+	cctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	d := &debugConsoles{l: l, dial: dial, ctx: cctx, stop: stop, sem: make(chan struct{}, maxDebugConsoles)}
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		d.serve()
+	}()
+	return d, nil
+}
+
+func (d *debugConsoles) serve() {
+	log := logging.L(d.ctx)
+	for {
+		c, err := d.l.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) || d.ctx.Err() != nil {
+				return
+			}
+			log.Warn("debug console: accepting", "error", err)
+			select {
+			case <-d.ctx.Done():
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
+		}
+		select {
+		case d.sem <- struct{}{}:
+		default:
+			log.Warn("debug console: refusing a connection: too many", "limit", maxDebugConsoles)
+			_, _ = c.Write([]byte{api.ConsoleBusy})
+			_ = c.Close()
+			continue
+		}
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			defer func() { <-d.sem }()
+			d.carry(c)
+		}()
+	}
+}
+
+// carry relays c to a new connection to the agent's console port.
+func (d *debugConsoles) carry(c net.Conn) {
+	log := logging.L(d.ctx)
+	log.Warn("debug console: a connection to the guest's shell")
+	ctx, cancel := context.WithTimeout(d.ctx, debugConsoleDial)
+	g, err := d.dial(ctx)
+	cancel()
+	if err != nil {
+		log.Warn("debug console: dialling the agent", "error", err)
+		_, _ = c.Write([]byte{api.ConsoleFailed})
+		_ = c.Close()
+		return
+	}
+	api.Relay(d.ctx, c, g, debugConsoleGrace)
+	log.Info("debug console: connection closed")
+}
+
+// Close stops listening, removes the socket, ends every console and
+// returns once none is carried.
+func (d *debugConsoles) Close() {
+	if d == nil {
+		return
+	}
+	d.stop()
+	_ = d.l.Close() // a Unix listener removes its socket
+	d.wg.Wait()
+}
