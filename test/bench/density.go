@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"strconv"
@@ -26,7 +27,11 @@ func podArgs(sb string, sandbox bool) []string {
 // shim at 1, 10 and 100 containers and the host's memory per container.
 func density(ctx context.Context, c *devenv.Containerd, rt, rootfs string) (densityInfo, error) {
 	var d densityInfo
-	sb := "pod-" + short(rt)
+	var err error
+	if d.Pods10, err = tenPods(ctx, c, rt, rootfs); err != nil {
+		return d, err
+	}
+	sb := "pod-" + rtName(rt)
 	ids := []string{}
 	defer func() {
 		for _, id := range ids {
@@ -96,4 +101,97 @@ func memAvailable() int {
 		}
 	}
 	return 0
+}
+
+var (
+	densityOnly     = flag.Bool("density-only", false, "measure only the P2 and P11 shim memory rows (density.go)")
+	densityRuntimeB = flag.String("density-runtime-b", "", "with -density-only, another runtime (e.g. io.containerd.huskb.v2, a second shim build in -shim-dir) measured beside husk, for A/B comparisons")
+)
+
+// tenPods runs 10 single-container pods on runtime rt at once, each
+// grouped by the CRI's annotations into a shim of its own, and returns the
+// mean RSS and PSS of those 10 shims. PSS divides the pages the shims
+// share (the binary's text, the libraries) among them: it is what a node
+// pays per pod, where one shim's RSS counts them all.
+func tenPods(ctx context.Context, c *devenv.Containerd, rt, rootfs string) (memInfo, error) {
+	const n = 10
+	var ids []string
+	defer func() {
+		for _, id := range ids {
+			_, _, _ = c.Ctr(ctx, "task", "kill", "-s", "SIGKILL", id)
+		}
+		for _, id := range ids {
+			for i := 0; i < 100; i++ {
+				if _, _, err := c.Ctr(ctx, "task", "delete", id); err == nil {
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			_, _, _ = c.Ctr(ctx, "container", "delete", id)
+		}
+	}()
+	for i := 0; i < n; i++ {
+		id := fmt.Sprintf("pods10-%s-%d", rtName(rt), i)
+		args := append([]string{"run", "-d", "--runtime", rt, "--rootfs", rootfs}, podArgs(id, true)...)
+		if _, stderr, err := c.Ctr(ctx, append(args, id, "/bin/sleep", "1000")...); err != nil {
+			return memInfo{}, fmt.Errorf("ten pods %s: %s: %v: %s", rt, id, err, stderr)
+		}
+		ids = append(ids, id)
+	}
+	time.Sleep(2 * time.Second) // let the shims' heaps settle
+	var sum memInfo
+	for _, id := range ids {
+		pid, err := shimPid(id)
+		if err != nil {
+			return memInfo{}, err
+		}
+		m := readMem(pid)
+		if m.RSSKiB == 0 {
+			return memInfo{}, fmt.Errorf("ten pods %s: no memory read for the shim of %s (pid %d)", rt, id, pid)
+		}
+		sum.RSSKiB += m.RSSKiB
+		sum.PSSKiB += m.PSSKiB
+	}
+	return memInfo{RSSKiB: sum.RSSKiB / n, PSSKiB: sum.PSSKiB / n}, nil
+}
+
+// densityAlone is -density-only: the shim memory rows of runc, husk and,
+// if asked, a second husk build, measured one runtime after another.
+func densityAlone(ctx context.Context, c *devenv.Containerd, rootfs string, res *result) error {
+	rts := []string{runcRT, huskRT}
+	if *densityRuntimeB != "" {
+		rts = append(rts, *densityRuntimeB)
+	}
+	for _, rt := range rts {
+		d, err := density(ctx, c, rt, rootfs)
+		if err != nil {
+			return err
+		}
+		key := short(rt)
+		if rt == *densityRuntimeB {
+			key = rt
+		}
+		res.Density[key] = d
+	}
+	printTable(*res)
+	if b, ok := res.Density[*densityRuntimeB]; ok {
+		mib := func(kib int) float64 { return float64(kib) / 1024 }
+		h := res.Density["husk"]
+		fmt.Printf("\nA/B, husk then %s: RSS one container %.1f / %.1f MiB; ten pods, per shim: RSS %.1f / %.1f MiB, PSS %.1f / %.1f MiB; 100 containers %.1f / %.1f MiB\n",
+			*densityRuntimeB, mib(h.Shim1.RSSKiB), mib(b.Shim1.RSSKiB), mib(h.Pods10.RSSKiB), mib(b.Pods10.RSSKiB),
+			mib(h.Pods10.PSSKiB), mib(b.Pods10.PSSKiB), mib(h.Shim100.RSSKiB), mib(b.Shim100.RSSKiB))
+	}
+	return nil
+}
+
+// rtName names runtime rt in container ids: husk, runc, or for another
+// (io.containerd.huskb.v2) its own name (huskb).
+func rtName(rt string) string {
+	if rt == huskRT || rt == runcRT {
+		return short(rt)
+	}
+	if f := strings.Split(rt, "."); len(f) == 4 {
+		return f[2]
+	}
+	return strings.NewReplacer(".", "-").Replace(rt)
 }
