@@ -16,8 +16,10 @@ ifeq ($(VARIANT_TAGS_$(VARIANT)),)
 $(error unknown VARIANT '$(VARIANT)': want novmm, or none for the full build)
 endif
 endif
-# libcontainer needs cgo (nsenter) and, for seccomp, libseccomp.
-BUILDTAGS := seccomp $(VARIANT_TAGS_$(VARIANT))
+# libcontainer needs cgo (nsenter) and, for seccomp, libseccomp. grpcnotrace
+# leaves gRPC's request tracing (x/net/trace and text/template) out: 4.5 MB
+# less shim (docs/RATIONALE.md, "Why the shim is built with grpcnotrace").
+BUILDTAGS := seccomp grpcnotrace $(VARIANT_TAGS_$(VARIANT))
 export CGO_ENABLED := 1
 
 .PHONY: all build install uninstall test unit integration demo bench containerd tools clean lint fuzz fuzz-short nested-assets proto agent guest static
