@@ -6,20 +6,19 @@ TOOLS := $(CURDIR)/.tools/bin
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 REVISION ?= $(shell git rev-parse --verify -q HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X github.com/huskrt/husk/version.Version=$(VERSION) -X github.com/huskrt/husk/version.Revision=$(REVISION)
-# VARIANT picks a build that leaves a part out (docs/RATIONALE.md, "Why
+# VARIANT picks a build that leaves parts out (docs/RATIONALE.md, "Why
 # build variants"): novmm leaves husk's own VMM out of the shim and huskctl
-# (the virt handler then runs VMs with QEMU only). Empty: everything.
+# (the virt handler then runs VMs with QEMU only); nohooks leaves the hook
+# engine, and wazero with it, out (a configuration with hooks is refused).
+# Both: VARIANT="novmm nohooks". Empty: everything.
 VARIANT ?=
 VARIANT_TAGS_novmm := husk_novmm
-ifneq ($(VARIANT),)
-ifeq ($(VARIANT_TAGS_$(VARIANT)),)
-$(error unknown VARIANT '$(VARIANT)': want novmm, or none for the full build)
-endif
-endif
+VARIANT_TAGS_nohooks := husk_nohooks
+$(foreach v,$(VARIANT),$(if $(VARIANT_TAGS_$(v)),,$(error unknown VARIANT '$(v)': want novmm and/or nohooks, or none for the full build)))
 # libcontainer needs cgo (nsenter) and, for seccomp, libseccomp. grpcnotrace
 # leaves gRPC's request tracing (x/net/trace and text/template) out: 4.5 MB
 # less shim (docs/RATIONALE.md, "Why the shim is built with grpcnotrace").
-BUILDTAGS := seccomp grpcnotrace $(VARIANT_TAGS_$(VARIANT))
+BUILDTAGS := seccomp grpcnotrace $(foreach v,$(VARIANT),$(VARIANT_TAGS_$(v)))
 export CGO_ENABLED := 1
 
 .PHONY: all build install uninstall test unit integration demo bench containerd tools clean lint fuzz fuzz-short nested-assets proto agent guest static

@@ -8,7 +8,7 @@ import (
 	"reflect"
 	"unicode/utf8"
 
-	"github.com/huskrt/husk/wasmhost"
+	"github.com/huskrt/husk/internal/textesc"
 )
 
 // Decision is what a module answers at a point: the decision JSON of the
@@ -141,7 +141,7 @@ func (o opJSON) op() (Op, error) {
 // (newlines, terminal escape sequences): it reaches logs and users'
 // terminals.
 func cleanReason(s string) string {
-	s = wasmhost.EscapeText(s)
+	s = textesc.Escape(s)
 	if len(s) <= maxReason {
 		return s
 	}

@@ -1,3 +1,5 @@
+//go:build !husk_nohooks
+
 package hooks_test
 
 import (

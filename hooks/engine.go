@@ -1,3 +1,5 @@
+//go:build !husk_nohooks
+
 package hooks
 
 import (
@@ -7,63 +9,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"runtime"
 	"slices"
 	"sync"
 	"time"
 
-	"github.com/containerd/errdefs"
-
 	"github.com/huskrt/husk/internal/hookconf"
 	"github.com/huskrt/husk/internal/logging"
 	"github.com/huskrt/husk/internal/vocab"
 	"github.com/huskrt/husk/wasmhost"
-)
-
-// DefaultCacheDir is where shims share compiled modules.
-const DefaultCacheDir = wasmhost.DefaultCacheDir
-
-// Options configures an Engine beyond its hooks. The zero value is usable.
-type Options struct {
-	// CacheDir keeps compiled modules in files under this directory, shared
-	// by every process using it (the shim passes DefaultCacheDir). Empty:
-	// compiled code is kept in memory only.
-	CacheDir string
-	// MaxInstances bounds the instances of each module, and so the calls
-	// into one module that run at once. 0: max(2, GOMAXPROCS).
-	MaxInstances int
-	// MaxOutput bounds a decision's size in bytes. 0: 1 MiB.
-	MaxOutput int
-	// TolerateLoadErrors makes New succeed when modules fail to load: each
-	// failure is logged, and every call at a broken hook's points gets its
-	// on_error outcome with the load error as cause (so a shim keeps
-	// serving, and fails closed where the operator asked). Without it New
-	// fails with every load error.
-	TolerateLoadErrors bool
-	// Observe, when set, is called after every hook call (concurrently, from
-	// Run's goroutines), e.g. to feed metrics.
-	Observe func(Call)
-}
-
-// Call describes one hook call, for Options.Observe.
-type Call struct {
-	Hook     string
-	Point    Point
-	Result   Result
-	Duration time.Duration
-}
-
-// Result is what a hook call gave, whatever the hook's mode.
-type Result string
-
-// The results of a hook call.
-const (
-	ResultAllow Result = "allow"
-	ResultPatch Result = "patch" // allowed with a patch that applied
-	ResultDeny  Result = "deny"
-	ResultError Result = "error" // the module failed; on_error decided
 )
 
 // Engine runs the hook chains. It is safe for concurrent use; its chains
@@ -246,34 +201,6 @@ func (h *hook) wait(ctx context.Context) error {
 	}
 }
 
-// LoadError is a hook whose module could not be loaded.
-type LoadError struct {
-	Hook   string
-	Module string // the file
-	Err    error
-}
-
-// Error names the hook and the file.
-func (e *LoadError) Error() string {
-	return fmt.Sprintf("hook %q: module %s: %v", e.Hook, e.Module, e.Err)
-}
-
-// Unwrap returns the cause and its class: errdefs.ErrNotFound for a
-// missing file, errdefs.ErrInvalidArgument otherwise.
-func (e *LoadError) Unwrap() []error {
-	if errors.Is(e.Err, fs.ErrNotExist) {
-		return []error{e.Err, errdefs.ErrNotFound}
-	}
-	return []error{e.Err, errdefs.ErrInvalidArgument}
-}
-
-// ErrDigestMismatch is the cause of a module whose content does not match
-// its sha256 pin.
-var ErrDigestMismatch = errors.New("module does not match its sha256 pin")
-
-// ErrClosed is a call to an engine that was closed (its sandbox is gone).
-var ErrClosed = fmt.Errorf("hook engine closed: %w", errdefs.ErrUnavailable)
-
 // load reads, checks and loads the module of c.
 func load(ctx context.Context, host *wasmhost.Host, c hookconf.Hook) (*wasmhost.Module, error) {
 	fail := func(err error) error { return &LoadError{Hook: c.Name, Module: c.Module, Err: err} }
@@ -349,3 +276,7 @@ func (e *Engine) Close(ctx context.Context) error {
 	errs = append(errs, e.host.Close(ctx))
 	return errors.Join(errs...)
 }
+
+// Built reports whether this build has the hook engine (a build with the
+// husk_nohooks tag has not: engine_nohooks.go).
+const Built = true

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/huskrt/husk/wasmhost"
+	"github.com/huskrt/husk/internal/textesc"
 )
 
 // Op is one JSON Patch (RFC 6902) operation: add, remove, replace, move,
@@ -52,7 +52,7 @@ func applyPatch(doc []byte, ops []Op, deadline time.Time) ([]byte, error) {
 			return nil, errDeadline
 		}
 		if tree, err = p.apply(tree, op); err != nil {
-			return nil, fmt.Errorf("patch operation %d (%s %s): %w", i, wasmhost.EscapeText(op.Op), wasmhost.EscapeText(op.Path), err)
+			return nil, fmt.Errorf("patch operation %d (%s %s): %w", i, textesc.Escape(op.Op), textesc.Escape(op.Path), err)
 		}
 	}
 	out, err := json.Marshal(tree)
@@ -136,7 +136,7 @@ func (p *patcher) apply(doc any, op Op) (any, error) {
 		}
 		value, err := get(doc, from)
 		if err != nil {
-			return nil, fmt.Errorf("from %s: %w", wasmhost.EscapeText(op.From), err)
+			return nil, fmt.Errorf("from %s: %w", textesc.Escape(op.From), err)
 		}
 		if op.Op == "copy" {
 			if value, err = p.clone(value); err != nil {

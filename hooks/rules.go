@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/huskrt/husk/wasmhost"
+	"github.com/huskrt/husk/internal/textesc"
 )
 
 // opMask is a set of JSON Patch operation kinds.
@@ -32,7 +32,7 @@ func writable(path string, ops opMask) rule { return rule{mustPointer(path), ops
 func checkOps(rules []rule, ops []Op) error {
 	for i, op := range ops {
 		if err := checkOp(rules, op); err != nil {
-			return fmt.Errorf("patch operation %d (%s %s): %w", i, wasmhost.EscapeText(op.Op), wasmhost.EscapeText(op.Path), err)
+			return fmt.Errorf("patch operation %d (%s %s): %w", i, textesc.Escape(op.Op), textesc.Escape(op.Path), err)
 		}
 	}
 	return nil
@@ -59,10 +59,10 @@ func checkOp(rules []rule, op Op) error {
 		}
 		if op.Op == "move" {
 			if err := allowed(rules, from, opRemove, true); err != nil {
-				return fmt.Errorf("from %s: %w", wasmhost.EscapeText(op.From), err)
+				return fmt.Errorf("from %s: %w", textesc.Escape(op.From), err)
 			}
 		} else if !readable(rules, from) {
-			return fmt.Errorf("from %s: %w", wasmhost.EscapeText(op.From), errOutside(rules))
+			return fmt.Errorf("from %s: %w", textesc.Escape(op.From), errOutside(rules))
 		}
 		return allowed(rules, path, opAdd, false)
 	}

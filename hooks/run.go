@@ -1,3 +1,5 @@
+//go:build !husk_nohooks
+
 package hooks
 
 import (
@@ -17,16 +19,6 @@ import (
 	"github.com/huskrt/husk/internal/logging"
 	"github.com/huskrt/husk/wasmhost"
 )
-
-// ErrBadPatch is the cause of a patch that cannot be applied (a path that
-// does not exist, a failed test) or whose result does not fit the event's
-// schema.
-var ErrBadPatch = errors.New("bad patch")
-
-// ErrCheckPatched is the cause of a checking hook's failure by answering
-// with a patch: a checking hook (kind = "check") may allow or deny, never
-// change the step, since the hooks after it would not see its change.
-var ErrCheckPatched = errors.New(`a checking hook may not patch (kind = "check"; a hook that changes steps is kind = "change")`)
 
 // Run asks the chain of point about event and returns the outcome: first
 // its changing hooks, then its checking hooks, each in config order. event

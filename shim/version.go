@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"strings"
 
+	"github.com/huskrt/husk/hooks"
 	"github.com/huskrt/husk/runtime/handler"
 	"github.com/huskrt/husk/version"
 )
@@ -47,16 +48,21 @@ func wantsVersion(args []string) bool {
 // printVersion writes husk's version, and the containerd shim library it
 // is built on, as containerd's shims print theirs; then the handlers of
 // this build, with a handler's backends where it has some (the virt
-// handler's hypervisors: a build variant may leave husk's VMM out).
+// handler's hypervisors: a build variant may leave husk's VMM out), and
+// whether it runs hook modules (another variant leaves the engine out).
 func printVersion(w io.Writer, prog string, hs ...handler.Handler) {
 	fmt.Fprintf(w, "%s:\n", filepath.Base(prog))
 	fmt.Fprintf(w, "  Version:    %s\n", version.Version)
 	fmt.Fprintf(w, "  Revision:   %s\n", version.Revision)
 	fmt.Fprintf(w, "  Go version: %s\n", goruntime.Version())
+	wazero := ""
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, d := range bi.Deps {
-			if d.Path == "github.com/containerd/containerd/v2" {
+			switch d.Path {
+			case "github.com/containerd/containerd/v2":
 				fmt.Fprintf(w, "  containerd: %s (pkg/shim)\n", d.Version)
+			case "github.com/tetratelabs/wazero":
+				wazero = " (wazero " + d.Version + ")"
 			}
 		}
 	}
@@ -70,5 +76,10 @@ func printVersion(w io.Writer, prog string, hs ...handler.Handler) {
 	}
 	if len(names) > 0 {
 		fmt.Fprintf(w, "  Handlers:   %s\n", strings.Join(names, ", "))
+	}
+	if hooks.Built {
+		fmt.Fprintf(w, "  Hooks:      Wasm modules%s\n", wazero)
+	} else {
+		fmt.Fprintf(w, "  Hooks:      none: %v\n", hooks.ErrNotInBuild)
 	}
 }

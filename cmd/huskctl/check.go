@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 
+	"github.com/huskrt/husk/hooks"
 	"github.com/huskrt/husk/internal/guestimage"
 	"github.com/huskrt/husk/runtime/config"
 	"github.com/huskrt/husk/runtime/virt"
@@ -25,7 +26,10 @@ handler, which hypervisor backends this host can use (builtin: whether
 channel), whether the guest image is built and intact, whether VM pods
 can take a pod's network (a tap joined by tc: tun, sch_ingress, cls_u32,
 act_mirred), and whether mkfs.erofs is installed. Only the configured backend ([virt] hypervisor) is
-required. Exits 1 when the configured default handler cannot run here.
+required. Then whether this build runs hook modules (a build without the
+hook engine cannot serve a configuration that has hooks). Exits 1 when the
+configured default handler cannot run here, or hooks are configured and
+this build cannot run them.
 `
 
 // finding is one line of huskctl check's report.
@@ -52,10 +56,26 @@ func runCheck(ctx context.Context, args []string) error {
 	}
 	virt := checkVirt(ctx, cfg)
 	ok := report(os.Stdout, "virt", virt)
+	hooksOK := report(os.Stdout, "hooks", checkHookEngine(cfg))
+	var errs []error
 	if cfg.Runtime.DefaultHandler == config.HandlerVirt && !ok {
-		return errors.New("the default handler, virt, cannot run on this host")
+		errs = append(errs, errors.New("the default handler, virt, cannot run on this host"))
 	}
-	return nil
+	if !hooksOK {
+		errs = append(errs, fmt.Errorf("%d hooks are configured: %w", len(cfg.Hooks), hooks.ErrNotInBuild))
+	}
+	return errors.Join(errs...)
+}
+
+// checkHookEngine says whether this build runs hook modules (make build
+// VARIANT=nohooks leaves the engine out; huskctl is built as the shim is),
+// which only matters when the configuration has hooks.
+func checkHookEngine(cfg *config.Config) []finding {
+	f := finding{what: "hook engine", optional: len(cfg.Hooks) == 0, note: fmt.Sprintf("%d hooks configured", len(cfg.Hooks))}
+	if !hooks.Built {
+		f.err = hooks.ErrNotInBuild
+	}
+	return []finding{f}
 }
 
 // checkVirt lists what the VM handler needs and whether this host has it.

@@ -54,6 +54,7 @@ func wazero(pkg string) bool { return strings.HasPrefix(pkg, "github.com/tetrate
 // checks it), so a library using one can still be lifted out with it.
 var sharedLeaves = []string{
 	module + "/internal/boundedfile", // wasmhost.ReadModule's bounded read
+	module + "/internal/textesc",     // wasmhost.EscapeText, and the hook chain's messages in every build
 }
 
 // standalone forbids a library husk's packages outside its own tree,
