@@ -126,8 +126,9 @@ func run(ctx context.Context, o options) int {
 	// speed): the goroutine that ends the runner on SIGTERM waited with
 	// it, and a Go module's `ctr task kill` hung (TestSignals, 1 run in 3).
 	wasm = nil
+	imports := wasiImports(compiled)
 	instantiate := func(ctx context.Context, rt wazero.Runtime) error {
-		return instantiateWASI(ctx, rt, o.preopens)
+		return instantiateWASI(ctx, rt, o.preopens, imports)
 	}
 	if o.wazeroWASI {
 		instantiate = func(ctx context.Context, rt wazero.Runtime) error {

@@ -3,10 +3,12 @@ package runner
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
+	"maps"
 	"path"
+	"slices"
 	"strings"
 
-	"fmt"
 	"golang.org/x/sys/unix"
 
 	"github.com/tetratelabs/wazero"
@@ -32,9 +34,12 @@ const (
 // wazero's implementation, with the runner's own in place of the calls
 // where wazero's is wrong (each says how). The runner's delegate to
 // wazero's, which they call with the guest module, so that they work on
-// the same descriptor table.
-func instantiateWASI(ctx context.Context, rt wazero.Runtime, preopens []runnerapi.Preopen) error {
-	orig, err := wazeroWASI(ctx, rt)
+// the same descriptor table. Only the functions named in imports are in
+// the host module (all of them when imports is nil): wazero compiles a
+// trampoline for each function of a host module on every start, and a
+// module imports a few of the 46.
+func instantiateWASI(ctx context.Context, rt wazero.Runtime, preopens []runnerapi.Preopen, imports []string) error {
+	orig, defs, err := wazeroWASI(ctx)
 	if err != nil {
 		return err
 	}
@@ -42,59 +47,86 @@ func instantiateWASI(ctx context.Context, rt wazero.Runtime, preopens []runnerap
 	for _, p := range preopens {
 		dirs[p.Name] = p.Dir
 	}
-	b := rt.NewHostModuleBuilder(runnerapi.WASIModule)
-	wasi_snapshot_preview1.NewFunctionExporter().ExportFunctions(b)
 	f := &fixes{orig: orig, fds: map[uint32]opened{}, preopens: dirs}
-	i32 := api.ValueTypeI32
-	export := func(name string, fn api.GoModuleFunc, params ...api.ValueType) {
-		b.NewFunctionBuilder().WithGoModuleFunction(fn, params, []api.ValueType{i32}).Export(name)
+	own := map[string]api.GoModuleFunc{
+		"sock_shutdown":           f.sockShutdown,
+		"fd_renumber":             f.fdRenumber,
+		"path_readlink":           f.pathReadlink,
+		"fd_prestat_dir_name":     f.fdPrestatDirName,
+		"path_link":               f.pathLink,
+		"fd_allocate":             f.fdAllocate,
+		"path_open":               f.pathOpen,
+		"fd_fdstat_get":           f.fdFdstatGet,
+		"fd_close":                f.fdClose,
+		"fd_fdstat_set_rights":    f.fdFdstatSetRights,
+		"poll_oneoff":             f.pollOneoff,
+		"path_filestat_set_times": f.pathFilestatSetTimes,
+		"fd_read":                 f.fdRead,
+		"fd_pread":                f.fdPread,
+		"fd_write":                f.fdWrite,
+		"fd_pwrite":               f.fdPwrite,
 	}
-	export("sock_shutdown", f.sockShutdown, i32, i32)
-	export("fd_renumber", f.fdRenumber, i32, i32)
-	export("path_readlink", f.pathReadlink, i32, i32, i32, i32, i32, i32)
-	export("fd_prestat_dir_name", f.fdPrestatDirName, i32, i32, i32)
-	export("path_link", f.pathLink, i32, i32, i32, i32, i32, i32, i32)
-	export("fd_allocate", f.fdAllocate, i32, api.ValueTypeI64, api.ValueTypeI64)
-	i64 := api.ValueTypeI64
-	export("path_open", f.pathOpen, i32, i32, i32, i32, i32, i64, i64, i32, i32)
-	export("fd_fdstat_get", f.fdFdstatGet, i32, i32)
-	export("fd_close", f.fdClose, i32)
-	export("fd_fdstat_set_rights", f.fdFdstatSetRights, i32, i64, i64)
-	export("poll_oneoff", f.pollOneoff, i32, i32, i32, i32)
-	export("path_filestat_set_times", f.pathFilestatSetTimes, i32, i32, i32, i32, i64, i64, i32)
-	export("fd_read", f.fdRead, i32, i32, i32, i32)
-	export("fd_pread", f.fdPread, i32, i32, i32, i64, i32)
-	export("fd_write", f.fdWrite, i32, i32, i32, i32)
-	export("fd_pwrite", f.fdPwrite, i32, i32, i32, i64, i32)
+	if imports == nil {
+		imports = slices.Sorted(maps.Keys(defs))
+	}
+	b := rt.NewHostModuleBuilder(runnerapi.WASIModule)
+	for _, name := range imports {
+		def, ok := defs[name]
+		if !ok {
+			continue // not WASI's: instantiating the module says so
+		}
+		var fn api.GoModuleFunction = orig[name]
+		if o, ok := own[name]; ok {
+			fn = o
+		}
+		b.NewFunctionBuilder().WithGoModuleFunction(fn, def.ParamTypes(), def.ResultTypes()).Export(name)
+	}
 	_, err = b.Instantiate(ctx)
 	return err
 }
 
+// wasiImports are the names of the functions mod imports from
+// wasi_snapshot_preview1 (never nil).
+func wasiImports(mod wazero.CompiledModule) []string {
+	names := []string{}
+	for _, def := range mod.ImportedFunctions() {
+		if m, name, ok := def.Import(); ok && m == runnerapi.WASIModule && !slices.Contains(names, name) {
+			names = append(names, name)
+		}
+	}
+	return names
+}
+
 // wazeroWASI returns wazero's preview1 functions by name, to call with a
-// guest module (they find the module's descriptor table through it). The
-// host module they come from is compiled, never instantiated.
-func wazeroWASI(ctx context.Context, rt wazero.Runtime) (map[string]api.GoModuleFunction, error) {
+// guest module (they find the module's descriptor table through it), and
+// their definitions (for their types). The host module they come from is
+// compiled by wazero's interpreter, which compiles nothing for a host
+// function (the compiler makes a trampoline for each), and never
+// instantiated.
+func wazeroWASI(ctx context.Context) (map[string]api.GoModuleFunction, map[string]api.FunctionDefinition, error) {
+	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter())
+	defer rt.Close(ctx)
 	b := rt.NewHostModuleBuilder(runnerapi.WASIModule)
 	wasi_snapshot_preview1.NewFunctionExporter().ExportFunctions(b)
 	compiled, err := b.Compile(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	defer compiled.Close(ctx)
 	orig := map[string]api.GoModuleFunction{}
-	for name, def := range compiled.ExportedFunctions() {
+	defs := compiled.ExportedFunctions()
+	for name, def := range defs {
 		fn, ok := def.GoFunction().(api.GoModuleFunction)
 		if !ok {
-			return nil, fmt.Errorf("wazero's %s is not a Go module function (%T)", name, def.GoFunction())
+			return nil, nil, fmt.Errorf("wazero's %s is not a Go module function (%T)", name, def.GoFunction())
 		}
 		orig[name] = fn
 	}
-	for _, name := range []string{"sock_shutdown", "fd_renumber", "path_readlink", "fd_advise", "fd_prestat_get", "fd_prestat_dir_name", "path_link", "fd_allocate", "fd_fdstat_get", "path_open", "fd_close", "fd_fdstat_set_rights", "fd_read", "fd_pread", "fd_write", "fd_pwrite", "fd_fdstat_set_flags", "poll_oneoff", "path_filestat_set_times"} {
+	for _, name := range []string{"sock_shutdown", "fd_renumber", "path_readlink", "fd_advise", "fd_prestat_get", "fd_prestat_dir_name", "path_link", "fd_allocate", "fd_fdstat_get", "path_open", "fd_close", "fd_fdstat_set_rights", "fd_read", "fd_pread", "fd_write", "fd_pwrite", "fd_fdstat_set_flags", "poll_oneoff", "path_filestat_set_times", "path_filestat_get"} {
 		if orig[name] == nil {
-			return nil, fmt.Errorf("wazero's WASI has no %s", name)
+			return nil, nil, fmt.Errorf("wazero's WASI has no %s", name)
 		}
 	}
-	return orig, nil
+	return orig, defs, nil
 }
 
 // fixes are the runner's preview1 calls.

@@ -2,9 +2,12 @@ package runner
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 
 	"github.com/huskrt/husk/runtime/wasm/runnerapi"
@@ -139,5 +142,38 @@ func TestReleaseStdioRefuses(t *testing.T) {
 		if restore, ok := releaseStdio(tt.mod, tt.fd); ok || restore != nil {
 			t.Errorf("%s: released", tt.name)
 		}
+	}
+}
+
+// TestWASIHostModuleHasOnlyImports: the runner's wasi_snapshot_preview1
+// holds the functions the module imports (which wazero compiles a
+// trampoline for on every start), the runner's own where it has one; all
+// of them when it is not told which.
+func TestWASIHostModuleHasOnlyImports(t *testing.T) {
+	ctx := context.Background()
+	for _, tt := range []struct {
+		imports []string
+		want    []string // nil: all of WASI's
+	}{
+		{[]string{"fd_write", "proc_exit", "not_wasi", "fd_write"}, []string{"fd_write", "proc_exit"}},
+		{[]string{}, []string{}},
+		{nil, nil},
+	} {
+		rt := wazero.NewRuntimeWithConfig(ctx, RuntimeConfig())
+		if err := instantiateWASI(ctx, rt, nil, tt.imports); err != nil {
+			t.Fatal(err)
+		}
+		defs := rt.Module(runnerapi.WASIModule).ExportedFunctionDefinitions()
+		got := slices.Sorted(maps.Keys(defs))
+		switch {
+		case tt.want == nil && (len(got) < 46 || !slices.Contains(got, "fd_renumber") || !slices.Contains(got, "args_get")):
+			t.Errorf("imports nil: %d functions %v, want all of WASI preview1's", len(got), got)
+		case tt.want != nil && !slices.Equal(got, tt.want):
+			t.Errorf("imports %v: %v, want %v", tt.imports, got, tt.want)
+		}
+		if def, ok := defs["fd_write"]; ok && (len(def.ParamTypes()) != 4 || len(def.ResultTypes()) != 1) {
+			t.Errorf("fd_write's type: %v -> %v", def.ParamTypes(), def.ResultTypes())
+		}
+		rt.Close(ctx)
 	}
 }
