@@ -35,6 +35,8 @@ type result struct {
 	VMM     *vmmResult             `json:"vmm,omitempty"`
 	Hooks   *hooksResult           `json:"hooks,omitempty"`
 	Pods    *podsResult            `json:"cri_pods,omitempty"`
+	P11     *p11Result             `json:"p11_250_pods,omitempty"`
+	Targets []targetRow            `json:"targets"` // targets.go, from the above
 }
 
 type densityInfo struct {
@@ -102,6 +104,12 @@ func run(tools, shimDir string, runs int) error {
 		return densityAlone(ctx, c, rootfs, &res)
 	}
 
+	if *p11Only { // P11's 250 pods alone (pods250.go)
+		res.P11 = benchP11(ctx, c, rootfs)
+		printTargets(targetRows(res))
+		return nil
+	}
+
 	// P1: ctr run --rm of /bin/true, interleaved so drift hits both alike.
 	times := map[string][]float64{}
 	rts := []string{runcRT, huskRT}
@@ -134,6 +142,8 @@ func run(tools, shimDir string, runs int) error {
 		res.Density[short(rt)] = d
 	}
 
+	res.P11 = benchP11(ctx, c, rootfs) // 250 pods, a shim each (pods250.go)
+
 	if res.Wasm, err = benchWasm(ctx, c, dir, tools, runs); err != nil {
 		return err
 	}
@@ -144,6 +154,7 @@ func run(tools, shimDir string, runs int) error {
 	if res.Pods, err = benchPods(ctx, dir, tools, shimDir, *podRuns); err != nil {
 		return err
 	}
+	res.Targets = targetRows(res)
 	if err := save(res); err != nil {
 		return err
 	}
@@ -152,6 +163,7 @@ func run(tools, shimDir string, runs int) error {
 	printVMMTable(res.VMM)
 	printHooksTable(res.Hooks)
 	printPodsTable(res.Pods)
+	printTargets(res.Targets)
 	return nil
 }
 

@@ -132,6 +132,14 @@ type OuterConfig struct {
 	// (see p9Script).
 	P9   bool
 	QEMU string // qemu-system-x86_64 for P9
+	// P9Runs is how many times P9 boots with each VMM (at least once);
+	// P9Vmlinux, when set, is the host path of the inner kernel's
+	// uncompressed ELF image, for the tuned QEMU's PVH boot, and P9Tuned
+	// the tuned QEMUs' machine and accelerator options by name (default:
+	// "qemu-tuned", P9TunedQEMU).
+	P9Runs    int
+	P9Vmlinux string
+	P9Tuned   map[string]string
 }
 
 // OuterInitrd builds the outer initrd: busybox, the kvm modules, the VMM,
@@ -160,7 +168,20 @@ func OuterInitrd(c OuterConfig) ([]byte, error) {
 		if err := addQEMU(a, c.QEMU); err != nil {
 			return nil, err
 		}
-		p9 = p9Script(c.InnerAppend)
+		if c.P9Vmlinux != "" {
+			elf, err := os.ReadFile(c.P9Vmlinux)
+			if err != nil {
+				return nil, err
+			}
+			a.File("inner/vmlinux", 0o644, elf)
+		}
+		tuned := c.P9Tuned
+		if c.P9Vmlinux == "" {
+			tuned = nil
+		} else if tuned == nil {
+			tuned = map[string]string{"qemu-tuned": P9TunedQEMU}
+		}
+		p9 = p9Script(c.InnerAppend, c.P9Runs, tuned)
 	}
 	script := fmt.Sprintf(`#!/bin/sh
 export PATH=/bin

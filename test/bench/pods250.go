@@ -1,0 +1,211 @@
+package main
+
+// P11's pod row (shared/TARGETS.md): p11Pods single-container pods at
+// once, each its own pod and so its own shim (the container is its pod's
+// sandbox, annotated as the CRI does), an idle busybox sleep, on runc and
+// on husk, one runtime after the other in the same containerd. It counts
+// those running once all are started and what the host paid per pod: the
+// drop of MemAvailable, and the PSS of each pod's shim with its container.
+// Starts run p11Workers at a time; the whole row is bounded by p11Budget
+// per runtime.
+//
+//	go run ./test/bench --p11-only
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/huskrt/husk/test/devenv"
+)
+
+const (
+	p11Pods    = 250
+	p11Workers = 4
+	p11Budget  = 6 * time.Minute
+)
+
+var p11Only = flag.Bool("p11-only", false, "measure only P11's 250-pod row (pods250.go)")
+
+// p11Result is the 250-pod row.
+type p11Result struct {
+	Pods     int                   `json:"pods"`
+	Runtimes map[string]p11Runtime `json:"runtimes"`
+	Err      string                `json:"error,omitempty"`
+}
+
+type p11Runtime struct {
+	Running       int     `json:"running"`
+	HostKiBPerPod int     `json:"host_memory_kib_per_pod"`
+	PSSKiBPerPod  int     `json:"shim_and_container_pss_kib_per_pod"`
+	StartSecs     float64 `json:"seconds_to_start_all"`
+	CleanupSecs   float64 `json:"seconds_to_remove_all"`
+}
+
+// benchP11 measures runc, then husk; it reports a failure in the result
+// (the rest of the bench goes on).
+func benchP11(ctx context.Context, c *devenv.Containerd, rootfs string) *p11Result {
+	res := &p11Result{Pods: p11Pods, Runtimes: map[string]p11Runtime{}}
+	for _, rt := range []string{runcRT, huskRT} {
+		r, err := pods250(ctx, c, rt, rootfs, p11Pods)
+		res.Runtimes[short(rt)] = r
+		if err != nil {
+			res.Err = fmt.Sprintf("%s: %v", short(rt), err)
+			break
+		}
+	}
+	return res
+}
+
+// pods250 starts n one-container pods on rt, measures them and removes
+// them all, whatever happened.
+func pods250(ctx context.Context, c *devenv.Containerd, rt, rootfs string, n int) (p11Runtime, error) {
+	var r p11Runtime
+	ctx, cancel := context.WithTimeout(ctx, p11Budget)
+	defer cancel()
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("p11-%s-%d", short(rt), i)
+	}
+	// each runs f on every id, p11Workers at a time, and returns the
+	// first error.
+	each := func(f func(id string) error) error {
+		var (
+			mu    sync.Mutex
+			first error
+			wg    sync.WaitGroup
+		)
+		next := make(chan string)
+		for range p11Workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for id := range next {
+					if err := f(id); err != nil {
+						mu.Lock()
+						first = cmpOr(first, err)
+						mu.Unlock()
+					}
+				}
+			}()
+		}
+		for _, id := range ids {
+			next <- id
+		}
+		close(next)
+		wg.Wait()
+		return first
+	}
+	defer func() {
+		t0 := time.Now()
+		// Cleanup outlives the budget: a pod left behind would skew
+		// every later row.
+		cctx := context.WithoutCancel(ctx)
+		_ = each(func(id string) error {
+			_, _, _ = c.Ctr(cctx, "task", "kill", "-s", "SIGKILL", id)
+			for i := 0; i < 100; i++ {
+				if _, _, err := c.Ctr(cctx, "task", "delete", id); err == nil {
+					break
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			_, _, _ = c.Ctr(cctx, "container", "delete", id)
+			return nil
+		})
+		r.CleanupSecs = time.Since(t0).Seconds()
+	}()
+
+	free0 := memAvailable()
+	t0 := time.Now()
+	err := each(func(id string) error {
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s not started: %w (budget %s)", id, ctx.Err(), p11Budget)
+		}
+		args := append([]string{"run", "-d", "--runtime", rt, "--rootfs", rootfs}, podArgs(id, true)...)
+		if _, stderr, err := c.Ctr(ctx, append(args, id, "/bin/sleep", "100000")...); err != nil {
+			return fmt.Errorf("%s: %v: %s", id, err, stderr)
+		}
+		return nil
+	})
+	r.StartSecs = time.Since(t0).Seconds()
+	time.Sleep(3 * time.Second) // let the shims' heaps settle
+	r.HostKiBPerPod = (free0 - memAvailable()) / n
+	out, _, lerr := c.Ctr(ctx, "task", "ls")
+	if lerr == nil {
+		r.Running = countRunning(out, ids)
+	}
+	pss := 0
+	for _, id := range ids {
+		if pid, perr := shimPid(id); perr == nil {
+			pss += treePSS(pid)
+		}
+	}
+	r.PSSKiBPerPod = pss / n
+	return r, errors.Join(err, lerr)
+}
+
+func cmpOr(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+// countRunning counts the tasks of ids that `ctr task ls` (out) lists as
+// RUNNING.
+func countRunning(out string, ids []string) int {
+	want := map[string]bool{}
+	for _, id := range ids {
+		want[id] = true
+	}
+	n := 0
+	for _, l := range strings.Split(out, "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 3 && want[f[0]] && f[2] == "RUNNING" {
+			n++
+			want[f[0]] = false
+		}
+	}
+	return n
+}
+
+// treePSS is the PSS (KiB) of pid and all its descendants.
+func treePSS(pid int) int {
+	kids := map[int][]int{}
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, s := range stats {
+		b, err := os.ReadFile(s)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces and parentheses.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 2 {
+			continue
+		}
+		p, err1 := strconv.Atoi(strings.Split(s, "/")[2])
+		pp, err2 := strconv.Atoi(f[1])
+		if err1 == nil && err2 == nil {
+			kids[pp] = append(kids[pp], p)
+		}
+	}
+	total := 0
+	for todo := []int{pid}; len(todo) > 0; {
+		p := todo[0]
+		todo = append(todo[1:], kids[p]...)
+		total += readMem(p).PSSKiB
+	}
+	return total
+}
