@@ -82,3 +82,50 @@ func BenchmarkNew(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkBuiltinCall is one warm call of a built-in policy through the
+// engine, patch applied and the event decoded, as test/bench's P5
+// built-in rows time it.
+func BenchmarkBuiltinCall(b *testing.B) {
+	ctr := hooks.Container{ID: "ctr-9a1e", Image: "docker.io/library/nginx:1.27"}
+	sb := hooks.Sandbox{ID: "pod-7f3c", Namespace: "k8s.io", Handler: "linux"}
+	for _, c := range []struct {
+		policy string
+		point  hooks.Point
+		config map[string]any
+		event  func() hooks.Event
+	}{
+		{"resource-defaults", hooks.ContainerCreate, map[string]any{"memory_limit": int64(1 << 28), "pids_limit": int64(1024)}, func() hooks.Event { return createEvent(false) }},
+		{"readonly-rootfs", hooks.ContainerRootfs, nil, func() hooks.Event {
+			return &hooks.ContainerRootfsEvent{Sandbox: sb, Container: ctr, Mounts: []hooks.RootfsMount{{Type: "overlay", Source: "overlay", Options: hooks.List{"lowerdir=/l", "upperdir=/u"}}}}
+		}},
+		{"vm-sizing", hooks.SandboxVM, map[string]any{"max_vcpus": int64(2)}, func() hooks.Event {
+			return &hooks.SandboxVMEvent{Sandbox: sb, VM: hooks.VM{Hypervisor: "builtin", VCPUs: 4, MemoryMiB: 512}}
+		}},
+		{"audit-log", hooks.ContainerDelete, map[string]any{"level": "debug"}, func() hooks.Event {
+			return &hooks.ContainerDeleteEvent{Sandbox: sb, Container: ctr}
+		}},
+		{"deny-privileged", hooks.ContainerCreate, nil, func() hooks.Event { return createEvent(false) }},
+	} {
+		b.Run(c.policy, func(b *testing.B) {
+			h := builtin(b, c.policy, c.point)
+			h.Config = c.config
+			e := newEngine(b, []config.Hook{h}, hooks.Options{})
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				ev := c.event()
+				out, err := e.Run(ctx, c.point, ev)
+				if err == nil {
+					err = out.Err()
+				}
+				if err == nil && out.Patched() {
+					err = out.Decode(ev)
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

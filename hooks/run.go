@@ -123,9 +123,13 @@ func (e *Engine) run(ctx context.Context, point Point, event any, after Point) (
 			log(slog.LevelWarn, "hook denied", "reason", d.Reason)
 			return Outcome{Point: point, After: after, Hook: h.name, Reason: d.Reason, Event: raw, Patches: out.Patches}, nil
 		case patched != nil && audit:
-			log(slog.LevelInfo, "audit: hook would patch", "patch", opsAttr(d.Patch))
+			if logging.L(ctx).Enabled(ctx, slog.LevelInfo) { // rendering the patch costs
+				log(slog.LevelInfo, "audit: hook would patch", "patch", opsAttr(d.Patch))
+			}
 		case patched != nil:
-			log(slog.LevelInfo, "hook patched", "patch", opsAttr(d.Patch))
+			if logging.L(ctx).Enabled(ctx, slog.LevelInfo) { // rendering the patch costs
+				log(slog.LevelInfo, "hook patched", "patch", opsAttr(d.Patch))
+			}
 			raw = patched
 			out.Patches = append(out.Patches, Patch{Hook: h.name, Ops: d.Patch})
 		}
@@ -176,7 +180,12 @@ func (h *hook) decide(ctx context.Context, point Point, info pointInfo, event []
 	if err := late("patch"); err != nil {
 		return Decision{}, nil, err
 	}
-	patched, err := applyPatch(event, d.Patch, deadline)
+	// Most patches add or replace members of objects: spliced into the
+	// text, which canonical encodes again below.
+	patched, ok := spliceOps(event, d.Patch)
+	if !ok {
+		patched, err = applyPatch(event, d.Patch, deadline)
+	}
 	if errors.Is(err, errDeadline) {
 		return Decision{}, nil, late("patch")
 	}
