@@ -37,6 +37,9 @@ const (
 	ConsoleOff    byte = 1 // the VM was booted without the debug console
 	ConsoleBusy   byte = 2 // as many consoles as the agent allows are open
 	ConsoleFailed byte = 3 // the agent could not start a shell
+	// ConsoleUnreachable is the shim's own answer: it could not reach
+	// the agent's console port.
+	ConsoleUnreachable byte = 4
 )
 
 // Kinds of the host's frames.
@@ -95,6 +98,8 @@ func ConsoleAnswerError(a byte) error {
 		return errors.New("the agent refused: too many debug consoles are open")
 	case ConsoleFailed:
 		return errors.New("the agent could not start a shell (the guest's log, console.log, says why)")
+	case ConsoleUnreachable:
+		return errors.New("the shim could not reach the agent's console port (the VM ended, or its guest image predates the debug console: make guest); the shim's log says why")
 	}
 	return fmt.Errorf("the agent answered %#x, not a console answer", a)
 }

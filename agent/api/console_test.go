@@ -80,7 +80,7 @@ func TestConsoleAnswerError(t *testing.T) {
 	if err := ConsoleAnswerError(ConsoleOpen); err != nil {
 		t.Errorf("ConsoleOpen: %v", err)
 	}
-	for _, a := range []byte{ConsoleOff, ConsoleBusy, ConsoleFailed, 7, 0xff} {
+	for _, a := range []byte{ConsoleOff, ConsoleBusy, ConsoleFailed, ConsoleUnreachable, 7, 0xff} {
 		if ConsoleAnswerError(a) == nil {
 			t.Errorf("answer %d: no error", a)
 		}

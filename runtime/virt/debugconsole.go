@@ -114,7 +114,7 @@ func (d *debugConsoles) carry(c net.Conn) {
 	cancel()
 	if err != nil {
 		log.Warn("debug console: dialling the agent", "error", err)
-		_, _ = c.Write([]byte{api.ConsoleFailed})
+		_, _ = c.Write([]byte{api.ConsoleUnreachable})
 		_ = c.Close()
 		return
 	}

@@ -145,8 +145,8 @@ func TestDebugConsoleDialFails(t *testing.T) {
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 	b, err := io.ReadAll(c)
-	if err != nil || string(b) != string([]byte{api.ConsoleFailed}) {
-		t.Errorf("got %q, %v; want ConsoleFailed and the end", b, err)
+	if err != nil || string(b) != string([]byte{api.ConsoleUnreachable}) {
+		t.Errorf("got %q, %v; want ConsoleUnreachable and the end", b, err)
 	}
 }
 

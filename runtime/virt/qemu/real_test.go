@@ -51,6 +51,9 @@ func guestImage(t *testing.T) (kernel, initrd string) {
 		dir = filepath.Dir(dir)
 	}
 	img := filepath.Join(dir, ".tools", "guest")
+	if o := os.Getenv("HUSK_TEST_GUEST"); o != "" {
+		img = o // an image built elsewhere (huskctl guest build --out)
+	}
 	m, err := guestimage.Load(img)
 	if err != nil {
 		if os.Getenv("CI") != "" {
