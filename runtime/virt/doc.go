@@ -22,4 +22,10 @@
 // port-forward: a BPF sk_lookup program hands every TCP connection to
 // 127.0.0.1 or ::1 to a listener of the shim's, which carries it to the
 // agent's forward port (steer_linux.go, portfwd.go).
+//
+// With [virt] debug_console the guest boots with husk.debug_console=1 and
+// the shim serves DebugConsoleSocket in the pod's virt/ directory, each
+// connection carried as it is to the agent's console port, for `huskctl
+// debug-console` (debugconsole.go); off, there is no socket and the agent
+// refuses the port.
 package virt
