@@ -130,9 +130,22 @@ func crictl(t *testing.T, args ...string) string {
 	return out
 }
 
-// name returns a DNS label unique to this test: a pod or container name.
+// waitForLog waits up to 10 s for container id's log (crictl logs) to hold
+// want, and returns the log as it is then: a container's output reaches
+// its log file a moment after it is written.
+func waitForLog(t *testing.T, id, want string) string {
+	t.Helper()
+	var logs string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if logs = crictl(t, "logs", id); strings.Contains(logs, want) {
+			break
+		}
+	}
+	return logs
+}
 
-// name returns a name unique to this test (devenv.TestName).
+// name returns a name unique to this test (devenv.TestName): a pod or
+// container name.
 var name = devenv.TestName
 
 // listDir returns the names in dir; nil when it does not exist.

@@ -177,13 +177,7 @@ func TestPodOfTwoContainers(t *testing.T) {
 		t.Logf("shims of the bench: %+v; pod tasks by shim pid: %v", shims, served)
 
 		// logs: what the talker printed.
-		var logs string
-		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-			if logs = crictl(t, "logs", c2); strings.Contains(logs, "hello from talker") {
-				break
-			}
-		}
-		if logs != "hello from talker\n" {
+		if logs := waitForLog(t, c2, "hello from talker"); logs != "hello from talker\n" {
 			t.Errorf("crictl logs talker: %q", logs)
 		}
 		if lp := inspectContainer(t, c2).Status.LogPath; lp != filepath.Join(p.LogDir, "talker.log") {

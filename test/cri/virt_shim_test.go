@@ -92,13 +92,7 @@ func TestVirtPodShimSandboxer(t *testing.T) {
 	if got := httpGet(t, podIP); got != "shim sandboxer\n" {
 		t.Errorf("the host got %q from the pod's server at %s", got, podIP)
 	}
-	var logs string
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if logs = crictl(t, "logs", c2); strings.Contains(logs, "hello from talker") {
-			break
-		}
-	}
-	if logs != "hello from talker\n" {
+	if logs := waitForLog(t, c2, "hello from talker"); logs != "hello from talker\n" {
 		t.Errorf("crictl logs talker: %q", logs)
 	}
 

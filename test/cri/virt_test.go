@@ -249,13 +249,7 @@ func TestVirtPodOfTwoContainers(t *testing.T) {
 	}
 
 	// logs.
-	var logs string
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if logs = crictl(t, "logs", c2); strings.Contains(logs, "hello from talker") {
-			break
-		}
-	}
-	if logs != "hello from talker\n" {
+	if logs := waitForLog(t, c2, "hello from talker"); logs != "hello from talker\n" {
 		t.Errorf("crictl logs talker: %q", logs)
 	}
 
@@ -553,10 +547,22 @@ func podAddr(t *testing.T, sb inspectp) netip.Addr {
 // through its bridge), retrying while the server starts.
 func httpGet(t *testing.T, ip netip.Addr) string {
 	t.Helper()
-	cl := &http.Client{Timeout: 5 * time.Second}
+	url := "http://" + netip.AddrPortFrom(ip, 8080).String() + "/"
+	body, err := getRetrying(url, 5*time.Second)
+	if err != nil {
+		t.Errorf("GET %s: %v", url, err)
+	}
+	return body
+}
+
+// getRetrying fetches url (each try bounded by perTry) until it answers
+// 200 OK, for at most 30 s; it returns the body (at most 64 KiB), or the
+// last try's error.
+func getRetrying(url string, perTry time.Duration) (string, error) {
+	cl := &http.Client{Timeout: perTry}
 	var last error
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		resp, err := cl.Get("http://" + netip.AddrPortFrom(ip, 8080).String() + "/")
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
+		resp, err := cl.Get(url)
 		if err != nil {
 			last = err
 			continue
@@ -564,12 +570,11 @@ func httpGet(t *testing.T, ip netip.Addr) string {
 		b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
 		resp.Body.Close()
 		if err == nil && resp.StatusCode == http.StatusOK {
-			return string(b)
+			return string(b), nil
 		}
 		last = fmt.Errorf("status %s, %v", resp.Status, err)
 	}
-	t.Errorf("GET http://%s:8080/: %v", ip, last)
-	return ""
+	return "", last
 }
 
 // TestVirtPodSharedPID: a VM pod with shareProcessNamespace: its
@@ -1009,23 +1014,11 @@ func httpGetSize(t *testing.T, port int, path string) int64 {
 // starts; "" after a bound.
 func httpGetPort(t *testing.T, port int) string {
 	t.Helper()
-	cl := &http.Client{Timeout: 10 * time.Second}
-	var last error
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(300 * time.Millisecond) {
-		resp, err := cl.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
-		if err != nil {
-			last = err
-			continue
-		}
-		b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
-		resp.Body.Close()
-		if err == nil && resp.StatusCode == http.StatusOK {
-			return string(b)
-		}
-		last = fmt.Errorf("status %s, %v", resp.Status, err)
+	body, err := getRetrying(fmt.Sprintf("http://127.0.0.1:%d/", port), 10*time.Second)
+	if err != nil {
+		t.Logf("GET 127.0.0.1:%d: %v", port, err)
 	}
-	t.Logf("GET 127.0.0.1:%d: %v", port, last)
-	return ""
+	return body
 }
 
 // TestVirtPodPortForwardShimKilled: the steering of a VM pod's loopback
