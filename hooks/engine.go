@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/huskrt/husk/internal/hookconf"
@@ -49,6 +50,8 @@ type hook struct {
 	ready   chan struct{}    // closed when the load below is done
 	module  *wasmhost.Module // nil when it failed to load
 	loadErr error            // why, when module is nil
+	loadNow func()           // starts the load at the first call, once; nil: loading from the start
+	started atomic.Bool      // the load began
 }
 
 // New checks cfg (as config.Load does, by hookconf.Validate), then loads every hook's module:
@@ -60,7 +63,7 @@ type hook struct {
 //
 // The Engine must be closed.
 func New(ctx context.Context, cfg []hookconf.Hook, opts Options) (*Engine, error) {
-	e, err := start(ctx, cfg, opts)
+	e, err := start(ctx, cfg, opts, false)
 	if err != nil {
 		return nil, err
 	}
@@ -85,18 +88,24 @@ func New(ctx context.Context, cfg []hookconf.Hook, opts Options) (*Engine, error
 // modules of that point's chain, or for its context to end. Loading a
 // module costs tens of milliseconds of CPU even when its compiled code is
 // cached, so a caller with other work to do before its first call (a
-// sandbox being set up) overlaps the two. Load errors are handled as with
+// sandbox being set up) overlaps the two. The module of a hook asked only
+// after a container started (process.exec, container.update,
+// container.delete, sandbox.delete) loads at its first call instead, so
+// that a pod's first create shares no CPU with it; that call waits for
+// the load (tens of milliseconds). Load errors are handled as with
 // opts.TolerateLoadErrors, which Start implies: each is logged, and the
 // calls of the broken hook get its on_error outcome with the error as
 // cause. Only a bad cfg or cache directory fails Start.
 //
 // The Engine must be closed; Close waits for loads still running.
 func Start(ctx context.Context, cfg []hookconf.Hook, opts Options) (*Engine, error) {
-	return start(ctx, cfg, opts)
+	return start(ctx, cfg, opts, true)
 }
 
-// start checks cfg, sets the engine up and starts loading its modules.
-func start(ctx context.Context, cfg []hookconf.Hook, opts Options) (*Engine, error) {
+// start checks cfg, sets the engine up and starts loading its modules;
+// with defer_, those of hooks asked only after a container started
+// (lateOnly) wait for their first call.
+func start(ctx context.Context, cfg []hookconf.Hook, opts Options, defer_ bool) (*Engine, error) {
 	if err := hookconf.Validate(cfg); err != nil {
 		return nil, fmt.Errorf("hooks: %w", err)
 	}
@@ -132,37 +141,63 @@ func start(ctx context.Context, cfg []hookconf.Hook, opts Options) (*Engine, err
 	// but keep its logger; Close cancels them.
 	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	e.cancel = cancel
+	loadHook := func(i int) {
+		h := e.hooks[i]
+		h.started.Store(true)
+		start := time.Now()
+		h.module, h.loadErr = load(lctx, host, cfg[i])
+		switch {
+		case h.loadErr != nil && lctx.Err() != nil:
+			logging.L(lctx).Debug("hook module load stopped: engine closed", "hook", h.name, "module", h.path)
+		case h.loadErr != nil:
+			logging.L(lctx).Error("hook module failed to load", "hook", h.name, "module", h.path, "error", h.loadErr)
+		default:
+			logging.L(lctx).Debug("hook module loaded", "hook", h.name, "module", h.path, "took", time.Since(start))
+		}
+		close(h.ready)
+	}
 	// Loading a module is CPU-bound (wazero decodes and validates it even
 	// when its compiled code is cached, and its runtime starts): load them
 	// in parallel, one per CPU. Modules asked earlier in a pod's life load
 	// first (by their first point, in Points order; then config order), so
 	// that with Start a container's create waits only for the modules on
-	// its path, while those asked later (process.exec, container.delete)
-	// load behind it.
+	// its path. With Start, a module asked only after a container started
+	// (process.exec, container.update, container.delete, sandbox.delete)
+	// loads at its first call instead: the CPU of a pod's first create is
+	// not shared with modules it does not ask, and a pod that never
+	// execs never loads its exec hooks.
 	queue := make(chan int, len(e.hooks))
 	for _, i := range loadOrder(cfg) {
+		if defer_ && lateOnly(cfg[i]) {
+			// Run calls it under closing's read lock, so never while Close
+			// waits for the loads.
+			e.hooks[i].loadNow = sync.OnceFunc(func() { e.loading.Go(func() { loadHook(i) }) })
+			continue
+		}
 		queue <- i
 	}
 	close(queue)
-	for range min(len(e.hooks), max(1, runtime.GOMAXPROCS(0))) {
+	for range min(len(queue), max(1, runtime.GOMAXPROCS(0))) {
 		e.loading.Go(func() {
 			for i := range queue {
-				h := e.hooks[i]
-				start := time.Now()
-				h.module, h.loadErr = load(lctx, host, cfg[i])
-				switch {
-				case h.loadErr != nil && lctx.Err() != nil:
-					logging.L(lctx).Debug("hook module load stopped: engine closed", "hook", h.name, "module", h.path)
-				case h.loadErr != nil:
-					logging.L(lctx).Error("hook module failed to load", "hook", h.name, "module", h.path, "error", h.loadErr)
-				default:
-					logging.L(lctx).Debug("hook module loaded", "hook", h.name, "module", h.path, "took", time.Since(start))
-				}
-				close(h.ready)
+				loadHook(i)
 			}
 		})
 	}
 	return e, nil
+}
+
+// lateOnly reports whether every point of c comes after container.start
+// in a pod's life (Points order).
+func lateOnly(c hookconf.Hook) bool {
+	order := vocab.Points()
+	start := slices.Index(order, vocab.ContainerStart)
+	for _, p := range c.Points {
+		if slices.Index(order, p) <= start {
+			return false
+		}
+	}
+	return true
 }
 
 // loadOrder returns the indexes of cfg's hooks by their first point in a
@@ -186,8 +221,12 @@ func loadOrder(cfg []hookconf.Hook) []int {
 	return idx
 }
 
-// wait returns when h's module has loaded (or failed to), or ctx's error.
+// wait returns when h's module has loaded (or failed to), or ctx's error;
+// it starts the load of a module that waited for its first call.
 func (h *hook) wait(ctx context.Context) error {
+	if h.loadNow != nil {
+		h.loadNow()
+	}
 	select {
 	case <-h.ready:
 		return nil

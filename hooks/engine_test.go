@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -234,6 +235,63 @@ func TestStart(t *testing.T) {
 	bad := []config.Hook{hook("Bad Name", "/x.wasm", hooks.ContainerCreate)}
 	if _, err := hooks.Start(ctx, bad, opts); err == nil {
 		t.Error("Start with a bad config succeeded")
+	}
+}
+
+// TestStartDefersLateModules: with Start, a module asked only after a
+// container started (process.exec, container.delete) is not loaded
+// before its first call: not while the create path's modules load, not
+// by a create; its first call loads it (its file may even appear only
+// then) and decides. A module serving an early point as well loads at
+// once. New still loads every module.
+func TestStartDefersLateModules(t *testing.T) {
+	ctx := context.Background()
+	late := filepath.Join(t.TempDir(), "exec.wasm") // written after the create
+	execHook := scripted(t, "exec-only", `{"allow":false,"reason":"no exec"}`, hooks.ProcessExec)
+	execHook.Module = late
+	cfg := []config.Hook{
+		scripted(t, "create", `{"allow":true}`, hooks.ContainerCreate),
+		execHook,
+		scripted(t, "delete-only", `{"allow":true}`, hooks.ContainerDelete, hooks.SandboxDelete),
+		scripted(t, "exec-and-create", `{"allow":true}`, hooks.ProcessExec, hooks.ContainerCreate),
+	}
+	e, err := hooks.Start(ctx, cfg, hooks.Options{CacheDir: cacheDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close(ctx)
+	out, err := e.Run(ctx, hooks.ContainerCreate, createEvent(false))
+	if err != nil || !out.Allowed {
+		t.Fatalf("container.create: %+v, %v", out, err)
+	}
+	for name, want := range map[string]bool{"create": true, "exec-and-create": true, "exec-only": false, "delete-only": false} {
+		if got := hooks.LoadStarted(e, name); got != want {
+			t.Errorf("after the create, %s's load started: %v, want %v", name, got, want)
+		}
+	}
+	wasm, err := os.ReadFile(watModule(t, "decision"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(late, wasm, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctr := hooks.Container{ID: "c1"}
+	out, err = e.Run(ctx, hooks.ProcessExec, &hooks.ProcessExecEvent{Container: ctr, ExecID: "e1", Process: hooks.Process{Args: hooks.List{"/bin/ls"}, Cwd: "/"}})
+	if err != nil || out.Allowed || out.Hook != "exec-only" || out.Reason != "no exec" || out.Cause != nil {
+		t.Errorf("process.exec: %+v, %v; want denied by exec-only's decision (its module loaded at the first exec)", out, err)
+	}
+	if hooks.LoadStarted(e, "delete-only") {
+		t.Error("delete-only's load started at an exec")
+	}
+	out, err = e.Run(ctx, hooks.ContainerDelete, &hooks.ContainerDeleteEvent{Container: ctr})
+	if err != nil || !out.Allowed || !hooks.LoadStarted(e, "delete-only") {
+		t.Errorf("container.delete: %+v, %v; want allowed by delete-only, loaded", out, err)
+	}
+
+	n := newEngine(t, cfg[2:], hooks.Options{})
+	if !hooks.LoadStarted(n, "delete-only") {
+		t.Error("New did not load delete-only")
 	}
 }
 

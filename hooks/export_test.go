@@ -18,3 +18,13 @@ const (
 )
 
 var LoadOrder = loadOrder
+
+// LoadStarted reports whether the load of hook name's module began.
+func LoadStarted(e *Engine, name string) bool {
+	for _, h := range e.hooks {
+		if h.name == name {
+			return h.started.Load()
+		}
+	}
+	panic("no hook " + name)
+}
