@@ -1,9 +1,12 @@
 package shim
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -12,12 +15,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
 	"github.com/huskrt/husk/hooks"
 	"github.com/huskrt/husk/internal/logging"
+	"github.com/huskrt/husk/runtime/handler"
 )
 
 // ManagementSocket is the name of the shim's management socket in its
@@ -25,18 +25,21 @@ import (
 // /debug/pprof/. Only root can reach it (0600 in a 0700 directory).
 const ManagementSocket = "shim.sock"
 
-// metrics are the shim's own Prometheus metrics, in a registry of its own
-// (no package globals).
+// metrics are the shim's own metrics, served in Prometheus' text format
+// (metrics_text.go; docs/RATIONALE.md, "Why the shim writes its metrics
+// itself").
 type metrics struct {
-	reg     *prometheus.Registry
-	tasks   prometheus.Gauge
-	creates *prometheus.CounterVec // by result: ok, error
-	execs   prometheus.Counter
-	exits   prometheus.Counter
-	ooms    prometheus.Counter
+	tasks   gauge
+	creates counterVec // by result: ok, error
+	execs   counter
+	exits   counter
+	ooms    counter
 	// hookCalls and hookSeconds follow every hook module call.
-	hookCalls   *prometheus.CounterVec   // by hook, point, result
-	hookSeconds *prometheus.HistogramVec // by hook, point
+	hookCalls   counterVec   // by hook, point, result
+	hookSeconds histogramVec // by hook, point
+	// sandboxes asks the sandboxes what they measure of themselves
+	// (sandbox_metrics.go); nil: nothing.
+	sandboxes func(context.Context) map[string][]handler.Measure
 
 	mu        sync.Mutex
 	server    *http.Server            // guarded by mu; nil until the first sandbox
@@ -44,37 +47,57 @@ type metrics struct {
 }
 
 func newMetrics() *metrics {
-	m := &metrics{
-		reg: prometheus.NewRegistry(),
-		tasks: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "husk_tasks", Help: "Tasks (containers) this shim serves."}),
-		creates: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "husk_task_creates_total", Help: "Task create requests, by result."}, []string{"result"}),
-		execs: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "husk_execs_total", Help: "Exec processes added."}),
-		exits: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "husk_process_exits_total", Help: "Processes (inits and execs) that exited."}),
-		ooms: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "husk_oom_kills_total", Help: "OOM kills reported in this shim's containers."}),
-		hookCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "husk_hook_calls_total", Help: "Hook module calls, by hook, point and result (allow, deny, patch, error)."},
-			[]string{"hook", "point", "result"}),
-		hookSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "husk_hook_call_seconds", Help: "Time of one hook module call.",
-			// 5 µs to ~80 ms: a call is microseconds, a deadline hit is not.
-			Buckets: prometheus.ExponentialBuckets(5e-6, 4, 8)},
-			[]string{"hook", "point"}),
+	return &metrics{
+		creates:   counterVec{labels: []string{"result"}},
+		hookCalls: counterVec{labels: []string{"hook", "point", "result"}},
+		// 5 µs to ~80 ms: a call is microseconds, a deadline hit is not.
+		hookSeconds: histogramVec{labels: []string{"hook", "point"}, buckets: exponentialBuckets(5e-6, 4, 8)},
 	}
-	m.reg.MustRegister(m.tasks, m.creates, m.execs, m.exits, m.ooms, m.hookCalls, m.hookSeconds,
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return m
+}
+
+// write writes every metric in Prometheus' text exposition format: the
+// shim's, the sandboxes', then the Go runtime's and the process's.
+func (m *metrics) write(ctx context.Context, w io.Writer) error {
+	e := &expo{w: bufio.NewWriter(w)}
+	e.family("husk_tasks", "Tasks (containers) this shim serves.", "gauge")
+	e.sample("husk_tasks", nil, nil, float64(m.tasks.get()))
+	e.family("husk_task_creates_total", "Task create requests, by result.", "counter")
+	m.creates.write(e, "husk_task_creates_total")
+	e.family("husk_execs_total", "Exec processes added.", "counter")
+	e.sample("husk_execs_total", nil, nil, float64(m.execs.get()))
+	e.family("husk_process_exits_total", "Processes (inits and execs) that exited.", "counter")
+	e.sample("husk_process_exits_total", nil, nil, float64(m.exits.get()))
+	e.family("husk_oom_kills_total", "OOM kills reported in this shim's containers.", "counter")
+	e.sample("husk_oom_kills_total", nil, nil, float64(m.ooms.get()))
+	e.family("husk_hook_calls_total", "Hook module calls, by hook, point and result (allow, deny, patch, error).", "counter")
+	m.hookCalls.write(e, "husk_hook_calls_total")
+	e.family("husk_hook_call_seconds", "Time of one hook module call.", "histogram")
+	m.hookSeconds.write(e, "husk_hook_call_seconds")
+	if m.sandboxes != nil {
+		mctx, cancel := context.WithTimeout(ctx, measureTimeout)
+		writeSandboxMetrics(e, m.sandboxes(mctx))
+		cancel()
+	}
+	writeGoMetrics(e)
+	writeProcessMetrics(e)
+	return e.flush()
 }
 
 // observeHook records one hook call.
 func (m *metrics) observeHook(c hooks.Call) {
-	m.hookCalls.WithLabelValues(c.Hook, string(c.Point), string(c.Result)).Inc()
-	m.hookSeconds.WithLabelValues(c.Hook, string(c.Point)).Observe(c.Duration.Seconds())
+	m.hookCalls.with(c.Hook, string(c.Point), string(c.Result)).inc()
+	m.hookSeconds.with(c.Hook, string(c.Point)).observe(c.Duration.Seconds())
+}
+
+// serveMetrics answers /metrics.
+func (m *metrics) serveMetrics(w http.ResponseWriter, r *http.Request) {
+	var buf bytes.Buffer
+	if err := m.write(r.Context(), &buf); err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	_, _ = w.Write(buf.Bytes())
 }
 
 // serve makes the management server answer on dir/ManagementSocket too:
@@ -101,7 +124,7 @@ func (m *metrics) serve(ctx context.Context, dir string) error {
 	}
 	if m.server == nil {
 		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+		mux.HandleFunc("/metrics", m.serveMetrics)
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

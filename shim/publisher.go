@@ -79,7 +79,7 @@ func (p *publisher) Exited(containerID, execID string, e handler.Exit) {
 	if id == "" {
 		id = containerID
 	}
-	p.metrics.exits.Inc()
+	p.metrics.exits.inc()
 	p.send(&eventstypes.TaskExit{
 		ContainerID: containerID,
 		ID:          id,
@@ -92,6 +92,6 @@ func (p *publisher) Exited(containerID, execID string, e handler.Exit) {
 // OOM publishes TaskOOM.
 func (p *publisher) OOM(containerID string) {
 	logging.L(p.ctx).Warn("container OOM-killed a process", "id", containerID)
-	p.metrics.ooms.Inc()
+	p.metrics.ooms.inc()
 	p.send(&eventstypes.TaskOOM{ContainerID: containerID})
 }

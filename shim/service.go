@@ -70,7 +70,7 @@ var _ taskAPI.TTRPCTaskService = (*service)(nil)
 
 func newService(ctx context.Context, mgr *runtime.Manager, pub shim.Publisher, sd shutdown.Service, level *slog.LevelVar) *service {
 	m := newMetrics()
-	m.reg.MustRegister(sandboxCollector{measure: mgr.Measure})
+	m.sandboxes = mgr.Measure
 	s := &service{
 		ctx:     ctx,
 		level:   level,
@@ -247,12 +247,12 @@ func (s *service) Create(_ context.Context, r *taskAPI.CreateTaskRequest) (*task
 	}
 	t, err := s.mgr.Create(ctx, req, s.events)
 	if err != nil {
-		s.metrics.creates.WithLabelValues("error").Inc()
+		s.metrics.creates.with("error").inc()
 		logging.L(ctx).Error("create failed", "error", err)
 		return nil, rpcErr(err)
 	}
-	s.metrics.creates.WithLabelValues("ok").Inc()
-	s.metrics.tasks.Inc()
+	s.metrics.creates.with("ok").inc()
+	s.metrics.tasks.inc()
 	if err := s.metrics.serve(s.ctx, t.SandboxDir); err != nil {
 		logging.L(ctx).Warn("no management socket", "error", err)
 	}
@@ -305,7 +305,7 @@ func (s *service) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAP
 		if s.mgr.Deleted(s.ctx, t) {
 			s.metrics.unserve(t.SandboxDir)
 		}
-		s.metrics.tasks.Dec()
+		s.metrics.tasks.dec()
 		s.events.send(&eventstypes.TaskDelete{
 			ContainerID: r.ID,
 			Pid:         uint32(st.Pid),
@@ -336,7 +336,7 @@ func (s *service) Exec(ctx context.Context, r *taskAPI.ExecProcessRequest) (*pty
 	if err := t.Exec(logging.With(s.ctx, "id", r.ID, "exec", r.ExecID), r.ExecID, &ps, stdio); err != nil {
 		return nil, rpcErr(err)
 	}
-	s.metrics.execs.Inc()
+	s.metrics.execs.inc()
 	s.events.send(&eventstypes.TaskExecAdded{ContainerID: r.ID, ExecID: r.ExecID})
 	return empty, nil
 }
