@@ -7,10 +7,15 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/containerd/errdefs"
+	"github.com/creack/pty"
+	"golang.org/x/term"
 
 	"github.com/huskrt/husk/agent/api"
 	"github.com/huskrt/husk/runtime/virt"
@@ -135,5 +140,129 @@ func TestDebugConsoleRefused(t *testing.T) {
 	defer w.Close()
 	if err := debugConsole(context.Background(), sock, r, &bytes.Buffer{}, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "is the pod running") {
 		t.Errorf("a dead shim: %v", err)
+	}
+}
+
+// TestDebugConsoleTerminal: on a terminal huskctl sends its size in the
+// header, goes raw (a byte typed is sent at once, not at the line's end),
+// sends a resize on SIGWINCH, and gives the terminal back as it was.
+func TestDebugConsoleTerminal(t *testing.T) {
+	ptmx, tty, err := pty.Open()
+	if err != nil {
+		t.Skipf("no pseudo-terminal: %v", err)
+	}
+	defer ptmx.Close()
+	defer tty.Close()
+	if err := pty.Setsize(ptmx, &pty.Winsize{Rows: 30, Cols: 100}); err != nil {
+		t.Fatal(err)
+	}
+	before, err := term.GetState(int(tty.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(t.TempDir(), "debug.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	type seen struct {
+		rows, cols uint16
+		resized    [2]uint16
+		data       string
+		err        error
+	}
+	got := make(chan seen, 1)
+	ready := make(chan struct{})
+	go func() {
+		var s seen
+		defer func() { got <- s }()
+		c, err := l.Accept()
+		if err != nil {
+			s.err = err
+			return
+		}
+		defer c.Close()
+		if s.rows, s.cols, s.err = api.ReadConsoleHeader(c); s.err != nil {
+			return
+		}
+		if _, s.err = c.Write([]byte{api.ConsoleOpen}); s.err != nil {
+			return
+		}
+		close(ready)
+		buf := make([]byte, api.MaxConsoleFrame)
+		for s.resized[0] == 0 || s.data == "" {
+			kind, p, err := api.ReadConsoleFrame(c, buf)
+			if err != nil {
+				s.err = err
+				return
+			}
+			if kind == api.ConsoleResize {
+				s.resized[0], s.resized[1] = api.ConsoleSize(p)
+			} else {
+				s.data += string(p)
+			}
+		}
+		_, _ = c.Write([]byte("bye\r\n"))
+	}()
+	done := make(chan error, 1)
+	var out, msgs bytes.Buffer
+	go func() { done <- debugConsole(context.Background(), sock, tty, &out, &msgs) }()
+	select {
+	case <-ready:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no console")
+	}
+	// Raw mode comes once the answer is read.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		st, err := term.GetState(int(tty.Fd()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(st, before) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the terminal never went raw")
+		}
+	}
+	if err := pty.Setsize(ptmx, &pty.Winsize{Rows: 40, Cols: 120}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ptmx.Write([]byte("q")); err != nil { // no newline: raw mode sends it
+		t.Fatal(err)
+	}
+	// The SIGWINCH handler comes just after raw mode: signal until the
+	// resize is seen.
+	var s seen
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if err := syscall.Kill(os.Getpid(), syscall.SIGWINCH); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case s = <-got:
+		case <-time.After(50 * time.Millisecond):
+			if time.Now().After(deadline) {
+				t.Fatal("the fake shim saw no resize or no data")
+			}
+			continue
+		}
+		break
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("debugConsole: %v", err)
+	}
+	if s.err != nil || s.rows != 30 || s.cols != 100 || s.resized != [2]uint16{40, 120} || s.data != "q" {
+		t.Errorf("the shim saw %+v; want 30x100, a resize to 40x120 and \"q\"", s)
+	}
+	if out.String() != "bye\r\n" {
+		t.Errorf("output %q", out.String())
+	}
+	after, err := term.GetState(int(tty.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(before, after) {
+		t.Error("the terminal was not given back as it was")
 	}
 }
