@@ -20,6 +20,7 @@ import (
 
 	"github.com/containerd/errdefs"
 	"golang.org/x/sys/cpu"
+	"golang.org/x/sys/unix"
 
 	"github.com/huskrt/husk/internal/logging"
 	"github.com/huskrt/husk/internal/reaper"
@@ -56,7 +57,7 @@ func newCache(dir, runnerPath string) *cache {
 		compile: func(ctx context.Context, dir string, wasm []byte) error {
 			return precompile(ctx, runnerPath, dir, wasm)
 		},
-		wazeroVersion: sync.OnceValues(func() (string, error) { return binaryWazeroVersion(runnerPath) }),
+		wazeroVersion: sync.OnceValues(func() (string, error) { return stampedWazeroVersion(dir, runnerPath, binaryWazeroVersion) }),
 	}
 	c.keyed.Store(true)
 	return c
@@ -100,6 +101,58 @@ func binaryWazeroVersion(path string) (string, error) {
 		}
 	}
 	return "dev", nil
+}
+
+// versionStamp is the file in the cache directory that records the
+// runner's wazero version with the runner file's identity.
+const versionStamp = "runner-wazero-version"
+
+// stampedWazeroVersion is the wazero version of the runner at path: read
+// from the stamp in dir when the stamp names this runner file (device,
+// inode, size, modification and change times), otherwise from the binary
+// with read (and stamped, best effort). Every shim asks this once, and
+// without a grouping annotation every container has a shim of its own:
+// parsing the 5 MiB runner's build information took about 1 ms of each
+// Wasm task's start here, the stamp a stat and a small read. The cache
+// directory is the shim's (root's, 0700), and what the stamp says is
+// checked to be a version before it names a directory.
+func stampedWazeroVersion(dir, path string, read func(string) (string, error)) (string, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return read(path)
+	}
+	id := fmt.Sprintf("%d:%d:%d:%d.%09d:%d.%09d", st.Dev, st.Ino, st.Size, st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec)
+	stamp := filepath.Join(dir, versionStamp)
+	if b, err := os.ReadFile(stamp); err == nil && len(b) <= 256 {
+		if got, v, ok := strings.Cut(strings.TrimSpace(string(b)), " "); ok && got == id && isVersion(v) {
+			return v, nil
+		}
+	}
+	v, err := read(path)
+	if err != nil || !isVersion(v) {
+		return v, err
+	}
+	if f, err := os.CreateTemp(dir, "."+versionStamp+"-*"); err == nil {
+		_, werr := f.WriteString(id + " " + v + "\n")
+		if cerr := f.Close(); werr != nil || cerr != nil || os.Rename(f.Name(), stamp) != nil {
+			_ = os.Remove(f.Name())
+		}
+	}
+	return v, nil
+}
+
+// isVersion tells whether v can be a module version in a directory name:
+// 1 to 64 letters, digits, '.', '-' and '+' ("v1.12.0", "dev").
+func isVersion(v string) bool {
+	if v == "" || len(v) > 64 {
+		return false
+	}
+	for _, r := range v {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '+') {
+			return false
+		}
+	}
+	return true
 }
 
 // verDir is wazero's subdirectory of the cache: wazero-<version>-<arch>-<os>

@@ -143,3 +143,64 @@ func TestViewsHammer(t *testing.T) {
 		}
 	}
 }
+
+// TestStampedWazeroVersion: the runner's wazero version is read from the
+// binary once and then from the stamp, until the runner file changes; a
+// stamp that is not a version, or names another file, is not believed.
+func TestStampedWazeroVersion(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(t.TempDir(), "husk-wasm-runner")
+	if err := os.WriteFile(bin, []byte("one"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	reads := 0
+	version := "v1.12.0"
+	read := func(string) (string, error) { reads++; return version, nil }
+	check := func(want string, wantReads int) {
+		t.Helper()
+		v, err := stampedWazeroVersion(dir, bin, read)
+		if err != nil || v != want || reads != wantReads {
+			t.Fatalf("got %q, %v after %d reads of the binary; want %q after %d", v, err, reads, want, wantReads)
+		}
+	}
+	check("v1.12.0", 1)
+	check("v1.12.0", 1) // from the stamp
+	// A new runner (make install): another file, read again.
+	version = "v1.13.0"
+	if err := os.WriteFile(bin+".new", []byte("two!"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(bin+".new", bin); err != nil {
+		t.Fatal(err)
+	}
+	check("v1.13.0", 2)
+	check("v1.13.0", 2)
+	// A stamp that says something else for this file is not believed.
+	stamp := filepath.Join(dir, versionStamp)
+	b, _ := os.ReadFile(stamp)
+	id, _, _ := strings.Cut(string(b), " ")
+	for _, bad := range []string{id + " ../../etc\n", id + " \n", id + "\n", "1:2:3:4.0:5.0 v1.13.0\n", strings.Repeat("x", 300)} {
+		if err := os.WriteFile(stamp, []byte(bad), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		n := reads
+		check("v1.13.0", n+1)
+	}
+	// The binary's answer is not stamped when it is no version.
+	os.Remove(stamp)
+	version = "bad/version"
+	if v, _ := stampedWazeroVersion(dir, bin, read); v != "bad/version" {
+		t.Fatalf("got %q", v)
+	}
+	if _, err := os.Stat(stamp); err == nil {
+		t.Fatal("a version that is no version was stamped")
+	}
+	// No runner: read (which says why), nothing stamped.
+	if _, err := stampedWazeroVersion(dir, filepath.Join(dir, "missing"), func(p string) (string, error) { return "", fmt.Errorf("no %s", p) }); err == nil {
+		t.Fatal("no error for a missing runner")
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 0 {
+		t.Fatalf("left %v", ents)
+	}
+}
