@@ -86,3 +86,48 @@ func TestConsoleAnswerError(t *testing.T) {
 		}
 	}
 }
+
+// FuzzConsoleFrame: whatever the bytes, ReadConsoleFrame returns only a
+// data frame of 1 to MaxConsoleFrame bytes or a 4-byte resize, or an
+// error, and consumes no more than it was given; and what
+// WriteConsoleData writes reads back the same.
+func FuzzConsoleFrame(f *testing.F) {
+	f.Add([]byte{ConsoleData, 0, 1, 'a'}, []byte("hello"))
+	f.Add([]byte{ConsoleResize, 0, 4, 0, 24, 0, 80}, []byte{})
+	f.Add([]byte{ConsoleData, 0xff, 0xff}, bytes.Repeat([]byte{'x'}, MaxConsoleFrame+1))
+	f.Add([]byte{'X', 0, 0}, []byte{0})
+	f.Fuzz(func(t *testing.T, raw, data []byte) {
+		buf := make([]byte, MaxConsoleFrame)
+		r := bytes.NewReader(raw)
+		for i := 0; i < len(raw); i++ {
+			kind, p, err := ReadConsoleFrame(r, buf)
+			if err != nil {
+				break
+			}
+			switch {
+			case kind == ConsoleData && len(p) >= 1 && len(p) <= MaxConsoleFrame:
+			case kind == ConsoleResize && len(p) == 4:
+			default:
+				t.Fatalf("frame of kind %#x with %d bytes", kind, len(p))
+			}
+		}
+		var b bytes.Buffer
+		if err := WriteConsoleData(&b, data); err != nil {
+			t.Fatal(err)
+		}
+		var got []byte
+		for {
+			kind, p, err := ReadConsoleFrame(&b, buf)
+			if err == io.EOF {
+				break
+			}
+			if err != nil || kind != ConsoleData {
+				t.Fatalf("reading back: kind %#x, %v", kind, err)
+			}
+			got = append(got, p...)
+		}
+		if !bytes.Equal(got, data) {
+			t.Fatalf("read back %d bytes, wrote %d", len(got), len(data))
+		}
+	})
+}
