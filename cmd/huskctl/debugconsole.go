@@ -92,7 +92,7 @@ func debugConsoleSocket(stateDir, ns, id string) (string, error) {
 	}
 	sock := filepath.Join(vdir, virt.DebugConsoleSocket)
 	if _, err := os.Stat(sock); err != nil {
-		return "", fmt.Errorf("debug console is off for pod %s: set [virt] debug_console = true in husk's configuration and start the pod again: %w", id, errdefs.ErrFailedPrecondition)
+		return "", fmt.Errorf("debug console is off for pod %s: set [virt] debug_console = true in husk's configuration and start the pod again (a pod started with it on whose shim could not serve it: the shim's log says why): %w", id, errdefs.ErrFailedPrecondition)
 	}
 	return sock, nil
 }
