@@ -106,6 +106,7 @@ func run(tools, shimDir string, runs int) error {
 
 	if *p11Only { // P11's 250 pods alone (pods250.go)
 		res.P11 = benchP11(ctx, c, rootfs)
+		printP11Table(res.P11)
 		printTargets(targetRows(res))
 		return nil
 	}
@@ -163,6 +164,7 @@ func run(tools, shimDir string, runs int) error {
 	printVMMTable(res.VMM)
 	printHooksTable(res.Hooks)
 	printPodsTable(res.Pods)
+	printP11Table(res.P11)
 	printTargets(res.Targets)
 	return nil
 }

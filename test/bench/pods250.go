@@ -209,3 +209,24 @@ func treePSS(pid int) int {
 	}
 	return total
 }
+
+// printP11Table prints the 250-pod row's details.
+func printP11Table(p *p11Result) {
+	if p == nil {
+		return
+	}
+	fmt.Println()
+	if p.Err != "" {
+		fmt.Printf("P11, %d pods: %s\n", p.Pods, p.Err)
+	}
+	h, rc := p.Runtimes["husk"], p.Runtimes["runc"]
+	fmt.Println("| id | what | runc shim | husk | husk/runc |")
+	fmt.Println("|---|---|---|---|---|")
+	fmt.Printf("| P11 | %d single-container pods (a shim each) at once: running | %d | %d | — |\n", p.Pods, rc.Running, h.Running)
+	fmt.Printf("| P11 | host memory per pod (MemAvailable drop / %d) | %.2f MiB | %.2f MiB | %s |\n", p.Pods, mibOf(rc.HostKiBPerPod), mibOf(h.HostKiBPerPod),
+		fmtRatio(float64(h.HostKiBPerPod), float64(rc.HostKiBPerPod)))
+	fmt.Printf("| P11 | PSS of a pod's shim and container | %.2f MiB | %.2f MiB | %s |\n", mibOf(rc.PSSKiBPerPod), mibOf(h.PSSKiBPerPod),
+		fmtRatio(float64(h.PSSKiBPerPod), float64(rc.PSSKiBPerPod)))
+	fmt.Printf("| P11 | time to start all, %d at a time; to remove all | %.0f s; %.0f s | %.0f s; %.0f s | %s |\n", p11Workers,
+		rc.StartSecs, rc.CleanupSecs, h.StartSecs, h.CleanupSecs, fmtRatio(h.StartSecs, rc.StartSecs))
+}

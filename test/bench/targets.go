@@ -291,12 +291,25 @@ func targetRows(r result) []targetRow {
 		} else {
 			missing("P8", what, target, notRun("the VMM part", vmmErrs, "P8 husk", "P8 qemu", "P8", "P7/P8"))
 		}
-		what, target = "nested harness: VMM exec → inner /init, median", fmt.Sprintf("≤ %.2g× tuned QEMU microvm", L.P9Ratio)
-		if v != nil && v.P9 != nil && v.P9.median("husk") > 0 && v.P9.median("qemu-tuned") > 0 {
-			hm, tm := v.P9.median("husk"), v.P9.median("qemu-tuned")
-			add(targetRow{ID: "P9", What: fmt.Sprintf("%s of %d interleaved", what, len(v.P9.ToInit["husk"])), Measured: fmt.Sprintf("%.2f s", hm),
-				Baseline: fmt.Sprintf("tuned QEMU %.2f s (as shipped %.2f s, %s)", tm, v.P9.median("qemu"), fmtRatio(hm, v.P9.median("qemu"))),
-				Ratio:    fmtRatio(hm, tm), Target: target, Verdict: judge(hm <= L.P9Ratio*tm)})
+		// P9 is judged against the faster of the two QEMU rows: the tuned
+		// one is meant to be QEMU at its best, and where it is slower than
+		// QEMU as shipped (PVH here), the shipped one is the bar.
+		what, target = "nested harness: VMM exec → inner /init, median", fmt.Sprintf("≤ %.2g× tuned QEMU microvm (or as shipped, if faster)", L.P9Ratio)
+		var nb *nestedBoot
+		if v != nil {
+			nb = v.P9
+		}
+		if hm, tm, sm := nb.median("husk"), nb.median("qemu-tuned"), nb.median("qemu"); hm > 0 && (tm > 0 || sm > 0) {
+			bar, name := tm, "tuned"
+			if tm == 0 || (sm > 0 && sm < tm) {
+				bar, name = sm, "as shipped (faster than tuned)"
+				if tm == 0 {
+					name = "as shipped (tuned not measured: " + firstLine(vmmErrs["P9 qemu-tuned"]) + ")"
+				}
+			}
+			add(targetRow{ID: "P9", What: fmt.Sprintf("%s of %d interleaved", what, len(nb.ToInit["husk"])), Measured: fmt.Sprintf("%.2f s", hm),
+				Baseline: fmt.Sprintf("QEMU microvm %s %.2f s (tuned %.2f s, as shipped %.2f s)", name, bar, tm, sm),
+				Ratio:    fmtRatio(hm, bar), Target: target, Verdict: judge(hm <= L.P9Ratio*bar)})
 		} else {
 			missing("P9", what, target, notRun("the VMM part", vmmErrs, "P9"))
 		}

@@ -58,6 +58,12 @@ func BuildVMMem(ctx context.Context, repo, out string) error {
 // numbers by name ("builtin", "qemu-microvm") and the outer console. tee,
 // when not nil, sees the console as it comes.
 func RunVMMem(ctx context.Context, as *Assets, vmmem, guestKernel, guestInitrd string, memMiB int, dir string, tee io.Writer) (map[string]VMMem, string, error) {
+	return RunVMMemP7(ctx, as, vmmem, guestKernel, guestInitrd, memMiB, 0, dir, tee)
+}
+
+// RunVMMemP7 is RunVMMem, first booting the guest p7Runs times more in
+// the builtin hypervisor's VMM process for P7 (ParseP7 reads those lines).
+func RunVMMemP7(ctx context.Context, as *Assets, vmmem, guestKernel, guestInitrd string, memMiB, p7Runs int, dir string, tee io.Writer) (map[string]VMMem, string, error) {
 	kernel, err := os.ReadFile(guestKernel)
 	if err != nil {
 		return nil, "", err
@@ -68,7 +74,7 @@ func RunVMMem(ctx context.Context, as *Assets, vmmem, guestKernel, guestInitrd s
 	}
 	outer, err := confinedOuter{
 		Busybox: as.Busybox, Kernel: as.Kernel, Modules: vhostModules, Program: vmmem,
-		Args:  fmt.Sprintf("/guest/vmlinuz /guest/initrd /bin/qemu-system-x86_64 %d", memMiB),
+		Args:  fmt.Sprintf("/guest/vmlinuz /guest/initrd /bin/qemu-system-x86_64 %d %d", memMiB, p7Runs),
 		Files: map[string][]byte{"guest/vmlinuz": kernel, "guest/initrd": initrd},
 		QEMU:  as.QEMU,
 		Fail:  vmmemError, RC: vmmemRC, Audit: vmmemError + "seccomp audit: ",
@@ -113,4 +119,29 @@ func ParseVMMem(console string) map[string]VMMem {
 		res[m[1]] = VMMem{PSSKiB: n(2), GuestPSSKiB: n(3), RSSKiB: n(4), GuestRSSKiB: n(5), AgentSecs: secs}
 	}
 	return res
+}
+
+// P7Result is what the vmmem run's P7 part printed: each VMM process's CPU
+// time (ms) at its guest's first instruction, and the reference load's CPU
+// time (ms) in the outer guest, to compare with the same load on the host.
+type P7Result struct {
+	FirstRunCPUMs []float64
+	RefCPUMs      []float64
+}
+
+// ParseP7 reads the P7 lines of a vmmem run's console.
+func ParseP7(console string) P7Result {
+	var r P7Result
+	for _, m := range regexp.MustCompile(`HUSK-VMMEM-P7(: first_run_cpu_ms|-REF: cpu_ms) ([0-9.]+)`).FindAllStringSubmatch(console, -1) {
+		v, err := strconv.ParseFloat(m[2], 64)
+		if err != nil {
+			continue
+		}
+		if strings.HasPrefix(m[1], "-REF") {
+			r.RefCPUMs = append(r.RefCPUMs, v)
+		} else {
+			r.FirstRunCPUMs = append(r.FirstRunCPUMs, v)
+		}
+	}
+	return r
 }

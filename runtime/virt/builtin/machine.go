@@ -82,7 +82,9 @@ func (m *vmmMachine) Start() error { return m.v.Start(context.Background()) }
 
 func (m *vmmMachine) Wait() int {
 	reason, err := m.v.Wait()
-	m.log.Info("vm stopped", "reason", reason, "error", err)
+	// first_run_cpu: this process's CPU from its start to the guest's
+	// first instruction (TARGETS.md P7; the bench reads it here).
+	m.log.Info("vm stopped", "reason", reason, "error", err, "first_run_cpu", m.v.Stats().FirstRunCPU)
 	switch reason {
 	case vmm.ExitPowerOff:
 		return exitPowerOff

@@ -8,7 +8,18 @@
 // answered Check over vsock, and the guest has then idled for a settle
 // time. Built static with cgo (libseccomp), as the shim is.
 //
-//	vmmem KERNEL INITRD QEMU MEM_MIB
+//	vmmem KERNEL INITRD QEMU MEM_MIB [P7_RUNS]
+//
+// With P7_RUNS it first boots the guest P7_RUNS times more through
+// runtime/virt/builtin, each stopped a second after its start, and prints
+// the CPU time each VMM process had used when its guest ran its first
+// instruction (the process's "vm stopped" log line, first_run_cpu), and
+// the CPU time of a process that starts and reads the kernel and
+// initrd into fresh memory in a new process of this binary (vmmem ref
+// FILE...: a fixed load, to compare this guest's speed with the host's):
+//
+//	HUSK-VMMEM-P7: first_run_cpu_ms X
+//	HUSK-VMMEM-P7-REF: cpu_ms X
 //
 // It prints one line per VMM,
 //
@@ -22,12 +33,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -35,6 +50,7 @@ import (
 
 	"github.com/huskrt/husk/agent/api"
 	"github.com/huskrt/husk/agent/client"
+	"github.com/huskrt/husk/internal/logging"
 	"github.com/huskrt/husk/runtime/virt"
 	"github.com/huskrt/husk/runtime/virt/builtin"
 )
@@ -54,8 +70,11 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == builtin.ProcessArg {
 		builtin.Main()
 	}
-	if len(os.Args) != 5 {
-		fmt.Fprintln(os.Stderr, "usage: vmmem KERNEL INITRD QEMU MEM_MIB")
+	if len(os.Args) > 1 && os.Args[1] == RefArg {
+		os.Exit(refMain(os.Args[2:]))
+	}
+	if len(os.Args) != 5 && len(os.Args) != 6 {
+		fmt.Fprintln(os.Stderr, "usage: vmmem KERNEL INITRD QEMU MEM_MIB [P7_RUNS]")
 		os.Exit(2)
 	}
 	kernel, initrd, qemu := os.Args[1], os.Args[2], os.Args[3]
@@ -64,9 +83,32 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 240*time.Second)
+	p7Runs := 0
+	if len(os.Args) == 6 {
+		if p7Runs, err = strconv.Atoi(os.Args[5]); err != nil || p7Runs < 0 || p7Runs > 50 {
+			fmt.Fprintln(os.Stderr, "P7_RUNS: want 0 to 50:", os.Args[5])
+			os.Exit(2)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 240*time.Second+time.Duration(p7Runs)*20*time.Second)
 	defer cancel()
 	failed := false
+	for i := 0; i < p7Runs; i++ {
+		if i == 0 || i == p7Runs-1 {
+			if ref, err := refLoad(kernel, initrd); err != nil {
+				fmt.Printf("%sP7 reference: %v\n", errorPrefix, err)
+			} else {
+				fmt.Printf("%s-REF: cpu_ms %.3f\n", p7Prefix, float64(ref.Microseconds())/1000)
+			}
+		}
+		cpu, err := firstRunCPU(ctx, kernel, initrd, mem, i)
+		if err != nil {
+			fmt.Printf("%sP7 run %d: %v\n", errorPrefix, i, err)
+			failed = true
+			break
+		}
+		fmt.Printf("%s: first_run_cpu_ms %.3f\n", p7Prefix, float64(cpu.Microseconds())/1000)
+	}
 	for _, m := range []struct {
 		name string
 		run  func(context.Context, string, string, uint64) (usage, error)
@@ -86,6 +128,119 @@ func main() {
 	if failed {
 		os.Exit(1)
 	}
+}
+
+// p7Prefix starts the P7 lines.
+const p7Prefix = "HUSK-VMMEM-P7"
+
+// firstRunCPU boots the guest as builtinVM does, stops it after a second,
+// and reads first_run_cpu from the VMM process's last log line (which the
+// parent logs at debug level, line by line).
+func firstRunCPU(ctx context.Context, kernel, initrd string, mem uint64, i int) (time.Duration, error) {
+	dir := fmt.Sprintf("/run/husk/vmmem-p7-%d", i)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return 0, err
+	}
+	var logBuf lockedBuffer
+	lctx := logging.WithLogger(ctx, slog.New(slog.NewTextHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	v, err := builtin.New().Start(lctx, &virt.VMConfig{
+		ID: fmt.Sprintf("p7-%d", i), Dir: dir, Kernel: kernel, Initrd: initrd,
+		KernelParams: strings.Fields(params), VCPUs: 1, MemoryMiB: mem, DiskSlots: 1,
+	})
+	if err != nil {
+		return 0, err
+	}
+	time.Sleep(time.Second)
+	if err := v.Stop(context.WithoutCancel(ctx)); err != nil {
+		return 0, fmt.Errorf("stop: %w", err)
+	}
+	<-v.Done()
+	re := regexp.MustCompile(`first_run_cpu=([0-9.]+[a-zµ]+)`)
+	for range 50 { // the log's last line may still be on its way
+		if m := re.FindStringSubmatch(logBuf.String()); m != nil {
+			d, err := time.ParseDuration(m[1])
+			if err != nil || d <= 0 {
+				return 0, fmt.Errorf("first_run_cpu %q: %v", m[1], err)
+			}
+			return d, nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return 0, fmt.Errorf("no first_run_cpu in the VMM process's log: %s", tail(logBuf.String(), 600))
+}
+
+// RefArg runs the reference load instead (vmmem ref FILE...): the work a
+// VMM process does before its guest runs, without KVM: a Go program
+// starts, maps fresh anonymous memory and reads the files into it.
+const RefArg = "ref"
+
+// refLoad runs the reference load in a new process of this binary and
+// returns that process's CPU time (user + system).
+func refLoad(files ...string) (time.Duration, error) {
+	cmd := exec.Command("/proc/self/exe", append([]string{RefArg}, files...)...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("reference load: %v: %s", err, out)
+	}
+	return cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), nil
+}
+
+// refMain is the reference load's process.
+func refMain(files []string) int {
+	total := 0
+	for _, f := range files {
+		st, err := os.Stat(f)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		total += int(st.Size())
+	}
+	if total == 0 || total > 1<<30 {
+		fmt.Fprintln(os.Stderr, "reference load: want 1 byte to 1 GiB of files, have", total)
+		return 1
+	}
+	mem, err := syscall.Mmap(-1, 0, total, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANONYMOUS)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	off := 0
+	for _, f := range files {
+		fd, err := os.Open(f)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		n, err := io.ReadFull(fd, mem[off:])
+		fd.Close()
+		if err != nil && err != io.ErrUnexpectedEOF {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		off += n
+	}
+	return 0
+}
+
+// lockedBuffer is a strings.Builder for a logger's concurrent writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.b.Len() > 1<<20 {
+		return len(p), nil
+	}
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // usage is a VMM process's memory, in KiB, and how long its agent took.
