@@ -80,7 +80,7 @@ func TestDebugConsoleInGuest(t *testing.T) {
 				t.Errorf("console output lacks %q:\n%s", want, text)
 			}
 		}
-		t.Logf("console output:\n%s", text)
+		t.Logf("console output:\n%s", strings.ReplaceAll(text, "\x00", " ")) // cmdline's NULs
 	})
 }
 
