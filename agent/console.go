@@ -27,6 +27,9 @@ const (
 	// maxConsoles bounds the consoles open at once: each is a shell and
 	// a terminal in the guest.
 	maxConsoles = 2
+	// maxConsoleHandshakes bounds the connections whose header is
+	// awaited at once; one more is closed as it comes.
+	maxConsoleHandshakes = 8
 	// consoleHangupGrace is how long a shell whose host went away has,
 	// after its terminal's hangup, before it is killed.
 	consoleHangupGrace = 2 * time.Second
@@ -61,7 +64,8 @@ type consoles struct {
 	enabled bool
 	// shell returns the command a console runs; tests replace it.
 	shell func() *exec.Cmd
-	sem   chan struct{}
+	sem   chan struct{} // a token per console open
+	hs    chan struct{} // a token per header awaited
 	wg    sync.WaitGroup
 }
 
@@ -69,7 +73,7 @@ func newConsoles(enabled bool, shell func() *exec.Cmd) *consoles {
 	if shell == nil {
 		shell = defaultShell
 	}
-	return &consoles{enabled: enabled, shell: shell, sem: make(chan struct{}, maxConsoles)}
+	return &consoles{enabled: enabled, shell: shell, sem: make(chan struct{}, maxConsoles), hs: make(chan struct{}, maxConsoleHandshakes)}
 }
 
 // defaultShell is the guest's /bin/sh where there is one, else the agent
@@ -93,6 +97,13 @@ func (c *consoles) serve(ctx context.Context, l net.Listener) error {
 			}
 			return err
 		}
+		select {
+		case c.hs <- struct{}{}:
+		default:
+			logging.L(ctx).Warn("refusing a debug console connection: too many awaiting their header", "limit", maxConsoleHandshakes)
+			_ = conn.Close()
+			continue
+		}
 		c.wg.Add(1)
 		go func() {
 			defer c.wg.Done()
@@ -107,6 +118,7 @@ func (c *consoles) handle(ctx context.Context, conn net.Conn) {
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(consoleHeaderTimeout))
 	rows, cols, err := api.ReadConsoleHeader(conn)
+	<-c.hs
 	if err != nil {
 		log.Warn("refusing a debug console", "error", err)
 		return

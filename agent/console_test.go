@@ -189,6 +189,39 @@ func TestConsoleBounds(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// Connections that send no header are bounded: one past the bound
+	// is closed at once, and a console opens again once they are gone.
+	var idle []net.Conn
+	for i := 0; i < maxConsoleHandshakes; i++ {
+		idle = append(idle, dial())
+	}
+	time.Sleep(100 * time.Millisecond) // accepted, each awaiting its header
+	extra := dial()
+	// Closed at once, not at the header's timeout.
+	_ = extra.SetReadDeadline(time.Now().Add(consoleHeaderTimeout / 2))
+	if b, err := io.ReadAll(extra); len(b) != 0 || (err != nil && !errors.Is(err, unix.ECONNRESET)) {
+		t.Errorf("a connection past the handshake bound: %q, %v; want it closed at once", b, err)
+	}
+	for _, c := range idle {
+		c.Close()
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		c := dial()
+		var a [1]byte
+		err := api.WriteConsoleHeader(c, 0, 0)
+		if err == nil {
+			_, err = io.ReadFull(c, a[:])
+		}
+		c.Close()
+		if err == nil && a[0] == api.ConsoleOpen {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the idle connections left: answer %d, %v", a[0], err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	// A header that is not one is closed without an answer.
 	c := dial()
 	if _, err := c.Write([]byte("GET / HTTP/1.1\r\n")); err != nil {
