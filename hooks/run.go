@@ -254,9 +254,15 @@ func checkRaw(point Point, info pointInfo, raw []byte) ([]byte, error) {
 // member names, none unknown or repeated; with complete, none missing and
 // no null where the schema has none: see checkStrict) and encodes it
 // again. Patched events are complete: husk encoded every member before
-// the patch, so one missing is one the patch dropped.
+// the patch, so one missing is one the patch dropped; and well-formed
+// (husk's encoding with parsed values spliced in, or the tree encoded):
+// their check skips json.Valid.
 func canonical(info pointInfo, raw []byte, complete bool) ([]byte, error) {
-	if err := checkStrict(raw, info.event, complete); err != nil {
+	check := checkStrict
+	if complete {
+		check = checkStrictValid
+	}
+	if err := check(raw, info.event, complete); err != nil {
 		return nil, err
 	}
 	v := reflect.New(info.event).Interface()

@@ -7,9 +7,15 @@ import (
 	"slices"
 )
 
-// checkStrictValid is checkStrict for text json.Valid accepted: it walks
-// the bytes themselves, so that it can take every byte as well-formed.
-func checkStrictValid(b []byte, t reflect.Type, complete bool) error {
+// checkStrictValid is checkStrict for well-formed text (json.Valid
+// accepted it, or husk made it): it walks the bytes themselves, taking
+// them as well-formed. Text that is not fails, never panics.
+func checkStrictValid(b []byte, t reflect.Type, complete bool) (err error) {
+	defer func() {
+		if recover() != nil {
+			err = errors.New("not well-formed JSON")
+		}
+	}()
 	w := validWalker{b: b, complete: complete}
 	if err := w.value(t, nil); err != nil {
 		return err

@@ -61,6 +61,13 @@ func TestStrictValidAsTokens(t *testing.T) {
 	if err := checkStrict([]byte(`{"allow":tru}`), decisionType, false); err == nil || !strings.Contains(err.Error(), "invalid character") {
 		t.Errorf("malformed text: %v; want encoding/json's syntax error", err)
 	}
+	// Text husk made is well-formed; were it not, the byte walker fails
+	// rather than read past the end.
+	for _, bad := range []string{`{"allow":`, `{"a":[1,`, `{"a":"x`, `[`, ``} {
+		if err := checkStrictValid([]byte(bad), decisionType, true); err == nil {
+			t.Errorf("byte walker on %q: no error", bad)
+		}
+	}
 }
 
 // compareStrict fails t when the two walkers disagree about b.
