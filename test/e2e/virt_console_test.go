@@ -61,11 +61,13 @@ func TestDebugConsoleOnQEMU(t *testing.T) {
 	start := time.Now()
 	// The guest has no /bin/sh: the agent's built-in shell splits the
 	// quotes, which the terminal's echo of the input keeps.
-	out, stderr, err := console(on, cfgOn, "echo 'in''-guest'\ncat /proc/sys/kernel/osrelease\n")
+	// From outside the containers: the agent's bundle of the pod's
+	// container, its root filesystem mounted.
+	out, stderr, err := console(on, cfgOn, "echo 'in''-guest'\ncat /proc/sys/kernel/osrelease\nls /run/husk-agent/containers/"+on+"/rootfs/bin\n")
 	if err != nil {
 		t.Fatalf("huskctl debug-console: %v\nstdout: %q\nstderr: %s", err, out, stderr)
 	}
-	for _, want := range []string{"in-guest\r\n", m.Release + "\r\n"} {
+	for _, want := range []string{"in-guest\r\n", m.Release + "\r\n", " busybox\r\n"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("console output lacks %q:\n%s", want, out)
 		}
