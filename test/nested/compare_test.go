@@ -34,8 +34,8 @@ func TestP9ScriptAndParse(t *testing.T) {
 		t.Errorf("failures: %q", fails)
 	}
 
-	p7 := ParseP7("HUSK-VMMEM-P7-REF: cpu_ms 120.5\nHUSK-VMMEM-P7: first_run_cpu_ms 830.25\nHUSK-VMMEM-P7: first_run_cpu_ms 9\nHUSK-VMMEM-P7: first_run_cpu_ms x\n")
-	if len(p7.FirstRunCPUMs) != 2 || p7.FirstRunCPUMs[0] != 830.25 || len(p7.RefCPUMs) != 1 || p7.RefCPUMs[0] != 120.5 {
+	p7 := ParseP7("HUSK-VMMEM-P7-REF: cpu_ms 120.5\nHUSK-VMMEM-P7: first_run_cpu_ms 830.25\nHUSK-VMMEM-P7-TINY: first_run_cpu_ms 700\nHUSK-VMMEM-P7: first_run_cpu_ms 9\nHUSK-VMMEM-P7: first_run_cpu_ms x\n")
+	if len(p7.FirstRunCPUMs) != 2 || p7.FirstRunCPUMs[0] != 830.25 || len(p7.RefCPUMs) != 1 || p7.RefCPUMs[0] != 120.5 || len(p7.TinyCPUMs) != 1 || p7.TinyCPUMs[0] != 700 {
 		t.Errorf("ParseP7: %+v", p7)
 	}
 }

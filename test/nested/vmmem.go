@@ -58,12 +58,13 @@ func BuildVMMem(ctx context.Context, repo, out string) error {
 // numbers by name ("builtin", "qemu-microvm") and the outer console. tee,
 // when not nil, sees the console as it comes.
 func RunVMMem(ctx context.Context, as *Assets, vmmem, guestKernel, guestInitrd string, memMiB int, dir string, tee io.Writer) (map[string]VMMem, string, error) {
-	return RunVMMemP7(ctx, as, vmmem, guestKernel, guestInitrd, memMiB, 0, dir, tee)
+	return RunVMMemP7(ctx, as, vmmem, guestKernel, guestInitrd, memMiB, 0, nil, dir, tee)
 }
 
 // RunVMMemP7 is RunVMMem, first booting the guest p7Runs times more in
-// the builtin hypervisor's VMM process for P7 (ParseP7 reads those lines).
-func RunVMMemP7(ctx context.Context, as *Assets, vmmem, guestKernel, guestInitrd string, memMiB, p7Runs int, dir string, tee io.Writer) (map[string]VMMem, string, error) {
+// the builtin hypervisor's VMM process for P7, each followed by the
+// kernel tiny (when not nil) without an initrd (ParseP7 reads those lines).
+func RunVMMemP7(ctx context.Context, as *Assets, vmmem, guestKernel, guestInitrd string, memMiB, p7Runs int, tiny []byte, dir string, tee io.Writer) (map[string]VMMem, string, error) {
 	kernel, err := os.ReadFile(guestKernel)
 	if err != nil {
 		return nil, "", err
@@ -72,10 +73,16 @@ func RunVMMemP7(ctx context.Context, as *Assets, vmmem, guestKernel, guestInitrd
 	if err != nil {
 		return nil, "", err
 	}
+	files := map[string][]byte{"guest/vmlinuz": kernel, "guest/initrd": initrd}
+	args := fmt.Sprintf("/guest/vmlinuz /guest/initrd /bin/qemu-system-x86_64 %d %d", memMiB, p7Runs)
+	if tiny != nil {
+		files["guest/tiny"] = tiny
+		args += " /guest/tiny"
+	}
 	outer, err := confinedOuter{
 		Busybox: as.Busybox, Kernel: as.Kernel, Modules: vhostModules, Program: vmmem,
-		Args:  fmt.Sprintf("/guest/vmlinuz /guest/initrd /bin/qemu-system-x86_64 %d %d", memMiB, p7Runs),
-		Files: map[string][]byte{"guest/vmlinuz": kernel, "guest/initrd": initrd},
+		Args:  args,
+		Files: files,
 		QEMU:  as.QEMU,
 		Fail:  vmmemError, RC: vmmemRC, Audit: vmmemError + "seccomp audit: ",
 	}.initrd()
@@ -126,20 +133,24 @@ func ParseVMMem(console string) map[string]VMMem {
 // time (ms) in the outer guest, to compare with the same load on the host.
 type P7Result struct {
 	FirstRunCPUMs []float64
+	TinyCPUMs     []float64 // the tiny kernel's runs
 	RefCPUMs      []float64
 }
 
 // ParseP7 reads the P7 lines of a vmmem run's console.
 func ParseP7(console string) P7Result {
 	var r P7Result
-	for _, m := range regexp.MustCompile(`HUSK-VMMEM-P7(: first_run_cpu_ms|-REF: cpu_ms) ([0-9.]+)`).FindAllStringSubmatch(console, -1) {
+	for _, m := range regexp.MustCompile(`HUSK-VMMEM-P7(: first_run_cpu_ms|-TINY: first_run_cpu_ms|-REF: cpu_ms) ([0-9.]+)`).FindAllStringSubmatch(console, -1) {
 		v, err := strconv.ParseFloat(m[2], 64)
 		if err != nil {
 			continue
 		}
-		if strings.HasPrefix(m[1], "-REF") {
+		switch {
+		case strings.HasPrefix(m[1], "-REF"):
 			r.RefCPUMs = append(r.RefCPUMs, v)
-		} else {
+		case strings.HasPrefix(m[1], "-TINY"):
+			r.TinyCPUMs = append(r.TinyCPUMs, v)
+		default:
 			r.FirstRunCPUMs = append(r.FirstRunCPUMs, v)
 		}
 	}

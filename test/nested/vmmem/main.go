@@ -8,7 +8,7 @@
 // answered Check over vsock, and the guest has then idled for a settle
 // time. Built static with cgo (libseccomp), as the shim is.
 //
-//	vmmem KERNEL INITRD QEMU MEM_MIB [P7_RUNS]
+//	vmmem KERNEL INITRD QEMU MEM_MIB [P7_RUNS [TINY_KERNEL]]
 //
 // With P7_RUNS it first boots the guest P7_RUNS times more through
 // runtime/virt/builtin, each stopped a second after its start, and prints
@@ -19,6 +19,7 @@
 // FILE...: a fixed load, to compare this guest's speed with the host's):
 //
 //	HUSK-VMMEM-P7: first_run_cpu_ms X
+//	HUSK-VMMEM-P7-TINY: first_run_cpu_ms X (TINY_KERNEL, no initrd, after each)
 //	HUSK-VMMEM-P7-REF: cpu_ms X
 //
 // It prints one line per VMM,
@@ -73,8 +74,8 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == RefArg {
 		os.Exit(refMain(os.Args[2:]))
 	}
-	if len(os.Args) != 5 && len(os.Args) != 6 {
-		fmt.Fprintln(os.Stderr, "usage: vmmem KERNEL INITRD QEMU MEM_MIB [P7_RUNS]")
+	if len(os.Args) < 5 || len(os.Args) > 7 {
+		fmt.Fprintln(os.Stderr, "usage: vmmem KERNEL INITRD QEMU MEM_MIB [P7_RUNS [TINY_KERNEL]]")
 		os.Exit(2)
 	}
 	kernel, initrd, qemu := os.Args[1], os.Args[2], os.Args[3]
@@ -84,7 +85,11 @@ func main() {
 		os.Exit(2)
 	}
 	p7Runs := 0
-	if len(os.Args) == 6 {
+	tiny := ""
+	if len(os.Args) == 7 {
+		tiny = os.Args[6]
+	}
+	if len(os.Args) >= 6 {
 		if p7Runs, err = strconv.Atoi(os.Args[5]); err != nil || p7Runs < 0 || p7Runs > 50 {
 			fmt.Fprintln(os.Stderr, "P7_RUNS: want 0 to 50:", os.Args[5])
 			os.Exit(2)
@@ -108,6 +113,15 @@ func main() {
 			break
 		}
 		fmt.Printf("%s: first_run_cpu_ms %.3f\n", p7Prefix, float64(cpu.Microseconds())/1000)
+		if tiny != "" {
+			cpu, err := firstRunCPU(ctx, tiny, "", mem, 100+i)
+			if err != nil {
+				fmt.Printf("%sP7 tiny run %d: %v\n", errorPrefix, i, err)
+				failed = true
+				break
+			}
+			fmt.Printf("%s-TINY: first_run_cpu_ms %.3f\n", p7Prefix, float64(cpu.Microseconds())/1000)
+		}
 	}
 	for _, m := range []struct {
 		name string
