@@ -126,9 +126,11 @@ func run(ctx context.Context, o options) int {
 	// speed): the goroutine that ends the runner on SIGTERM waited with
 	// it, and a Go module's `ctr task kill` hung (TestSignals, 1 run in 3).
 	wasm = nil
+	wd, _ := os.Getwd()
+	env := withPWD(o.env, wd)
 	imports := wasiImports(compiled)
 	instantiate := func(ctx context.Context, rt wazero.Runtime) error {
-		return instantiateWASI(ctx, rt, o.preopens, imports)
+		return instantiateWASI(ctx, rt, o.preopens, imports, newEnviron(env))
 	}
 	if o.wazeroWASI {
 		instantiate = func(ctx context.Context, rt wazero.Runtime) error {
@@ -147,10 +149,11 @@ func run(ctx context.Context, o options) int {
 		WithSysWalltime().WithSysNanotime().WithSysNanosleep().WithOsyield(goruntime.Gosched).
 		WithRandSource(rand.Reader).
 		WithFSConfig(fsConfig(o.preopens))
-	wd, _ := os.Getwd()
-	for _, kv := range withPWD(o.env, wd) {
-		k, v, _ := strings.Cut(kv, "=")
-		cfg = cfg.WithEnv(k, v)
+	if o.wazeroWASI { // the runner's own environ calls serve it otherwise
+		for _, kv := range env {
+			k, v, _ := strings.Cut(kv, "=")
+			cfg = cfg.WithEnv(k, v)
+		}
 	}
 	if o.fn != "" {
 		if _, ok := compiled.ExportedFunctions()[o.fn]; !ok {

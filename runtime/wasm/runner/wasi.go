@@ -32,13 +32,14 @@ const (
 
 // instantiateWASI instantiates wasi_snapshot_preview1 for the module:
 // wazero's implementation, with the runner's own in place of the calls
-// where wazero's is wrong (each says how). The runner's delegate to
+// where wazero's is wrong (each says how), and the environment's calls
+// (environ.go). The runner's delegate to
 // wazero's, which they call with the guest module, so that they work on
 // the same descriptor table. Only the functions named in imports are in
 // the host module (all of them when imports is nil): wazero compiles a
 // trampoline for each function of a host module on every start, and a
 // module imports a few of the 46.
-func instantiateWASI(ctx context.Context, rt wazero.Runtime, preopens []runnerapi.Preopen, imports []string) error {
+func instantiateWASI(ctx context.Context, rt wazero.Runtime, preopens []runnerapi.Preopen, imports []string, env *moduleEnv) error {
 	orig, defs, err := wazeroWASI(ctx)
 	if err != nil {
 		return err
@@ -65,6 +66,8 @@ func instantiateWASI(ctx context.Context, rt wazero.Runtime, preopens []runnerap
 		"fd_pread":                f.fdPread,
 		"fd_write":                f.fdWrite,
 		"fd_pwrite":               f.fdPwrite,
+		"environ_sizes_get":       env.sizesGet,
+		"environ_get":             env.get,
 	}
 	if imports == nil {
 		imports = slices.Sorted(maps.Keys(defs))

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -49,6 +50,7 @@ func TestWASIFixes(t *testing.T) {
 		{"renumber_from_stdout", 0, 58},   // wazero: ENOTSUP
 		{"renumber_from_preopen", 58, 58}, // still ENOTSUP (docs/limitations.md)
 		{"renumber_hostile", 0, 0},
+		{"environ_fault", 0, 0},
 		{"renumber_self", 0, 8},         // wazero: closes the file, a write is EBADF
 		{"renumber_stdout_self", 0, 58}, // wazero: ENOTSUP
 		{"pwrite_append", 0, 29},        // wazero: EIO (Go's WriteAt refuses O_APPEND)
@@ -160,7 +162,7 @@ func TestWASIHostModuleHasOnlyImports(t *testing.T) {
 		{nil, nil},
 	} {
 		rt := wazero.NewRuntimeWithConfig(ctx, RuntimeConfig())
-		if err := instantiateWASI(ctx, rt, nil, tt.imports); err != nil {
+		if err := instantiateWASI(ctx, rt, nil, tt.imports, newEnviron(nil)); err != nil {
 			t.Fatal(err)
 		}
 		defs := rt.Module(runnerapi.WASIModule).ExportedFunctionDefinitions()
@@ -175,5 +177,40 @@ func TestWASIHostModuleHasOnlyImports(t *testing.T) {
 			t.Errorf("fd_write's type: %v -> %v", def.ParamTypes(), def.ResultTypes())
 		}
 		rt.Close(ctx)
+	}
+}
+
+// TestEnviron: the runner's environ_sizes_get and environ_get give the
+// module what wazero's did with WithEnv (same order, a repeated key in its
+// first place with its last value, PWD added for a working directory other
+// than "/"), for no variables and for many; TestWASIFixes' environ_fault
+// gives them hostile pointers.
+func TestEnviron(t *testing.T) {
+	many := []string{"PATH=/bin", "A=1", "B", "A=2", "EMPTY=", "EQ=a=b"}
+	for i := range 700 {
+		many = append(many, fmt.Sprintf("SVC_%d_SERVICE_PORT=tcp://10.0.%d.%d:80", i, i/256, i%256))
+	}
+	for _, env := range [][]string{nil, {"PATH=/bin", "A=1", "B", "A=2", "EMPTY=", "EQ=a=b"}, many} {
+		var outs [2]string
+		for i, own := range []bool{true, false} {
+			var out, errOut strings.Builder
+			o := options{
+				module: "../testdata/wasifix.wasm", fn: "environ", pages: 16,
+				preopens: []runnerapi.Preopen{{Dir: t.TempDir(), Name: "/"}},
+				args:     []string{"wasifix.wasm"}, env: env,
+				stdin: strings.NewReader(""), stdout: &out, stderr: &errOut,
+				wazeroWASI: !own,
+			}
+			if code := run(context.Background(), o); code != 0 {
+				t.Fatalf("%d variables, own calls %v: exit %d (stderr %q)", len(env), own, code, errOut.String())
+			}
+			outs[i] = out.String()
+		}
+		if outs[0] != outs[1] {
+			t.Errorf("%d variables: the runner's environ gives %.200q, wazero's %.200q", len(env), outs[0], outs[1])
+		}
+		if len(env) == 6 && outs[0] != "PATH=/bin\nA=2\nB=\nEMPTY=\nEQ=a=b\n" && !strings.HasPrefix(outs[0], "PATH=/bin\nA=2\nB=\nEMPTY=\nEQ=a=b\nPWD=") {
+			t.Errorf("environment %q", outs[0])
+		}
 	}
 }

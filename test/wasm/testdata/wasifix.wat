@@ -21,6 +21,8 @@
   (import "wasi_snapshot_preview1" "path_filestat_set_times" (func $set_times (param i32 i32 i32 i32 i64 i64 i32) (result i32)))
   (import "wasi_snapshot_preview1" "path_filestat_get" (func $filestat (param i32 i32 i32 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "path_link" (func $plink (param i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "environ_sizes_get" (func $env_sizes (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "environ_get" (func $env_get (param i32 i32) (result i32)))
   (memory (export "memory") 1)
   (data (i32.const 16) "target")
   (data (i32.const 32) "link")
@@ -281,4 +283,38 @@
     (local.set $e (call $fdstat (i32.const 3) (i32.const 600)))
     (if (local.get $e) (then (call $exit (local.get $e))))
     (call $exit (call $write1 (i32.const 1))))
+  ;; the environment: sizes at 700 (count) and 704 (size), pointers at
+  ;; 1000, strings at 8192; each string is written to stdout as it is
+  ;; pointed to, with its NUL as a newline; the exit status is the errno
+  (func (export "environ")
+    (local $e i32) (local $i i32) (local $p i32) (local $n i32)
+    (local.set $e (call $env_sizes (i32.const 700) (i32.const 704)))
+    (if (local.get $e) (then (call $exit (local.get $e))))
+    (local.set $e (call $env_get (i32.const 1000) (i32.const 8192)))
+    (if (local.get $e) (then (call $exit (local.get $e))))
+    ;; the strings are back to back, so one write of the size: NULs to newlines
+    (local.set $p (i32.const 8192))
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $p) (i32.add (i32.const 8192) (i32.load (i32.const 704)))))
+      (if (i32.eqz (i32.load8_u (local.get $p))) (then (i32.store8 (local.get $p) (i32.const 10))))
+      (local.set $p (i32.add (local.get $p) (i32.const 1)))
+      (br $next)))
+    ;; each pointer points into the strings, the first at their start
+    (if (i32.and (i32.ne (i32.load (i32.const 700)) (i32.const 0))
+                 (i32.ne (i32.load (i32.const 1000)) (i32.const 8192))) (then (call $exit (i32.const 99))))
+    (i32.store (i32.const 500) (i32.const 8192))
+    (i32.store (i32.const 504) (i32.load (i32.const 704)))
+    (call $exit (call $write (i32.const 1) (i32.const 500) (i32.const 1) (i32.const 508))))
+  ;; hostile pointers: each EFAULT (exit 80+i otherwise), memory untouched
+  ;; below them
+  (func $fault (param $e i32) (param $i i32)
+    (if (i32.ne (local.get $e) (i32.const 21)) (then (call $exit (i32.add (i32.const 80) (local.get $i))))))
+  (func (export "environ_fault")
+    (call $fault (call $env_sizes (i32.const 65533) (i32.const 704)) (i32.const 0))
+    (call $fault (call $env_sizes (i32.const 700) (i32.const -1)) (i32.const 1))
+    (call $fault (call $env_get (i32.const 65534) (i32.const 8192)) (i32.const 2))
+    (call $fault (call $env_get (i32.const 1000) (i32.const 65535)) (i32.const 3))
+    (call $fault (call $env_get (i32.const -4) (i32.const 8192)) (i32.const 4))
+    (call $fault (call $env_get (i32.const 1000) (i32.const -2)) (i32.const 5))
+    (call $exit (i32.const 0)))
 )
