@@ -136,6 +136,7 @@ test: tools nested-assets build guest lint
 FUZZ_TARGETS := ./vmm/virtio:FuzzQueue ./vmm/virtio/blk:FuzzBlkRequest ./vmm/virtio/mmio:FuzzTransport ./vmm/virtio/vsock:FuzzVsockPacket ./vmm/virtio/net:FuzzNetChain ./runtime/wasm:FuzzModuleImports ./hooks:FuzzDecision ./hooks:FuzzIndexersAgree ./wasmhost:FuzzQuery ./wasmhost:FuzzInstrumentStack ./policies/sdk:FuzzValue ./policies/sdk:FuzzAppendString
 FUZZ_TARGETS += ./agent/api:FuzzStreamHeader ./agent/api:FuzzForwardHeader ./agent/client:FuzzReplyValidation ./agent/client:FuzzFrameScanner
 FUZZ_TARGETS += ./agent/serial:FuzzPortHeader ./agent/serial:FuzzHandshake ./agent/serial:FuzzGuard
+FUZZ_TARGETS += ./agent/api:FuzzConsoleFrame ./agent:FuzzSyncVolume ./hooks:FuzzSplice ./hooks:FuzzStrictValid
 FUZZTIME ?= 5m
 
 # A run that fails without writing a reproducer is retried once: Go 1.26's
