@@ -88,6 +88,12 @@ func TestInstallHypervisor(t *testing.T) {
 			if !strings.Contains(string(got), `guest_image = "/var/lib/husk/guest"`) {
 				t.Errorf("the configuration does not name the installed guest image")
 			}
+			// And it passes the check an operator runs before restarting
+			// containerd (its default handler is linux: nothing of this host's
+			// VM support decides it).
+			if out, err := exec.Command(filepath.Join(dest, "opt/husk/bin/huskctl"), "config", "check", "--config", cfg).CombinedOutput(); err != nil || !strings.HasSuffix(string(out), "ok\n") {
+				t.Errorf("huskctl config check of the installed configuration: %v\n%s", err, out)
+			}
 
 			// An operator edits it; a reinstall keeps the edit.
 			edited := string(got) + "\n# the operator's\n"
