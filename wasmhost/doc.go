@@ -5,9 +5,10 @@
 //
 // A Host owns the compilation cache (in memory, or file-backed under a
 // directory shared by every shim, so that a module is compiled once per
-// machine and wazero version). Host.Load checks a module against the ABI,
-// compiles it and starts one instance, so that a broken module fails there
-// and not on the hot path. Module.Decide is one hook call:
+// machine and wazero version; husk's own preparation of the module, its
+// bounds and stack counter, is kept beside it). Host.Load checks a module
+// against the ABI, compiles it and starts one instance, so that a broken
+// module fails there and not on the hot path. Module.Decide is one hook call:
 //
 //	host, err := wasmhost.New(ctx, wasmhost.Config{CacheDir: "/var/cache/husk/wasm"})
 //	m, err := host.Load(ctx, wasm, wasmhost.ModuleConfig{Name: "deny-privileged", Timeout: 100 * time.Millisecond, MemoryLimitPages: 1024})

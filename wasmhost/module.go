@@ -66,12 +66,9 @@ func (h *Host) Load(ctx context.Context, wasm []byte, cfg ModuleConfig) (*Module
 		cfg.Config = []byte("{}")
 	}
 	// Definitions and tables are host memory the memory limit does not
-	// cover: bound them before wazero sees the module.
-	wasm, err := boundModule(wasm)
-	if err == nil {
-		// The call stack is host memory too: count it.
-		wasm, err = instrumentStack(wasm)
-	}
+	// cover: bound them before wazero sees the module. The call stack is
+	// host memory too: count it.
+	wasm, err := h.prepare(wasm)
 	if err != nil {
 		return nil, &Error{Module: cfg.Name, Op: "load", Kind: ErrLoad, Err: err}
 	}
