@@ -5,7 +5,9 @@ package main
 // sandbox, annotated as the CRI does), an idle busybox sleep, on runc and
 // on husk, one runtime after the other in the same containerd. It counts
 // those running once all are started and what the host paid per pod: the
-// drop of MemAvailable, and the PSS of each pod's shim with its container.
+// drop of MemAvailable, and the PSS of each pod's shim with its container
+// (the verdict wants both at most runc's: MemAvailable sees the kernel's
+// share too but moves with everything else on the machine).
 // Starts run p11Workers at a time; the whole row is bounded by p11Budget
 // per runtime.
 //
@@ -67,8 +69,7 @@ func benchP11(ctx context.Context, c *devenv.Containerd, rootfs string) *p11Resu
 
 // pods250 starts n one-container pods on rt, measures them and removes
 // them all, whatever happened.
-func pods250(ctx context.Context, c *devenv.Containerd, rt, rootfs string, n int) (p11Runtime, error) {
-	var r p11Runtime
+func pods250(ctx context.Context, c *devenv.Containerd, rt, rootfs string, n int) (r p11Runtime, err error) {
 	ctx, cancel := context.WithTimeout(ctx, p11Budget)
 	defer cancel()
 	ids := make([]string, n)
@@ -125,7 +126,7 @@ func pods250(ctx context.Context, c *devenv.Containerd, rt, rootfs string, n int
 
 	free0 := memAvailable()
 	t0 := time.Now()
-	err := each(func(id string) error {
+	err = each(func(id string) error {
 		if ctx.Err() != nil {
 			return fmt.Errorf("%s not started: %w (budget %s)", id, ctx.Err(), p11Budget)
 		}

@@ -338,17 +338,19 @@ func targetRows(r result) []targetRow {
 
 	// P11
 	{
-		what, target := fmt.Sprintf("%d single-container pods (a shim each) at once: running; host memory per pod", p11Pods), fmt.Sprintf("all run; ≤ %.2g× runc's", L.P11MemRatio)
+		what, target := fmt.Sprintf("%d single-container pods (a shim each) at once: running; host memory per pod (MemAvailable drop; PSS of shim and container)", p11Pods),
+			fmt.Sprintf("all run; both ≤ %.2g× runc's", L.P11MemRatio)
 		if p := r.P11; p != nil && p.Err == "" {
 			h, rc := p.Runtimes["husk"], p.Runtimes["runc"]
-			ok := h.Running == p.Pods && rc.Running == p.Pods && h.HostKiBPerPod > 0 && rc.HostKiBPerPod > 0
+			ok := h.Running == p.Pods && rc.Running == p.Pods && h.HostKiBPerPod > 0 && rc.HostKiBPerPod > 0 && h.PSSKiBPerPod > 0 && rc.PSSKiBPerPod > 0
 			v := verdictMissed
-			if ok && float64(h.HostKiBPerPod) <= L.P11MemRatio*float64(rc.HostKiBPerPod) {
+			if ok && float64(h.HostKiBPerPod) <= L.P11MemRatio*float64(rc.HostKiBPerPod) && float64(h.PSSKiBPerPod) <= L.P11MemRatio*float64(rc.PSSKiBPerPod) {
 				v = verdictMet
 			}
-			add(targetRow{ID: "P11", What: what, Measured: fmt.Sprintf("%d/%d running, %.2f MiB", h.Running, p.Pods, mibOf(h.HostKiBPerPod)),
-				Baseline: fmt.Sprintf("runc %d/%d, %.2f MiB", rc.Running, p.Pods, mibOf(rc.HostKiBPerPod)),
-				Ratio:    fmtRatio(float64(h.HostKiBPerPod), float64(rc.HostKiBPerPod)), Target: target, Verdict: v})
+			add(targetRow{ID: "P11", What: what, Measured: fmt.Sprintf("%d/%d running, %.2f MiB; %.2f MiB", h.Running, p.Pods, mibOf(h.HostKiBPerPod), mibOf(h.PSSKiBPerPod)),
+				Baseline: fmt.Sprintf("runc %d/%d, %.2f MiB; %.2f MiB", rc.Running, p.Pods, mibOf(rc.HostKiBPerPod), mibOf(rc.PSSKiBPerPod)),
+				Ratio:    fmtRatio(float64(h.HostKiBPerPod), float64(rc.HostKiBPerPod)) + "; " + fmtRatio(float64(h.PSSKiBPerPod), float64(rc.PSSKiBPerPod)),
+				Target:   target, Verdict: v})
 		} else {
 			why := "the 250-pod part did not run in this invocation"
 			if p != nil {

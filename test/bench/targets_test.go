@@ -45,7 +45,7 @@ func TestTargetVerdicts(t *testing.T) {
 			P10: map[string]nested.VMMem{"builtin": {PSSKiB: 100 << 10, GuestPSSKiB: 90 << 10}, "qemu-microvm": {PSSKiB: 130 << 10, GuestPSSKiB: 90 << 10}},
 			P12: p12Times{"builtin": {1, 1, 1}, "qemu": {2, 2, 2}},
 		},
-		P11: &p11Result{Pods: 250, Runtimes: map[string]p11Runtime{"husk": {Running: 250, HostKiBPerPod: 5000}, "runc": {Running: 250, HostKiBPerPod: 6000}}},
+		P11: &p11Result{Pods: 250, Runtimes: map[string]p11Runtime{"husk": {Running: 250, HostKiBPerPod: 5000, PSSKiBPerPod: 4000}, "runc": {Running: 250, HostKiBPerPod: 6000, PSSKiBPerPod: 4200}}},
 	}
 	rows := targetRows(good)
 	for _, r := range rows {
@@ -80,7 +80,7 @@ func TestTargetVerdicts(t *testing.T) {
 		P9:     &nestedBoot{ToInit: map[string][]float64{"husk": {1.7, 1.7, 1.7, 1.7, 1.7}, "qemu": {3, 3, 3, 3, 3}, "qemu-tuned": {2, 2, 2, 2, 2}}},
 		Errors: map[string]string{"P10": "no outer KVM\nmore", "P12": "P12 runs: builtin 0"},
 	}
-	bad.P11 = &p11Result{Pods: 250, Runtimes: map[string]p11Runtime{"husk": {Running: 249, HostKiBPerPod: 5000}, "runc": {Running: 250, HostKiBPerPod: 6000}}}
+	bad.P11 = &p11Result{Pods: 250, Runtimes: map[string]p11Runtime{"husk": {Running: 249, HostKiBPerPod: 5000, PSSKiBPerPod: 4000}, "runc": {Running: 250, HostKiBPerPod: 6000, PSSKiBPerPod: 4200}}}
 	rows = targetRows(bad)
 	for _, c := range []struct {
 		id, what string
@@ -112,6 +112,12 @@ func TestTargetVerdicts(t *testing.T) {
 	bad.VMM.P9 = &nestedBoot{ToInit: map[string][]float64{"husk": {1.7}, "qemu": {2}, "qemu-tuned": {2.8}}}
 	if r := verdictOf(t, targetRows(bad), "P9", ""); r.Verdict != verdictMissed || !strings.Contains(r.Baseline, "as shipped (faster") {
 		t.Errorf("P9 with a slower tuned QEMU: %s against %q, want missed against QEMU as shipped", r.Verdict, r.Baseline)
+	}
+	// All 250 run and MemAvailable dropped less, but the PSS is more than
+	// runc's: missed.
+	bad.P11 = &p11Result{Pods: 250, Runtimes: map[string]p11Runtime{"husk": {Running: 250, HostKiBPerPod: 6570, PSSKiBPerPod: 5090}, "runc": {Running: 250, HostKiBPerPod: 11790, PSSKiBPerPod: 4220}}}
+	if r := verdictOf(t, targetRows(bad), "P11", "pods"); r.Verdict != verdictMissed {
+		t.Errorf("P11 with a larger PSS per pod: %s, want missed", r.Verdict)
 	}
 	if r := verdictOf(t, rows, "P10", ""); r.Why != "no outer KVM" {
 		t.Errorf("P10's why = %q, want the error's first line", r.Why)
