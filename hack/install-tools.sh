@@ -20,8 +20,9 @@ CRICTL_VERSION=v1.37.0
 # `make proto` (agent/api). erofs-utils is mkfs.erofs: root filesystems
 # reach VMs as EROFS images. clang, lld, wasi-libc and
 # libclang-rt-14-dev-wasm32 build the C hook example of docs/hooks.md §5,
-# which the tests run (hooks/doc_examples_test.go).
-APT_PACKAGES=(busybox-static libseccomp-dev pkg-config gcc libc6-dev containernetworking-plugins qemu-system-x86 cpio wabt protobuf-compiler erofs-utils clang lld wasi-libc libclang-rt-14-dev-wasm32)
+# which the tests run (hooks/doc_examples_test.go). lz4 unpacks Debian's
+# vmlinuz for the tuned QEMU row of make bench's P9 (PVH boots an ELF).
+APT_PACKAGES=(busybox-static libseccomp-dev pkg-config gcc libc6-dev containernetworking-plugins qemu-system-x86 cpio wabt protobuf-compiler erofs-utils clang lld wasi-libc libclang-rt-14-dev-wasm32 lz4)
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bin="$repo/.tools/bin"
