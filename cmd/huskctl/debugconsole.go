@@ -19,7 +19,6 @@ import (
 	"github.com/huskrt/husk/agent/api"
 	"github.com/huskrt/husk/internal/vocab"
 	"github.com/huskrt/husk/runtime/config"
-	"github.com/huskrt/husk/runtime/persist"
 	"github.com/huskrt/husk/runtime/virt"
 )
 
@@ -66,25 +65,9 @@ the input is sent as it is and its end ends the shell.`)
 // namespace ns or, when ns is empty, in whichever namespace has the pod.
 // It says why not: no such pod, not a VM pod, the console off.
 func debugConsoleSocket(stateDir, ns, id string) (string, error) {
-	if id == "" || id != filepath.Base(id) || id == "." || id == ".." {
-		return "", fmt.Errorf("pod id %q: %w", id, errdefs.ErrInvalidArgument)
-	}
-	var dir string
-	if ns != "" {
-		dir = persist.Dir(stateDir, ns, id)
-		if _, err := os.Stat(dir); err != nil {
-			return "", fmt.Errorf("no pod %s in namespace %s under %s: %w", id, ns, stateDir, errdefs.ErrNotFound)
-		}
-	} else {
-		matches, _ := filepath.Glob(filepath.Join(stateDir, "*", id))
-		switch len(matches) {
-		case 0:
-			return "", fmt.Errorf("no pod %s under %s: %w", id, stateDir, errdefs.ErrNotFound)
-		case 1:
-			dir = matches[0]
-		default:
-			return "", fmt.Errorf("pod %s exists in several namespaces (%v): say which with --namespace: %w", id, matches, errdefs.ErrInvalidArgument)
-		}
+	dir, err := podDir(stateDir, ns, id)
+	if err != nil {
+		return "", err
 	}
 	vdir := filepath.Join(dir, vocab.Virt)
 	if st, err := os.Stat(vdir); err != nil || !st.IsDir() {

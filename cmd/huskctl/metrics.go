@@ -12,8 +12,9 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/containerd/errdefs"
+
 	"github.com/huskrt/husk/runtime/config"
-	"github.com/huskrt/husk/runtime/persist"
 	"github.com/huskrt/husk/shim"
 )
 
@@ -69,15 +70,13 @@ func runMetrics(ctx context.Context, args []string) error {
 // managementSocket finds the socket of sandbox id, in namespace ns or, when
 // ns is empty, in whichever namespace has it.
 func managementSocket(stateDir, ns, id string) (string, error) {
-	if ns != "" {
-		return filepath.Join(persist.Dir(stateDir, ns, id), shim.ManagementSocket), nil
+	dir, err := podDir(stateDir, ns, id)
+	if err != nil {
+		return "", err
 	}
-	matches, _ := filepath.Glob(filepath.Join(stateDir, "*", id, shim.ManagementSocket))
-	switch len(matches) {
-	case 0:
-		return "", fmt.Errorf("no running sandbox %s under %s", id, stateDir)
-	case 1:
-		return matches[0], nil
+	sock := filepath.Join(dir, shim.ManagementSocket)
+	if _, err := os.Stat(sock); err != nil {
+		return "", fmt.Errorf("sandbox %s has no running shim (no %s): %w", id, sock, errdefs.ErrNotFound)
 	}
-	return "", fmt.Errorf("sandbox %s exists in several namespaces (%v): say which with --namespace", id, matches)
+	return sock, nil
 }
