@@ -12,7 +12,7 @@ import (
 // tree into dir, as `make build` does, so that a test never runs a stale
 // binary and the shim finds its Wasm runner next to itself.
 func BuildShim(dir string) error {
-	if err := goBuild(dir, "containerd-shim-husk-v2", "./cmd/containerd-shim-husk-v2", "CGO_ENABLED=1", "-tags", "seccomp"); err != nil {
+	if err := goBuild(dir, "containerd-shim-husk-v2", "./cmd/containerd-shim-husk-v2", "CGO_ENABLED=1", "-tags", "seccomp grpcnotrace"); err != nil {
 		return err
 	}
 	return BuildWasmRunner(dir)

@@ -41,13 +41,14 @@ func FindContainerdTools(repo string) (*ContainerdTools, error) {
 
 // BuildShim builds containerd-shim-husk-v2 into out as the outer guest
 // needs it: static (the outer initrd has no libseccomp), with cgo for
-// libcontainer's nsenter and the seccomp tag, as husk-agent is built.
+// libcontainer's nsenter and the seccomp tag, as husk-agent is built, and
+// grpcnotrace, as make build builds it.
 func BuildShim(ctx context.Context, repo, out string) error {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		return fmt.Errorf("%w: needs the go command in PATH to build the static shim", ErrMissing)
 	}
-	cmd := exec.CommandContext(ctx, goBin, "build", "-tags", "seccomp netgo osusergo", "-trimpath",
+	cmd := exec.CommandContext(ctx, goBin, "build", "-tags", "seccomp grpcnotrace netgo osusergo", "-trimpath",
 		"-ldflags=-s -w -extldflags=-static", "-o", out, "./cmd/containerd-shim-husk-v2")
 	cmd.Dir = repo
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
