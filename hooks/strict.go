@@ -190,14 +190,19 @@ func errRepeated(path *strictPath, name string) error {
 }
 
 // missingMember returns an error naming a member of fields that is
-// always encoded but not among those seen, if any.
+// always encoded but not among those seen, if any: of several, the first
+// in the struct's order, so that the error is the same on every run.
 func missingMember(path *strictPath, fields map[string]strictField, seen []string) error {
+	missing, first := "", -1
 	for name, f := range fields {
-		if f.required && !slices.Contains(seen, name) {
-			return fmt.Errorf("%s: member %q is missing", pathOrRoot(path), name)
+		if f.required && (first < 0 || f.order < first || f.order == first && name < missing) && !slices.Contains(seen, name) {
+			missing, first = name, f.order
 		}
 	}
-	return nil
+	if first < 0 {
+		return nil
+	}
+	return fmt.Errorf("%s: member %q is missing", pathOrRoot(path), missing)
 }
 
 func unknownMember(path *strictPath, name string, fields map[string]strictField) error {
@@ -213,6 +218,7 @@ func unknownMember(path *strictPath, name string, fields map[string]strictField)
 type strictField struct {
 	typ      reflect.Type
 	required bool // encoded always: no omitempty or omitzero
+	order    int  // the member's place in the JSON form, embedded structs' members in place
 }
 
 var fieldCache sync.Map // reflect.Type → map[string]strictField
@@ -236,7 +242,9 @@ func structFields(t reflect.Type) map[string]strictField {
 				ft = ft.Elem()
 			}
 			if ft.Kind() == reflect.Struct {
+				base := len(fields)
 				for n, sf := range structFields(ft) {
+					sf.order += base
 					fields[n] = sf
 				}
 				continue
@@ -249,7 +257,7 @@ func structFields(t reflect.Type) map[string]strictField {
 			name = f.Name
 		}
 		omit := strings.Contains(","+opts+",", ",omitempty,") || strings.Contains(","+opts+",", ",omitzero,")
-		fields[name] = strictField{typ: f.Type, required: !omit}
+		fields[name] = strictField{typ: f.Type, required: !omit, order: len(fields)}
 	}
 	fieldCache.Store(t, fields)
 	return fields
