@@ -35,16 +35,10 @@ func density(ctx context.Context, c *devenv.Containerd, rt, rootfs string) (dens
 	ids := []string{}
 	defer func() {
 		for _, id := range ids {
-			_, _, _ = c.Ctr(ctx, "task", "kill", "-s", "SIGKILL", id)
+			killTask(ctx, c, id)
 		}
 		for _, id := range ids {
-			for i := 0; i < 100; i++ {
-				if _, _, err := c.Ctr(ctx, "task", "delete", id); err == nil {
-					break
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
-			_, _, _ = c.Ctr(ctx, "container", "delete", id)
+			removeContainer(ctx, c, id)
 		}
 	}()
 	free0 := memAvailable()
@@ -118,16 +112,10 @@ func tenPods(ctx context.Context, c *devenv.Containerd, rt, rootfs string) (memI
 	var ids []string
 	defer func() {
 		for _, id := range ids {
-			_, _, _ = c.Ctr(ctx, "task", "kill", "-s", "SIGKILL", id)
+			killTask(ctx, c, id)
 		}
 		for _, id := range ids {
-			for i := 0; i < 100; i++ {
-				if _, _, err := c.Ctr(ctx, "task", "delete", id); err == nil {
-					break
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
-			_, _, _ = c.Ctr(ctx, "container", "delete", id)
+			removeContainer(ctx, c, id)
 		}
 	}()
 	for i := 0; i < n; i++ {

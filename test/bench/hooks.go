@@ -463,14 +463,8 @@ func benchP6E2E(ctx context.Context, res *hooksResult, c *devenv.Containerd, cfg
 	var pods []string
 	defer func() {
 		for _, id := range pods {
-			_, _, _ = c.Ctr(ctx, "task", "kill", "-s", "SIGKILL", id)
-			for k := 0; k < 100; k++ {
-				if _, _, err := c.Ctr(ctx, "task", "delete", id); err == nil {
-					break
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
-			_, _, _ = c.Ctr(ctx, "container", "delete", id)
+			killTask(ctx, c, id)
+			removeContainer(ctx, c, id)
 		}
 	}()
 	for _, n := range []int{0, 5} {

@@ -182,6 +182,23 @@ func summarize(ts []float64) stats {
 	return stats{Median: s[len(s)/2], P90: s[len(s)*9/10], Min: s[0]}
 }
 
+// killTask SIGKILLs the task of container id, if it has one.
+func killTask(ctx context.Context, c *devenv.Containerd, id string) {
+	_, _, _ = c.Ctr(ctx, "task", "kill", "-s", "SIGKILL", id)
+}
+
+// removeContainer deletes container id's task, retrying for up to 2 s
+// while it is still exiting, then the container.
+func removeContainer(ctx context.Context, c *devenv.Containerd, id string) {
+	for i := 0; i < 100; i++ {
+		if _, _, err := c.Ctr(ctx, "task", "delete", id); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_, _, _ = c.Ctr(ctx, "container", "delete", id)
+}
+
 // shimPid finds the shim process serving container id.
 func shimPid(id string) (int, error) {
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")

@@ -179,10 +179,14 @@ func treePSSKiB(pid int) int {
 		if err != nil {
 			continue
 		}
-		// The parent is the second field after the ")" that ends the name.
-		_, rest, ok := strings.Cut(string(b), ") ")
-		fs := strings.Fields(rest)
-		if !ok || len(fs) < 2 {
+		// The parent is the second field after the ")" that ends the
+		// name, which may itself hold spaces and parentheses: the last one.
+		end := strings.LastIndexByte(string(b), ')')
+		if end < 0 {
+			continue
+		}
+		fs := strings.Fields(string(b[end+1:]))
+		if len(fs) < 2 {
 			continue
 		}
 		ppid, _ := strconv.Atoi(fs[1])

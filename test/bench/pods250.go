@@ -14,14 +14,10 @@ package main
 //	go run ./test/bench --p11-only
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -111,14 +107,8 @@ func pods250(ctx context.Context, c *devenv.Containerd, rt, rootfs string, n int
 		// every later row.
 		cctx := context.WithoutCancel(ctx)
 		_ = each(func(id string) error {
-			_, _, _ = c.Ctr(cctx, "task", "kill", "-s", "SIGKILL", id)
-			for i := 0; i < 100; i++ {
-				if _, _, err := c.Ctr(cctx, "task", "delete", id); err == nil {
-					break
-				}
-				time.Sleep(50 * time.Millisecond)
-			}
-			_, _, _ = c.Ctr(cctx, "container", "delete", id)
+			killTask(cctx, c, id)
+			removeContainer(cctx, c, id)
 			return nil
 		})
 		r.CleanupSecs = time.Since(t0).Seconds()
@@ -146,7 +136,7 @@ func pods250(ctx context.Context, c *devenv.Containerd, rt, rootfs string, n int
 	pss := 0
 	for _, id := range ids {
 		if pid, perr := shimPid(id); perr == nil {
-			pss += treePSS(pid)
+			pss += treePSSKiB(pid)
 		}
 	}
 	r.PSSKiBPerPod = pss / n
@@ -176,39 +166,6 @@ func countRunning(out string, ids []string) int {
 		}
 	}
 	return n
-}
-
-// treePSS is the PSS (KiB) of pid and all its descendants.
-func treePSS(pid int) int {
-	kids := map[int][]int{}
-	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
-	for _, s := range stats {
-		b, err := os.ReadFile(s)
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...: comm may hold spaces and parentheses.
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(b[i+1:]))
-		if len(f) < 2 {
-			continue
-		}
-		p, err1 := strconv.Atoi(strings.Split(s, "/")[2])
-		pp, err2 := strconv.Atoi(f[1])
-		if err1 == nil && err2 == nil {
-			kids[pp] = append(kids[pp], p)
-		}
-	}
-	total := 0
-	for todo := []int{pid}; len(todo) > 0; {
-		p := todo[0]
-		todo = append(todo[1:], kids[p]...)
-		total += readMem(p).PSSKiB
-	}
-	return total
 }
 
 // printP11Table prints the 250-pod row's details.

@@ -279,16 +279,10 @@ func wasmDensityRun(ctx context.Context, c *devenv.Containerd) (wasmDensity, err
 	var ids []string
 	defer func() {
 		for _, id := range ids {
-			_, _, _ = c.Ctr(ctx, "task", "kill", "-s", "SIGKILL", id)
+			killTask(ctx, c, id)
 		}
 		for i := len(ids) - 1; i >= 0; i-- {
-			for k := 0; k < 100; k++ {
-				if _, _, err := c.Ctr(ctx, "task", "delete", ids[i]); err == nil {
-					break
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
-			_, _, _ = c.Ctr(ctx, "container", "delete", ids[i])
+			removeContainer(ctx, c, ids[i])
 		}
 	}()
 	free0 := memAvailable()
