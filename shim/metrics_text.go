@@ -37,8 +37,39 @@ func (g *gauge) get() int64 { return g.v.Load() }
 // counterVec is counters by label values.
 type counterVec struct {
 	labels []string
-	mu     sync.Mutex
-	by     map[string]*labeled[*counter] // by joined label values; guarded by mu
+	series[*counter]
+}
+
+// series is a vector's metrics by label values, each made at its first use.
+type series[T any] struct {
+	mu sync.Mutex
+	by map[string]*labeled[T] // by joined label values; guarded by mu
+}
+
+// get returns the metric of the label values, made by fresh the first time.
+func (s *series[T]) get(values []string, fresh func() T) T {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := seriesKey(values)
+	if l, ok := s.by[k]; ok {
+		return l.m
+	}
+	if s.by == nil {
+		s.by = map[string]*labeled[T]{}
+	}
+	l := &labeled[T]{values: slices.Clone(values), m: fresh()}
+	s.by[k] = l
+	return l.m
+}
+
+// each calls f with every series, in the order of their label values,
+// under the vector's lock.
+func (s *series[T]) each(f func(values []string, m T)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, k := range sortedKeys(s.by) {
+		f(s.by[k].values, s.by[k].m)
+	}
 }
 
 // labeled is one series of a vector: its label values and its metric.
@@ -53,27 +84,13 @@ func seriesKey(values []string) string { return strings.Join(values, "\x00") }
 
 // with returns the counter of the label values, made at first use.
 func (v *counterVec) with(values ...string) *counter {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	k := seriesKey(values)
-	if s, ok := v.by[k]; ok {
-		return s.m
-	}
-	if v.by == nil {
-		v.by = map[string]*labeled[*counter]{}
-	}
-	s := &labeled[*counter]{values: slices.Clone(values), m: &counter{}}
-	v.by[k] = s
-	return s.m
+	return v.get(values, func() *counter { return &counter{} })
 }
 
 func (v *counterVec) write(e *expo, name string) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	for _, k := range sortedKeys(v.by) {
-		s := v.by[k]
-		e.sample(name, v.labels, s.values, float64(s.m.get()))
-	}
+	v.each(func(values []string, c *counter) {
+		e.sample(name, v.labels, values, float64(c.get()))
+	})
 }
 
 // histogram counts observations into buckets (upper bounds, ascending;
@@ -90,23 +107,13 @@ type histogram struct {
 type histogramVec struct {
 	labels  []string
 	buckets []float64
-	mu      sync.Mutex
-	by      map[string]*labeled[*histogram] // guarded by mu
+	series[*histogram]
 }
 
 func (v *histogramVec) with(values ...string) *histogram {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	k := seriesKey(values)
-	if s, ok := v.by[k]; ok {
-		return s.m
-	}
-	if v.by == nil {
-		v.by = map[string]*labeled[*histogram]{}
-	}
-	s := &labeled[*histogram]{values: slices.Clone(values), m: &histogram{bounds: v.buckets, counts: make([]uint64, len(v.buckets))}}
-	v.by[k] = s
-	return s.m
+	return v.get(values, func() *histogram {
+		return &histogram{bounds: v.buckets, counts: make([]uint64, len(v.buckets))}
+	})
 }
 
 // observe adds x to the first bucket whose bound is at least x.
@@ -124,23 +131,20 @@ func (h *histogram) observe(x float64) {
 }
 
 func (v *histogramVec) write(e *expo, name string) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
 	labels := append(slices.Clone(v.labels), "le")
-	for _, k := range sortedKeys(v.by) {
-		s := v.by[k]
-		s.m.mu.Lock()
+	v.each(func(values []string, h *histogram) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
 		var cum uint64
-		for i, c := range s.m.counts {
+		for i, c := range h.counts {
 			cum += c
-			e.sample(name+"_bucket", labels, append(slices.Clone(s.values), formatFloat(v.buckets[i])), float64(cum))
+			e.sample(name+"_bucket", labels, append(slices.Clone(values), formatFloat(v.buckets[i])), float64(cum))
 		}
-		cum += s.m.inf
-		e.sample(name+"_bucket", labels, append(slices.Clone(s.values), "+Inf"), float64(cum))
-		e.sample(name+"_sum", v.labels, s.values, s.m.sum)
-		e.sample(name+"_count", v.labels, s.values, float64(cum))
-		s.m.mu.Unlock()
-	}
+		cum += h.inf
+		e.sample(name+"_bucket", labels, append(slices.Clone(values), "+Inf"), float64(cum))
+		e.sample(name+"_sum", v.labels, values, h.sum)
+		e.sample(name+"_count", v.labels, values, float64(cum))
+	})
 }
 
 // exponentialBuckets returns n bounds, start, start·factor, ...
