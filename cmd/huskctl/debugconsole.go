@@ -18,7 +18,6 @@ import (
 
 	"github.com/huskrt/husk/agent/api"
 	"github.com/huskrt/husk/internal/vocab"
-	"github.com/huskrt/husk/runtime/config"
 	"github.com/huskrt/husk/runtime/virt"
 )
 
@@ -31,8 +30,7 @@ const debugConsoleAnswer = 60 * time.Second
 // through the pod's shim and its agent ([virt] debug_console).
 func runDebugConsole(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("debug-console", flag.ContinueOnError)
-	ns := fs.String("namespace", "", "containerd namespace of the pod (default: search all)")
-	cfgPath := fs.String("config", "", "husk config file (default $HUSK_CONFIG or /etc/husk/config.toml)")
+	pf := addPodFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), `usage: huskctl debug-console [--namespace NS] <pod id>
 
@@ -43,18 +41,11 @@ the terminal is put in raw mode and its size follows; without one,
 the input is sent as it is and its end ends the shell.`)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return errors.New("want one pod id")
-	}
-	cfg, err := config.Load(config.Path(*cfgPath))
+	stateDir, id, err := pf.parse(fs, args)
 	if err != nil {
 		return err
 	}
-	sock, err := debugConsoleSocket(cfg.Runtime.StateDir, *ns, fs.Arg(0))
+	sock, err := debugConsoleSocket(stateDir, *pf.ns, id)
 	if err != nil {
 		return err
 	}

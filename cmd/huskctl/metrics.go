@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/containerd/errdefs"
 
-	"github.com/huskrt/husk/runtime/config"
 	"github.com/huskrt/husk/shim"
 )
 
@@ -22,25 +20,17 @@ import (
 // management socket.
 func runMetrics(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("metrics", flag.ContinueOnError)
-	ns := fs.String("namespace", "", "containerd namespace of the sandbox (default: search all)")
-	cfgPath := fs.String("config", "", "husk config file (default $HUSK_CONFIG or /etc/husk/config.toml)")
+	pf := addPodFlags(fs)
 	path := fs.String("path", "/metrics", "what to fetch: /metrics, or a pprof page under /debug/pprof/")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: huskctl metrics [--namespace NS] [--path /metrics] <sandbox-id>")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return errors.New("want one sandbox id")
-	}
-	cfg, err := config.Load(config.Path(*cfgPath))
+	stateDir, id, err := pf.parse(fs, args)
 	if err != nil {
 		return err
 	}
-	sock, err := managementSocket(cfg.Runtime.StateDir, *ns, fs.Arg(0))
+	sock, err := managementSocket(stateDir, *pf.ns, id)
 	if err != nil {
 		return err
 	}

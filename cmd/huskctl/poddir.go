@@ -1,14 +1,45 @@
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 
 	"github.com/containerd/errdefs"
 
+	"github.com/huskrt/husk/runtime/config"
 	"github.com/huskrt/husk/runtime/persist"
 )
+
+// podFlags are the flags of a command that acts on one pod's shim, found
+// under husk's state directory: --namespace and --config.
+type podFlags struct{ ns, cfgPath *string }
+
+func addPodFlags(fs *flag.FlagSet) podFlags {
+	return podFlags{
+		ns:      fs.String("namespace", "", "containerd namespace of the pod (default: search all)"),
+		cfgPath: fs.String("config", "", "husk config file (default $HUSK_CONFIG or /etc/husk/config.toml)"),
+	}
+}
+
+// parse parses args, which must name one pod, and loads husk's
+// configuration; it returns the state directory and the pod's id.
+func (p podFlags) parse(fs *flag.FlagSet, args []string) (stateDir, id string, err error) {
+	if err := fs.Parse(args); err != nil {
+		return "", "", err
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return "", "", errors.New("want one pod id")
+	}
+	cfg, err := config.Load(config.Path(*p.cfgPath))
+	if err != nil {
+		return "", "", err
+	}
+	return cfg.Runtime.StateDir, fs.Arg(0), nil
+}
 
 // podDir finds the state directory of pod (or sandbox) id under stateDir:
 // in namespace ns, or, with ns empty, in whichever namespace has it (one
