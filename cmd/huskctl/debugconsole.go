@@ -91,11 +91,14 @@ func debugConsole(ctx context.Context, sock string, in *os.File, out, msgs io.Wr
 		}
 	}
 	_ = conn.SetDeadline(time.Now().Add(debugConsoleAnswer))
-	if err := api.WriteConsoleHeader(conn, rows, cols); err != nil {
-		return fmt.Errorf("asking for a console: %w", err)
-	}
+	werr := api.WriteConsoleHeader(conn, rows, cols)
+	// A refusal may have been written before the header could be: read
+	// it even when the write failed, and say why rather than EPIPE.
 	var a [1]byte
 	if _, err := io.ReadFull(conn, a[:]); err != nil {
+		if werr != nil {
+			return fmt.Errorf("asking for a console: %w", werr)
+		}
 		return fmt.Errorf("no answer from the pod's agent within %v: %w", debugConsoleAnswer, err)
 	}
 	if err := api.ConsoleAnswerError(a[0]); err != nil {

@@ -31,6 +31,13 @@ const (
 	// debugConsoleGrace is how long a console one side half-closed
 	// waits for the other (api.Relay).
 	debugConsoleGrace = 5 * time.Second
+	// maxDebugConsoleRefusals bounds the connections refused for being
+	// one too many whose header the shim still awaits; past it a
+	// connection is closed without an answer.
+	maxDebugConsoleRefusals = 8
+	// debugConsoleHeader bounds the wait for a refused connection's
+	// header.
+	debugConsoleHeader = 5 * time.Second
 )
 
 // debugConsoles carries the connections to DebugConsoleSocket to the
@@ -41,7 +48,9 @@ type debugConsoles struct {
 	ctx  context.Context
 	stop context.CancelFunc
 	sem  chan struct{}
-	wg   sync.WaitGroup
+	// refusing holds a slot per connection being refused (refuse).
+	refusing chan struct{}
+	wg       sync.WaitGroup
 }
 
 // debugConsoleDialer dials the agent's console port.
@@ -63,7 +72,8 @@ func serveDebugConsole(ctx context.Context, dir string, dial func(ctx context.Co
 		return nil, fmt.Errorf("the debug console's socket: %w", err)
 	}
 	cctx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	d := &debugConsoles{l: l, dial: dial, ctx: cctx, stop: stop, sem: make(chan struct{}, maxDebugConsoles)}
+	d := &debugConsoles{l: l, dial: dial, ctx: cctx, stop: stop, sem: make(chan struct{}, maxDebugConsoles),
+		refusing: make(chan struct{}, maxDebugConsoleRefusals)}
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
@@ -92,8 +102,7 @@ func (d *debugConsoles) serve() {
 		case d.sem <- struct{}{}:
 		default:
 			log.Warn("debug console: refusing a connection: too many", "limit", maxDebugConsoles)
-			_, _ = c.Write([]byte{api.ConsoleBusy})
-			_ = c.Close()
+			d.refuse(c)
 			continue
 		}
 		d.wg.Add(1)
@@ -103,6 +112,31 @@ func (d *debugConsoles) serve() {
 			d.carry(c)
 		}()
 	}
+}
+
+// refuse answers c ConsoleBusy after its header, as the agent answers:
+// answering first and closing would let the client's write of its
+// header fail (EPIPE) before it could read why.
+func (d *debugConsoles) refuse(c net.Conn) {
+	select {
+	case d.refusing <- struct{}{}:
+	default:
+		_ = c.Close()
+		return
+	}
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		defer func() { <-d.refusing }()
+		defer c.Close()
+		stop := context.AfterFunc(d.ctx, func() { _ = c.Close() })
+		defer stop()
+		_ = c.SetDeadline(time.Now().Add(debugConsoleHeader))
+		if _, _, err := api.ReadConsoleHeader(c); err != nil {
+			return
+		}
+		_, _ = c.Write([]byte{api.ConsoleBusy})
+	}()
 }
 
 // carry relays c to a new connection to the agent's console port.
