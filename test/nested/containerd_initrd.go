@@ -371,7 +371,8 @@ check_clean() {
 
 // containerdStage2 is the outer init after the chroot, PID 1: mounts,
 // modules, containerd, the image, prepare (a snippet, the CRI's), the
-// scenario under a watchdog of timeoutSec, the verdict.
+// scenario under a watchdog of timeoutSec, the verdict; in the background,
+// the uptime lines clockWatch reads.
 func containerdStage2(timeoutSec int, modules []string, prepare string) string {
 	return fmt.Sprintf(`#!/bin/sh
 export PATH=/bin
@@ -398,7 +399,7 @@ for m in %[5]s; do insmod /lib/modules/$m.ko || echo "${M}insmod $m failed"; don
 ip link set lo up
 hostname husk-nested
 echo "${M}outer guest ready, uptime $(up)"
-containerd --config /etc/containerd/config.toml > /tmp/containerd.log 2>&1 &
+%[8]scontainerd --config /etc/containerd/config.toml > /tmp/containerd.log 2>&1 &
 i=0
 until ctr version > /dev/null 2>&1; do
   i=$((i+1)); [ $i -lt 600 ] || verdict_fail "containerd did not answer in 120 s"
@@ -424,5 +425,5 @@ else
   echo "${V}PASS"
 fi
 poweroff -f
-`, ContainerdNamespace, ContainerdImageRef, ctrMarker, ctrVerdict, strings.Join(modules, " "), timeoutSec, prepare)
+`, ContainerdNamespace, ContainerdImageRef, ctrMarker, ctrVerdict, strings.Join(modules, " "), timeoutSec, prepare, clockTicker())
 }

@@ -24,6 +24,9 @@ type ContainerdResult struct {
 	// Frozen says QEMU was ended because the outer guest had stopped
 	// running (see runQEMUWatched).
 	Frozen bool
+	// ClockJump says how the outer guest's clock leapt ahead of the
+	// host's, "" when it did not (see clockWatch).
+	ClockJump string
 }
 
 // Passed reports whether the scenario passed.
@@ -61,14 +64,16 @@ func RunContainerd(ctx context.Context, as *Assets, c ContainerdConfig, dir stri
 	}
 	r := &ContainerdResult{InitrdSize: len(initrd)}
 	var console bytes.Buffer
-	var out io.Writer = &console
+	clock := newClockWatch()
+	var out io.Writer = io.MultiWriter(&console, clock)
 	if tee != nil {
-		out = io.MultiWriter(&console, tee)
+		out = io.MultiWriter(&console, clock, tee)
 	}
 	start := time.Now()
 	r.Frozen, err = runQEMUWatched(ctx, as.QEMU, QEMUArgs(c.Kernel.Vmlinuz, outerPath, "console=ttyS0 panic=-1 quiet", ContainerdMemMiB), out)
 	r.Wall = time.Since(start)
 	r.Console = console.String()
+	r.ClockJump = clock.Jump()
 	_ = os.WriteFile(filepath.Join(dir, "containerd-console.log"), console.Bytes(), 0o644)
 	if m := regexp.MustCompile(regexp.QuoteMeta(ctrVerdict) + `(.*)`).FindStringSubmatch(r.Console); m != nil {
 		r.Verdict = strings.TrimSpace(m[1])
