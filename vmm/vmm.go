@@ -339,24 +339,26 @@ func (v *VM) load(cfg Config, windows []acpi.MMIODevice) error {
 	if err := mem.WriteAt(tables, boot.ACPIStart); err != nil {
 		return fmt.Errorf("write ACPI tables: %w", err)
 	}
-	kernel, unmapKernel, err := mapFile(cfg.Kernel)
+	kf, kernel, err := openBootFile(cfg.Kernel)
 	if err != nil {
 		return fmt.Errorf("kernel: %w", err)
 	}
-	defer unmapKernel()
-	var initrd []byte
+	defer kf.Close()
+	bc := boot.Config{Kernel: kernel, RSDP: boot.ACPIStart}
 	if cfg.Initrd != "" {
-		var unmapInitrd func()
-		if initrd, unmapInitrd, err = mapFile(cfg.Initrd); err != nil {
+		f, initrd, err := openBootFile(cfg.Initrd)
+		if err != nil {
 			return fmt.Errorf("initrd: %w", err)
 		}
-		defer unmapInitrd()
+		defer f.Close()
+		bc.Initrd = initrd
 	}
 	cmdline := cfg.Cmdline
 	if cfg.VirtioMMIOCmdline {
 		cmdline = withVirtioMMIODevices(cmdline, windows)
 	}
-	entry, err := boot.Load(mem, boot.Config{Kernel: kernel, Initrd: initrd, Cmdline: cmdline, RSDP: boot.ACPIStart})
+	bc.Cmdline = cmdline
+	entry, err := boot.Load(mem, bc)
 	if err != nil {
 		return fmt.Errorf("load %s: %w", cfg.Kernel, err)
 	}

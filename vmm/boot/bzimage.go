@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 )
 
 // Offsets in a bzImage's real-mode header (Documentation/arch/x86/boot.rst).
@@ -46,21 +47,27 @@ var (
 
 // BzImage is a parsed bzImage: its setup header and protected-mode code.
 type BzImage struct {
-	Version       uint16 // boot protocol version, 0x020c or later
-	Header        []byte // the setup header, [0x1f1, end of header), for the zero page
-	Kernel        []byte // the protected-mode code, loaded at KernelAddr
-	InitrdAddrMax uint32 // highest address the initrd may occupy
-	CmdlineSize   uint32 // longest command line, without its NUL
-	InitSize      uint32 // bytes the kernel needs from its load address to boot
+	Version       uint16            // boot protocol version, 0x020c or later
+	Header        []byte            // the setup header, [0x1f1, end of header), for the zero page
+	Kernel        *io.SectionReader // the protected-mode code, loaded at KernelAddr
+	InitrdAddrMax uint32            // highest address the initrd may occupy
+	CmdlineSize   uint32            // longest command line, without its NUL
+	InitSize      uint32            // bytes the kernel needs from its load address to boot
 	KernelAlign   uint32
 	Relocatable   bool
 }
 
 // ParseBzImage parses a bzImage and checks that it can be booted through
-// the 64-bit boot protocol. The returned slices alias b.
-func ParseBzImage(b []byte) (*BzImage, error) {
-	if len(b) < hdrEnd {
-		return nil, fmt.Errorf("%w: %d bytes, shorter than the %#x-byte setup header", ErrNotBzImage, len(b), hdrEnd)
+// the 64-bit boot protocol. It reads only the first page of r (the setup
+// header); the returned Kernel is a section of r.
+func ParseBzImage(r Image) (*BzImage, error) {
+	size := r.Size()
+	if size < hdrEnd {
+		return nil, fmt.Errorf("%w: %d bytes, shorter than the %#x-byte setup header", ErrNotBzImage, size, hdrEnd)
+	}
+	b := make([]byte, min(size, zeroPageSize))
+	if err := readInto(r, b, 0); err != nil {
+		return nil, fmt.Errorf("reading the setup header: %w", err)
 	}
 	le := binary.LittleEndian
 	if v := le.Uint16(b[hdrBootFlag:]); v != bootFlagValue {
@@ -97,16 +104,16 @@ func ParseBzImage(b []byte) (*BzImage, error) {
 	if sects == 0 {
 		sects = defaultSetupSects
 	}
-	start := (sects + 1) * 512
-	if start >= len(b) {
-		return nil, fmt.Errorf("%w: %d setup sectors leave no protected-mode code in %d bytes", ErrBadImage, sects, len(b))
+	start := int64(sects+1) * 512
+	if start >= size {
+		return nil, fmt.Errorf("%w: %d setup sectors leave no protected-mode code in %d bytes", ErrBadImage, sects, size)
 	}
-	img.Kernel = b[start:]
-	if uint64(len(img.Kernel)) <= entry64Offset {
-		return nil, fmt.Errorf("%w: %d bytes of protected-mode code, the 64-bit entry is at %#x", ErrBadImage, len(img.Kernel), entry64Offset)
+	img.Kernel = io.NewSectionReader(r, start, size-start)
+	if n := img.Kernel.Size(); n <= entry64Offset {
+		return nil, fmt.Errorf("%w: %d bytes of protected-mode code, the 64-bit entry is at %#x", ErrBadImage, n, entry64Offset)
 	}
-	if img.InitSize < uint32(len(img.Kernel)) {
-		return nil, fmt.Errorf("%w: init_size %#x is smaller than the %#x-byte kernel", ErrBadImage, img.InitSize, len(img.Kernel))
+	if n := img.Kernel.Size(); int64(img.InitSize) < n {
+		return nil, fmt.Errorf("%w: init_size %#x is smaller than the %#x-byte kernel", ErrBadImage, img.InitSize, n)
 	}
 	if img.CmdlineSize == 0 {
 		return nil, fmt.Errorf("%w: cmdline_size is 0", ErrBadImage)

@@ -1,8 +1,10 @@
 package boot
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -96,7 +98,7 @@ func TestParseBzImageRejectsBadImages(t *testing.T) {
 			if tt.mangle != nil {
 				b = tt.mangle(b)
 			}
-			img, err := ParseBzImage(b)
+			img, err := ParseBzImage(bytes.NewReader(b))
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("ParseBzImage = %+v, %v; want %v", img, err, tt.want)
 			}
@@ -108,7 +110,7 @@ func TestParseBzImageRejectsBadImages(t *testing.T) {
 func TestParseBzImageReadsTheHeader(t *testing.T) {
 	ti := goodImage()
 	b := fakeBzImage(ti)
-	img, err := ParseBzImage(b)
+	img, err := ParseBzImage(bytes.NewReader(b))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,13 +120,19 @@ func TestParseBzImageReadsTheHeader(t *testing.T) {
 	if len(img.Header) != 0x26c-hdrSetupSects {
 		t.Errorf("header is %#x bytes, want up to 0x26c", len(img.Header))
 	}
-	if len(img.Kernel) != ti.kernelSize || img.Kernel[0] != 1 {
-		t.Errorf("protected-mode code: %d bytes starting %#x", len(img.Kernel), img.Kernel[0])
+	if n, first := img.Kernel.Size(), firstByte(img.Kernel); n != int64(ti.kernelSize) || first != 1 {
+		t.Errorf("protected-mode code: %d bytes starting %#x", n, first)
 	}
 	ti.setupSects = 0 // means 4
-	if img, err := ParseBzImage(fakeBzImage(ti)); err != nil || len(img.Kernel) != ti.kernelSize || img.Kernel[0] != 1 {
+	if img, err := ParseBzImage(bytes.NewReader(fakeBzImage(ti))); err != nil || img.Kernel.Size() != int64(ti.kernelSize) || firstByte(img.Kernel) != 1 {
 		t.Errorf("setup_sects 0 (meaning 4): %+v, %v", img, err)
 	}
+}
+
+func firstByte(r io.ReaderAt) byte {
+	var b [1]byte
+	r.ReadAt(b[:], 0)
+	return b[0]
 }
 
 // TestParseDebianKernel parses the cloud kernel the nested harness boots,
@@ -138,10 +146,10 @@ func TestParseDebianKernel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, err := ParseBzImage(b)
+	img, err := ParseBzImage(bytes.NewReader(b))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("%s: protocol %#x, %d-byte kernel, init_size %#x, initrd_addr_max %#x, cmdline_size %d",
-		filepath.Base(matches[0]), img.Version, len(img.Kernel), img.InitSize, img.InitrdAddrMax, img.CmdlineSize)
+		filepath.Base(matches[0]), img.Version, img.Kernel.Size(), img.InitSize, img.InitrdAddrMax, img.CmdlineSize)
 }

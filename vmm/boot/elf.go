@@ -29,7 +29,7 @@ var ErrNotELF = errors.New("not a bootable x86-64 ELF kernel")
 // there) with a zero page whose setup header it makes up, as Firecracker
 // does.
 func loadELF(mem *memory.Memory, cfg Config, e820 []E820Entry) (Entry, error) {
-	f, err := elf.NewFile(bytes.NewReader(cfg.Kernel))
+	f, err := elf.NewFile(cfg.Kernel)
 	if err != nil {
 		return Entry{}, fmt.Errorf("%w: %w", ErrNotELF, err)
 	}
@@ -63,7 +63,7 @@ func loadELF(mem *memory.Memory, cfg Config, e820 []E820Entry) (Entry, error) {
 		return Entry{}, err
 	}
 	if hasPVH {
-		s := startInfo{cmdlineAddr: CmdlineAddr, initrdAddr: initrd, initrdSize: uint64(len(cfg.Initrd)), rsdp: cfg.RSDP, e820: e820}
+		s := startInfo{cmdlineAddr: CmdlineAddr, initrdAddr: initrd, initrdSize: imageSize(cfg.Initrd), rsdp: cfg.RSDP, e820: e820}
 		if err := s.write(mem); err != nil {
 			return Entry{}, err
 		}
@@ -73,7 +73,7 @@ func loadELF(mem *memory.Memory, cfg Config, e820 []E820Entry) (Entry, error) {
 		header:      vmlinuxHeader(),
 		cmdlineAddr: CmdlineAddr,
 		initrdAddr:  initrd,
-		initrdSize:  uint64(len(cfg.Initrd)),
+		initrdSize:  imageSize(cfg.Initrd),
 		rsdp:        cfg.RSDP,
 		e820:        e820,
 	}
@@ -83,21 +83,24 @@ func loadELF(mem *memory.Memory, cfg Config, e820 []E820Entry) (Entry, error) {
 	return Entry{Mode: Mode64, Addr: f.Entry, Param: x86.ZeroPage, InitrdAddr: initrd}, nil
 }
 
-// loadSegment copies a PT_LOAD segment to its physical address and zeroes
+// loadSegment reads a PT_LOAD segment to its physical address and zeroes
 // the rest of its memory size. It returns the segment's end.
-func loadSegment(mem *memory.Memory, image []byte, p *elf.Prog) (uint64, error) {
+func loadSegment(mem *memory.Memory, image Image, p *elf.Prog) (uint64, error) {
 	if p.Filesz > p.Memsz {
 		return 0, fmt.Errorf("file size %#x larger than memory size %#x", p.Filesz, p.Memsz)
 	}
-	if p.Off > uint64(len(image)) || p.Filesz > uint64(len(image))-p.Off {
-		return 0, fmt.Errorf("[%#x, +%#x) outside the %d-byte image", p.Off, p.Filesz, len(image))
+	size := imageSize(image)
+	if p.Off > size || p.Filesz > size-p.Off {
+		return 0, fmt.Errorf("[%#x, +%#x) outside the %d-byte image", p.Off, p.Filesz, size)
 	}
 	dst, err := mem.Slice(p.Paddr, p.Memsz)
 	if err != nil {
 		return 0, fmt.Errorf("%w: %w", ErrTooSmall, err)
 	}
-	n := copy(dst, image[p.Off:p.Off+p.Filesz])
-	clear(dst[n:])
+	if err := readInto(image, dst[:p.Filesz], int64(p.Off)); err != nil {
+		return 0, err
+	}
+	clear(dst[p.Filesz:])
 	return p.Paddr + p.Memsz, nil
 }
 

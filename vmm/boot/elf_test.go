@@ -88,7 +88,7 @@ func TestLoadELF(t *testing.T) {
 			mem := newMem(t, 64<<20)
 			// Dirty the bss so the loader must clear it.
 			mem.WriteAt(bytes.Repeat([]byte{0xaa}, 0x100), paddr+0x1f00)
-			e, err := Load(mem, Config{Kernel: fakeELF(paddr+0x10, 62, tt.segs), Initrd: []byte("initrd"), Cmdline: "x=y", RSDP: 0xe0000})
+			e, err := Load(mem, Config{Kernel: bytes.NewReader(fakeELF(paddr+0x10, 62, tt.segs)), Initrd: bytes.NewReader([]byte("initrd")), Cmdline: "x=y", RSDP: 0xe0000})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -141,14 +141,14 @@ func TestLoadELFRejects(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Load(newMem(t, 64<<20), Config{Kernel: fakeELF(paddr, tt.machine, tt.segs)})
+			_, err := Load(newMem(t, 64<<20), Config{Kernel: bytes.NewReader(fakeELF(paddr, tt.machine, tt.segs))})
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("Load = %v, want %v", err, tt.want)
 			}
 			t.Log(err)
 		})
 	}
-	if _, err := Load(newMem(t, 64<<20), Config{Kernel: []byte("\x7fELF\x02\x01")}); !errors.Is(err, ErrNotELF) {
+	if _, err := Load(newMem(t, 64<<20), Config{Kernel: bytes.NewReader([]byte("\x7fELF\x02\x01"))}); !errors.Is(err, ErrNotELF) {
 		t.Errorf("truncated ELF: %v, want ErrNotELF", err)
 	}
 }
@@ -157,7 +157,7 @@ func TestPVHNoteParsingSurvivesGarbage(t *testing.T) {
 	// Notes whose sizes run past the segment end must not be read.
 	bad := []byte{0xff, 0xff, 0xff, 0x7f, 8, 0, 0, 0, 18, 0, 0, 0, 'X', 'e', 'n', 0}
 	mem := newMem(t, 64<<20)
-	e, err := Load(mem, Config{Kernel: fakeELF(0x100_0000, 62, []fakeSeg{{typ: 1, paddr: 0x100_0000, data: make([]byte, 16)}, {typ: 4, data: bad}})})
+	e, err := Load(mem, Config{Kernel: bytes.NewReader(fakeELF(0x100_0000, 62, []fakeSeg{{typ: 1, paddr: 0x100_0000, data: make([]byte, 16)}, {typ: 4, data: bad}}))})
 	if err != nil || e.Mode != Mode64 {
 		t.Fatalf("Load = %+v, %v; want a 64-bit entry (note ignored)", e, err)
 	}

@@ -3,16 +3,28 @@ package boot
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
 
 	"github.com/huskrt/husk/vmm/memory"
 	"github.com/huskrt/husk/vmm/x86"
 )
 
+// Image is a kernel or initrd as the loader reads it: its bytes by
+// offset, and its size. The loader reads each part straight into guest
+// memory where it goes (a section of an *os.File: one pread, no copy in
+// the VMM's own memory); it reads nothing else from it but the headers.
+// *bytes.Reader and *io.SectionReader are Images.
+type Image interface {
+	io.ReaderAt
+	Size() int64
+}
+
 // Config is what to boot.
 type Config struct {
-	Kernel  []byte // a bzImage, or an ELF vmlinux
-	Initrd  []byte // optional
+	Kernel  Image // a bzImage, or an ELF vmlinux
+	Initrd  Image // optional (nil)
 	Cmdline string
 	// RSDP is the guest physical address of the ACPI root pointer, handed
 	// to the kernel in the zero page or PVH start info; 0 for none.
@@ -51,11 +63,15 @@ type Entry struct {
 // info) into mem, which must be fresh (zeroed), and returns the entry. It
 // recognises a bzImage by its header and an ELF vmlinux by its magic.
 func Load(mem *memory.Memory, cfg Config) (Entry, error) {
+	if cfg.Kernel == nil {
+		return Entry{}, fmt.Errorf("%w: no kernel", ErrNotBzImage)
+	}
 	e820, err := E820(mem)
 	if err != nil {
 		return Entry{}, err
 	}
-	if bytes.HasPrefix(cfg.Kernel, []byte("\x7fELF")) {
+	var magic [4]byte
+	if n, _ := cfg.Kernel.ReadAt(magic[:], 0); n == len(magic) && bytes.Equal(magic[:], []byte("\x7fELF")) {
 		return loadELF(mem, cfg, e820)
 	}
 	img, err := ParseBzImage(cfg.Kernel)
@@ -69,8 +85,12 @@ func Load(mem *memory.Memory, cfg Config) (Entry, error) {
 // decompressor moves itself to max(pref_address, its aligned load address)
 // and needs init_size bytes from there, so the initrd goes above that.
 func loadBzImage(mem *memory.Memory, cfg Config, img *BzImage, e820 []E820Entry) (Entry, error) {
-	if err := mem.WriteAt(img.Kernel, KernelAddr); err != nil {
-		return Entry{}, fmt.Errorf("%w: a %d-byte kernel at %#x: %w", ErrTooSmall, len(img.Kernel), KernelAddr, err)
+	dst, err := mem.Slice(KernelAddr, uint64(img.Kernel.Size()))
+	if err != nil {
+		return Entry{}, fmt.Errorf("%w: a %d-byte kernel at %#x: %w", ErrTooSmall, img.Kernel.Size(), KernelAddr, err)
+	}
+	if err := readInto(img.Kernel, dst, 0); err != nil {
+		return Entry{}, fmt.Errorf("reading the kernel: %w", err)
 	}
 	pref := binary.LittleEndian.Uint64(img.Header[hdrPrefAddress-hdrSetupSects:])
 	kernelEnd := max(pref, KernelAddr) + uint64(img.InitSize)
@@ -85,7 +105,7 @@ func loadBzImage(mem *memory.Memory, cfg Config, img *BzImage, e820 []E820Entry)
 		header:      img.Header,
 		cmdlineAddr: CmdlineAddr,
 		initrdAddr:  initrd,
-		initrdSize:  uint64(len(cfg.Initrd)),
+		initrdSize:  imageSize(cfg.Initrd),
 		rsdp:        cfg.RSDP,
 		e820:        e820,
 	}
@@ -122,22 +142,47 @@ func writeCmdline(mem *memory.Memory, cmdline string, limit uint64) error {
 	return nil
 }
 
-// placeInitrd writes initrd as high as it can go: page-aligned, ending at
-// or below addrMax+1 and the end of RAM below the MMIO hole, and starting
-// at or above floor (the end of what the kernel needs). It returns the
-// address, or 0 for an empty initrd.
-func placeInitrd(mem *memory.Memory, initrd []byte, floor, addrMax uint64) (uint64, error) {
-	if len(initrd) == 0 {
+// placeInitrd reads initrd into guest memory as high as it can go:
+// page-aligned, ending at or below addrMax+1 and the end of RAM below the
+// MMIO hole, and starting at or above floor (the end of what the kernel
+// needs). It returns the address, or 0 for no initrd or an empty one.
+func placeInitrd(mem *memory.Memory, initrd Image, floor, addrMax uint64) (uint64, error) {
+	size := imageSize(initrd)
+	if size == 0 {
 		return 0, nil
 	}
-	size := uint64(len(initrd))
 	top := min(addrMax+1, mem.Regions()[0].End())
 	if size > top || (top-size)&^(memory.PageSize-1) < floor {
 		return 0, fmt.Errorf("%w: a %d-byte initrd does not fit between %#x and %#x", ErrTooSmall, size, floor, top)
 	}
 	addr := (top - size) &^ (memory.PageSize - 1)
-	if err := mem.WriteAt(initrd, addr); err != nil {
-		return 0, fmt.Errorf("write initrd at %#x: %w", addr, err)
+	dst, err := mem.Slice(addr, size)
+	if err != nil {
+		return 0, fmt.Errorf("initrd at %#x: %w", addr, err)
+	}
+	if err := readInto(initrd, dst, 0); err != nil {
+		return 0, fmt.Errorf("reading the initrd: %w", err)
 	}
 	return addr, nil
+}
+
+// imageSize is i's size in bytes, 0 for none.
+func imageSize(i Image) uint64 {
+	if i == nil {
+		return 0
+	}
+	return uint64(max(i.Size(), 0))
+}
+
+// readInto fills dst, guest memory, with r's bytes from off: the read
+// goes straight there, through no buffer of the VMM's own.
+func readInto(r io.ReaderAt, dst []byte, off int64) error {
+	n, err := r.ReadAt(dst, off)
+	if n == len(dst) {
+		return nil
+	}
+	if err == nil || errors.Is(err, io.EOF) {
+		err = io.ErrUnexpectedEOF
+	}
+	return fmt.Errorf("%d of %d bytes at %#x: %w", n, len(dst), off, err)
 }
