@@ -288,6 +288,12 @@ func p7p8(ctx context.Context, root, dir string, r *vmmResult) error {
 		}
 	}
 	r.P8How = "guest image booted, agent answering, nested harness: runtime/virt/builtin's VMM process; QEMU microvm with vhost-vsock"
+	// Where the builtin VMM's memory beside its guest is, by mapping.
+	for _, l := range strings.Split(console, "\n") {
+		if strings.HasPrefix(l, "HUSK-VMMEM-MAP: ") {
+			fmt.Fprintln(os.Stderr, "bench P8:", strings.TrimSpace(strings.TrimPrefix(l, "HUSK-VMMEM-MAP: ")))
+		}
+	}
 	p7 := nested.ParseP7(console)
 	if len(p7.FirstRunCPUMs) > 0 && len(p7.RefCPUMs) > 0 {
 		var host []float64

@@ -24,6 +24,9 @@ const (
 	vmmemLine  = "HUSK-VMMEM: "
 	vmmemError = "HUSK-VMMEM-ERROR: "
 	vmmemRC    = "HUSK-VMMEM-RC: "
+	// vmmemMap starts a line of the builtin VMM process's memory by
+	// mapping (its smaps summed by name and kind, guest RAM left out).
+	vmmemMap = "HUSK-VMMEM-MAP: "
 )
 
 // vhostModules give the outer guest /dev/vhost-vsock, for QEMU's

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/huskrt/husk/internal/guestimage"
@@ -38,5 +39,11 @@ func TestNestedGuestImageBothVMMs(t *testing.T) {
 	}
 	for name, m := range res {
 		t.Logf("%s: agent after %.2f s; PSS %d KiB of which guest %d KiB: %d KiB beside the guest", name, m.AgentSecs, m.PSSKiB, m.GuestPSSKiB, m.OverheadPSSKiB())
+	}
+	// Where the builtin VMM's memory beside its guest is, by mapping.
+	for _, l := range strings.Split(console, "\n") {
+		if strings.HasPrefix(l, vmmemMap) {
+			t.Log(strings.TrimSpace(strings.TrimPrefix(l, vmmemMap)))
+		}
 	}
 }

@@ -31,6 +31,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -41,6 +42,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -286,6 +288,9 @@ func builtinVM(ctx context.Context, kernel, initrd string, mem uint64) (usage, e
 	time.Sleep(settle)
 	u, err := measure(v.Pid(), mem)
 	u.agent = agent
+	if err == nil {
+		printMaps("builtin", v.Pid(), mem)
+	}
 	return u, err
 }
 
@@ -389,6 +394,108 @@ func measure(pid int, memMiB uint64) (usage, error) {
 		return u, errors.New("no mapping as large as the guest's memory")
 	}
 	return u, nil
+}
+
+// mapPrefix starts the lines of a VMM process's memory by mapping.
+const mapPrefix = "HUSK-VMMEM-MAP: "
+
+// printMaps prints where pid's memory beside its guest RAM is, summed by
+// mapping name (a file's path, [heap], [stack], or [anon] for an unnamed
+// mapping) and kind (text, data, ro), largest RSS first, one line each:
+//
+//	HUSK-VMMEM-MAP: <vmm> <name> <kind> rss_kib N pss_kib N anon_kib N
+//
+// The guest RAM mapping (as measure picks it) is left out.
+func printMaps(vmm string, pid int, memMiB uint64) {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "smaps"))
+	if err != nil {
+		fmt.Printf("%s%s: smaps: %v\n", errorPrefix, vmm, err)
+		return
+	}
+	type sum struct{ rss, pss, anon uint64 }
+	type key struct{ name, kind string }
+	sums := map[key]*sum{}
+	var cur key
+	var size, rss, pss, anon uint64
+	var guestRSS uint64
+	guestKey := -1
+	type mapping struct {
+		k              key
+		size, rss, pss uint64
+		anon           uint64
+	}
+	var maps []mapping
+	flush := func() {
+		if cur.name == "" {
+			return
+		}
+		maps = append(maps, mapping{cur, size, rss, pss, anon})
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) == 0 {
+			continue
+		}
+		if len(f) >= 5 && strings.Contains(f[0], "-") && len(f[1]) == 4 {
+			flush()
+			name := "[anon]"
+			if len(f) >= 6 {
+				name = strings.Join(f[5:], " ")
+			}
+			kind := "data"
+			switch {
+			case strings.Contains(f[1], "x"):
+				kind = "text"
+			case !strings.Contains(f[1], "w"):
+				kind = "ro"
+			}
+			cur, size, rss, pss, anon = key{name, kind}, 0, 0, 0, 0
+			continue
+		}
+		if len(f) < 2 {
+			continue
+		}
+		n, _ := strconv.ParseUint(f[1], 10, 64)
+		switch f[0] {
+		case "Size:":
+			size = n
+		case "Rss:":
+			rss = n
+		case "Pss:":
+			pss = n
+		case "Anonymous:":
+			anon = n
+		}
+	}
+	flush()
+	for i, m := range maps {
+		if m.size >= memMiB<<10 && m.rss >= guestRSS {
+			guestRSS, guestKey = m.rss, i
+		}
+	}
+	for i, m := range maps {
+		if i == guestKey {
+			continue
+		}
+		s := sums[m.k]
+		if s == nil {
+			s = &sum{}
+			sums[m.k] = s
+		}
+		s.rss += m.rss
+		s.pss += m.pss
+		s.anon += m.anon
+	}
+	keys := make([]key, 0, len(sums))
+	for k := range sums {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b key) int { return cmp.Compare(sums[b].rss, sums[a].rss) })
+	for _, k := range keys {
+		if s := sums[k]; s.rss > 0 {
+			fmt.Printf("%s%s %s %s rss_kib %d pss_kib %d anon_kib %d\n", mapPrefix, vmm, strings.ReplaceAll(k.name, " ", "_"), k.kind, s.rss, s.pss, s.anon)
+		}
+	}
 }
 
 func tail(s string, n int) string {
