@@ -157,7 +157,7 @@ func (m Manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) {
 	if err != nil {
 		return shim.StopStatus{}, err
 	}
-	bundle, err := os.Getwd()
+	bundle, err := stopBundle(ctx)
 	if err != nil {
 		return shim.StopStatus{}, err
 	}
@@ -224,6 +224,22 @@ func (m Manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) {
 		}
 		return true, nil
 	})
+}
+
+// stopBundle is the bundle of the container `delete` is about: the one
+// containerd names with -bundle (pkg/shim passes it in the context), else
+// the working directory it runs the command in. The working directory can
+// be gone by then (a task whose create failed): then the flag, or an
+// error saying so.
+func stopBundle(ctx context.Context) (string, error) {
+	if o, ok := ctx.Value(shim.OptsKey{}).(shim.Opts); ok && o.BundlePath != "" {
+		return o.BundlePath, nil
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("the container's bundle: no -bundle and no working directory: %w", err)
+	}
+	return wd, nil
 }
 
 // sandboxHandlers lists, once each, the handlers whose sandboxes a pod may

@@ -34,3 +34,17 @@ type classified struct {
 
 func (c classified) Error() string { return c.msg }
 func (c classified) Unwrap() error { return c.class }
+
+// createErr is rpcErr for a task's Create: containerd (core/runtime/v2's
+// task manager) reads Unimplemented from Create as "this shim has no task
+// API v3", retries the call on v2, which husk does not serve, and then
+// cannot delete the task or shut the shim down: the shim stayed behind.
+// A Create that husk refuses as not implemented (a build without the hook
+// engine, a kernel without mount_setattr) is sent as FailedPrecondition,
+// its message unchanged.
+func createErr(err error) error {
+	if errdefs.IsNotImplemented(err) {
+		err = classified{msg: err.Error(), class: errdefs.ErrFailedPrecondition}
+	}
+	return rpcErr(err)
+}

@@ -205,21 +205,21 @@ func (s *service) Create(_ context.Context, r *taskAPI.CreateTaskRequest) (*task
 	// The shim stays up while the task is being created (group.go).
 	created, err := s.gate.create(r.ID)
 	if err != nil {
-		return nil, rpcErr(err)
+		return nil, createErr(err)
 	}
 	defer created()
 	release, err := s.reserve(r.ID)
 	if err != nil {
-		return nil, rpcErr(err)
+		return nil, createErr(err)
 	}
 	defer release() // after the task is in s.tasks, or the create failed
 	cfg, err := s.loadConfig(r.Options)
 	if err != nil {
-		return nil, rpcErr(err)
+		return nil, createErr(err)
 	}
 	spec, err := runtime.LoadSpec(r.Bundle)
 	if err != nil {
-		return nil, rpcErr(err)
+		return nil, createErr(err)
 	}
 	if pod := runtime.PodOf(r.ID, spec.Annotations); !pod.IsSandbox {
 		// A container of a pod the sandbox API made: the pod's hosts,
@@ -230,7 +230,7 @@ func (s *service) Create(_ context.Context, r *taskAPI.CreateTaskRequest) (*task
 	}
 	ns, err := namespaces.NamespaceRequired(s.ctx)
 	if err != nil {
-		return nil, rpcErr(err)
+		return nil, createErr(err)
 	}
 	req := &handler.CreateRequest{
 		ID:        r.ID,
@@ -249,7 +249,7 @@ func (s *service) Create(_ context.Context, r *taskAPI.CreateTaskRequest) (*task
 	if err != nil {
 		s.metrics.creates.with("error").inc()
 		logging.L(ctx).Error("create failed", "error", err)
-		return nil, rpcErr(err)
+		return nil, createErr(err)
 	}
 	s.metrics.creates.with("ok").inc()
 	s.metrics.tasks.inc()

@@ -18,6 +18,14 @@ func BuildShim(dir string) error {
 	return BuildWasmRunner(dir)
 }
 
+// BuildShimVariant builds the shim into dir as name with the build tags
+// tags besides the default build's (e.g. "husk_nohooks": the variants of
+// make build VARIANT=...), for a second runtime beside the full shim
+// (containerd runs io.containerd.<x>.v2 as containerd-shim-<x>-v2).
+func BuildShimVariant(dir, name, tags string) error {
+	return goBuild(dir, name, "./cmd/containerd-shim-husk-v2", "CGO_ENABLED=1", "-tags", "seccomp grpcnotrace "+tags)
+}
+
 // BuildWasmRunner builds husk-wasm-runner (static) into dir.
 func BuildWasmRunner(dir string) error {
 	return goBuild(dir, "husk-wasm-runner", "./cmd/husk-wasm-runner", "CGO_ENABLED=0", "-trimpath", "-ldflags", "-s -w")

@@ -30,6 +30,8 @@ var (
 	bench *devenv.Containerd
 	// rootfsDir is an unpacked busybox rootfs for `ctr run --rootfs`.
 	rootfsDir string
+	// shimDir holds the shims the bench's containerd finds in its PATH.
+	shimDir string
 )
 
 func TestMain(m *testing.M) {
@@ -59,7 +61,7 @@ func setup(s *devenv.Suite) error {
 		return err
 	}
 	s.Dir = dir
-	shimDir := filepath.Join(dir, "bin")
+	shimDir = filepath.Join(dir, "bin")
 	// Build the shim from this tree so the tests never run a stale binary.
 	if err := devenv.BuildShim(shimDir); err != nil {
 		return fmt.Errorf("building the shim: %w", err)
