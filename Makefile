@@ -20,6 +20,11 @@ $(foreach v,$(VARIANT),$(if $(VARIANT_TAGS_$(v)),,$(error unknown VARIANT '$(v)'
 # less shim (docs/RATIONALE.md, "Why the shim is built with grpcnotrace").
 BUILDTAGS := seccomp grpcnotrace $(foreach v,$(VARIANT),$(VARIANT_TAGS_$(v)))
 export CGO_ENABLED := 1
+# husk-vmm is a pod's VMM process (cmd/husk-vmm), which the shim starts from
+# its own directory: static, and with only the builtin hypervisor's
+# VMM-process side (husk_vmmchild). The novmm variant has none.
+VMM_BINARY := $(if $(filter novmm,$(VARIANT)),,husk-vmm)
+VMM_BUILD = $(GO) build -tags 'seccomp husk_vmmchild netgo osusergo' -trimpath -ldflags '-s -w -extldflags=-static'
 
 .PHONY: all build install uninstall test unit integration demo bench containerd tools clean lint fuzz fuzz-short nested-assets proto agent guest static
 
@@ -29,6 +34,7 @@ build:
 	$(GO) build -tags '$(BUILDTAGS)' -ldflags '$(LDFLAGS)' -o $(BIN)/containerd-shim-husk-v2 ./cmd/containerd-shim-husk-v2
 	$(GO) build -tags '$(BUILDTAGS)' -ldflags '$(LDFLAGS)' -o $(BIN)/huskctl ./cmd/huskctl
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(BIN)/husk-wasm-runner ./cmd/husk-wasm-runner
+	$(if $(VMM_BINARY),$(VMM_BUILD) -o $(BIN)/husk-vmm ./cmd/husk-vmm)
 
 # install puts the binaries in $(PREFIX)/bin, where containerd finds the shim
 # by its runtime name, and a configuration in $(SYSCONFDIR)/husk/config.toml
@@ -42,7 +48,7 @@ PREFIX ?= /usr/local
 SYSCONFDIR ?= /etc
 GUESTDIR ?= /var/lib/husk/guest
 HYPERVISOR ?=
-HUSK_BINARIES := containerd-shim-husk-v2 huskctl husk-wasm-runner
+HUSK_BINARIES := containerd-shim-husk-v2 huskctl husk-wasm-runner $(VMM_BINARY)
 ifneq ($(filter-out builtin qemu,$(HYPERVISOR)),)
 $(error unknown HYPERVISOR '$(HYPERVISOR)': want builtin or qemu)
 endif
@@ -99,6 +105,7 @@ static:
 	$(GO) build -tags '$(STATIC_TAGS)' -trimpath -ldflags '$(STATIC_LDFLAGS)' -o $(BIN)/static/huskctl ./cmd/huskctl
 	$(GO) build -tags '$(STATIC_TAGS)' -trimpath -ldflags '$(STATIC_LDFLAGS)' -o $(BIN)/static/husk-agent ./cmd/husk-agent
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w $(LDFLAGS)' -o $(BIN)/static/husk-wasm-runner ./cmd/husk-wasm-runner
+	$(if $(VMM_BINARY),$(VMM_BUILD) -o $(BIN)/static/husk-vmm ./cmd/husk-vmm)
 
 # The guest agent, static (the guest image holds nothing else): cgo for
 # libcontainer's nsenter, linked with Debian's static libseccomp.

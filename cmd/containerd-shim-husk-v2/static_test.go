@@ -40,6 +40,7 @@ func TestStaticBinaries(t *testing.T) {
 		{"huskctl", []string{"version"}},
 		{"husk-agent", nil},
 		{"husk-wasm-runner", nil},
+		{"husk-vmm", nil}, // runtime/virt/builtin's VMM process
 	} {
 		path := filepath.Join(bin, "static", b.name)
 		f, err := elf.Open(path)

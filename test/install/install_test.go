@@ -63,7 +63,7 @@ func TestInstallHypervisor(t *testing.T) {
 			// shim from there, and a running binary cannot be rewritten.
 			vars := []string{"DESTDIR=" + dest, "PREFIX=/opt/husk", "HYPERVISOR=" + hv, "BIN=" + t.TempDir()}
 			mk(t, append([]string{"install"}, vars...)...)
-			for _, b := range []string{"containerd-shim-husk-v2", "huskctl", "husk-wasm-runner"} {
+			for _, b := range []string{"containerd-shim-husk-v2", "huskctl", "husk-wasm-runner", "husk-vmm"} {
 				if st, err := os.Stat(filepath.Join(dest, "opt/husk/bin", b)); err != nil || st.Mode().Perm() != 0o755 {
 					t.Errorf("binary %s: %v", b, err)
 				}

@@ -11,6 +11,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/huskrt/husk/runtime/virt/builtin"
 )
 
 // The vmmem run (P10 in make bench): the outer guest boots the guest image
@@ -43,15 +45,23 @@ type VMMem struct {
 // OverheadPSSKiB is the process's PSS less its guest's memory.
 func (m VMMem) OverheadPSSKiB() uint64 { return m.PSSKiB - min(m.GuestPSSKiB, m.PSSKiB) }
 
-// BuildVMMem builds test/nested/vmmem into out: static, with cgo for
-// libseccomp, as the agent is built (the VMM process's allow-list).
+// BuildVMMem builds test/nested/vmmem into out and, next to it, the VMM
+// process's program husk-vmm (cmd/husk-vmm) as make build builds it:
+// both static, with cgo for libseccomp (the VMM process's allow-list).
+// The builtin hypervisor in vmmem runs husk-vmm from next to it, as the
+// shim does.
 func BuildVMMem(ctx context.Context, repo, out string) error {
-	cmd := exec.CommandContext(ctx, "go", "build", "-tags", "seccomp netgo osusergo", "-trimpath",
-		"-ldflags=-s -w -extldflags=-static", "-o", out, "./test/nested/vmmem")
-	cmd.Dir = repo
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("building vmmem: %v\n%s", err, b)
+	for _, b := range []struct{ tags, out, pkg string }{
+		{"seccomp netgo osusergo", out, "./test/nested/vmmem"},
+		{"seccomp husk_vmmchild netgo osusergo", filepath.Join(filepath.Dir(out), builtin.VMMBinary), "./cmd/husk-vmm"},
+	} {
+		cmd := exec.CommandContext(ctx, "go", "build", "-tags", b.tags, "-trimpath",
+			"-ldflags=-s -w -extldflags=-static", "-o", b.out, b.pkg)
+		cmd.Dir = repo
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("building %s: %v\n%s", b.pkg, err, out)
+		}
 	}
 	return nil
 }
@@ -77,6 +87,13 @@ func RunVMMemP7(ctx context.Context, as *Assets, vmmem, guestKernel, guestInitrd
 		return nil, "", err
 	}
 	files := map[string][]byte{"guest/vmlinuz": kernel, "guest/initrd": initrd}
+	// The VMM process's program, next to vmmem (/bin) where the builtin
+	// hypervisor looks for it (BuildVMMem built it there).
+	vmmBin, err := os.ReadFile(filepath.Join(filepath.Dir(vmmem), builtin.VMMBinary))
+	if err != nil {
+		return nil, "", fmt.Errorf("the VMM process's program: %w (BuildVMMem builds it next to vmmem)", err)
+	}
+	files["bin/"+builtin.VMMBinary] = vmmBin
 	args := fmt.Sprintf("/guest/vmlinuz /guest/initrd /bin/qemu-system-x86_64 %d %d", memMiB, p7Runs)
 	if tiny != nil {
 		files["guest/tiny"] = tiny

@@ -35,7 +35,7 @@ type confinedOuter struct {
 	Program string   // host path of the static program; /bin/<its name> in the guest
 	Args    string   // its arguments (shell words)
 	// Files are more files, by their path in the guest (no leading /);
-	// those under usr/bin/ are executable.
+	// those under usr/bin/ and bin/ are executable.
 	Files map[string][]byte
 	// QEMU, when set, is the host's qemu-system-x86_64, added with its
 	// libraries and microvm's firmware.
@@ -74,7 +74,7 @@ func (c confinedOuter) initrd() ([]byte, error) {
 	sort.Strings(paths)
 	for _, p := range paths {
 		mode := os.FileMode(0o644)
-		if strings.HasPrefix(p, "usr/bin/") {
+		if strings.HasPrefix(p, "usr/bin/") || strings.HasPrefix(p, "bin/") {
 			mode = 0o755
 		}
 		a.File(p, mode, c.Files[p])

@@ -1,3 +1,5 @@
+//go:build !husk_vmmchild
+
 package builtin
 
 import (
@@ -24,18 +26,12 @@ const (
 	fixedDevices = 2
 	// MaxDiskSlots is the most disk slots a VM can have (with no NICs).
 	MaxDiskSlots = vmm.MaxVirtioDevices - fixedDevices
-	// MaxNICs is the most NICs a VM can have (agent.proto's bound).
-	MaxNICs = 16
 	// sunPathMax is the room in a sockaddr_un for a path and its NUL.
 	sunPathMax = 108
 )
 
 // Files the backend keeps in VMConfig.Dir.
 const (
-	// vsockName is the hybrid vsock's Unix socket: the parent dials
-	// <Dir>/vsock.sock; the VMM created it by this relative name from
-	// inside Dir, so that it resolves the same after the pivot.
-	vsockName = "vsock.sock"
 	// recordName is the VMM process's pid and start time, for Cleanup.
 	recordName = "vmm.pid"
 )

@@ -1,4 +1,4 @@
-//go:build huskvmmtest
+//go:build huskvmmtest && !husk_vmmchild
 
 package builtin
 

@@ -1,13 +1,19 @@
 // Package builtin is the "builtin" Hypervisor backend: husk's own VMM
-// (vmm/), built into the shim binary and run, for each VM, in a confined
-// process of its own, the way Firecracker's jailer runs Firecracker.
+// (vmm/), run, for each VM, in a confined process of its own, the way
+// Firecracker's jailer runs Firecracker.
 //
-// Start re-executes the shim binary (/proc/self/exe) with ProcessArg as
-// its first argument, in new mount and PID namespaces, and puts it in the
-// pod's cgroup. The shim's main must hand that process to Main before
-// anything else, as it does libcontainer's init:
+// Start runs husk-vmm (VMMBinary, cmd/husk-vmm) from the shim's directory,
+// or, where it is not installed, re-executes the shim binary
+// (/proc/self/exe), with ProcessArg as its first argument, in new mount
+// and PID namespaces, and puts it in the pod's cgroup. Either program's
+// main must hand that process to Main before anything else, as the shim
+// does libcontainer's init:
 //
 //	if len(os.Args) > 1 && os.Args[1] == builtin.ProcessArg { builtin.Main() }
+//
+// Built with the husk_vmmchild tag, the package holds only that process's
+// side (Main and what it calls): cmd/husk-vmm is built so, and links
+// nothing of the shim's besides vmm/ (TestVMMBinaryLinksOnlyTheVMM).
 //
 // The VMM process reads its VM's config from the control channel (a
 // SOCK_SEQPACKET socketpair, fd 3; see protocol.go), builds the VM from

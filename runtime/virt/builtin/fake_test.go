@@ -1,3 +1,5 @@
+//go:build !husk_vmmchild
+
 package builtin
 
 import (

@@ -1,3 +1,5 @@
+//go:build !husk_vmmchild
+
 package builtin
 
 import (
@@ -9,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -41,9 +44,13 @@ const (
 	closedGrace = 2 * time.Second
 )
 
-// Hypervisor is the builtin backend: husk's VMM (vmm/), built into the
-// shim binary and run as a confined process of its own for each VM.
+// Hypervisor is the builtin backend: husk's VMM (vmm/), run as a
+// confined process of its own for each VM: the husk-vmm binary next to
+// the shim, or else the shim binary itself.
 type Hypervisor struct {
+	// binary is the VMM process's program (VMMBinary next to this one,
+	// found by New), "" for this program itself.
+	binary string
 	// Tests change these; zero means the default.
 	env                                     []string
 	startTimeout, replyTimeout, stopTimeout time.Duration
@@ -51,8 +58,47 @@ type Hypervisor struct {
 
 var _ virt.Hypervisor = (*Hypervisor)(nil)
 
-// New returns the builtin backend.
-func New() *Hypervisor { return &Hypervisor{} }
+// VMMBinary is the program the VMM processes run when it is installed
+// next to the shim (make install puts it there): cmd/husk-vmm, which
+// links only this package's VMM-process side and vmm/. Without it Start
+// re-executes the shim binary, which holds the same code but brings
+// everything else the shim links into each VM's process (its text, its
+// package initialisation, its heap: several MiB more beside each guest).
+const VMMBinary = "husk-vmm"
+
+// New returns the builtin backend. It looks for VMMBinary in the
+// directory of the running program, once.
+func New() *Hypervisor { return &Hypervisor{binary: findVMMBinary()} }
+
+// findVMMBinary is VMMBinary's path next to the running program if it is
+// an executable regular file there, else "".
+func findVMMBinary() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	return findVMMBinaryIn(filepath.Dir(exe))
+}
+
+// findVMMBinaryIn is VMMBinary's path in dir if it is an executable
+// regular file there, else "".
+func findVMMBinaryIn(dir string) string {
+	p := filepath.Join(dir, VMMBinary)
+	if st, err := os.Stat(p); err != nil || !st.Mode().IsRegular() || st.Mode().Perm()&0o111 == 0 {
+		return ""
+	}
+	return p
+}
+
+// program is the VMM process's executable: VMMBinary, or this program
+// (/proc/self/exe: the very file this process runs, whatever its path now
+// names).
+func (h *Hypervisor) program() string {
+	if h.binary != "" {
+		return h.binary
+	}
+	return "/proc/self/exe"
+}
 
 // Name returns "builtin".
 func (h *Hypervisor) Name() string { return Name }
@@ -63,9 +109,9 @@ func (h *Hypervisor) Name() string { return Name }
 // process has no use for.
 var childEnv = []string{"GODEBUG=containermaxprocs=0,updatemaxprocs=0"}
 
-// Start re-executes the shim binary as the VM's VMM process and waits
-// until that process has built the VM, confined itself and started the
-// guest. The process is in new mount and PID namespaces (it needs to see
+// Start runs the VM's VMM process (VMMBinary, or the shim binary
+// re-executed: see Hypervisor) and waits until that process has built
+// the VM, confined itself and started the guest. The process is in new mount and PID namespaces (it needs to see
 // no other process, and its mounts are its own to pivot away) but the
 // host's network namespace: it opens no network device itself (a VM's
 // taps are in the pod's namespace; the handler opens them and they go
@@ -110,6 +156,7 @@ func (h *Hypervisor) spawn(ctx context.Context, cfg *virt.VMConfig, ccfg *childC
 		console = io.Discard
 	}
 	log := logging.L(ctx).With("vm", cfg.ID)
+	log.Debug("starting the VMM process", "program", h.program())
 	v := &vm{
 		id: cfg.ID, dir: cfg.Dir, memoryMiB: cfg.MemoryMiB, slots: cfg.DiskSlots,
 		replyTimeout: orDefault(h.replyTimeout, defaultReplyTimeout),
@@ -122,7 +169,7 @@ func (h *Hypervisor) spawn(ctx context.Context, cfg *virt.VMConfig, ccfg *childC
 		env = append(env[:len(env):len(env)], h.env...)
 	}
 	cmd := &exec.Cmd{
-		Path:       "/proc/self/exe",
+		Path:       h.program(),
 		Args:       []string{"husk-vmm", ProcessArg, cfg.ID},
 		Env:        env,
 		Stdout:     struct{ io.Writer }{console}, // a pipe even for an *os.File

@@ -400,8 +400,9 @@ func measure(pid int, memMiB uint64) (usage, error) {
 const mapPrefix = "HUSK-VMMEM-MAP: "
 
 // printMaps prints where pid's memory beside its guest RAM is, summed by
-// mapping name (a file's path, [heap], [stack], or [anon] for an unnamed
-// mapping) and kind (text, data, ro), largest RSS first, one line each:
+// mapping name (a file's path, [heap], [stack], or [anon <size> KiB] for
+// unnamed mappings of that size) and kind (text, data, ro), largest RSS
+// first, one line each:
 //
 //	HUSK-VMMEM-MAP: <vmm> <name> <kind> rss_kib N pss_kib N anon_kib N
 //
@@ -429,7 +430,11 @@ func printMaps(vmm string, pid int, memMiB uint64) {
 		if cur.name == "" {
 			return
 		}
-		maps = append(maps, mapping{cur, size, rss, pss, anon})
+		k := cur
+		if k.name == "[anon]" { // by size: Go's heap arenas, thread stacks, the runtime's own
+			k.name = fmt.Sprintf("[anon %d KiB]", size)
+		}
+		maps = append(maps, mapping{k, size, rss, pss, anon})
 	}
 	for _, l := range strings.Split(string(b), "\n") {
 		f := strings.Fields(l)
