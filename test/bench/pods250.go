@@ -68,6 +68,9 @@ func benchP11(ctx context.Context, c *devenv.Containerd, rootfs string) *p11Resu
 func pods250(ctx context.Context, c *devenv.Containerd, rt, rootfs string, n int) (r p11Runtime, err error) {
 	ctx, cancel := context.WithTimeout(ctx, p11Budget)
 	defer cancel()
+	if err := evictShimBinary(c, rt); err != nil { // as density does
+		return r, err
+	}
 	ids := make([]string, n)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("p11-%s-%d", short(rt), i)
