@@ -95,8 +95,11 @@ func quoteAll(ss []string) []string {
 
 // CFlags are clang's flags for a C hook module: freestanding wasm32 (no
 // libc, no WASI imports), a module without a start function whose exports
-// are the ones husk.h names, optimised and without debugging names.
-var CFlags = []string{"--target=wasm32", "-nostdlib", "-O2", "-Wall", "-Werror=implicit-function-declaration",
+// are the ones husk.h names, optimised and without debugging names. Bulk
+// memory (a WebAssembly 2.0 feature wazero runs) makes memcpy and memset
+// one instruction each instead of a loop, which a module pays a deadline
+// check for at every iteration.
+var CFlags = []string{"--target=wasm32", "-nostdlib", "-O2", "-mbulk-memory", "-Wall", "-Werror=implicit-function-declaration",
 	"-Wl,--no-entry", "-Wl,--strip-all"}
 
 // IsC reports whether dir holds a C policy: .c files, and no Go files

@@ -95,11 +95,53 @@ int memcmp(const void *a, const void *b, size_t n) {
 	return 0;
 }
 
-HUSK_FN int32_t husk_strlen(const char *s) {
-	int32_t n = 0;
+size_t strlen(const char *s) {
+	size_t n = 0;
 	while (s[n])
 		n++;
 	return n;
+}
+
+/* husk_strlen is strlen, which clang computes while compiling for a string
+ * literal: a loop in a module costs a deadline check per iteration (about
+ * 30 ns under wazero), so the SDK avoids loops on its hot paths. */
+#define husk_strlen(s) ((int32_t)__builtin_strlen(s))
+
+/* husk__load8 reads 8 bytes at p (unaligned). */
+HUSK_FN uint64_t husk__load8(const char *p) {
+	uint64_t w;
+	__builtin_memcpy(&w, p, 8);
+	return w;
+}
+
+/* husk__eq_short reports whether the n bytes at a and b are equal, for
+ * 8 <= n <= 24, without a loop. */
+HUSK_FN int husk__eq_short(const char *a, const char *b, int32_t n) {
+	uint64_t d = (husk__load8(a) ^ husk__load8(b)) | (husk__load8(a + n - 8) ^ husk__load8(b + n - 8));
+	if (n > 16)
+		d |= husk__load8(a + 8) ^ husk__load8(b + 8);
+	return d == 0;
+}
+
+/* husk__plain returns how many of the n bytes at s are printable ASCII
+ * other than '"' and '\\' (what a JSON string holds as it stands),
+ * looking at 8 bytes per step. */
+HUSK_FN int32_t husk__plain(const char *s, int32_t n) {
+	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+	int32_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		uint64_t w = husk__load8(s + i), q = w ^ (ones * '"'), b = w ^ (ones * '\\');
+		/* With no byte >= 0x80: (x - ones*k) & ~x & highs is nonzero iff
+		 * a byte of x is below k (k = 1: a zero byte). */
+		if ((w & highs) || ((w - ones * 0x20) & ~w & highs) || ((q - ones) & ~q & highs) || ((b - ones) & ~b & highs))
+			break;
+	}
+	for (; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\')
+			break;
+	}
+	return i;
 }
 
 /* ---- The arena. ---- */
@@ -325,13 +367,24 @@ HUSK_FN int husk_string(husk_value v, husk_str *out) {
 	if (husk_kind(v) != HUSK_STRING || v.end - v.off < 2 || husk__in[v.end - 1] != '"')
 		return 0;
 	const char *s = husk__in + v.off + 1, *e = husk__in + v.end - 1;
+	int32_t n = (int32_t)(e - s), plain = husk__plain(s, n);
+	if (plain == n) { /* the common case: the string as it stands */
+		out->p = s;
+		out->len = n;
+		return 1;
+	}
 	/* Each input byte gives at most 3 output bytes (an invalid byte
 	 * becomes U+FFFD). */
-	int32_t n = (int32_t)(e - s);
 	if (n > (INT32_MAX - 8) / 3)
 		return 0;
 	char *buf = husk_alloc_or_trap(3 * n + 1), *d = buf;
 	while (s < e) {
+		int32_t k = husk__plain(s, (int32_t)(e - s));
+		memcpy(d, s, (size_t)k);
+		d += k;
+		s += k;
+		if (s == e)
+			break;
 		unsigned char c = (unsigned char)*s;
 		if (c < 0x20)
 			return 0;
@@ -406,6 +459,10 @@ HUSK_FN husk_value husk_elem(husk_value v, int32_t i) {
 	if (i < 0 || husk_kind(v) != HUSK_ARRAY)
 		return husk_missing;
 	ptr[n++] = '/';
+	if (i < 10) { /* the common case, without a loop */
+		ptr[n++] = (char)('0' + i);
+		return husk_at_n(v, ptr, n);
+	}
 	do {
 		tmp[k++] = (char)('0' + i % 10);
 		i /= 10;
@@ -609,6 +666,11 @@ HUSK_FN void husk_buf_add_json(husk_buf *b, husk_str s) {
 	husk_buf_grow(b, s.len + 2);
 	husk_buf_addn(b, "\"", 1);
 	for (int32_t i = 0; i < s.len;) {
+		int32_t k = husk__plain(s.p + i, s.len - i);
+		husk_buf_addn(b, s.p + i, k);
+		i += k;
+		if (i == s.len)
+			break;
 		unsigned char c = (unsigned char)s.p[i];
 		if (c >= 0x80) {
 			int l = husk_utf8_len((const unsigned char *)s.p + i, s.len - i);
@@ -624,11 +686,9 @@ HUSK_FN void husk_buf_add_json(husk_buf *b, husk_str s) {
 		if (c == '"' || c == '\\') {
 			char e[2] = {'\\', (char)c};
 			husk_buf_addn(b, e, 2);
-		} else if (c < 0x20) {
+		} else {
 			char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
 			husk_buf_addn(b, e, 6);
-		} else {
-			husk_buf_addn(b, (const char *)&c, 1);
 		}
 		i++;
 	}
@@ -731,13 +791,30 @@ typedef enum {
 	HUSK_SANDBOX_DELETE,
 } husk_point;
 
-static const char *const husk__points[] = {
-	"", "sandbox.create", "sandbox.vm", "sandbox.network", "container.create",
-	"container.rootfs", "container.mount", "container.cgroups", "container.start",
-	"process.exec", "container.update", "container.delete", "sandbox.delete",
-};
 
 static husk_str husk__point_name; /* the point as husk named it */
+
+/* husk__point returns the point named name, without a loop: by its
+ * length, then one comparison of at most three words. */
+HUSK_FN husk_point husk__point(husk_str name) {
+#define HUSK__IS(id) (name.len == (int32_t)sizeof husk__point_##id - 1 && husk__eq_short(name.p, husk__point_##id, name.len))
+	static const char husk__point_sc[] = "sandbox.create", husk__point_svm[] = "sandbox.vm",
+	                  husk__point_sn[] = "sandbox.network", husk__point_cc[] = "container.create",
+	                  husk__point_cr[] = "container.rootfs", husk__point_cm[] = "container.mount",
+	                  husk__point_cg[] = "container.cgroups", husk__point_cs[] = "container.start",
+	                  husk__point_pe[] = "process.exec", husk__point_cu[] = "container.update",
+	                  husk__point_cd[] = "container.delete", husk__point_sd[] = "sandbox.delete";
+	switch (name.len) {
+	case 10: return HUSK__IS(svm) ? HUSK_SANDBOX_VM : HUSK_POINT_UNKNOWN;
+	case 12: return HUSK__IS(pe) ? HUSK_PROCESS_EXEC : HUSK_POINT_UNKNOWN;
+	case 14: return HUSK__IS(sc) ? HUSK_SANDBOX_CREATE : HUSK__IS(sd) ? HUSK_SANDBOX_DELETE : HUSK_POINT_UNKNOWN;
+	case 15: return HUSK__IS(sn) ? HUSK_SANDBOX_NETWORK : HUSK__IS(cm) ? HUSK_CONTAINER_MOUNT : HUSK__IS(cs) ? HUSK_CONTAINER_START : HUSK_POINT_UNKNOWN;
+	case 16: return HUSK__IS(cc) ? HUSK_CONTAINER_CREATE : HUSK__IS(cr) ? HUSK_CONTAINER_ROOTFS : HUSK__IS(cu) ? HUSK_CONTAINER_UPDATE : HUSK__IS(cd) ? HUSK_CONTAINER_DELETE : HUSK_POINT_UNKNOWN;
+	case 17: return HUSK__IS(cg) ? HUSK_CONTAINER_CGROUPS : HUSK_POINT_UNKNOWN;
+	}
+	return HUSK_POINT_UNKNOWN;
+#undef HUSK__IS
+}
 
 /* husk_point_name is the name of the point asked, as husk sent it. */
 HUSK_FN husk_str husk_point_name(void) { return husk__point_name; }
@@ -779,11 +856,7 @@ HUSK_EXPORT("husk_decide") husk_decision husk_decide(int32_t point, int32_t poin
 	husk__input((const char *)(uintptr_t)event, event_len);
 	husk_str name = {(const char *)(uintptr_t)point, point_len};
 	husk__point_name = name;
-	husk_point p = HUSK_POINT_UNKNOWN;
-	for (int i = 1; i < (int)(sizeof husk__points / sizeof husk__points[0]); i++)
-		if (husk_str_eq(name, husk_cstr(husk__points[i])))
-			p = (husk_point)i;
-	return husk_policy_decide(p);
+	return husk_policy_decide(husk__point(name));
 }
 
 #ifndef HUSK_NO_INIT

@@ -20,8 +20,14 @@ static int32_t denied = -1;
 /* allow_all_devices, when set, lets an allow-all device rule through. */
 static int allow_all_devices;
 
-/* The sets of an OCI process's capabilities. */
-static const char *const cap_sets[] = {"bounding", "effective", "permitted", "inheritable", "ambient"};
+/* The sets of an OCI process's capabilities: their pointers below
+ * process.capabilities, and their names. */
+static const struct {
+	const char *pointer, *name;
+} cap_sets[] = {
+	{"/bounding", "bounding"}, {"/effective", "effective"}, {"/permitted", "permitted"},
+	{"/inheritable", "inheritable"}, {"/ambient", "ambient"},
+};
 
 const char *husk_policy_init(husk_value cfg) {
 	denied = husk_set("[\"CAP_SYS_ADMIN\",\"CAP_SYS_MODULE\",\"CAP_SYS_RAWIO\",\"CAP_SYS_PTRACE\","
@@ -74,9 +80,7 @@ husk_decision husk_policy_decide(husk_point point) {
 		return husk_allow();
 	husk_value caps = husk_at(husk_root(), "/spec/process/capabilities");
 	for (int s = 0; s < 5; s++) {
-		char ptr[16] = "/";
-		memcpy(ptr + 1, cap_sets[s], (size_t)husk_strlen(cap_sets[s]) + 1);
-		husk_value list = husk_at(caps, ptr);
+		husk_value list = husk_at(caps, cap_sets[s].pointer);
 		int32_t i = husk_find(list, denied);
 		if (i >= 0) {
 			husk_str name;
@@ -85,7 +89,7 @@ husk_decision husk_policy_decide(husk_point point) {
 			husk_buf_add(&reason, "privileged container: capability ");
 			husk_buf_add_str(&reason, name);
 			husk_buf_add(&reason, " in the ");
-			husk_buf_add(&reason, cap_sets[s]);
+			husk_buf_add(&reason, cap_sets[s].name);
 			husk_buf_add(&reason, " set");
 			return husk_deny_str((husk_str){reason.p, reason.len});
 		}
