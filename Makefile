@@ -140,7 +140,7 @@ test: tools nested-assets build guest lint
 	set -o pipefail; $(GO) test -json -tags '$(BUILDTAGS)' -count=1 -timeout 30m ./... | $(BIN)/testreport
 
 # Every fuzz target of an untrusted-input parser: package and target.
-FUZZ_TARGETS := ./vmm/virtio:FuzzQueue ./vmm/virtio/blk:FuzzBlkRequest ./vmm/virtio/mmio:FuzzTransport ./vmm/virtio/vsock:FuzzVsockPacket ./vmm/virtio/net:FuzzNetChain ./runtime/wasm:FuzzModuleImports ./hooks:FuzzDecision ./hooks:FuzzIndexersAgree ./wasmhost:FuzzQuery ./wasmhost:FuzzInstrumentStack ./policies/sdk:FuzzValue ./policies/sdk:FuzzAppendString
+FUZZ_TARGETS := ./vmm/virtio:FuzzQueue ./vmm/virtio/blk:FuzzBlkRequest ./vmm/virtio/mmio:FuzzTransport ./vmm/virtio/vsock:FuzzVsockPacket ./vmm/virtio/net:FuzzNetChain ./runtime/wasm:FuzzModuleImports ./hooks:FuzzDecision ./hooks:FuzzIndexersAgree ./wasmhost:FuzzQuery ./wasmhost:FuzzInstrumentStack ./policies/sdk:FuzzValue ./policies/sdk:FuzzAppendString ./policies/builtin:FuzzDecide ./policies/builtin:FuzzStrings
 FUZZ_TARGETS += ./agent/api:FuzzStreamHeader ./agent/api:FuzzForwardHeader ./agent/client:FuzzReplyValidation ./agent/client:FuzzFrameScanner
 FUZZ_TARGETS += ./agent/serial:FuzzPortHeader ./agent/serial:FuzzHandshake ./agent/serial:FuzzGuard
 FUZZ_TARGETS += ./agent/api:FuzzConsoleFrame ./agent:FuzzSyncVolume ./hooks:FuzzSplice ./hooks:FuzzStrictValid
