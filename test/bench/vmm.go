@@ -288,10 +288,14 @@ func p7p8(ctx context.Context, root, dir string, r *vmmResult) error {
 		}
 	}
 	r.P8How = "guest image booted, agent answering, nested harness: runtime/virt/builtin's VMM process; QEMU microvm with vhost-vsock"
-	// Where the builtin VMM's memory beside its guest is, by mapping.
+	// Where the builtin VMM's memory beside its guest is, by mapping; the
+	// P7 runs one by one.
 	for _, l := range strings.Split(console, "\n") {
 		if strings.HasPrefix(l, "HUSK-VMMEM-MAP: ") {
 			fmt.Fprintln(os.Stderr, "bench P8:", strings.TrimSpace(strings.TrimPrefix(l, "HUSK-VMMEM-MAP: ")))
+		}
+		if strings.HasPrefix(l, "HUSK-VMMEM-P7") { // each run, and the shim re-executed beside husk-vmm
+			fmt.Fprintln(os.Stderr, "bench P7:", strings.TrimSpace(l))
 		}
 	}
 	p7 := nested.ParseP7(console)
