@@ -46,7 +46,7 @@ func TestDenyPrivileged(t *testing.T) {
 	}
 }
 
-// TestBuiltinConfig: the [[hook]] config table reaches the Go policy, and
+// TestBuiltinConfig: the [[hook]] config table reaches the policy, and
 // a table the policy rejects fails New with the policy's message.
 func TestBuiltinConfig(t *testing.T) {
 	h := builtin(t, "deny-privileged", hooks.ContainerCreate)
@@ -123,9 +123,10 @@ func BenchmarkHookCall(b *testing.B) {
 	}
 }
 
-// TestBuiltinsThroughTheEngine runs every built-in policy as a module,
-// where the SDK reads events through the host's JSON helpers rather than
-// natively as in the policies' own tests.
+// TestBuiltinsThroughTheEngine runs every built-in policy (C on
+// policies/c/husk.h, built by goModule through policies/build) as a
+// module through the whole engine: events encoded from their Go types,
+// patches applied and checked against the point's rules.
 func TestBuiltinsThroughTheEngine(t *testing.T) {
 	mountEv := func(typ, source string, options ...string) *hooks.ContainerMountEvent {
 		return &hooks.ContainerMountEvent{Container: hooks.Container{ID: "c"}, Mount: hooks.Mount{Destination: "/d", Type: typ, Source: source, Options: options}}
