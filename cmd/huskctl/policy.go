@@ -30,7 +30,8 @@ const policyUsage = `usage: huskctl policy new DIR
   new     write a ready Go policy project into DIR: the policy, its config,
           Go tests, a suite for policy test --suite, a README, and a go.mod
           building against a copy of husk's SDK (huskctl policy new -h)
-  build   build the Go policy package in DIR into a hook module (default
+  build   build the policy in DIR (a Go package, or .c files on husk's C
+          SDK, docs/hooks.md §5) into a hook module (default
           OUT: DIR's name + .wasm), check it loads (handing it the config
           table of --config, a JSON object, as husk would: a policy that
           requires a config fails to load without one), print its sha256.
