@@ -9,6 +9,8 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/experimental"
+
+	"github.com/huskrt/husk/internal/wazerowasi"
 )
 
 // Grants are what a module may use beyond pure computation.
@@ -112,22 +114,10 @@ func (m *Module) load(ctx context.Context, wasm []byte) error {
 	if !m.hasInit && string(m.cfg.Config) != "{}" {
 		return errorf(m.cfg.Name, "load", ErrABI, "has a configuration but does not export %s to receive it", ExportInit)
 	}
-	if err := instantiateWASI(ctx, m.rt); err != nil {
+	if err := instantiateWASI(ctx, m.rt, wazerowasi.Imports(compiled)); err != nil {
 		return &Error{Module: m.cfg.Name, Op: "load", Kind: ErrLoad, Err: fmt.Errorf("WASI: %w", err)}
 	}
-	b := m.rt.NewHostModuleBuilder(ImportModule)
-	for name, f := range hostFunctions {
-		fn := f.fn
-		if name == ImportLog {
-			fn = m.hostLog // it logs with the module's name
-		}
-		b = b.NewFunctionBuilder().
-			WithGoModuleFunction(fn, f.sig.params, f.sig.results).
-			WithParameterNames(f.arg...).
-			Export(name)
-	}
-	_, err = b.Instantiate(ctx)
-	if err != nil {
+	if err := m.instantiateHost(ctx, compiled); err != nil {
 		return &Error{Module: m.cfg.Name, Op: "load", Kind: ErrLoad, Err: fmt.Errorf("host functions: %w", err)}
 	}
 
@@ -142,6 +132,35 @@ func (m *Module) load(ctx context.Context, wasm []byte) error {
 	}
 	m.base = base
 	return nil
+}
+
+// instantiateHost instantiates, in m's runtime, husk's host functions that
+// compiled imports (checkABI checked their types), none when it imports
+// none: like WASI's (instantiateWASI), each costs a trampoline per load.
+func (m *Module) instantiateHost(ctx context.Context, compiled wazero.CompiledModule) error {
+	b := m.rt.NewHostModuleBuilder(ImportModule)
+	done := map[string]bool{}
+	for _, def := range compiled.ImportedFunctions() {
+		mod, name, _ := def.Import()
+		f, ok := hostFunctions[name]
+		if mod != ImportModule || !ok || done[name] {
+			continue
+		}
+		done[name] = true
+		fn := f.fn
+		if name == ImportLog {
+			fn = m.hostLog // it logs with the module's name
+		}
+		b = b.NewFunctionBuilder().
+			WithGoModuleFunction(fn, f.sig.params, f.sig.results).
+			WithParameterNames(f.arg...).
+			Export(name)
+	}
+	if len(done) == 0 {
+		return nil
+	}
+	_, err := b.Instantiate(ctx)
+	return err
 }
 
 // compileModule compiles wasm in rt, turning a panic of wazero's decoder

@@ -9,7 +9,8 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
-	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+
+	"github.com/huskrt/husk/internal/wazerowasi"
 )
 
 // WASI functions whose work a module sets with one length: wazero's run to
@@ -51,39 +52,55 @@ const (
 	fdStderr = 2
 )
 
-// instantiateWASI instantiates WASI preview 1 in rt: wazero's functions, with
-// those above replaced by husk's.
-func instantiateWASI(ctx context.Context, rt wazero.Runtime) error {
-	b := rt.NewHostModuleBuilder(wasi_snapshot_preview1.ModuleName)
-	wasi_snapshot_preview1.NewFunctionExporter().ExportFunctions(b)
-	i32, i64 := api.ValueTypeI32, api.ValueTypeI64
-	for _, f := range []struct {
-		name   string
-		params []api.ValueType
-		fn     api.GoModuleFunc
-	}{
-		{"fd_write", []api.ValueType{i32, i32, i32, i32}, wasiFdWrite},
-		{"fd_read", []api.ValueType{i32, i32, i32, i32}, wasiFdRead},
-		{"fd_pwrite", []api.ValueType{i32, i32, i32, i64, i32}, wasiFdPositioned},
-		{"fd_pread", []api.ValueType{i32, i32, i32, i64, i32}, wasiFdPositioned},
-		{"random_get", []api.ValueType{i32, i32}, wasiRandomGet},
-		{"poll_oneoff", []api.ValueType{i32, i32, i32, i32}, wasiPollOneoff},
-		// The path functions: the directory descriptor's position, then
-		// the signature.
-		{"path_create_directory", []api.ValueType{i32, i32, i32}, pathRefused(0)},
-		{"path_filestat_get", []api.ValueType{i32, i32, i32, i32, i32}, pathRefused(0)},
-		{"path_filestat_set_times", []api.ValueType{i32, i32, i32, i32, i64, i64, i32}, pathRefused(0)},
-		{"path_link", []api.ValueType{i32, i32, i32, i32, i32, i32, i32}, pathRefused(0)},
-		{"path_open", []api.ValueType{i32, i32, i32, i32, i32, i64, i64, i32, i32}, pathRefused(0)},
-		{"path_readlink", []api.ValueType{i32, i32, i32, i32, i32, i32}, pathRefused(0)},
-		{"path_remove_directory", []api.ValueType{i32, i32, i32}, pathRefused(0)},
-		{"path_rename", []api.ValueType{i32, i32, i32, i32, i32, i32}, pathRefused(0)},
-		{"path_symlink", []api.ValueType{i32, i32, i32, i32, i32}, pathRefused(2)},
-		{"path_unlink_file", []api.ValueType{i32, i32, i32}, pathRefused(0)},
-	} {
-		b = b.NewFunctionBuilder().WithGoModuleFunction(f.fn, f.params, []api.ValueType{i32}).Export(f.name)
+// wasiOwn are husk's versions of the WASI functions above, by name; their
+// types are preview 1's (wazero's definitions).
+var wasiOwn = map[string]api.GoModuleFunc{
+	"fd_write":    wasiFdWrite,
+	"fd_read":     wasiFdRead,
+	"fd_pwrite":   wasiFdPositioned,
+	"fd_pread":    wasiFdPositioned,
+	"random_get":  wasiRandomGet,
+	"poll_oneoff": wasiPollOneoff,
+	// The path functions: the directory descriptor's position.
+	"path_create_directory":   pathRefused(0),
+	"path_filestat_get":       pathRefused(0),
+	"path_filestat_set_times": pathRefused(0),
+	"path_link":               pathRefused(0),
+	"path_open":               pathRefused(0),
+	"path_readlink":           pathRefused(0),
+	"path_remove_directory":   pathRefused(0),
+	"path_rename":             pathRefused(0),
+	"path_symlink":            pathRefused(2),
+	"path_unlink_file":        pathRefused(0),
+}
+
+// instantiateWASI instantiates, in rt, WASI preview 1's functions that a
+// module imports (imports: their names), wazero's or husk's above; none
+// when it imports none (a module written against husk's host functions
+// alone). wazero's compiler makes a trampoline for each function of a host
+// module at every load: all 46 of preview 1 cost a hook module's load
+// more than the rest of its host functions.
+func instantiateWASI(ctx context.Context, rt wazero.Runtime, imports []string) error {
+	if len(imports) == 0 {
+		return nil
 	}
-	_, err := b.Instantiate(ctx)
+	w, err := wazerowasi.Load()
+	if err != nil {
+		return err
+	}
+	b := rt.NewHostModuleBuilder(wazerowasi.Module)
+	for _, name := range imports {
+		def, ok := w.Defs[name]
+		if !ok {
+			continue // not preview 1's: instantiating the module says so
+		}
+		var fn api.GoModuleFunction = w.Fn[name]
+		if own, ok := wasiOwn[name]; ok {
+			fn = own
+		}
+		b.NewFunctionBuilder().WithGoModuleFunction(fn, def.ParamTypes(), def.ResultTypes()).Export(name)
+	}
+	_, err = b.Instantiate(ctx)
 	return err
 }
 

@@ -55,6 +55,7 @@ func wazero(pkg string) bool { return strings.HasPrefix(pkg, "github.com/tetrate
 var sharedLeaves = []string{
 	module + "/internal/boundedfile", // wasmhost.ReadModule's bounded read
 	module + "/internal/textesc",     // wasmhost.EscapeText, and the hook chain's messages in every build
+	module + "/internal/wazerowasi",  // wazero's WASI functions one by one, for wasmhost and the Wasm runner
 }
 
 // standalone forbids a library husk's packages outside its own tree,

@@ -13,8 +13,8 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
-	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
+	"github.com/huskrt/husk/internal/wazerowasi"
 	"github.com/huskrt/husk/runtime/wasm/runnerapi"
 )
 
@@ -40,7 +40,7 @@ const (
 // trampoline for each function of a host module on every start, and a
 // module imports a few of the 46.
 func instantiateWASI(ctx context.Context, rt wazero.Runtime, preopens []runnerapi.Preopen, imports []string, env *moduleEnv) error {
-	orig, defs, err := wazeroWASI(ctx)
+	orig, defs, err := wazeroWASI()
 	if err != nil {
 		return err
 	}
@@ -90,46 +90,21 @@ func instantiateWASI(ctx context.Context, rt wazero.Runtime, preopens []runnerap
 
 // wasiImports are the names of the functions mod imports from
 // wasi_snapshot_preview1 (never nil).
-func wasiImports(mod wazero.CompiledModule) []string {
-	names := []string{}
-	for _, def := range mod.ImportedFunctions() {
-		if m, name, ok := def.Import(); ok && m == runnerapi.WASIModule && !slices.Contains(names, name) {
-			names = append(names, name)
-		}
-	}
-	return names
-}
+func wasiImports(mod wazero.CompiledModule) []string { return wazerowasi.Imports(mod) }
 
-// wazeroWASI returns wazero's preview1 functions by name, to call with a
-// guest module (they find the module's descriptor table through it), and
-// their definitions (for their types). The host module they come from is
-// compiled by wazero's interpreter, which compiles nothing for a host
-// function (the compiler makes a trampoline for each), and never
-// instantiated.
-func wazeroWASI(ctx context.Context) (map[string]api.GoModuleFunction, map[string]api.FunctionDefinition, error) {
-	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter())
-	defer rt.Close(ctx)
-	b := rt.NewHostModuleBuilder(runnerapi.WASIModule)
-	wasi_snapshot_preview1.NewFunctionExporter().ExportFunctions(b)
-	compiled, err := b.Compile(ctx)
+// wazeroWASI returns wazero's preview1 functions by name (wazerowasi), and
+// checks that each the runner's own calls delegate to is there.
+func wazeroWASI() (map[string]api.GoModuleFunction, map[string]api.FunctionDefinition, error) {
+	w, err := wazerowasi.Load()
 	if err != nil {
 		return nil, nil, err
 	}
-	orig := map[string]api.GoModuleFunction{}
-	defs := compiled.ExportedFunctions()
-	for name, def := range defs {
-		fn, ok := def.GoFunction().(api.GoModuleFunction)
-		if !ok {
-			return nil, nil, fmt.Errorf("wazero's %s is not a Go module function (%T)", name, def.GoFunction())
-		}
-		orig[name] = fn
-	}
 	for _, name := range []string{"sock_shutdown", "fd_renumber", "path_readlink", "fd_advise", "fd_prestat_get", "fd_prestat_dir_name", "path_link", "fd_allocate", "fd_fdstat_get", "path_open", "fd_close", "fd_fdstat_set_rights", "fd_read", "fd_pread", "fd_write", "fd_pwrite", "fd_fdstat_set_flags", "poll_oneoff", "path_filestat_set_times", "path_filestat_get"} {
-		if orig[name] == nil {
+		if w.Fn[name] == nil {
 			return nil, nil, fmt.Errorf("wazero's WASI has no %s", name)
 		}
 	}
-	return orig, defs, nil
+	return w.Fn, w.Defs, nil
 }
 
 // fixes are the runner's preview1 calls.
