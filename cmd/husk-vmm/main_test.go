@@ -21,7 +21,7 @@ func deps(t *testing.T, tags string) []string {
 }
 
 // allowed says whether the VMM process may link pkg: the standard library
-// but its cryptography, x/sys, libseccomp's binding, husk's VMM and the
+// but its cryptography and debug/elf, x/sys, libseccomp's binding, husk's VMM and the
 // builtin hypervisor's VMM-process side.
 func allowed(pkg string) bool {
 	first, _, _ := strings.Cut(pkg, "/")
@@ -29,6 +29,10 @@ func allowed(pkg string) bool {
 	case first == "crypto", strings.HasPrefix(pkg, "vendor/golang.org/x/crypto/"):
 		// crypto/rand brings Go's FIPS 140 module (DRBG, AES, SHA-3: 160 KB
 		// of binary, a 33 MB bss) for bytes getrandom(2) gives (package rng)
+		return false
+	case pkg == "debug/elf", first == "compress", pkg == "internal/zstd":
+		// the kernel loader reads an ELF header and table itself (package
+		// boot): debug/elf's section readers are 300 KB of binary
 		return false
 	case !strings.Contains(first, "."): // the rest of the standard library
 		return true

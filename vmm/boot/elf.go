@@ -2,11 +2,10 @@ package boot
 
 import (
 	"bytes"
-	"debug/elf"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
+	"math"
 
 	"github.com/huskrt/husk/vmm/memory"
 	"github.com/huskrt/husk/vmm/x86"
@@ -23,31 +22,89 @@ const (
 // ErrNotELF reports an ELF image husk cannot boot.
 var ErrNotELF = errors.New("not a bootable x86-64 ELF kernel")
 
+// What the loader reads of an ELF64 file (the System V ABI's gABI and its
+// x86-64 supplement). The loader parses these few fields itself rather
+// than with debug/elf, which would bring its section readers (zlib,
+// zstd) into every VMM process for a header and a table.
+const (
+	elfHeaderSize = 64
+	elfPhdrSize   = 56
+	elfClass64    = 2
+	elfDataLE     = 1
+	elfVersion    = 1
+	elfExec       = 2  // ET_EXEC
+	elfX86_64     = 62 // EM_X86_64
+	ptLoad        = 1
+	ptNote        = 4
+	// maxProgs bounds the program headers read (a vmlinux has a handful).
+	maxProgs = 256
+)
+
+// elfProg is a program header: what the loader uses of it.
+type elfProg struct {
+	Type                      uint32
+	Off, Paddr, Filesz, Memsz uint64
+}
+
+// parseELF reads an x86-64 executable's entry point and program headers.
+// Every offset and size is checked against the image.
+func parseELF(r Image) (entry uint64, progs []elfProg, err error) {
+	var h [elfHeaderSize]byte
+	if err := readInto(r, h[:], 0); err != nil {
+		return 0, nil, fmt.Errorf("%w: header: %w", ErrNotELF, err)
+	}
+	le := binary.LittleEndian
+	class, data, version := h[4], h[5], h[6]
+	typ, machine := le.Uint16(h[16:]), le.Uint16(h[18:])
+	if class != elfClass64 || data != elfDataLE || version != elfVersion || machine != elfX86_64 || typ != elfExec {
+		return 0, nil, fmt.Errorf("%w: class %d, data %d, version %d, machine %d, type %d (want a 64-bit little-endian x86-64 executable)",
+			ErrNotELF, class, data, version, machine, typ)
+	}
+	phoff, phentsize, phnum := le.Uint64(h[32:]), le.Uint16(h[54:]), le.Uint16(h[56:])
+	if phentsize != elfPhdrSize || phnum > maxProgs {
+		return 0, nil, fmt.Errorf("%w: %d program headers of %d bytes (want at most %d of %d)", ErrNotELF, phnum, phentsize, maxProgs, elfPhdrSize)
+	}
+	size, n := imageSize(r), uint64(phnum)*elfPhdrSize
+	if phoff > size || n > size-phoff {
+		return 0, nil, fmt.Errorf("%w: program headers [%#x, +%#x) outside the %d-byte image", ErrNotELF, phoff, n, size)
+	}
+	b := make([]byte, n)
+	if err := readInto(r, b, int64(phoff)); err != nil {
+		return 0, nil, fmt.Errorf("%w: program headers: %w", ErrNotELF, err)
+	}
+	for i := range int(phnum) {
+		ph := b[i*elfPhdrSize:]
+		p := elfProg{Type: le.Uint32(ph), Off: le.Uint64(ph[8:]), Paddr: le.Uint64(ph[24:]), Filesz: le.Uint64(ph[32:]), Memsz: le.Uint64(ph[40:])}
+		if p.Off > math.MaxInt64 || p.Filesz > math.MaxInt64-p.Off {
+			return 0, nil, fmt.Errorf("%w: program header %d: offset %#x and size %#x", ErrNotELF, i, p.Off, p.Filesz)
+		}
+		progs = append(progs, p)
+	}
+	return le.Uint64(h[24:]), progs, nil
+}
+
 // loadELF loads an ELF vmlinux's PT_LOAD segments at their physical
 // addresses. With a PVH note it boots through PVH; without, it enters
 // e_entry (Linux links vmlinux with the physical address of startup_64
 // there) with a zero page whose setup header it makes up, as Firecracker
 // does.
 func loadELF(mem *memory.Memory, cfg Config, e820 []E820Entry) (Entry, error) {
-	f, err := elf.NewFile(cfg.Kernel)
+	elfEntry, progs, err := parseELF(cfg.Kernel)
 	if err != nil {
-		return Entry{}, fmt.Errorf("%w: %w", ErrNotELF, err)
-	}
-	if f.Class != elf.ELFCLASS64 || f.Machine != elf.EM_X86_64 || f.Type != elf.ET_EXEC {
-		return Entry{}, fmt.Errorf("%w: class %v, machine %v, type %v", ErrNotELF, f.Class, f.Machine, f.Type)
+		return Entry{}, err
 	}
 	kernelEnd := uint64(0)
 	pvh, hasPVH := uint64(0), false
-	for i, p := range f.Progs {
+	for i, p := range progs {
 		switch p.Type {
-		case elf.PT_LOAD:
+		case ptLoad:
 			end, err := loadSegment(mem, cfg.Kernel, p)
 			if err != nil {
 				return Entry{}, fmt.Errorf("%w: segment %d: %w", ErrBadImage, i, err)
 			}
 			kernelEnd = max(kernelEnd, end)
-		case elf.PT_NOTE:
-			if e, ok := pvhEntry(p); ok {
+		case ptNote:
+			if e, ok := pvhEntry(cfg.Kernel, p); ok {
 				pvh, hasPVH = e, true
 			}
 		}
@@ -80,12 +137,12 @@ func loadELF(mem *memory.Memory, cfg Config, e820 []E820Entry) (Entry, error) {
 	if err := writeZeroPage(mem, &z); err != nil {
 		return Entry{}, err
 	}
-	return Entry{Mode: Mode64, Addr: f.Entry, Param: x86.ZeroPage, InitrdAddr: initrd}, nil
+	return Entry{Mode: Mode64, Addr: elfEntry, Param: x86.ZeroPage, InitrdAddr: initrd}, nil
 }
 
 // loadSegment reads a PT_LOAD segment to its physical address and zeroes
 // the rest of its memory size. It returns the segment's end.
-func loadSegment(mem *memory.Memory, image Image, p *elf.Prog) (uint64, error) {
+func loadSegment(mem *memory.Memory, image Image, p elfProg) (uint64, error) {
 	if p.Filesz > p.Memsz {
 		return 0, fmt.Errorf("file size %#x larger than memory size %#x", p.Filesz, p.Memsz)
 	}
@@ -105,13 +162,13 @@ func loadSegment(mem *memory.Memory, image Image, p *elf.Prog) (uint64, error) {
 }
 
 // pvhEntry looks for the PVH entry note in a PT_NOTE segment.
-func pvhEntry(p *elf.Prog) (uint64, bool) {
+func pvhEntry(image Image, p elfProg) (uint64, bool) {
 	const maxNotes = 1 << 16 // notes segments are small; do not read a huge one
-	if p.Filesz > maxNotes {
+	if p.Filesz > maxNotes || p.Off > imageSize(image) || p.Filesz > imageSize(image)-p.Off {
 		return 0, false
 	}
-	b, err := io.ReadAll(p.Open())
-	if err != nil {
+	b := make([]byte, p.Filesz)
+	if err := readInto(image, b, int64(p.Off)); err != nil {
 		return 0, false
 	}
 	le := binary.LittleEndian

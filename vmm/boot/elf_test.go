@@ -2,6 +2,7 @@ package boot
 
 import (
 	"bytes"
+	"debug/elf"
 	"encoding/binary"
 	"errors"
 	"testing"
@@ -160,5 +161,51 @@ func TestPVHNoteParsingSurvivesGarbage(t *testing.T) {
 	e, err := Load(mem, Config{Kernel: bytes.NewReader(fakeELF(0x100_0000, 62, []fakeSeg{{typ: 1, paddr: 0x100_0000, data: make([]byte, 16)}, {typ: 4, data: bad}}))})
 	if err != nil || e.Mode != Mode64 {
 		t.Fatalf("Load = %+v, %v; want a 64-bit entry (note ignored)", e, err)
+	}
+}
+
+// TestParseELFAgreesWithDebugELF: the loader's own ELF reader finds the
+// entry and program headers debug/elf finds, and refuses what is not a
+// well-formed table.
+func TestParseELFAgreesWithDebugELF(t *testing.T) {
+	img := fakeELF(0x100_0200, 62, []fakeSeg{
+		{typ: 1, paddr: 0x100_0000, data: make([]byte, 300), memsz: 0x2000},
+		{typ: 4, data: []byte("note")},
+		{typ: 1, paddr: 0x200_0000, data: []byte{1, 2, 3}},
+	})
+	entry, progs, err := parseELF(bytes.NewReader(img))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := elf.NewFile(bytes.NewReader(img))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if entry != f.Entry || len(progs) != len(f.Progs) {
+		t.Fatalf("entry %#x, %d headers; debug/elf: %#x, %d", entry, len(progs), f.Entry, len(f.Progs))
+	}
+	for i, p := range f.Progs {
+		want := elfProg{Type: uint32(p.Type), Off: p.Off, Paddr: p.Paddr, Filesz: p.Filesz, Memsz: p.Memsz}
+		if progs[i] != want {
+			t.Errorf("header %d: %+v, debug/elf %+v", i, progs[i], want)
+		}
+	}
+	le := binary.LittleEndian
+	for _, tt := range []struct {
+		name string
+		edit func(b []byte) []byte
+	}{
+		{"header entries of another size", func(b []byte) []byte { le.PutUint16(b[54:], 64); return b }},
+		{"headers past the end", func(b []byte) []byte { le.PutUint64(b[32:], uint64(len(b))-8); return b }},
+		{"too many headers", func(b []byte) []byte { le.PutUint16(b[56:], maxProgs+1); return b }},
+		{"big-endian", func(b []byte) []byte { b[5] = 2; return b }},
+		{"32-bit", func(b []byte) []byte { b[4] = 1; return b }},
+		{"not an executable", func(b []byte) []byte { le.PutUint16(b[16:], 3); return b }},
+		{"cut in the header", func(b []byte) []byte { return b[:40] }},
+	} {
+		b := tt.edit(append([]byte(nil), img...))
+		if _, _, err := parseELF(bytes.NewReader(b)); !errors.Is(err, ErrNotELF) {
+			t.Errorf("%s: %v, want ErrNotELF", tt.name, err)
+		}
 	}
 }
