@@ -8,8 +8,8 @@
  *
  * and is built freestanding, with no libc and no WASI:
  *
- *     clang --target=wasm32 -nostdlib -O2 -Wl,--no-entry -Wl,--strip-all \
- *           -I policies/c -o policy.wasm policy.c
+ *     clang --target=wasm32 -nostdlib -O2 -mbulk-memory \
+ *           -Wl,--no-entry -Wl,--strip-all -I policies/c -o policy.wasm policy.c
  *
  * (`huskctl policy build DIR` does this for a directory of C files). The
  * module is a few kB: it has no runtime to start, and reads the event
@@ -30,7 +30,8 @@
  *
  * Memory is one arena: husk_alloc resets it at the start of every call,
  * so whatever a call allocates (decoded strings, buffers, its decision)
- * lives until the next call. What husk_policy_init allocates (copies of
+ * lives until the next call, as do the values and the strings read from
+ * the event (a string without escapes points into the event itself). What husk_policy_init allocates (copies of
  * its configuration) is kept for the instance's life. An allocation that
  * cannot be satisfied traps: the call fails, and the hook's on_error
  * decides; a policy never answers from a half-built value.
