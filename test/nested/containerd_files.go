@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/huskrt/husk/internal/cpio"
+	"github.com/huskrt/husk/runtime/virt/builtin"
 )
 
 // ContainerdTools are the host binaries the containerd run copies into the
@@ -39,10 +40,11 @@ func FindContainerdTools(repo string) (*ContainerdTools, error) {
 	return t, nil
 }
 
-// BuildShim builds containerd-shim-husk-v2 into out as the outer guest
-// needs it: static (the outer initrd has no libseccomp), with cgo for
-// libcontainer's nsenter and the seccomp tag, as husk-agent is built, and
-// grpcnotrace, as make build builds it.
+// BuildShim builds containerd-shim-husk-v2 into out, and husk-vmm next to
+// it, as the outer guest needs them: static (the outer initrd has no
+// libseccomp), with cgo for libcontainer's nsenter and the seccomp tag, as
+// husk-agent is built, and grpcnotrace, as make build builds it (husk-vmm
+// with its own tags, as make build builds it).
 func BuildShim(ctx context.Context, repo, out string) error {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
@@ -55,8 +57,20 @@ func BuildShim(ctx context.Context, repo, out string) error {
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("building the static shim: %w\n%s", err, b)
 	}
+	// The VMM process's program goes next to the shim, as make install
+	// puts it (runtime/virt/builtin runs it from there).
+	cmd = exec.CommandContext(ctx, goBin, "build", "-tags", "seccomp husk_vmmchild netgo osusergo", "-trimpath",
+		"-ldflags=-s -w -extldflags=-static", "-o", filepath.Join(filepath.Dir(out), vmmBinary), "./cmd/husk-vmm")
+	cmd.Dir = repo
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("building husk-vmm: %w\n%s", err, b)
+	}
 	return nil
 }
+
+// vmmBinary is the VMM process's program, next to the shim.
+const vmmBinary = builtin.VMMBinary
 
 // addExecutable copies the executable src to dst in a, stripped of its
 // debug information when strip is installed (containerd and ctr carry

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -222,6 +223,7 @@ func ContainerdOuterInitrd(c ContainerdConfig) ([]byte, error) {
 		{c.Tools.Containerd, "bin/containerd"},
 		{c.Tools.Ctr, "bin/ctr"},
 		{c.Shim, "bin/containerd-shim-husk-v2"},
+		{filepath.Join(filepath.Dir(c.Shim), vmmBinary), "bin/" + vmmBinary}, // BuildShim's
 		{c.Tools.MkfsErofs, "bin/mkfs.erofs"},
 	} {
 		if err := addExecutable(a, x.src, x.dst); err != nil {
