@@ -17,6 +17,7 @@ import (
 
 	"github.com/containerd/errdefs"
 	"github.com/containerd/fifo"
+	"golang.org/x/sys/unix"
 )
 
 // copyBufSize is the buffer of each copier (containerd uses 32 KiB too).
@@ -93,11 +94,82 @@ func openStdin(ctx context.Context, path string) (io.ReadCloser, error) {
 	if c, ok, err := stream(ctx, path); ok {
 		return c, err
 	}
-	f, err := fifo.OpenFifo(ctx, path, syscall.O_RDONLY|syscall.O_NONBLOCK, 0)
+	r, err := openFifoReader(path)
 	if err != nil {
 		return nil, fmt.Errorf("opening stdin fifo %s: %w", path, err)
 	}
-	return f, nil
+	return r, nil
+}
+
+// openFifoReader opens the FIFO at path for reading at once, with no
+// thread waiting for a writer. A blocking open(2) of a FIFO waits for its
+// first writer inside the kernel, and a Go goroutine in a system call holds
+// an OS thread: containerd/fifo's "non-blocking" open does exactly that in
+// a goroutine of its own, so every container whose client never opened its
+// stdin (ctr run -d, a CRI container started detached) kept a thread, its
+// signal stack and two goroutines for its whole life. Opened O_NONBLOCK,
+// the FIFO is the netpoller's. Before any writer, read(2) answers 0, which
+// is not EOF yet, so the reader holds a writing end of its own (as the runc
+// shim does) until the client's first bytes arrive; then it lets go, and
+// the client's close is EOF. A client that closes without writing is
+// ended by CloseStdin (containerd's clients send CloseIO). A path that is
+// not a FIFO is read as it is.
+func openFifoReader(path string) (io.ReadCloser, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return nil, &os.PathError{Op: "stat", Path: path, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFIFO {
+		if err := unix.SetNonblock(fd, false); err != nil {
+			unix.Close(fd)
+			return nil, err
+		}
+		return os.NewFile(uintptr(fd), path), nil
+	}
+	// The reading end is open, so this open does not wait either.
+	wfd, err := unix.Open(fmt.Sprintf("/proc/self/fd/%d", fd), unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		unix.Close(fd)
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	return &fifoReader{f: os.NewFile(uintptr(fd), path), own: wfd}, nil
+}
+
+// fifoReader reads a FIFO opened O_NONBLOCK (openFifoReader).
+type fifoReader struct {
+	f *os.File
+
+	mu  sync.Mutex
+	own int // the reader's own writing end until the client's first bytes; -1 after; guarded by mu
+}
+
+func (r *fifoReader) Read(b []byte) (int, error) {
+	n, err := r.f.Read(b)
+	if n > 0 {
+		r.dropOwn()
+	}
+	return n, err
+}
+
+// dropOwn closes the reader's own writing end: from now on the client's
+// close is EOF.
+func (r *fifoReader) dropOwn() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.own >= 0 {
+		unix.Close(r.own)
+		r.own = -1
+	}
+}
+
+func (r *fifoReader) Close() error {
+	r.dropOwn()
+	return r.f.Close()
 }
 
 // NewPipes connects p through pipes, for a process without a terminal.
