@@ -24,7 +24,7 @@ export CGO_ENABLED := 1
 # its own directory: static, and with only the builtin hypervisor's
 # VMM-process side (husk_vmmchild). The novmm variant has none.
 VMM_BINARY := $(if $(filter novmm,$(VARIANT)),,husk-vmm)
-VMM_BUILD = $(GO) build -tags 'seccomp husk_vmmchild netgo osusergo' -trimpath -ldflags '-s -w -extldflags=-static'
+VMM_BUILD = $(GO) build -tags 'seccomp husk_vmmchild netgo osusergo' -trimpath -ldflags '-s -w -extldflags=-static $(LDFLAGS)'
 
 .PHONY: all build install uninstall test unit integration demo bench containerd tools clean lint fuzz fuzz-short nested-assets proto agent guest static
 

@@ -39,6 +39,7 @@ func allowed(pkg string) bool {
 	case pkg == "github.com/huskrt/husk/cmd/husk-vmm",
 		pkg == "github.com/huskrt/husk/runtime/virt/builtin",
 		pkg == "github.com/huskrt/husk/vmm",
+		pkg == "github.com/huskrt/husk/version", // two strings: the build it must match (checkBuild)
 		strings.HasPrefix(pkg, "github.com/huskrt/husk/vmm/"),
 		strings.HasPrefix(pkg, "golang.org/x/sys/"),
 		pkg == "github.com/seccomp/libseccomp-golang":

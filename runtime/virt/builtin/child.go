@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/huskrt/husk/version"
 )
 
 // ProcessArg is the first argument with which Start re-executes the shim
@@ -61,6 +63,11 @@ func runChild() int {
 	ctl.SetReadDeadline(time.Time{})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "husk-vmm: reading the config:", err)
+		return exitFailed
+	}
+	if err := checkBuild(req.Config.Build, version.Revision); err != nil {
+		fmt.Fprintln(os.Stderr, "husk-vmm:", err)
+		writeRecord(ctl, errorReply(req.ID, err), nil, time.Now().Add(childWriteTO))
 		return exitFailed
 	}
 	level := slog.LevelInfo
@@ -161,6 +168,18 @@ func readConfig(c *net.UnixConn) (*request, error) {
 		req.Config.Taps = append(req.Config.Taps, os.NewFile(uintptr(fd), "tap "+req.Config.Nets[i].ID))
 	}
 	return &req, nil
+}
+
+// checkBuild refuses to run a VM for a parent of another build than this
+// program's: husk-vmm is installed beside the shim, and one left from
+// another build (a partial upgrade) may speak another control protocol.
+// A build without a revision (go build without make's -ldflags: tests)
+// matches any.
+func checkBuild(parent, own string) error {
+	if parent == "" || parent == "unknown" || own == "unknown" || parent == own {
+		return nil
+	}
+	return fmt.Errorf("this VMM program is revision %s, the shim that started it %s: install both from one build (make install)", own, parent)
 }
 
 func errorReply(id uint64, err error) *reply {

@@ -10,6 +10,8 @@ import (
 
 	"github.com/containerd/errdefs"
 
+	"github.com/huskrt/husk/version"
+
 	"github.com/huskrt/husk/runtime/virt"
 	"github.com/huskrt/husk/vmm"
 )
@@ -83,6 +85,7 @@ func checkConfig(cfg *virt.VMConfig) (*childConfig, error) {
 	ccfg := &childConfig{
 		ID: cfg.ID, Dir: cfg.Dir, Kernel: cfg.Kernel, Initrd: cfg.Initrd, Cmdline: cmdline,
 		VCPUs: int(cfg.VCPUs), MemoryMiB: cfg.MemoryMiB, DiskSlots: cfg.DiskSlots,
+		Build: version.Revision,
 	}
 	for _, n := range cfg.NICs {
 		if n.Tap == nil || len(n.MAC) != 6 || n.MAC[0]&1 != 0 {

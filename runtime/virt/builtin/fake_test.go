@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/huskrt/husk/version"
 	"github.com/huskrt/husk/vmm"
 	virtionet "github.com/huskrt/husk/vmm/virtio/net"
 )
@@ -27,12 +28,19 @@ import (
 // VMM process's code.
 const testModeEnv = "HUSK_BUILTIN_TEST"
 
+// testRevisionEnv, in a test VMM process's environment, is the revision
+// that process takes for its own (version.Revision).
+const testRevisionEnv = "HUSK_BUILTIN_TEST_REVISION"
+
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == ProcessArg {
 		if os.Getenv(testModeEnv) == "fake" {
 			newMachine = newFakeMachine
 		}
 		debugRequests = testRequests
+		if r := os.Getenv(testRevisionEnv); r != "" {
+			version.Revision = r // a VMM program of another build
+		}
 		Main()
 	}
 	os.Exit(m.Run())

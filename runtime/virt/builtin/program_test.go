@@ -7,8 +7,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/huskrt/husk/version"
 )
 
 // TestFindVMMBinary: the VMM program next to the shim is used only when it
@@ -94,5 +97,38 @@ func copyFile(t *testing.T, from, to string) {
 	}
 	if err := dst.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestVMMOfAnotherBuildIsRefused: a VMM program of another revision than
+// the shim's refuses the VM with an error that says what to do; one of
+// the same revision, or without one (a test or go build), runs it.
+func TestVMMOfAnotherBuildIsRefused(t *testing.T) {
+	needConfinement(t)
+	defer func(r string) { version.Revision = r }(version.Revision)
+	version.Revision = "1111111"
+	for _, tt := range []struct {
+		child string
+		ok    bool
+	}{{"2222222", false}, {"1111111", true}, {"unknown", true}} {
+		h := testHypervisor()
+		h.env = append(h.env, testRevisionEnv+"="+tt.child)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		v, err := h.Start(ctx, testConfig(t))
+		cancel()
+		switch {
+		case tt.ok && err != nil:
+			t.Errorf("child %s: Start: %v", tt.child, err)
+		case tt.ok:
+			v.Stop(context.Background())
+		case err == nil:
+			v.Stop(context.Background())
+			t.Errorf("child %s: a VMM of another build ran the VM", tt.child)
+		case !strings.Contains(err.Error(), "revision 2222222, the shim that started it 1111111") || !strings.Contains(err.Error(), "make install"):
+			t.Errorf("child %s: %v, want the two revisions and what to do", tt.child, err)
+		}
+	}
+	if err := checkBuild("", "abc"); err != nil {
+		t.Errorf("a parent without a revision: %v", err)
 	}
 }

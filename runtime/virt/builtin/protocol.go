@@ -66,6 +66,9 @@ type childConfig struct {
 	DiskSlots int    `json:"disk_slots"`
 	// Debug turns the VMM's debug logging on.
 	Debug bool `json:"debug,omitempty"`
+	// Build is the parent's revision (version.Revision), which the VMM
+	// process compares with its own (checkBuild).
+	Build string `json:"build,omitempty"`
 	// Nets are the VM's NICs; the config request carries their taps'
 	// descriptors, in order, which the VMM process puts in Taps.
 	Nets []childNet `json:"nets,omitempty"`
