@@ -202,7 +202,13 @@ HUSK_FN husk_value husk_root(void) {
 	husk_value v = {0, husk__in_len};
 	if (!husk__in || husk__in_len <= 0)
 		return husk_missing;
-	return v;
+	if (husk__in[0] == '{' && husk__in[v.end - 1] == '}')
+		return v; /* husk's encoding: no space around it */
+	while (v.off < v.end && (husk__in[v.off] == ' ' || husk__in[v.off] == '\n' || husk__in[v.off] == '\t' || husk__in[v.off] == '\r'))
+		v.off++;
+	while (v.end > v.off && (husk__in[v.end - 1] == ' ' || husk__in[v.end - 1] == '\n' || husk__in[v.end - 1] == '\t' || husk__in[v.end - 1] == '\r'))
+		v.end--;
+	return v.off < v.end ? v : husk_missing;
 }
 
 HUSK_FN int husk_exists(husk_value v) { return v.off >= 0 && v.off < v.end && v.end <= husk__in_len; }
@@ -721,12 +727,32 @@ HUSK_FN husk_decision husk_allow(void) {
 
 /* husk_deny stops the step with reason (shown to the user; husk cuts it
  * at 1 KiB). */
+/* HUSK_MAX_REASON is the longest reason husk keeps (it cuts the rest):
+ * husk_deny_str cuts there itself, so that a reason quoting a long value
+ * of the event (an image name, a path, an argument) never makes the
+ * decision too large to return, which would turn a deny into an error
+ * that on_error = "allow" lets through. */
+#define HUSK_MAX_REASON 1024
+
 HUSK_FN husk_decision husk_deny_str(husk_str reason) {
 	husk_buf b = {0, 0, 0};
 	husk_buf_add(&b, "{\"allow\":false");
 	if (reason.len > 0) {
+		int cut = reason.len > HUSK_MAX_REASON;
+		if (cut) {
+			/* Room for the three bytes of "…", at the start of a character. */
+			reason.len = HUSK_MAX_REASON - 3;
+			while (reason.len > 0 && (reason.p[reason.len] & 0xc0) == 0x80)
+				reason.len--;
+		}
 		husk_buf_add(&b, ",\"reason\":");
-		husk_buf_add_json(&b, reason);
+		if (cut) {
+			husk_buf_add_json(&b, reason);
+			b.len--; /* reopen the string for the ellipsis */
+			husk_buf_add(&b, "\xe2\x80\xa6\"");
+		} else {
+			husk_buf_add_json(&b, reason);
+		}
 	}
 	husk_buf_add(&b, "}");
 	return husk__packed(b.p, b.len);

@@ -96,10 +96,9 @@ husk_decision husk_policy_decide(husk_point point) {
 	}
 	if (!allow_all_devices) {
 		husk_value devices = husk_at(husk_root(), "/spec/linux/resources/devices");
-		for (int32_t i = 0;; i++) {
-			husk_value rule = husk_elem(devices, i);
-			if (!husk_exists(rule))
-				break;
+		husk_iter it = husk_iter_of(devices);
+		husk_value k, rule;
+		while (husk_next(&it, &k, &rule)) {
 			int allow;
 			if (husk_bool(husk_at(rule, "/allow"), &allow) && allow && all_devices(rule))
 				return husk_deny("privileged container: the device cgroup allows every device");
