@@ -22,7 +22,24 @@ type Decision struct {
 func Allow() Decision { return Decision{allow: true} }
 
 // Deny stops the step (in enforce mode); reason reaches the user's error.
-func Deny(reason string) Decision { return Decision{reason: reason} }
+// A reason over MaxReason bytes is cut there (with "…"), as husk would cut
+// it: one quoting a long value of the event cannot make the decision too
+// large to return, which would make the call fail and on_error decide.
+func Deny(reason string) Decision { return Decision{reason: cutReason(reason)} }
+
+// MaxReason is the longest reason husk keeps, in bytes.
+const MaxReason = 1024
+
+func cutReason(s string) string {
+	if len(s) <= MaxReason {
+		return s
+	}
+	n := MaxReason - len("…")
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
 
 // Patch lets the step go on with the event changed by ops, applied in
 // order (RFC 6902). At each point only some paths may change

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestDecisionJSON(t *testing.T) {
@@ -119,5 +120,17 @@ func TestPlainASCII(t *testing.T) {
 		if got := plainASCII([]byte(s)); got != want {
 			t.Errorf("plainASCII(%q) = %v, want %v", s, got, want)
 		}
+	}
+}
+
+// TestDenyCutsLongReasons: a reason past MaxReason is cut at a character's
+// start, with "…", to at most MaxReason bytes; a short one is kept.
+func TestDenyCutsLongReasons(t *testing.T) {
+	if r := Deny("short").Reason(); r != "short" {
+		t.Errorf("short reason became %q", r)
+	}
+	r := Deny("x" + strings.Repeat("é", 4096)).Reason()
+	if len(r) > MaxReason || !strings.HasSuffix(r, "é…") || !utf8.ValidString(r) {
+		t.Errorf("long reason cut to %d bytes, ending %q", len(r), r[len(r)-8:])
 	}
 }
