@@ -147,6 +147,7 @@ func startError(err error) error {
 }
 
 func (p *process) wait(ctx context.Context) {
+	awaitExit(p.Pid()) // without holding a thread (exitwait.go)
 	st, err := p.lp.Wait()
 	e := handler.Exit{Pid: p.Pid(), At: time.Now()}
 	reaper.Release(e.Pid)
