@@ -117,7 +117,7 @@ func init() {
 			if err != nil {
 				return err
 			}
-			vmmBin := filepath.Join(dir, "husk-vmm")
+			vmmBin := filepath.Join(dir, "husk-vmm-test") // not husk-vmm: the shim's VMM program is built into dir too
 			if err := buildVMMTest(context.Background(), root, vmmBin); err != nil {
 				return err
 			}
@@ -189,7 +189,7 @@ func benchVMM(ctx context.Context) *vmmResult {
 		fail("setup", err)
 		return r
 	}
-	vmmBin := filepath.Join(dir, "husk-vmm")
+	vmmBin := filepath.Join(dir, "husk-vmm-test") // not husk-vmm: the shim's VMM program is built into dir too
 	if err := buildVMMTest(ctx, root, vmmBin); err != nil {
 		fail("setup", err)
 		return r

@@ -102,7 +102,7 @@ func TestNestedBoot(t *testing.T) {
 	qemu, busybox, kernel := as.QEMU, as.Busybox, as.Kernel
 
 	dir := t.TempDir()
-	vmm := buildStatic(t, repo, dir, "./cmd/husk-vmm-test", "husk-vmm")
+	vmm := buildStatic(t, repo, dir, "./cmd/husk-vmm-test", "husk-vmm-test")
 	probe, err := os.ReadFile(buildStatic(t, repo, dir, "./test/nested/vsockprobe", "vsockprobe"))
 	if err != nil {
 		t.Fatal(err)
