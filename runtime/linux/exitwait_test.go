@@ -2,33 +2,14 @@ package linux
 
 import (
 	"io"
-	"os"
 	"os/exec"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
-)
 
-func threadCount(t *testing.T) int {
-	t.Helper()
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "Threads:"); ok {
-			n, err := strconv.Atoi(strings.TrimSpace(v))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return n
-		}
-	}
-	t.Fatal("no Threads: in /proc/self/status")
-	return 0
-}
+	"github.com/huskrt/husk/internal/procstatus"
+)
 
 // TestAwaitExitHoldsNoThread pins what a running container's exit watch
 // costs the shim: no OS thread (a blocking wait held one per container).
@@ -36,7 +17,7 @@ func threadCount(t *testing.T) int {
 // owner's wait, which still reads its status.
 func TestAwaitExitHoldsNoThread(t *testing.T) {
 	const n = 20
-	th0 := threadCount(t)
+	th0 := procstatus.MustThreads(t, 0)
 	var cmds []*exec.Cmd
 	var stdins []io.WriteCloser
 	for i := range n {
@@ -62,7 +43,7 @@ func TestAwaitExitHoldsNoThread(t *testing.T) {
 		}()
 	}
 	time.Sleep(200 * time.Millisecond)
-	if th := threadCount(t) - th0; th > 3 {
+	if th := procstatus.MustThreads(t, 0) - th0; th > 3 {
 		t.Errorf("%d exit watches took %d OS threads, want none each", n, th)
 	}
 	select {

@@ -7,31 +7,12 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
-)
 
-// osThreads is the process's thread count (/proc/self/status).
-func osThreads(t *testing.T) int {
-	t.Helper()
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "Threads:"); ok {
-			n, err := strconv.Atoi(strings.TrimSpace(v))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return n
-		}
-	}
-	t.Fatal("no Threads: in /proc/self/status")
-	return 0
-}
+	"github.com/huskrt/husk/internal/procstatus"
+)
 
 // TestStdinWithoutWriterHoldsNoThread pins what an idle container's stdin
 // costs the shim: a stdin FIFO whose client never opens it (ctr run -d)
@@ -42,7 +23,7 @@ func TestStdinWithoutWriterHoldsNoThread(t *testing.T) {
 	const n = 20
 	ctx := context.Background()
 	dir := t.TempDir()
-	g0, th0 := runtime.NumGoroutine(), osThreads(t)
+	g0, th0 := runtime.NumGoroutine(), procstatus.MustThreads(t, 0)
 	var xs []*IO
 	for i := range n {
 		p := Paths{Stdin: filepath.Join(dir, "in"+strconv.Itoa(i))}
@@ -56,7 +37,7 @@ func TestStdinWithoutWriterHoldsNoThread(t *testing.T) {
 		xs = append(xs, x)
 	}
 	time.Sleep(100 * time.Millisecond) // let any open(2) block
-	g, th := runtime.NumGoroutine()-g0, osThreads(t)-th0
+	g, th := runtime.NumGoroutine()-g0, procstatus.MustThreads(t, 0)-th0
 	if g > n+2 {
 		t.Errorf("%d stdin FIFOs without a writer took %d goroutines, want one each", n, g)
 	}

@@ -11,27 +11,9 @@ import (
 	"time"
 
 	"github.com/huskrt/husk/test/devenv"
-)
 
-// shimThreads is the thread count of process pid (/proc/pid/status).
-func shimThreads(t *testing.T, pid int) int {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "Threads:"); ok {
-			n, err := strconv.Atoi(strings.TrimSpace(v))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return n
-		}
-	}
-	t.Fatalf("no Threads: in /proc/%d/status", pid)
-	return 0
-}
+	"github.com/huskrt/husk/internal/procstatus"
+)
 
 // children counts the processes whose parent is pid.
 func children(pid int) int {
@@ -71,7 +53,7 @@ func TestIdlePodThreads(t *testing.T) {
 		t.Fatalf("no shim serves %s", sb)
 	}
 	time.Sleep(time.Second)
-	one := shimThreads(t, pid)
+	one := procstatus.MustThreads(t, pid)
 	for i := 1; i < n; i++ {
 		run(fmt.Sprintf("%s-%d", sb, i), "container")
 	}
@@ -79,7 +61,7 @@ func TestIdlePodThreads(t *testing.T) {
 	if c := children(pid); c < n {
 		t.Fatalf("the pod's shim (pid %d) has %d children, want its %d containers' processes", pid, c, n)
 	}
-	if all := shimThreads(t, pid); all-one > 4 {
+	if all := procstatus.MustThreads(t, pid); all-one > 4 {
 		t.Errorf("the shim had %d threads with one idle container and %d with %d: want no thread per container", one, all, n)
 	}
 }
