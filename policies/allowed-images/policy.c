@@ -25,13 +25,7 @@ const char *husk_policy_init(husk_value cfg) {
 	husk_value k, v;
 	while (husk_next(&it, &k, &v)) {
 		if (!husk_is(k, "images")) {
-			husk_str name;
-			husk_buf msg = {0, 0, 0};
-			husk_string(k, &name);
-			husk_buf_add(&msg, "unknown key ");
-			husk_buf_add_str(&msg, name);
-			husk_buf_add(&msg, " (want images)");
-			return msg.p;
+			return husk_unknown_key(k, "images");
 		}
 		if (!husk_all_strings(v, &allowed_count) || allowed_count == 0)
 			return "images: want a non-empty list of image name prefixes";

@@ -20,13 +20,8 @@ const char *husk_policy_init(husk_value cfg) {
 	while (husk_next(&it, &k, &v)) {
 		husk_str name;
 		husk_string(k, &name);
-		if (!husk_str_eq(name, husk_cstr("level"))) {
-			husk_buf msg = {0, 0, 0};
-			husk_buf_add(&msg, "unknown key ");
-			husk_buf_add_str(&msg, name);
-			husk_buf_add(&msg, " (want level)");
-			return msg.p;
-		}
+		if (!husk_str_eq(name, husk_cstr("level")))
+			return husk_unknown_key_str(name, "level");
 		int found = -1;
 		for (int i = 0; i < 4; i++)
 			if (husk_is(v, levels[i]))

@@ -727,6 +727,26 @@ HUSK_FN husk_decision husk_allow(void) {
 
 /* husk_deny stops the step with reason (shown to the user; husk cuts it
  * at 1 KiB). */
+/* husk_unknown_key_str is husk_policy_init's error for a configuration
+ * key the policy does not know: "unknown key NAME (want WANT)". */
+HUSK_FN const char *husk_unknown_key_str(husk_str name, const char *want) {
+	husk_buf msg = {0, 0, 0};
+	husk_buf_add(&msg, "unknown key ");
+	husk_buf_add_str(&msg, name);
+	husk_buf_add(&msg, " (want ");
+	husk_buf_add(&msg, want);
+	husk_buf_add(&msg, ")");
+	return msg.p;
+}
+
+/* husk_unknown_key is husk_unknown_key_str for the key k of an object's
+ * member (husk_next). */
+HUSK_FN const char *husk_unknown_key(husk_value k, const char *want) {
+	husk_str name;
+	husk_string(k, &name);
+	return husk_unknown_key_str(name, want);
+}
+
 /* HUSK_MAX_REASON is the longest reason husk keeps (it cuts the rest):
  * husk_deny_str cuts there itself, so that a reason quoting a long value
  * of the event (an image name, a path, an argument) never makes the

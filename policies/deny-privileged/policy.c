@@ -47,13 +47,7 @@ const char *husk_policy_init(husk_value cfg) {
 			if (!husk_bool(v, &allow_all_devices))
 				return "allow_all_devices: want true or false";
 		} else {
-			husk_str name;
-			husk_buf msg = {0, 0, 0};
-			husk_string(k, &name);
-			husk_buf_add(&msg, "unknown key ");
-			husk_buf_add_str(&msg, name);
-			husk_buf_add(&msg, " (want capabilities, allow_all_devices)");
-			return msg.p;
+			return husk_unknown_key(k, "capabilities, allow_all_devices");
 		}
 	}
 	return 0;

@@ -21,13 +21,7 @@ const char *husk_policy_init(husk_value cfg) {
 	while (husk_next(&it, &k, &v)) {
 		int32_t n;
 		if (!husk_is(k, "commands")) {
-			husk_str name;
-			husk_buf msg = {0, 0, 0};
-			husk_string(k, &name);
-			husk_buf_add(&msg, "unknown key ");
-			husk_buf_add_str(&msg, name);
-			husk_buf_add(&msg, " (want commands)");
-			return msg.p;
+			return husk_unknown_key(k, "commands");
 		}
 		if (!husk_all_strings(v, &n))
 			return "commands: want a list of programs";

@@ -70,14 +70,8 @@ const char *husk_policy_init(husk_value cfg) {
 	husk_value k, v;
 	while (husk_next(&it, &k, &v)) {
 		husk_buf msg = {0, 0, 0};
-		if (!husk_is(k, "paths")) {
-			husk_str name;
-			husk_string(k, &name);
-			husk_buf_add(&msg, "unknown key ");
-			husk_buf_add_str(&msg, name);
-			husk_buf_add(&msg, " (want paths)");
-			return msg.p;
-		}
+		if (!husk_is(k, "paths"))
+			return husk_unknown_key(k, "paths");
 		int32_t n;
 		if (!husk_all_strings(v, &n))
 			return "paths: want a list of absolute directories";

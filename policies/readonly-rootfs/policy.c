@@ -20,13 +20,7 @@ const char *husk_policy_init(husk_value cfg) {
 	husk_value k, v;
 	while (husk_next(&it, &k, &v)) {
 		if (!husk_is(k, "exempt_images")) {
-			husk_str name;
-			husk_buf msg = {0, 0, 0};
-			husk_string(k, &name);
-			husk_buf_add(&msg, "unknown key ");
-			husk_buf_add_str(&msg, name);
-			husk_buf_add(&msg, " (want exempt_images)");
-			return msg.p;
+			return husk_unknown_key(k, "exempt_images");
 		}
 		if (!husk_all_strings(v, &exempt_count))
 			return "exempt_images: want a list of image name prefixes";

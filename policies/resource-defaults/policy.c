@@ -37,10 +37,7 @@ const char *husk_policy_init(husk_value cfg) {
 		} else if (husk_is(k, "pids_limit")) {
 			limits[1].value = n;
 		} else {
-			husk_buf_add(&msg, "unknown key ");
-			husk_buf_add_str(&msg, name);
-			husk_buf_add(&msg, " (want memory_limit, pids_limit)");
-			return msg.p;
+			return husk_unknown_key_str(name, "memory_limit, pids_limit");
 		}
 	}
 	if (limits[0].value == 0 && limits[1].value == 0)

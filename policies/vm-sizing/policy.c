@@ -34,10 +34,7 @@ const char *husk_policy_init(husk_value cfg) {
 		} else if (husk_str_eq(name, husk_cstr("min_memory_mib"))) {
 			min_memory = n;
 		} else {
-			husk_buf_add(&msg, "unknown key ");
-			husk_buf_add_str(&msg, name);
-			husk_buf_add(&msg, " (want max_vcpus, max_memory_mib, min_memory_mib)");
-			return msg.p;
+			return husk_unknown_key_str(name, "max_vcpus, max_memory_mib, min_memory_mib");
 		}
 	}
 	if (max_vcpus == 0 && max_memory == 0 && min_memory == 0)
