@@ -18,9 +18,10 @@ CRICTL_VERSION=v1.37.0
 # its initrd writer. wabt's wat2wasm compiles the hook tests' WebAssembly
 # text modules (wasmhost/testdata). protobuf-compiler is protoc, for
 # `make proto` (agent/api). erofs-utils is mkfs.erofs: root filesystems
-# reach VMs as EROFS images. clang, lld, wasi-libc and
-# libclang-rt-14-dev-wasm32 build the C hook example of docs/hooks.md §5,
-# which the tests run (hooks/doc_examples_test.go). lz4 unpacks Debian's
+# reach VMs as EROFS images. clang and lld build husk's built-in hook
+# policies (C on policies/c/husk.h) and the C examples of docs/hooks.md §5;
+# wasi-libc and libclang-rt-14-dev-wasm32 the example that uses wasi-libc
+# (hooks/doc_examples_test.go). lz4 unpacks Debian's
 # vmlinuz for the tuned QEMU row of make bench's P9 (PVH boots an ELF).
 APT_PACKAGES=(busybox-static libseccomp-dev pkg-config gcc libc6-dev containernetworking-plugins qemu-system-x86 cpio wabt protobuf-compiler erofs-utils clang lld wasi-libc libclang-rt-14-dev-wasm32 lz4)
 
