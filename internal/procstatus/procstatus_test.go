@@ -2,7 +2,6 @@ package procstatus
 
 import (
 	"os"
-	"runtime"
 	"testing"
 )
 
@@ -17,7 +16,6 @@ func TestThreads(t *testing.T) {
 	if err != nil || byPid < 1 {
 		t.Fatalf("Threads(own pid): %d, %v", byPid, err)
 	}
-	_ = runtime.NumGoroutine()
 	if _, err := Threads(1 << 30); err == nil {
 		t.Error("a pid that does not exist: no error")
 	}
